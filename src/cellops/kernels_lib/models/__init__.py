@@ -1,0 +1,114 @@
+"""Model backends behind one registry and one URI syntax.
+
+``default`` · ``llamacpp:<path.gguf>`` · ``hf:<dir-or-id-or-gguf>`` · ``openai:<base_url>#<model>``
+· ``<name>@<version>`` (or plain ``<name>``) for a model in the workspace registry.
+Loaded models are cached per process, keyed on the URI.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError, NotFoundError
+from ..registry import Registry
+from ..workspace import Workspace, get_workspace
+from .base import LLM, Generation, GenParams, Message, OnToken, to_messages
+from .embedders import Embedder, get_embedder
+
+__all__ = [
+    "LLM", "Embedder", "Generation", "GenParams", "Message", "OnToken",
+    "backends", "generate", "get_embedder", "get_llm", "to_messages",
+]
+
+# scheme -> factory(spec, uri, workspace) -> LLM
+backends: Registry[Callable[[str, str, Workspace], LLM]] = Registry("model backend")
+
+
+@backends.register("llamacpp")
+def _llamacpp(spec: str, uri: str, ws: Workspace) -> LLM:
+    from .llamacpp import LlamaCppModel
+    from .weights import default_gguf
+
+    return LlamaCppModel(default_gguf() if spec in ("", "default") else Path(spec), uri)
+
+
+@backends.register("hf")
+def _hf(spec: str, uri: str, ws: Workspace) -> LLM:
+    from .hf import HFModel
+
+    return HFModel(spec, uri, ws)
+
+
+@backends.register("openai")
+def _openai(spec: str, uri: str, ws: Workspace) -> LLM:
+    from .openai_compat import OpenAICompatModel
+
+    return OpenAICompatModel(spec, uri)
+
+
+def _registry_model(ref: str, ws: Workspace) -> LLM:
+    """A model version from the workspace registry (e.g. a fine-tune) -> its backend."""
+    v = ws.resolve("model", ref)
+    folder = ws.artifact_dir("model", v.name, v.version)
+    fmt = v.content.get("format", "hf")
+    uri = f"{v.name}@{v.version}"
+    if fmt == "gguf":
+        from .llamacpp import LlamaCppModel
+
+        return LlamaCppModel(folder / v.content.get("file", "model.gguf"), uri)
+    from .hf import HFModel
+
+    return HFModel(str(folder / v.content.get("subdir", "model")), uri, ws)
+
+
+_cache: dict[tuple[str, str], LLM] = {}
+_cache_lock = threading.Lock()
+
+
+def get_llm(uri: str = "default", workspace: Workspace | None = None) -> LLM:
+    """Load (once per process) the model named by ``uri``."""
+    uri = (uri or "default").strip()
+    ws = workspace or get_workspace()
+    # File and endpoint models are the same in every workspace; registry and hf ones are not.
+    key = ("", uri) if uri == "default" or uri.startswith(("llamacpp:", "openai:")) else (str(ws.root), uri)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        scheme, sep, spec = uri.partition(":")
+        if uri == "default":
+            llm = backends.get("llamacpp")("default", "default", ws)
+        elif sep and scheme in backends:
+            llm = backends.get(scheme)(spec, uri, ws)
+        elif sep and len(scheme) > 1:  # 'c:\\...' style paths are not schemes
+            raise NotFoundError(
+                f"unknown model URI '{uri}'; use default, {', '.join(s + ':...' for s in backends.names())}"
+                " or NAME@VERSION from the model registry"
+            )
+        else:
+            try:
+                llm = _registry_model(uri, ws)
+            except NotFoundError as e:
+                raise NotFoundError(
+                    f"unknown model '{uri}': {e}. Model URIs: default, "
+                    + ", ".join(s + ":..." for s in backends.names())
+                ) from None
+        _cache[key] = llm
+        return llm
+
+
+def generate(
+    text_or_messages: str | list[Message], model: str = "default", *, system: str | None = None,
+    on_token: OnToken | None = None, workspace: Workspace | None = None, **params: Any,
+) -> Generation:
+    """One call to a model, no prompt registry, no record: the plain Python entry point."""
+    gp = GenParams.from_dict(params)
+    llm = get_llm(model, workspace)
+    try:
+        return llm.generate(to_messages(text_or_messages, system), gp, on_token)
+    except (ModelError, NotFoundError):
+        raise
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ModelError(f"model '{model}' failed: {e}") from e

@@ -1,0 +1,83 @@
+"""Any OpenAI-compatible chat endpoint: ``openai:<base_url>#<model>``.
+
+Works with NIM, vLLM, Ollama, llama.cpp's server and OpenAI itself. Streams with server-sent
+events. The API key comes from CELLOPS_OPENAI_API_KEY or OPENAI_API_KEY (optional for local
+servers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+from ..errors import InvalidInputError, ModelError
+from .base import Generation, GenParams, Message, OnToken
+
+
+class OpenAICompatModel:
+    supports_concurrency = True
+
+    def __init__(self, spec: str, uri: str, timeout_s: float = 120.0) -> None:
+        base_url, sep, model = spec.partition("#")
+        if not sep or not model or not base_url.startswith(("http://", "https://")):
+            raise InvalidInputError(
+                f"bad model URI '{uri}': use openai:<base_url>#<model>, "
+                "e.g. openai:http://127.0.0.1:8000/v1#smollm2"
+            )
+        self.uri, self.base_url, self.model = uri, base_url.rstrip("/"), model
+        self.timeout_s = timeout_s
+        key = os.environ.get("CELLOPS_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def weights_hash(self) -> str:
+        # An endpoint does not expose its weights; the (url, model) pair is the best identity.
+        return hashlib.sha256(f"{self.base_url}#{self.model}".encode()).hexdigest()
+
+    def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
+        import httpx
+
+        body = {
+            "model": self.model, "messages": messages, "stream": True,
+            "temperature": params.temperature, "top_p": params.top_p,
+            "max_tokens": params.max_tokens, "stream_options": {"include_usage": True},
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = params.seed
+        url = f"{self.base_url}/chat/completions"
+        t0 = time.perf_counter()
+        ttft, parts, finish, usage = None, [], "stop", None
+        try:
+            with httpx.stream("POST", url, json=body, headers=self._headers, timeout=self.timeout_s) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise ModelError(f"{url} answered HTTP {r.status_code}: {r.text[:200]}")
+                for line in r.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content") or ""
+                        if piece:
+                            if ttft is None:
+                                ttft = time.perf_counter() - t0
+                            parts.append(piece)
+                            if on_token is not None:
+                                on_token(piece)
+                        finish = choice.get("finish_reason") or finish
+        except httpx.ConnectError as e:
+            raise ModelError(f"endpoint {self.base_url} is down or unreachable ({e}); start the server or fix the URL") from e
+        except httpx.TimeoutException as e:
+            raise ModelError(f"endpoint {self.base_url} did not answer within {self.timeout_s:.0f}s") from e
+        text = "".join(parts)
+        prompt_tokens = int((usage or {}).get("prompt_tokens") or 0)
+        completion_tokens = int((usage or {}).get("completion_tokens") or len(parts))
+        return Generation(text, self.uri, prompt_tokens, completion_tokens,
+                          time.perf_counter() - t0, ttft, finish)

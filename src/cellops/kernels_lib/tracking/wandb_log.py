@@ -1,0 +1,135 @@
+"""W&B logging that never slows a cell down.
+
+One W&B run per process (a notebook kernel, a pipeline run, a training rank 0), started lazily by
+a background thread: ``wandb.init`` costs seconds, and a prompt cell should not wait for it.
+The run id is chosen up front so records can cite it immediately.
+
+Mode: ``WANDB_MODE`` if set; otherwise ``online`` when the user has logged in (an API key is
+configured), else ``offline`` (no account needed; ``wandb sync`` uploads later).
+``CELLOPS_WANDB=off`` disables W&B entirely (records still go to the workspace).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import secrets
+import string
+import threading
+from pathlib import Path
+from typing import Any
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def wandb_enabled() -> bool:
+    return os.environ.get("CELLOPS_WANDB", "on").lower() not in {"off", "0", "false", "disabled"}
+
+
+def wandb_mode() -> str:
+    mode = os.environ.get("WANDB_MODE")
+    if mode:
+        return mode
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path.home() / ".netrc"
+    if netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return "online"
+    return "offline"
+
+
+class _Tracker:
+    """Queue of log calls served by one daemon thread that owns the W&B run."""
+
+    def __init__(self) -> None:
+        self._q: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.run_id: str | None = None
+        self.run_dir: str | None = None
+        self.error: str | None = None
+        self._dir: Path | None = None
+        self._config: dict[str, Any] = {}
+
+    def start(self, workspace_root: Path, job_type: str = "notebook",
+              config: dict[str, Any] | None = None) -> str | None:
+        """Start (once per process) and return the W&B run id, or None when disabled."""
+        if not wandb_enabled():
+            return None
+        with self._lock:
+            if self._thread is None:
+                self.run_id = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+                self._dir = Path(workspace_root)
+                self._config = {"job_type": job_type, **(config or {})}
+                self._thread = threading.Thread(target=self._serve, name="cellops-wandb", daemon=True)
+                self._thread.start()
+                atexit.register(self.finish)
+        return self.run_id
+
+    def log(self, data: dict[str, Any], tables: dict[str, tuple[list[str], list[list[Any]]]] | None = None) -> None:
+        """Log scalars/text; ``tables`` maps a key to (columns, rows) logged as a wandb.Table."""
+        if self._thread is not None:
+            self._q.put(("log", (data, tables or {})))
+
+    def summary(self, data: dict[str, Any]) -> None:
+        if self._thread is not None:
+            self._q.put(("summary", data))
+
+    def flush(self, timeout: float = 120.0) -> None:
+        if self._thread is None:
+            return
+        done = threading.Event()
+        self._q.put(("flush", done))
+        done.wait(timeout)
+
+    def finish(self) -> None:
+        if self._thread is None:
+            return
+        self.flush()
+        self._q.put(None)
+        self._thread.join(timeout=60)
+        self._thread = None
+
+    def _serve(self) -> None:
+        run = None
+        try:
+            os.environ.setdefault("WANDB_SILENT", "true")
+            import wandb
+
+            assert self._dir is not None
+            self._dir.mkdir(parents=True, exist_ok=True)
+            run = wandb.init(
+                project=os.environ.get("WANDB_PROJECT", "cellops"), id=self.run_id,
+                dir=str(self._dir), mode=wandb_mode(), job_type=self._config["job_type"],
+                config=self._config, settings=wandb.Settings(console="off", silent=True),
+            )
+            self.run_dir = str(Path(run.dir).parent)
+        except Exception as e:  # tracking must never break the user's work
+            self.error = f"W&B disabled: {type(e).__name__}: {e}"
+        while True:
+            item = self._q.get()
+            if item is None:
+                break
+            op, arg = item
+            if op == "flush":
+                arg.set()
+                continue
+            if run is None:
+                continue
+            try:
+                if op == "log":
+                    data, tables = arg
+                    payload = dict(data)
+                    for key, (cols, rows) in tables.items():
+                        payload[key] = wandb.Table(columns=cols, data=rows)
+                    run.log(payload)
+                elif op == "summary":
+                    run.summary.update(arg)
+            except Exception as e:
+                self.error = f"W&B log failed: {type(e).__name__}: {e}"
+        if run is not None:
+            run.finish()
+
+
+tracker = _Tracker()

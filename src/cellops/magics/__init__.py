@@ -1,0 +1,68 @@
+"""IPython glue: one Magics class (configurable as ``%config Cellops.model = ...``) that routes
+each magic to its own module (``magics/<name>.py`` with ``HELP`` and ``run(ctx, line, cell)``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from traitlets import Unicode
+
+from ..kernels_lib.errors import CellopsError
+from .context import MagicContext
+
+MAGICS = ("prompt", "rag", "guard", "finetune")
+
+
+@magics_class
+class Cellops(Magics):
+    model = Unicode("default", help="Model URI used when a cell gives no --model.").tag(config=True)
+    embedder = Unicode("default", help="Embedder URI used by %%rag build.").tag(config=True)
+    workspace = Unicode(
+        "", help="Workspace folder (default: CELLOPS_HOME or .cellops in the current directory)."
+    ).tag(config=True)
+
+    def _dispatch(self, name: str, line: str, cell: str | None) -> Any:
+        module = importlib.import_module(f"{__name__}.{name}")
+        try:
+            return module.run(MagicContext(self.shell, self), line, cell)
+        except CellopsError as e:
+            raise UsageError(str(e)) from None
+
+    @line_cell_magic
+    def prompt(self, line: str, cell: str | None = None) -> Any:
+        return self._dispatch("prompt", line, cell)
+
+    @line_cell_magic
+    def rag(self, line: str, cell: str | None = None) -> Any:
+        return self._dispatch("rag", line, cell)
+
+    @line_cell_magic
+    def guard(self, line: str, cell: str | None = None) -> Any:
+        return self._dispatch("guard", line, cell)
+
+    @line_cell_magic
+    def finetune(self, line: str, cell: str | None = None) -> Any:
+        return self._dispatch("finetune", line, cell)
+
+
+def _attach_help() -> None:
+    """``%%rag?`` shows the module's HELP text (each magic module keeps its own usage)."""
+    for name in MAGICS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ImportError:
+            continue
+        getattr(Cellops, name).__doc__ = getattr(module, "HELP", None)
+
+
+def load(ipython: Any) -> None:
+    _attach_help()
+    ipython.register_magics(Cellops)
+
+
+def unload(ipython: Any) -> None:
+    ipython.magics_manager.registry.pop("Cellops", None)

@@ -1,0 +1,138 @@
+"""%%prompt: save a versioned prompt template and run it; %prompt list|show|history|diff|run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from IPython.core.error import UsageError
+
+from ..kernels_lib import prompts
+from ..kernels_lib.prompts import template as tpl
+from .context import MagicArgumentParser, MagicContext, parse_kv
+from .views import PromptListView, TextView
+
+cell_parser = MagicArgumentParser(prog="%%prompt")
+cell_parser.add_argument("name")
+cell_parser.add_argument("--model", help="model URI (default: %%config Cellops.model)")
+cell_parser.add_argument("--system", help="system prompt (a template too)")
+cell_parser.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                         help="template variable; repeatable")
+cell_parser.add_argument("--temperature", type=float)
+cell_parser.add_argument("--top-p", type=float)
+cell_parser.add_argument("--max-tokens", type=int)
+cell_parser.add_argument("--stop", action="append")
+cell_parser.add_argument("--seed", type=int)
+cell_parser.add_argument("-o", "--output", metavar="VAR", help="store the run result in VAR")
+cell_parser.add_argument("--no-run", action="store_true", help="save the version only")
+
+run_parser = MagicArgumentParser(prog="%prompt run")
+run_parser.add_argument("ref")
+run_parser.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
+run_parser.add_argument("--model")
+run_parser.add_argument("-o", "--output", metavar="VAR")
+
+HELP = f"""Versioned prompt templates run against any model.
+
+Cell:  {cell_parser.format_usage().strip()}
+  The body is a Jinja2 template; variables come from -p and from the notebook.
+  Optional test cases follow a line '---' (YAML list; see %prompt test).
+Line:  %prompt list | show NAME[@V] | history NAME | diff NAME@A NAME@B
+       %prompt run NAME[@V] [-p k=v ...] [--model URI] [-o VAR]
+       %prompt compare | test | alias | feedback   (see their own usage)
+Model URIs: default, llamacpp:<file.gguf>, hf:<dir>, openai:<base_url>#<model>, NAME@V.
+"""
+
+
+def _gen_params(a: Any) -> dict[str, Any]:
+    d = {"temperature": a.temperature, "top_p": a.top_p, "max_tokens": a.max_tokens,
+         "seed": a.seed, "stop": tuple(a.stop) if a.stop else None}
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _variables(ctx: MagicContext, source: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Template variables: -p values win over notebook variables of the same name."""
+    found = {k: ctx.user_ns[k] for k in tpl.variables(source) if k in ctx.user_ns}
+    return found | given
+
+
+def execute(ctx: MagicContext, ref: Any, variables: dict[str, Any], model: str | None,
+            params: dict[str, Any] | None, out: str | None) -> Any:
+    from ..widgets.stream import TokenStream
+
+    stream = TokenStream(ctx.live)
+    result = prompts.run(ref, variables, model=model or _config_model(ctx), params=params,
+                         on_token=stream, workspace=ctx.workspace, source="magic")
+    ctx.store(out, result)
+    return stream.finish(result)
+
+
+def _config_model(ctx: MagicContext) -> str | None:
+    return ctx.config.model if ctx.config.model != "default" else None
+
+
+def cell(ctx: MagicContext, line: str, body: str) -> Any:
+    a = cell_parser.parse_line(line)
+    template, sep, tests_src = body.partition("\n---\n")
+    tests = None
+    if sep and tests_src.strip():
+        try:
+            tests = yaml.safe_load(tests_src)
+        except yaml.YAMLError as e:
+            raise UsageError(f"test cases after '---' are not valid YAML: {e}") from None
+        if not isinstance(tests, list):
+            raise UsageError("test cases after '---' must be a YAML list of {vars, assert} items")
+    if not template.strip():
+        raise UsageError("%%prompt needs a template in the cell body")
+    params = _gen_params(a) | ({"model": a.model} if a.model else {})
+    prompt, created = prompts.save(a.name, template, a.system, params, tests, ctx.workspace)
+    if a.no_run:
+        ctx.store(a.output, prompt)
+        state = "saved new version" if created else "unchanged, still"
+        return TextView(f"{state} {prompt.ref} (hash {prompt.hash[:10]})")
+    variables = _variables(ctx, template + (a.system or ""), parse_kv(a.param))
+    return execute(ctx, prompt, variables, None, None, a.output)
+
+
+def line_command(ctx: MagicContext, line: str) -> Any:
+    words = line.split(None, 1)
+    if not words:
+        raise UsageError("usage: %prompt list | show | history | diff | run | compare | test | alias | feedback")
+    cmd, rest = words[0], (words[1] if len(words) > 1 else "")
+    ws = ctx.workspace
+    if cmd == "list":
+        return PromptListView(prompts.list_prompts(ws))
+    if cmd == "show":
+        p = prompts.get(rest.strip(), ws)
+        head = f"{p.ref}  hash {p.hash[:10]}  aliases {', '.join(p.aliases) or '-'}  params {p.params}"
+        return TextView(head + (f"\nsystem: {p.system}" if p.system else "") + "\n\n" + p.template)
+    if cmd == "history":
+        return PromptListView(prompts.history(rest.strip(), ws))
+    if cmd == "diff":
+        refs = rest.split()
+        if len(refs) != 2:
+            raise UsageError("usage: %prompt diff NAME@A NAME@B")
+        return TextView(prompts.diff(*refs, ws) or "(no difference)")
+    if cmd == "run":
+        a = run_parser.parse_line(rest)
+        p = prompts.get(a.ref, ws)
+        variables = _variables(ctx, p.template + (p.system or ""), parse_kv(a.param))
+        return execute(ctx, p, variables, a.model, None, a.output)
+    extra = _loop_commands()
+    if cmd in extra:
+        return extra[cmd](ctx, rest)
+    raise UsageError(f"unknown %prompt command '{cmd}'; use list, show, history, diff, run, "
+                     + ", ".join(extra))
+
+
+def _loop_commands() -> dict[str, Any]:
+    """compare / test / alias / feedback live in magics/prompt_loop.py."""
+    try:
+        from .prompt_loop import COMMANDS
+    except ImportError:
+        return {}
+    return COMMANDS
+
+
+def run(ctx: MagicContext, line: str, cell_body: str | None) -> Any:
+    return line_command(ctx, line) if cell_body is None else cell(ctx, line, cell_body)

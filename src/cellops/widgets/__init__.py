@@ -1,0 +1,1 @@
+"""ipywidgets views and live displays; only imported by magics (never by kernels_lib)."""
