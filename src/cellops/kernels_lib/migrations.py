@@ -31,4 +31,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     ),
+    (
+        40,
+        "pipelines: schedule events (fired, skipped, missed, retried, hook)",
+        """
+        CREATE TABLE IF NOT EXISTS schedule_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, schedule TEXT NOT NULL, event TEXT NOT NULL,
+            at REAL NOT NULL, scheduled_for REAL, run_id TEXT, attempt INTEGER, detail TEXT
+        );
+        CREATE INDEX IF NOT EXISTS schedule_events_by_name ON schedule_events(schedule, at)
+        """,
+    ),
 ]

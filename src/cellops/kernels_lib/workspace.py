@@ -265,6 +265,8 @@ class Workspace:
         version: int | None = None, status: str = "ok", run_id: str | None = None,
     ) -> str:
         run_id = run_id or uuid.uuid4().hex[:12]
+        if os.environ.get("CELLOPS_PIPELINE_RUN"):  # lets a pipeline run collect what it touched
+            record = {**record, "pipeline_run": os.environ["CELLOPS_PIPELINE_RUN"]}
         with self.db(write=True) as conn:
             conn.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
