@@ -7,6 +7,7 @@ Loaded models are cached per process, keyed on the URI.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,15 @@ def _registry_model(ref: str, ws: Workspace) -> LLM:
 
 _cache: dict[tuple[str, str], LLM] = {}
 _cache_lock = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    for llm in _cache.values():
+        close = getattr(llm, "close", None)
+        if close is not None:
+            close()
+    _cache.clear()
 
 
 def get_llm(uri: str = "default", workspace: Workspace | None = None) -> LLM:

@@ -47,6 +47,10 @@ class LlamaCppModel:
             bos_token=tok.token_get_text(self._llm.token_bos()),
         )
 
+    def close(self) -> None:
+        """Free the llama.cpp context now (its own __del__ fails at interpreter shutdown)."""
+        self._llm.close()
+
     def weights_hash(self) -> str:
         return file_hash(self.path)
 
