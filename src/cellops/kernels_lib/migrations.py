@@ -42,4 +42,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX IF NOT EXISTS schedule_events_by_name ON schedule_events(schedule, at)
         """,
     ),
+    (
+        50,
+        "prompt loop: response cache (model URI + weights hash + messages + params -> response)",
+        """
+        CREATE TABLE IF NOT EXISTS prompt_cache (
+            key TEXT PRIMARY KEY, model TEXT NOT NULL, weights_hash TEXT NOT NULL,
+            response TEXT NOT NULL, created_at REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS prompt_cache_by_model ON prompt_cache(model)
+        """,
+    ),
+    (
+        51,
+        "prompt loop: feedback (up/down + comment) on run outputs and grid cells",
+        """
+        CREATE TABLE IF NOT EXISTS prompt_feedback (
+            run_id TEXT NOT NULL, cell TEXT NOT NULL DEFAULT '', prompt TEXT NOT NULL,
+            prompt_name TEXT NOT NULL, model TEXT NOT NULL, rating INTEGER NOT NULL,
+            comment TEXT NOT NULL DEFAULT '', messages TEXT NOT NULL, output TEXT NOT NULL,
+            created_at REAL NOT NULL, PRIMARY KEY (run_id, cell)
+        );
+        CREATE INDEX IF NOT EXISTS prompt_feedback_by_name ON prompt_feedback(prompt_name, created_at)
+        """,
+    ),
 ]
