@@ -25,21 +25,32 @@ cell_parser.add_argument("--stop", action="append")
 cell_parser.add_argument("--seed", type=int)
 cell_parser.add_argument("-o", "--output", metavar="VAR", help="store the run result in VAR")
 cell_parser.add_argument("--no-run", action="store_true", help="save the version only")
+cell_parser.add_argument("--no-cache", action="store_true", help="call the model even when cached")
+cell_parser.add_argument("--tests", metavar="FILE|VAR", help="test cases to store with the version")
 
 run_parser = MagicArgumentParser(prog="%prompt run")
 run_parser.add_argument("ref")
 run_parser.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
 run_parser.add_argument("--model")
 run_parser.add_argument("-o", "--output", metavar="VAR")
+run_parser.add_argument("--no-cache", action="store_true")
 
 HELP = f"""Versioned prompt templates run against any model.
 
 Cell:  {cell_parser.format_usage().strip()}
   The body is a Jinja2 template; variables come from -p and from the notebook.
-  Optional test cases follow a line '---' (YAML list; see %prompt test).
+  Optional test cases follow a line '---' (YAML list of {{vars, assert}}; or --tests FILE):
+    - vars: {{country: France}}
+      assert: [{{type: icontains, value: paris}}, {{type: max-length, value: 80}}]
+  Answers come from the workspace response cache when the same call was made before
+  (--no-cache to call the model anyway).
 Line:  %prompt list | show NAME[@V] | history NAME | diff NAME@A NAME@B
-       %prompt run NAME[@V] [-p k=v ...] [--model URI] [-o VAR]
-       %prompt compare | test | alias | feedback   (see their own usage)
+       %prompt run NAME[@V] [-p k=v ...] [--model URI] [--no-cache] [-o VAR]
+       %prompt compare NAME@A NAME@B ... [--models URI,URI] --on CASES [-o VAR]
+       %prompt test NAME[@V] [--tests FILE] [--model URI]   (raises in papermill runs)
+       %prompt alias NAME@V prod
+       %prompt feedback RUN[:CELL] up|down [COMMENT] | list [NAME] | export NAME FILE --format sft|preference
+       %prompt cache [stats | clear [MODEL]]
 Model URIs: default, llamacpp:<file.gguf>, hf:<dir>, openai:<base_url>#<model>, NAME@V.
 """
 
@@ -57,13 +68,17 @@ def _variables(ctx: MagicContext, source: str, given: dict[str, Any]) -> dict[st
 
 
 def execute(ctx: MagicContext, ref: Any, variables: dict[str, Any], model: str | None,
-            params: dict[str, Any] | None, out: str | None) -> Any:
+            params: dict[str, Any] | None, out: str | None, cache: bool = True) -> Any:
     from ..widgets.stream import TokenStream
 
     stream = TokenStream(ctx.live)
     result = prompts.run(ref, variables, model=model or _config_model(ctx), params=params,
-                         on_token=stream, workspace=ctx.workspace, source="magic")
+                         on_token=stream, workspace=ctx.workspace, source="magic", cache=cache)
     ctx.store(out, result)
+    if ctx.live and not result.blocked:  # rating buttons under the answer
+        from ..widgets.feedback import RunWithFeedback
+
+        return stream.finish(RunWithFeedback(result, ctx.workspace))
     return stream.finish(result)
 
 
@@ -82,6 +97,12 @@ def cell(ctx: MagicContext, line: str, body: str) -> Any:
             raise UsageError(f"test cases after '---' are not valid YAML: {e}") from None
         if not isinstance(tests, list):
             raise UsageError("test cases after '---' must be a YAML list of {vars, assert} items")
+    from .prompt_loop import check_tests, read_tests
+
+    if tests:
+        tests = check_tests(tests)  # a malformed assertion is named before anything is saved
+    if a.tests:
+        tests = (tests or []) + read_tests(ctx, a.tests)
     if not template.strip():
         raise UsageError("%%prompt needs a template in the cell body")
     params = _gen_params(a) | ({"model": a.model} if a.model else {})
@@ -91,7 +112,7 @@ def cell(ctx: MagicContext, line: str, body: str) -> Any:
         state = "saved new version" if created else "unchanged, still"
         return TextView(f"{state} {prompt.ref} (hash {prompt.hash[:10]})")
     variables = _variables(ctx, template + (a.system or ""), parse_kv(a.param))
-    return execute(ctx, prompt, variables, None, None, a.output)
+    return execute(ctx, prompt, variables, None, None, a.output, cache=not a.no_cache)
 
 
 def line_command(ctx: MagicContext, line: str) -> Any:
@@ -117,7 +138,7 @@ def line_command(ctx: MagicContext, line: str) -> Any:
         a = run_parser.parse_line(rest)
         p = prompts.get(a.ref, ws)
         variables = _variables(ctx, p.template + (p.system or ""), parse_kv(a.param))
-        return execute(ctx, p, variables, a.model, None, a.output)
+        return execute(ctx, p, variables, a.model, None, a.output, cache=not a.no_cache)
     extra = _loop_commands()
     if cmd in extra:
         return extra[cmd](ctx, rest)

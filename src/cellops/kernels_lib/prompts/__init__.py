@@ -1,6 +1,39 @@
-"""Versioned, parameterized prompt templates and their runs."""
+"""Versioned, parameterized prompt templates, their runs, and the prompt engineering loop.
 
+``run`` one version; ``compare`` versions x models over cases (a DataFrame; ``compare_grid``
+gives the displayable grid); ``test`` a version against its assertions (``raise_on_failure``
+fails a pipeline); ``rate`` / ``export_feedback`` turn ratings into training data; the response
+cache (``cache_stats`` / ``clear_cache``) makes re-runs instant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..workspace import Workspace, get_workspace
+from . import cache as _cache
+from .assertions import Check
+from .compare import compare, compare_grid
+from .feedback import export as export_feedback
+from .feedback import list_feedback, rate
+from .grid import CompareResult
 from .run import PromptRun, run
 from .store import Prompt, alias, diff, get, history, list_prompts, save
+from .testing import PromptTestFailed, TestReport, test
 
-__all__ = ["Prompt", "PromptRun", "alias", "diff", "get", "history", "list_prompts", "run", "save"]
+
+def cache_stats(workspace: Workspace | None = None) -> dict[str, Any]:
+    """Cached responses per model URI in the workspace."""
+    return _cache.stats(workspace or get_workspace())
+
+
+def clear_cache(model: str | None = None, workspace: Workspace | None = None) -> int:
+    """Delete cached responses (of one model URI, or all); returns how many."""
+    return _cache.clear(workspace or get_workspace(), model)
+
+
+__all__ = [
+    "Check", "CompareResult", "Prompt", "PromptRun", "PromptTestFailed", "TestReport", "alias",
+    "cache_stats", "clear_cache", "compare", "compare_grid", "diff", "export_feedback", "get",
+    "history", "list_feedback", "list_prompts", "rate", "run", "save", "test",
+]

@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import html
-from ..calls import guarded_generate
+from ..calls import CallResult, guarded_generate
 from ..guard import active_policy
-from ..models import GenParams, Generation, OnToken, get_llm
+from ..models import Generation, GenParams, OnToken, get_llm
 from ..tracking import Trace, tracker
 from ..workspace import Workspace, get_workspace
 from . import store
 from . import template as tpl
+from .cache import CachedLLM, CacheStats
 
 GEN_KEYS = set(GenParams.__dataclass_fields__)
 
@@ -31,6 +32,7 @@ class PromptRun:
     trace: list[dict[str, Any]] = field(default_factory=list)
     guard: dict[str, Any] = field(default_factory=dict)
     blocked: str | None = None
+    cached: bool = False  # the answer came from the workspace response cache
 
     @property
     def version(self) -> str:
@@ -42,6 +44,7 @@ class PromptRun:
     def _meta(self) -> str:
         g = self.generation
         cost = f" · {g.completion_tokens} tokens · {g.latency_s:.2f}s" if g else ""
+        cost += " · cached" if self.cached else ""
         return f"{self.prompt.ref} · {self.model}{cost} · run {self.run_id}"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
@@ -68,42 +71,73 @@ def resolve_call(prompt: store.Prompt, variables: dict[str, Any], model: str | N
     return messages, model_uri, gp
 
 
-def run(
-    ref: str | store.Prompt, variables: dict[str, Any] | None = None, *, model: str | None = None,
+@dataclass
+class Call:
+    """One rendered, guarded (and possibly cached) model call, before it is recorded."""
+
+    result: CallResult
+    model_uri: str
+    weights_hash: str
+    params: GenParams
+    trace: Trace
+    policy: Any
+    cached: bool
+
+
+def call(
+    prompt: store.Prompt, variables: dict[str, Any], *, model: str | None = None,
     params: dict[str, Any] | None = None, on_token: OnToken | None = None,
-    workspace: Workspace | None = None, source: str = "python",
-) -> PromptRun:
-    """Run prompt ``ref`` (``NAME``, ``NAME@3``, ``NAME@prod`` or a Prompt) and record the run."""
+    workspace: Workspace | None = None, cache: bool = True, stats: CacheStats | None = None,
+) -> Call:
+    """render -> load model -> guarded generate (through the response cache unless ``cache=False``)."""
     ws = workspace or get_workspace()
-    prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
     trace = Trace()
     with trace.span("render"):
         messages, model_uri, gp = resolve_call(prompt, dict(variables or {}), model, params)
     with trace.span("load_model", model=model_uri):
-        llm = get_llm(model_uri, ws)
+        llm = CachedLLM(get_llm(model_uri, ws), ws, stats, enabled=cache)
     policy = active_policy(ws)
     result = guarded_generate(llm, messages, gp, trace=trace, on_token=on_token, policy=policy)
     gen = result.generation
+    return Call(result, model_uri, llm.weights_hash(), gp, trace, policy,
+                bool(gen is not None and gen.meta.get("cached")))
+
+
+def run(
+    ref: str | store.Prompt, variables: dict[str, Any] | None = None, *, model: str | None = None,
+    params: dict[str, Any] | None = None, on_token: OnToken | None = None,
+    workspace: Workspace | None = None, source: str = "python", cache: bool = True,
+) -> PromptRun:
+    """Run prompt ``ref`` (``NAME``, ``NAME@3``, ``NAME@prod`` or a Prompt) and record the run.
+
+    ``cache=False`` (``--no-cache``) always calls the model; the answer still refreshes the cache.
+    """
+    ws = workspace or get_workspace()
+    prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
+    c = call(prompt, dict(variables or {}), model=model, params=params, on_token=on_token,
+             workspace=ws, cache=cache)
+    result, gen, gp, model_uri = c.result, c.result.generation, c.params, c.model_uri
     wandb_id = tracker.start(ws.root)
     record = {
         "source": source, "prompt": prompt.ref, "prompt_hash": prompt.hash,
-        "messages": result.messages, "model": model_uri, "weights_hash": llm.weights_hash(),
+        "messages": result.messages, "model": model_uri, "weights_hash": c.weights_hash,
         "params": gp.to_dict(), "variables": {k: repr(v)[:500] for k, v in (variables or {}).items()},
         "output": result.text, "blocked": result.blocked,
         "prompt_tokens": gen.prompt_tokens if gen else 0,
         "completion_tokens": gen.completion_tokens if gen else 0,
         "latency_s": gen.latency_s if gen else 0.0, "ttft_s": gen.ttft_s if gen else None,
-        "trace": trace.to_list(),
+        "trace": c.trace.to_list(),
         "guard": {k: _report_dict(v) for k, v in result.reports.items()},
-        "guard_policy": getattr(policy, "ref", None), "wandb_run_id": wandb_id,
+        "guard_policy": getattr(c.policy, "ref", None), "wandb_run_id": wandb_id,
+        "cached": c.cached,
     }
     run_id = ws.record_run("prompt", record, prompt.name, prompt.version,
                            status="blocked" if result.blocked else "ok")
     tracker.log({f"prompt/{k}": record[k] for k in
-                 ("prompt", "model", "prompt_tokens", "completion_tokens", "latency_s")}
+                 ("prompt", "model", "prompt_tokens", "completion_tokens", "latency_s", "cached")}
                 | {"prompt/run_id": run_id, "prompt/output": result.text})
     return PromptRun(result.text, prompt, model_uri, run_id, result.messages, gp.to_dict(), gen,
-                     record["trace"], result.reports, result.blocked)
+                     record["trace"], result.reports, result.blocked, c.cached)
 
 
 def _report_dict(report: Any) -> Any:

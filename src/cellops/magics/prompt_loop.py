@@ -1,0 +1,167 @@
+"""%prompt compare | test | alias | feedback | cache: the prompt engineering loop's line commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..kernels_lib import prompts
+from ..kernels_lib.prompts import assertions, feedback
+from ..kernels_lib.prompts.cases import load_cases
+from .context import MagicArgumentParser, MagicContext, parse_kv
+from .views import TextView
+
+compare_parser = MagicArgumentParser(prog="%prompt compare")
+compare_parser.add_argument("refs", nargs="+", metavar="NAME@V")
+compare_parser.add_argument("--models", help="comma-separated model URIs (default: each prompt's model)")
+compare_parser.add_argument("--on", required=True, metavar="CASES",
+                            help="a .jsonl/.csv/.yaml file, or a DataFrame / list variable")
+compare_parser.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                            help="a variable shared by every case")
+compare_parser.add_argument("--max-tokens", type=int)
+compare_parser.add_argument("--temperature", type=float)
+compare_parser.add_argument("--seed", type=int)
+compare_parser.add_argument("--workers", type=int, default=4, help="parallel calls per HTTP endpoint")
+compare_parser.add_argument("--no-cache", action="store_true", help="call the models even when cached")
+compare_parser.add_argument("-o", "--output", metavar="VAR", help="store the grid as a DataFrame")
+
+test_parser = MagicArgumentParser(prog="%prompt test")
+test_parser.add_argument("ref", metavar="NAME[@V]")
+test_parser.add_argument("--tests", metavar="FILE|VAR", help="cases instead of the stored ones")
+test_parser.add_argument("--model", help="model URI (default: the prompt's model)")
+test_parser.add_argument("--no-cache", action="store_true")
+test_parser.add_argument("--raise", dest="raise_", action="store_true",
+                         help="raise on failure (automatic in a papermill run: CELLOPS_BATCH=1)")
+test_parser.add_argument("-o", "--output", metavar="VAR", help="store the TestReport")
+
+export_parser = MagicArgumentParser(prog="%prompt feedback export")
+export_parser.add_argument("name")
+export_parser.add_argument("file")
+export_parser.add_argument("--format", choices=feedback.FORMATS, default="sft")
+
+USAGE = {
+    "compare": compare_parser.format_usage().strip(),
+    "test": test_parser.format_usage().strip(),
+    "alias": "usage: %prompt alias NAME@V ALIAS   (then NAME@ALIAS works everywhere)",
+    "feedback": ("usage: %prompt feedback RUN[:CASE:COLUMN] up|down [COMMENT] | feedback list [NAME] | "
+                 "feedback export NAME FILE.jsonl --format sft|preference"),
+    "cache": "usage: %prompt cache [stats | clear [MODEL_URI]]",
+}
+
+
+def _source(ctx: MagicContext, value: str) -> Any:
+    """A notebook variable of that name, else a file path."""
+    if value.isidentifier() and value in ctx.user_ns:
+        return ctx.user_ns[value]
+    if Path(value).expanduser().exists():
+        return value
+    raise UsageError(f"no notebook variable or file named '{value}'; pass a .jsonl/.csv/.yaml path "
+                     "or the name of a DataFrame / list variable")
+
+
+def _config_model(ctx: MagicContext) -> str | None:
+    return ctx.config.model if ctx.config.model != "default" else None
+
+
+def compare(ctx: MagicContext, rest: str) -> Any:
+    from ..kernels_lib.prompts.compare import prepare, run_plan
+
+    a = compare_parser.parse_line(rest)
+    models = [m.strip() for m in a.models.split(",") if m.strip()] if a.models else None
+    params = {k: v for k, v in {"max_tokens": a.max_tokens, "temperature": a.temperature,
+                                "seed": a.seed}.items() if v is not None}
+    plan = prepare(a.refs, models, _source(ctx, a.on), params=params, variables=parse_kv(a.param),
+                   cache=not a.no_cache, workers=a.workers, workspace=ctx.workspace,
+                   default_model=_config_model(ctx))
+    if not ctx.live:
+        result = run_plan(plan, source="magic")
+        ctx.store(a.output, result.to_frame())
+        return result
+    from IPython.display import display
+
+    from ..widgets.compare_grid import CompareGridView
+
+    view = CompareGridView(plan.columns, plan.cases, ctx.workspace)
+    handle = display(view, display_id=True)
+    result = run_plan(plan, on_cell=view.update, source="magic")
+    view.finish(result)
+    handle.update(view)  # the saved notebook keeps the static table next to the widget
+    ctx.store(a.output, result.to_frame())
+    return None
+
+
+def test(ctx: MagicContext, rest: str) -> Any:
+    a = test_parser.parse_line(rest)
+    cases = _source(ctx, a.tests) if a.tests else None
+    batch = bool(os.environ.get("CELLOPS_BATCH"))
+    report = prompts.test(a.ref, cases, model=a.model or _config_model(ctx), cache=not a.no_cache,
+                          workspace=ctx.workspace, source="magic")
+    ctx.store(a.output, report)
+    if not report.ok and (a.raise_ or batch):
+        from IPython.display import display
+
+        display(report)  # the table stays in the executed notebook, above the error
+        raise prompts.PromptTestFailed(report.failure_line(), report)
+    return report
+
+
+def alias(ctx: MagicContext, rest: str) -> Any:
+    words = rest.split()
+    if len(words) != 2 or "@" not in words[0]:
+        raise UsageError(USAGE["alias"])
+    p = prompts.alias(words[0], words[1], ctx.workspace)
+    return TextView(f"{p.name}@{words[1]} -> {p.ref} (aliases of {p.ref}: {', '.join(p.aliases)})")
+
+
+def feedback_cmd(ctx: MagicContext, rest: str) -> Any:
+    words = rest.split(None, 2)
+    if not words:
+        raise UsageError(USAGE["feedback"])
+    ws = ctx.workspace
+    if words[0] == "export":
+        a = export_parser.parse_line(rest.split(None, 1)[1] if len(words) > 1 else "")
+        return feedback.export(a.name, a.format, a.file, ws)
+    if words[0] == "list":
+        items = feedback.list_feedback(words[1] if len(words) > 1 else None, ws)
+        if not items:
+            return TextView("(no ratings yet)")
+        return TextView("\n".join(
+            f"{'+1' if i['rating'] > 0 else '-1'}  {i['prompt']} · {i['model']} · run {i['run_id']}"
+            f"{':' + i['cell'] if i['cell'] else ''}  {i['comment']}" for i in items))
+    if len(words) < 2:
+        raise UsageError(USAGE["feedback"])
+    run_id, _, cell = words[0].partition(":")
+    row = feedback.rate(run_id, words[1], words[2] if len(words) > 2 else "", cell or None, ws)
+    return TextView(f"rated {'up' if row['rating'] > 0 else 'down'}: {row['prompt']} · {row['model']} "
+                    f"(run {row['run_id']}{':' + cell if cell else ''})")
+
+
+def cache_cmd(ctx: MagicContext, rest: str) -> Any:
+    words = rest.split()
+    if not words or words[0] == "stats":
+        s = prompts.cache_stats(ctx.workspace)
+        lines = [f"{m}: {v['entries']} responses ({v['bytes'] / 1024:.1f} KiB)" for m, v in s.items()]
+        return TextView("\n".join(lines) or "(cache is empty)")
+    if words[0] == "clear" and len(words) <= 2:
+        n = prompts.clear_cache(words[1] if len(words) > 1 else None, ctx.workspace)
+        return TextView(f"deleted {n} cached responses")
+    raise UsageError(USAGE["cache"])
+
+
+def check_tests(source: Any) -> list[dict[str, Any]]:
+    """Validate test cases (shape + every assertion); returns them as plain dicts to store."""
+    cases = load_cases(source)
+    assertions.validate_cases(cases)
+    return [{"vars": c.vars, "assert": c.asserts, **({"description": c.description} if c.description else {})}
+            for c in cases]
+
+
+def read_tests(ctx: MagicContext, source: str) -> list[dict[str, Any]]:
+    """--tests FILE|VAR for %%prompt: the cases to store with the version."""
+    return check_tests(_source(ctx, source))
+
+
+COMMANDS = {"compare": compare, "test": test, "alias": alias, "feedback": feedback_cmd, "cache": cache_cmd}
