@@ -1,0 +1,154 @@
+/**
+ * The sidebar widget: holds the view state (lists or one item), fetches, re-renders, and
+ * polls while it is visible (every 2 s while a fine-tuning job runs, every 10 s otherwise).
+ */
+import { Widget } from '@lumino/widgets';
+
+import { Fetcher, errorText, loadDiff, loadJob, loadPrompt, loadRun, loadWorkspace } from './load';
+import { EMPTY, PromptDetail, WorkspaceData, pollInterval } from './model';
+import { Actions, renderArtifact, renderError, renderJob, renderLists, renderPrompt, renderRun, h } from './render';
+
+type View =
+  | { kind: 'lists' }
+  | { kind: 'prompt'; name: string }
+  | { kind: 'run'; id: string }
+  | { kind: 'job'; id: string }
+  | { kind: 'artifact'; what: 'index' | 'model'; ref: string };
+
+export class CellopsPanel extends Widget {
+  private view: View = { kind: 'lists' };
+  private data: WorkspaceData = EMPTY;
+  private diff = { a: 0, b: 0, text: null as string | null };
+  private timer: number | null = null;
+  private busy = false;
+  private body: HTMLElement;
+  private where: HTMLElement;
+  readonly actions: Actions;
+
+  constructor(
+    private readonly fetch: Fetcher,
+    private readonly insertCell: (code: string) => void,
+    private dir: string = ''
+  ) {
+    super();
+    this.id = 'cellops-sidebar';
+    this.addClass('jp-cellops-panel');
+    this.title.caption = 'cellops workspace';
+    const refresh = h('button', { class: 'jp-cellops-btn', title: 'Refresh', type: 'button' }, '⟳');
+    refresh.addEventListener('click', () => void this.refresh());
+    this.where = h('span', { class: 'jp-cellops-where' });
+    this.body = h('div', { class: 'jp-cellops-body' });
+    this.node.append(h('div', { class: 'jp-cellops-head' }, h('b', {}, 'cellops'), this.where, refresh), this.body);
+    const go = (v: View) => {
+      this.view = v;
+      void this.refresh();
+    };
+    this.actions = {
+      refresh: () => void this.refresh(),
+      back: () => go({ kind: 'lists' }),
+      openPrompt: name => {
+        this.diff = { a: 0, b: 0, text: null };
+        go({ kind: 'prompt', name });
+      },
+      openRun: id => go({ kind: 'run', id }),
+      openJob: id => go({ kind: 'job', id }),
+      openArtifact: (what, ref) => go({ kind: 'artifact', what, ref }),
+      diff: (_name, a, b) => {
+        this.diff = { a, b, text: null };
+        void this.refresh();
+      },
+      insert: code => this.insertCell(code)
+    };
+  }
+
+  /** The folder whose .cellops is shown (the current notebook's folder). */
+  setDir(dir: string): void {
+    if (dir !== this.dir) {
+      this.dir = dir;
+      this.view = { kind: 'lists' };
+      void this.refresh();
+    }
+  }
+
+  async refresh(): Promise<void> {
+    if (this.busy) {
+      return;
+    }
+    this.busy = true;
+    try {
+      this.where.textContent = this.dir ? `${this.dir}/.cellops` : '.cellops';
+      this.body.replaceChildren(await this.renderView());
+    } finally {
+      this.busy = false;
+      this.schedule();
+    }
+  }
+
+  private async renderView(): Promise<HTMLElement> {
+    const v = this.view;
+    try {
+      if (v.kind === 'prompt') {
+        const d: PromptDetail = await loadPrompt(this.fetch, this.dir, v.name);
+        const n = d.versions.length;
+        if (n > 1 && this.diff.text === null) {
+          if (!this.diff.a) {
+            this.diff = { a: d.versions[n - 2].version, b: d.versions[n - 1].version, text: null };
+          }
+          this.diff.text = await loadDiff(this.fetch, this.dir, v.name, this.diff.a, this.diff.b);
+        }
+        return renderPrompt(d, this.diff, this.actions);
+      }
+      if (v.kind === 'run') {
+        return renderRun(await loadRun(this.fetch, this.dir, v.id), this.actions);
+      }
+      if (v.kind === 'job') {
+        return renderJob(await loadJob(this.fetch, this.dir, v.id), this.actions);
+      }
+      const loaded = await loadWorkspace(this.fetch, this.dir);
+      this.data = loaded.data;
+      if (v.kind === 'artifact') {
+        const list = v.what === 'index' ? this.data.indexes : this.data.models;
+        const item = list.find(x => x.ref === v.ref);
+        if (item) {
+          return renderArtifact(v.what, item, this.actions);
+        }
+        this.view = { kind: 'lists' };
+      }
+      return renderLists(this.data, loaded.error, this.actions);
+    } catch (e) {
+      const box = h('div', {}, renderError(errorText(e)));
+      box.append(h('button', { class: 'jp-cellops-btn', type: 'button' }, '‹ back'));
+      box.lastElementChild?.addEventListener('click', () => this.actions.back());
+      return box;
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer !== null) {
+      window.clearTimeout(this.timer);
+    }
+    if (this.isDisposed) {
+      return;
+    }
+    const running = this.view.kind === 'job' || this.data.jobs.some(j => j.running);
+    const ms = running ? 2000 : pollInterval(this.data);
+    this.timer = window.setTimeout(() => {
+      if (this.isVisible) {
+        void this.refresh();
+      } else {
+        this.schedule();
+      }
+    }, ms);
+  }
+
+  protected onAfterShow(): void {
+    void this.refresh();
+  }
+
+  dispose(): void {
+    if (this.timer !== null) {
+      window.clearTimeout(this.timer);
+    }
+    super.dispose();
+  }
+}

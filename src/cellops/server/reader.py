@@ -1,0 +1,238 @@
+"""Read-only views of a workspace as JSON-ready dicts, for the REST API and the sidebar.
+
+Everything here goes through the kernels_lib Workspace API; nothing writes to the workspace
+except the numbered migrations that opening an existing database runs. A folder without a
+``.cellops/cellops.db`` is *not* turned into a workspace: it simply has nothing to show, so
+opening JupyterLab somewhere never litters it with an empty store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from ..kernels_lib.errors import CellopsError, NotFoundError, WorkspaceError
+from ..kernels_lib.workspace import Version, Workspace, get_workspace
+from . import jobs
+
+MAX_FILE_BYTES = 1_000_000  # the file endpoint serves cards, configs and logs, not weights
+LIST_LIMIT = 200
+
+
+class OutsideError(CellopsError):
+    """A path that resolves outside the server root or the workspace (HTTP 403)."""
+
+
+def locate(root_dir: str | os.PathLike[str], rel_dir: str = "") -> Path:
+    """The .cellops folder for ``rel_dir`` (a folder under the server root, as the kernel of a
+    notebook there would use it); CELLOPS_HOME wins, as it does for the kernels this server starts.
+    """
+    env = os.environ.get("CELLOPS_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    root = Path(root_dir).expanduser().resolve()
+    rel = (rel_dir or "").strip().lstrip("/")
+    base = (root / rel).resolve()
+    if base != root and root not in base.parents:
+        raise OutsideError(f"folder '{rel_dir}' is outside the server root; use a path under it")
+    return base / ".cellops"
+
+
+class Reader:
+    """One workspace folder, opened lazily; ``ws`` is None when there is no database yet."""
+
+    def __init__(self, ws_dir: Path) -> None:
+        self.ws_dir = ws_dir
+        self.ws: Workspace | None = None
+        if (ws_dir / "cellops.db").is_file():
+            try:
+                self.ws = get_workspace(ws_dir)
+            except sqlite3.DatabaseError as e:  # a damaged file that fails past the wrapper
+                raise WorkspaceError(_corrupt(ws_dir, e)) from e
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _versions(self, kind: str) -> list[Version]:
+        return self.ws.list_versions(kind) if self.ws is not None else []
+
+    def _inside(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` (absolute, or relative to the workspace) if it stays inside the workspace."""
+        p = Path(path)
+        full = (p if p.is_absolute() else self.ws_dir / p).resolve()
+        top = self.ws_dir.resolve()
+        if full != top and top not in full.parents:
+            raise OutsideError(f"'{path}' is outside the workspace {top.name}/; only its files can be read")
+        return full
+
+    # -- endpoints --------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        if self.ws is not None:
+            with self.ws.db() as conn:
+                for kind, n in conn.execute("SELECT kind, COUNT(*) FROM versions GROUP BY kind"):
+                    counts[kind] = n
+                counts["runs"] = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        return {"workspace": str(self.ws_dir), "exists": self.ws is not None, "counts": counts}
+
+    def prompts(self) -> list[dict[str, Any]]:
+        by_name: dict[str, list[Version]] = {}
+        for v in self._versions("prompt"):
+            by_name.setdefault(v.name, []).append(v)
+        out = []
+        for name, vs in by_name.items():
+            latest = vs[-1]
+            out.append({"name": name, "latest": latest.version, **_prompt_fields(latest),
+                        "versions": [_version_head(v) for v in vs]})
+        return out
+
+    def prompt(self, name: str) -> dict[str, Any]:
+        vs = self.ws.list_versions("prompt", name) if self.ws is not None else []
+        if not vs:
+            raise NotFoundError(f"no prompt named '{name}' in this workspace")
+        runs = self.runs(kind="prompt", name=name, limit=20)
+        return {"name": name, "versions": [_version_head(v) | _prompt_fields(v) for v in vs],
+                "runs": runs}
+
+    def prompt_diff(self, name: str, a: str, b: str) -> dict[str, Any]:
+        if self.ws is None:
+            raise NotFoundError(f"no prompt named '{name}' in this workspace")
+        from ..kernels_lib.prompts.store import diff  # the same text as `%prompt diff`
+
+        ref_a, ref_b = f"{name}@{a}", f"{name}@{b}"
+        return {"a": ref_a, "b": ref_b, "diff": diff(ref_a, ref_b, self.ws)}
+
+    def runs(self, kind: str | None = None, name: str | None = None,
+             limit: int = 50) -> list[dict[str, Any]]:
+        if self.ws is None:
+            return []
+        rows = self.ws.list_runs(kind or None, name or None, limit=min(max(limit, 1), LIST_LIMIT))
+        return [_run_summary(r) for r in rows]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        if self.ws is None:
+            raise NotFoundError(f"no run '{run_id}' in this workspace")
+        r = self.ws.get_run(run_id)
+        return _run_summary(r) | {"record": r["record"]}
+
+    def indexes(self) -> list[dict[str, Any]]:
+        return [self._artifact_view(v) for v in self._versions("index")]
+
+    def models(self) -> list[dict[str, Any]]:
+        out = []
+        for v in self._versions("model"):
+            view = self._artifact_view(v)
+            view["card"] = _read_json(Path(view["path"]) / "card.json") if view["path"] else None
+            out.append(view)
+        return out
+
+    def _artifact_view(self, v: Version) -> dict[str, Any]:
+        assert self.ws is not None
+        d = self.ws.artifact_dir(v.kind, v.name, v.version)
+        size, files = _dir_size(d)
+        return _version_head(v) | {"content": _shorten(v.content), "size_bytes": size,
+                                   "files": files, "path": str(d) if d.is_dir() else None}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        if self.ws is None:
+            return []
+        return [jobs.job_view(r, self._events_path(r)) for r in self.ws.list_runs("finetune", limit=100)]
+
+    def job(self, run_id: str, since: int = 0) -> dict[str, Any]:
+        if self.ws is None:
+            raise NotFoundError(f"no fine-tuning job '{run_id}' in this workspace")
+        r = self.ws.get_run(run_id)
+        return jobs.job_view(r, self._events_path(r), with_events_since=since)
+
+    def _events_path(self, run: dict[str, Any]) -> Path | None:
+        """The job's event file, only if it lies inside the workspace."""
+        found = jobs.events_path(run["record"])
+        if found is None and self.ws is not None:
+            guess = self.ws.artifacts / "runs" / run["id"] / "events.jsonl"
+            found = guess if guess.is_file() else None
+        if found is None:
+            return None
+        try:
+            return self._inside(found)
+        except OutsideError:
+            return None
+
+    def schedules(self) -> list[dict[str, Any]]:
+        if self.ws is None:
+            return []
+        return jobs.schedules(self.ws)
+
+    def file(self, path: str) -> dict[str, Any]:
+        full = self._inside(path)
+        if not full.is_file():
+            raise NotFoundError(f"no file '{path}' in the workspace")
+        size = full.stat().st_size
+        with open(full, "rb") as f:
+            data = f.read(MAX_FILE_BYTES)
+        return {"path": str(full.relative_to(self.ws_dir.resolve())), "size_bytes": size,
+                "truncated": size > MAX_FILE_BYTES, "text": data.decode("utf-8", "replace")}
+
+
+def _corrupt(ws_dir: Path, e: Exception) -> str:
+    return (f"workspace database {ws_dir / 'cellops.db'} is corrupt ({e}); "
+            "move it aside (mv cellops.db cellops.db.bad) to start a fresh workspace")
+
+
+def _version_head(v: Version) -> dict[str, Any]:
+    return {"name": v.name, "version": v.version, "ref": v.ref, "hash": v.hash,
+            "aliases": list(v.aliases), "created_at": v.created_at}
+
+
+def _prompt_fields(v: Version) -> dict[str, Any]:
+    c = v.content
+    return {"template": c.get("template", ""), "system": c.get("system"),
+            "params": c.get("params", {}), "tests": len(c.get("tests", []) or [])}
+
+
+def _run_summary(r: dict[str, Any]) -> dict[str, Any]:
+    """The columns a run list needs: params and metrics pulled out of the free-form record."""
+    rec = r["record"] if isinstance(r.get("record"), dict) else {}
+    params = rec.get("params") or rec.get("config") or {}
+    metrics = rec.get("metrics") if isinstance(rec.get("metrics"), dict) else {
+        k: v for k, v in rec.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    return {k: r.get(k) for k in ("id", "kind", "name", "version", "status", "created_at")} | {
+        "params": params if isinstance(params, dict) else {},
+        "metrics": metrics, "model": rec.get("model"), "source": rec.get("source"),
+        "output": str(rec.get("output", ""))[:300] if rec.get("output") is not None else None,
+    }
+
+
+def _shorten(content: dict[str, Any], limit: int = 400) -> dict[str, Any]:
+    """Version content for a list row: long strings and big lists cut, so a list stays small."""
+    out: dict[str, Any] = {}
+    for k, v in content.items():
+        if isinstance(v, str) and len(v) > limit:
+            v = v[:limit] + "…"
+        elif isinstance(v, list | dict) and len(json.dumps(v, default=str)) > limit:
+            v = f"({type(v).__name__} of {len(v)})"
+        out[k] = v
+    return out
+
+
+def _dir_size(d: Path) -> tuple[int, int]:
+    total = files = 0
+    for base, _dirs, names in os.walk(d):
+        for n in names:
+            try:
+                total += os.stat(os.path.join(base, n)).st_size
+                files += 1
+            except OSError:
+                continue  # a file removed while we walk
+    return total, files
+
+
+def _read_json(p: Path) -> Any:
+    try:
+        if p.is_file() and p.stat().st_size <= MAX_FILE_BYTES:
+            return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {"error": f"{p.name} is not valid JSON"}
+    return None
