@@ -1,0 +1,34 @@
+# cellops: the two commands in README.md are `make quickstart` and `make test`.
+# Both set up .venv on first use (pinned CPU torch first: an unpinned one pulls a CUDA build).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.cellops-installed
+
+.PHONY: setup quickstart test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	$(PY) -m pip install -q torch==2.13.0
+	bash scripts/system-deps.sh
+	bash extension/build.sh
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+quickstart: setup
+	$(VENV)/bin/cellops quickstart
+
+test: setup
+	bash scripts/system-deps.sh
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info
