@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.util
 import os
 from pathlib import Path
@@ -10,7 +11,28 @@ from pathlib import Path
 from ..errors import ModelError
 
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_hash_cache: dict[tuple[str, int, int], str] = {}
+# Hashing a 100 MB GGUF costs ~0.3 s; a fresh kernel should not pay it before its first token,
+# so digests persist across processes, keyed by (path, size, mtime).
+_HASH_FILE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cellops" / "file-hashes.json"
+_hash_cache: dict[str, str] = {}
+
+
+def _load_hashes() -> None:
+    if not _hash_cache and _HASH_FILE.exists():
+        try:
+            _hash_cache.update(json.loads(_HASH_FILE.read_text()))
+        except (OSError, ValueError):
+            pass  # a damaged cache only costs a re-hash
+
+
+def _save_hashes() -> None:
+    try:
+        _HASH_FILE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _HASH_FILE.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(_hash_cache))
+        os.replace(tmp, _HASH_FILE)
+    except OSError:
+        pass
 
 
 def package_dir(package: str) -> Path:
@@ -37,10 +59,11 @@ def file_hash(path: Path) -> str:
     """sha256 of a file, or of every file in a folder (sorted by relative path)."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    h = hashlib.sha256()
+    _load_hashes()
+    h, changed = hashlib.sha256(), False
     for f in files:
         st = f.stat()
-        key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+        key = f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         digest = _hash_cache.get(key)
         if digest is None:
             fh = hashlib.sha256()
@@ -48,7 +71,10 @@ def file_hash(path: Path) -> str:
                 for block in iter(lambda: fp.read(1 << 22), b""):
                     fh.update(block)
             digest = _hash_cache[key] = fh.hexdigest()
+            changed = changed or st.st_size > 1 << 20
         if path.is_dir():
             h.update(os.fsencode(f.relative_to(path)))
         h.update(digest.encode())
+    if changed:
+        _save_hashes()
     return h.hexdigest()
