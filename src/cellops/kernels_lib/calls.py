@@ -36,6 +36,27 @@ def _blocked_text(policy: Any, rail: str, report: Any) -> str:
     return f"[blocked by guard policy {getattr(policy, 'ref', '?')} ({rail}): {reason}]"
 
 
+def _redact_messages(messages: list[Message], text_in: str, rep: Any) -> list[Message]:
+    """Apply the input rail's redaction to the user messages.
+
+    The checked text is the user messages joined (or the caller's ``input_text``), so a plain
+    replace only works for a single message that contains it verbatim; otherwise each redacted
+    value is replaced by its placeholder wherever it occurs.
+    """
+    if any(m["role"] == "user" and text_in in m["content"] for m in messages):
+        return [{**m, "content": m["content"].replace(text_in, rep.text)} if m["role"] == "user" else m
+                for m in messages]
+    placeholders = getattr(rep, "placeholders", {}) or {}
+    out = []
+    for m in messages:
+        content = m["content"]
+        if m["role"] == "user":
+            for ph, original in sorted(placeholders.items(), key=lambda kv: -len(kv[1])):
+                content = content.replace(original, ph)
+        out.append({**m, "content": content})
+    return out
+
+
 def guarded_generate(
     llm: LLM, messages: list[Message], params: GenParams, *, trace: Trace,
     on_token: OnToken | None = None, policy: Any = None, context: list[str] | None = None,
@@ -49,13 +70,10 @@ def guarded_generate(
         with trace.span("guard.input"):
             rep = policy.check_input(text_in)
         reports["input"] = rep
+        if rep.text != text_in:  # redacted: the model sees (and the record keeps) the redacted text
+            messages = _redact_messages(messages, text_in, rep)
         if not rep.allowed:
             return CallResult(_blocked_text(policy, "input", rep), None, messages, "input", reports)
-        if rep.text != text_in:  # redacted: the model sees the redacted text
-            messages = [
-                {**m, "content": m["content"].replace(text_in, rep.text)} if m["role"] == "user" else m
-                for m in messages
-            ]
 
     checker = policy.stream_checker(context) if policy is not None and hasattr(policy, "stream_checker") else None
     parts: list[str] = []

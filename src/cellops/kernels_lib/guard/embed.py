@@ -1,0 +1,227 @@
+"""Shared embedding work for the embedding checks, done once per text.
+
+``TextCtx`` embeds the text under check at most once (all embedding checks read
+``ctx.embeddings``); exemplar matrices and trained classifier weights are cached in the process
+and as ``.npy``/``.npz`` files in the workspace, keyed by a hash of the exemplars, so a new
+kernel does not re-embed hundreds of exemplars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..workspace import Workspace
+
+EMBEDDER = "default"
+SEGMENT_CHARS = 1200  # ~250 MiniLM tokens: longer texts are embedded as several segments
+MAX_SEGMENTS = 12  # bounded work on huge texts: first 8 and last 4 segments
+_SENT_RE = re.compile(r"(?<=[.!?。])\s+|\n{1,}")
+
+_mem: dict[str, Any] = {}
+_mem_lock = threading.Lock()
+_text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_TEXT_CACHE_MAX = 2048
+
+
+def embedder() -> Any:
+    from ..models import get_embedder
+
+    return get_embedder(EMBEDDER)
+
+
+def encode(texts: Sequence[str]) -> np.ndarray:
+    """Embed ``texts`` (L2-normalised float32), reusing recent results: the same prompt is often
+    checked again (input rail, then an ad-hoc check, then eval)."""
+    missing = [t for t in dict.fromkeys(texts) if t not in _text_cache]
+    if missing:
+        vecs = embedder().encode(missing)
+        with _mem_lock:
+            for t, v in zip(missing, vecs, strict=False):
+                _text_cache[t] = v
+                if len(_text_cache) > _TEXT_CACHE_MAX:
+                    _text_cache.popitem(last=False)
+    dim = next(iter(_text_cache.values())).shape[0] if _text_cache else 384
+    return np.stack([_text_cache[t] for t in texts]) if texts else np.zeros((0, dim), np.float32)
+
+
+def segments(text: str) -> list[str]:
+    """The parts of ``text`` that get embedded: whole if short, else bounded windows."""
+    text = text.strip()
+    if len(text) <= SEGMENT_CHARS:
+        return [text] if text else [""]
+    parts = [text[i:i + SEGMENT_CHARS] for i in range(0, len(text), SEGMENT_CHARS)]
+    if len(parts) > MAX_SEGMENTS:
+        parts = parts[:8] + parts[-4:]
+    return parts
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence-like piece of ``text`` (end exclusive)."""
+    out, pos = [], 0
+    for m in _SENT_RE.finditer(text):
+        if text[pos:m.start()].strip():
+            out.append((pos, m.start()))
+        pos = m.end()
+    if text[pos:].strip():
+        out.append((pos, len(text)))
+    return out
+
+
+class TextCtx:
+    """One text under check, with lazily computed, shared embeddings."""
+
+    def __init__(self, text: str, rail: str, context: list[str] | None = None) -> None:
+        self.text, self.rail, self.context = text, rail, context
+        self._emb: np.ndarray | None = None
+        self.embed_ms = 0.0
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """(n_segments, dim) embeddings of the text; computed on first use."""
+        if self._emb is None:
+            import time
+
+            t0 = time.perf_counter()
+            self._emb = encode(segments(self.text))
+            self.embed_ms += (time.perf_counter() - t0) * 1000
+        return self._emb
+
+
+# -- exemplars --------------------------------------------------------------------------------
+EXEMPLAR_DIR = Path(__file__).parent / "exemplars"
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    from ..errors import InvalidInputError, NotFoundError
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise NotFoundError(f"exemplar file {p} not found; give a JSONL file of {{\"text\", \"label\"}} rows")
+    rows = []
+    with p.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InvalidInputError(f"{p}:{i} is not valid JSON ({e.msg}); one JSON object per line") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
+                raise InvalidInputError(f"{p}:{i} needs a string 'text' and a 'label'")
+            rows.append(row)
+    return rows
+
+
+def builtin_exemplars(name: str) -> list[dict[str, Any]]:
+    return read_jsonl(EXEMPLAR_DIR / f"{name}.jsonl")
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _cache_dir(ws: Workspace | None) -> Path | None:
+    if ws is None:
+        return None
+    d = ws.artifacts / "guard" / "cache"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return d
+
+
+def exemplar_matrix(texts: Sequence[str], ws: Workspace | None) -> np.ndarray:
+    """Embeddings of ``texts``, cached in memory and as ``<hash>.npy`` in the workspace."""
+    key = "emb-" + _digest([EMBEDDER, list(texts)])
+    with _mem_lock:
+        if key in _mem:
+            return _mem[key]
+    d = _cache_dir(ws)
+    path = d / f"{key}.npy" if d else None
+    mat = None
+    if path is not None and path.exists():
+        try:
+            mat = np.load(path)
+            if mat.shape[0] != len(texts):
+                mat = None
+        except (OSError, ValueError):
+            mat = None
+    if mat is None:
+        mat = embedder().encode(list(texts), batch_size=64)
+        if path is not None:
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp.npy")
+            np.save(tmp, mat)
+            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    with _mem_lock:
+        _mem[key] = mat
+    return mat
+
+
+# -- a small logistic-regression layer over embeddings (+ optional cue features) -------------
+def train_logreg(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 400) -> tuple[np.ndarray, float]:
+    """Binary logistic regression by Adam on the full batch, classes weighted to balance.
+
+    numpy only: a few hundred exemplars train in well under a second, and this keeps the guard
+    free of an sklearn dependency.
+    """
+    n, d = x.shape
+    pos = max(float(y.sum()), 1.0)
+    neg = max(float(n - y.sum()), 1.0)
+    sw = np.where(y > 0, n / (2 * pos), n / (2 * neg)).astype(np.float64)
+    w, b = np.zeros(d), 0.0
+    mw, vw, mb, vb = np.zeros(d), np.zeros(d), 0.0, 0.0
+    lr, b1, b2, eps = 0.05, 0.9, 0.999, 1e-8
+    xd = x.astype(np.float64)
+    for t in range(1, iters + 1):
+        p = 1 / (1 + np.exp(-(xd @ w + b)))
+        g = sw * (p - y)
+        gw = xd.T @ g / n + l2 * w
+        gb = float(g.mean())
+        mw = b1 * mw + (1 - b1) * gw
+        vw = b2 * vw + (1 - b2) * gw * gw
+        mb = b1 * mb + (1 - b1) * gb
+        vb = b2 * vb + (1 - b2) * gb * gb
+        w -= lr * (mw / (1 - b1**t)) / (np.sqrt(vw / (1 - b2**t)) + eps)
+        b -= lr * (mb / (1 - b1**t)) / (np.sqrt(vb / (1 - b2**t)) + eps)
+    return w.astype(np.float32), float(b)
+
+
+def cached_logreg(key_obj: Any, build: Any, ws: Workspace | None) -> tuple[np.ndarray, float]:
+    """Weights of a classifier identified by ``key_obj``; ``build()`` -> (x, y) trains it once."""
+    key = "lr-" + _digest(key_obj)
+    with _mem_lock:
+        if key in _mem:
+            return _mem[key]
+    d = _cache_dir(ws)
+    path = d / f"{key}.npz" if d else None
+    out = None
+    if path is not None and path.exists():
+        try:
+            z = np.load(path)
+            out = (z["w"], float(z["b"]))
+        except (OSError, ValueError, KeyError):
+            out = None
+    if out is None:
+        x, y = build()
+        out = train_logreg(x, y)
+        if path is not None:
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp.npz")
+            np.savez(tmp, w=out[0], b=np.float32(out[1]))
+            tmp.replace(path)
+    with _mem_lock:
+        _mem[key] = out
+    return out
+
+
+def sigmoid(z: np.ndarray | float) -> np.ndarray | float:
+    return 1 / (1 + np.exp(-z))

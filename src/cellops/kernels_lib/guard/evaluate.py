@@ -1,0 +1,202 @@
+"""Evaluate a policy on labeled JSONL: classification rows ``{"text", "label"}`` (labels
+``benign``/``safe`` are negatives, anything else a positive that should be blocked) or PII span
+rows ``{"text", "spans": [{"start", "end", "type"}]}`` (span-level, overlap match, per type).
+
+Figures: per-label precision / recall / F1, benign false-positive rate, recall at a 5% benign FPR
+(a threshold sweep over the blocking checks' scores), latency p50 / p95 per text. Logged to W&B
+(offline unless logged in) and recorded as a ``guard_eval`` run in the workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import html
+from ..errors import InvalidInputError, NotFoundError
+from ..workspace import Workspace, get_workspace
+
+NEGATIVE = {"benign", "safe", "negative", "ok", "0", "false"}
+# Dataset entity names -> the pii check's names.
+TYPE_MAP = {"DOMAIN_NAME": "URL", "EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "SSN": "US_SSN",
+            "IBAN": "IBAN_CODE", "IP": "IP_ADDRESS", "CREDIT_CARD_NUMBER": "CREDIT_CARD"}
+
+
+@dataclass
+class EvalResult:
+    policy: str
+    data: str
+    kind: str  # "labels" | "pii"
+    rows: int
+    metrics: dict[str, Any]
+    per_label: list[dict[str, Any]]
+    errors: list[dict[str, Any]] = field(default_factory=list)  # first misclassified rows
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, "data": self.data, "kind": self.kind, "rows": self.rows,
+                "metrics": self.metrics, "per_label": self.per_label, "errors": self.errors,
+                "run_id": self.run_id}
+
+    def _table(self) -> tuple[list[str], list[list[Any]]]:
+        cols = ["label", "support", "precision", "recall", "f1"]
+        return cols, [[r["label"], r["support"], _f(r["precision"]), _f(r["recall"]), _f(r["f1"])]
+                      for r in self.per_label]
+
+    def summary(self) -> str:
+        m = self.metrics
+        parts = [f"{k}={_f(v)}" for k, v in m.items() if isinstance(v, (int, float))]
+        return f"guard eval {self.policy} on {self.data} ({self.rows} rows, {self.kind}): " + " ".join(parts)
+
+    def __repr__(self) -> str:
+        cols, rows = self._table()
+        return self.summary() + "\n" + html.text_table(cols, rows)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        cols, rows = self._table()
+        mrows = [(k, _f(v)) for k, v in self.metrics.items()]
+        return {"text/plain": repr(self),
+                "text/html": html.box(f"guard eval · {self.policy}", html.table(("metric", "value"), mrows)
+                                      + html.table(cols, rows), f"{self.data} · {self.rows} rows")}
+
+
+def _f(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def read_rows(data: Any) -> tuple[list[dict[str, Any]], str]:
+    if isinstance(data, (str, Path)):
+        path = Path(data).expanduser()
+        if not path.is_file():
+            raise NotFoundError(f"no data file {path}; give a JSONL of {{text, label}} or {{text, spans}} rows")
+        rows = []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise InvalidInputError(f"{path}:{i} is not valid JSON ({e.msg})") from None
+        return rows, str(path)
+    return list(data), "(rows)"
+
+
+def evaluate(policy: Any, data: Any, *, rail: str = "input", limit: int | None = None,
+             workspace: Workspace | None = None, log: bool = True) -> EvalResult:
+    """Run ``policy``'s ``rail`` on every row of ``data`` (a JSONL path or a list of dicts)."""
+    from .policy import load
+
+    ws = workspace or get_workspace()
+    pol = load(policy, ws)
+    rows, name = read_rows(data)
+    rows = rows[:limit] if limit else rows
+    if not rows or not all(isinstance(r, dict) and isinstance(r.get("text"), str) for r in rows):
+        raise InvalidInputError(f"{name}: every row needs a string 'text' plus 'label' or 'spans'")
+    kind = "pii" if all("spans" in r for r in rows) else "labels"
+    if kind == "labels" and not all("label" in r for r in rows):
+        raise InvalidInputError(f"{name}: every row needs a 'label' (or every row 'spans' for PII)")
+    run = {"input": pol.check_input, "output": pol.check_output, "retrieval": lambda t: pol.check_retrieval([t])[0]}
+    if rail not in run:
+        raise InvalidInputError(f"unknown rail '{rail}'; use input, output or retrieval")
+    reports, lat = [], []
+    for r in rows:
+        t0 = time.perf_counter()
+        reports.append(run[rail](r["text"]))
+        lat.append((time.perf_counter() - t0) * 1000)
+    res = (_pii_metrics if kind == "pii" else _label_metrics)(pol, rows, reports)
+    res.metrics |= {"latency_p50_ms": float(np.percentile(lat, 50)), "latency_p95_ms": float(np.percentile(lat, 95))}
+    res.data = name
+    if log:
+        _log(res, ws)
+    return res
+
+
+def _label_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> EvalResult:
+    y = [str(r["label"]).lower() not in NEGATIVE for r in rows]
+    pred = [not rep.allowed for rep in reports]
+    labels = sorted({str(r["label"]) for r, yy in zip(rows, y, strict=True) if yy})
+    fp = sum(p and not t for p, t in zip(pred, y, strict=True))
+    per = []
+    for lab in labels:
+        idx = [i for i, r in enumerate(rows) if str(r["label"]) == lab]
+        tp = sum(pred[i] for i in idx)
+        p, r_, f1 = _prf(tp, fp, len(idx) - tp)
+        per.append({"label": lab, "support": len(idx), "precision": p, "recall": r_, "f1": f1})
+    tp = sum(p and t for p, t in zip(pred, y, strict=True))
+    p, r_, f1 = _prf(tp, fp, sum(y) - tp)
+    n_neg = len(y) - sum(y)
+    # Threshold-free view: the best score among blocking checks, swept to a 5% benign FPR.
+    score = np.array([max((f.score for f in rep.findings if f.action == "block"), default=0.0) for rep in reports])
+    yy = np.array(y)
+    r_at5 = 0.0
+    if n_neg and yy.any():
+        neg = np.sort(score[~yy])
+        thr = neg[int(np.ceil(0.95 * len(neg))) - 1]
+        r_at5 = float(np.mean(score[yy] > thr))
+    errors = [{"text": r["text"][:200], "label": r["label"], "reason": rep.reason}
+              for r, rep, t, pr in zip(rows, reports, y, pred, strict=True) if t != pr][:20]
+    metrics = {"precision": p, "recall": r_, "f1": f1, "benign_fpr": fp / n_neg if n_neg else 0.0,
+               "recall_at_fpr_0.05": r_at5}
+    return EvalResult(pol.ref, "", "labels", len(rows), metrics, per, errors)
+
+
+def _pii_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> EvalResult:
+    covered = set()
+    for spec, check in pol.rails.get("input", []):
+        if spec.check == "pii":
+            covered |= set(check.opts["entities"])
+    counts: dict[str, list[int]] = {}  # type -> [tp, fp, fn]
+    errors = []
+    for r, rep in zip(rows, reports, strict=True):
+        gold = [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in r["spans"]]
+        pred = [(s.start, s.end, s.label) for f in rep.findings if f.check == "pii" and f.triggered for s in f.spans]
+        used = set()
+        for g in gold:
+            c = counts.setdefault(g[2], [0, 0, 0])
+            hit = next((i for i, p in enumerate(pred) if i not in used and p[2] == g[2]
+                        and p[0] < g[1] and g[0] < p[1]), None)
+            if hit is None:
+                c[2] += 1
+                if g[2] in covered:
+                    errors.append({"text": r["text"][:200], "missed": r["text"][g[0]:g[1]], "type": g[2]})
+            else:
+                c[0] += 1
+                used.add(hit)
+        for i, p in enumerate(pred):
+            if i not in used:
+                counts.setdefault(p[2], [0, 0, 0])[1] += 1
+                errors.append({"text": r["text"][:200], "false_positive": r["text"][p[0]:p[1]], "type": p[2]})
+    per = []
+    for t in sorted(counts):
+        tp, fp, fn = counts[t]
+        p, r_, f1 = _prf(tp, fp, fn)
+        per.append({"label": t + ("" if t in covered else " (not covered)"), "support": tp + fn,
+                    "precision": p, "recall": r_, "f1": f1})
+    tot = [sum(counts[t][i] for t in counts if t in covered) for i in range(3)]
+    p, r_, f1 = _prf(*tot)
+    metrics = {"structured_precision": p, "structured_recall": r_, "structured_f1": f1,
+               "structured_types": ",".join(sorted(t for t in counts if t in covered))}
+    return EvalResult(pol.ref, "", "pii", len(rows), metrics, per, errors[:20])
+
+
+def _log(res: EvalResult, ws: Workspace) -> None:
+    from ..tracking import tracker
+
+    wandb_id = tracker.start(ws.root, job_type="guard-eval")
+    scalars = {f"guard_eval/{k}": v for k, v in res.metrics.items() if isinstance(v, (int, float))}
+    cols, rows = res._table()
+    tracker.log(scalars | {"guard_eval/policy": res.policy, "guard_eval/data": res.data},
+                tables={"guard_eval/per_label": (cols, rows)})
+    tracker.summary(scalars)
+    res.run_id = ws.record_run("guard_eval", res.to_dict() | {"wandb_run_id": wandb_id},
+                               name=res.policy.split("@")[0])
