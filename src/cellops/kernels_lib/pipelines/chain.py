@@ -1,0 +1,219 @@
+"""Chains: a pipeline .yaml runs a DAG of notebooks; recorded values feed later parameters.
+
+```yaml
+name: nightly                  # default: the file's stem
+params: {base: default}        # chain parameters (cellops run pipeline.yaml -p base ...)
+steps:
+  finetune:
+    notebook: finetune_eval.ipynb
+    params: {model: ${params.base}}
+  evaluate:
+    notebook: rag_eval.ipynb
+    needs: [finetune]          # implied by the reference below; listing it is optional
+    params: {model: ${finetune.model_ref}}   # value recorded by finetune with record(...)
+    timeout: 900
+    retries: 1
+```
+A reference that is the whole value keeps its type; inside a longer string it is interpolated.
+A failed step stops its dependants (recorded as skipped, naming the step that failed); steps that
+do not depend on it still run. Everything is validated before the first step starts.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError, NotFoundError
+from ..workspace import Workspace, get_workspace
+from . import notebook
+
+REF = re.compile(r"\$\{\s*([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\s*\}")
+STEP_KEYS = {"notebook", "params", "needs", "timeout", "retries", "kernel"}
+
+
+@dataclass
+class Step:
+    name: str
+    notebook: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    needs: list[str] = field(default_factory=list)
+    timeout: float | None = None
+    retries: int | None = None
+    kernel: str | None = None
+
+
+@dataclass
+class Chain:
+    name: str
+    path: Path
+    params: dict[str, Any]
+    steps: dict[str, Step]  # in execution (topological) order
+
+
+def load_chain(path: str | Path, overrides: dict[str, Any] | None = None) -> Chain:
+    """Parse and validate a pipeline file (names, references, cycles, notebooks, parameters)."""
+    import yaml
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise NotFoundError(f"pipeline file '{path}' not found")
+    try:
+        spec = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise InvalidInputError(f"{p.name} is not valid YAML: {e}".replace("\n", " ")) from None
+    if not isinstance(spec, dict) or not spec.get("steps"):
+        raise InvalidInputError(f"{p.name} needs a 'steps:' mapping of step name -> {{notebook: ...}}")
+    params = dict(spec.get("params") or {})
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise InvalidInputError(f"{p.name} has no chain parameter '{key}'; its params: "
+                                    + (", ".join(params) or "(none)"))
+        default = params[key]
+        typ = notebook._type_name(default)
+        params[key] = notebook.coerce(key, value, typ, default)
+    raw = spec["steps"]
+    items = list(raw.items()) if isinstance(raw, dict) else [(s.get("name"), s) for s in raw]
+    steps = {}
+    for name, body in items:
+        steps[str(name)] = _step(p, str(name), body)
+    _check_refs(p, steps, params)
+    return Chain(str(spec.get("name") or p.stem), p.resolve(), params, _topo(p, steps))
+
+
+def _step(p: Path, name: str, body: Any) -> Step:
+    if not re.fullmatch(r"[A-Za-z_][\w-]*", name or "") or name == "params":
+        raise InvalidInputError(f"{p.name}: bad step name {name!r} (letters, digits, _ or -; not 'params')")
+    if not isinstance(body, dict) or "notebook" not in body:
+        raise InvalidInputError(f"{p.name}: step '{name}' needs a 'notebook:' path")
+    unknown = set(body) - STEP_KEYS - {"name"}
+    if unknown:
+        raise InvalidInputError(f"{p.name}: step '{name}' has unknown key(s) {', '.join(sorted(unknown))}; "
+                                f"valid: {', '.join(sorted(STEP_KEYS))}")
+    nb = (p.parent / str(body["notebook"])).resolve()
+    notebook.notebook_path(nb)  # NotFoundError now, not halfway through the chain
+    needs = body.get("needs") or []
+    return Step(name, nb, dict(body.get("params") or {}),
+                [needs] if isinstance(needs, str) else list(needs),
+                body.get("timeout"), body.get("retries"), body.get("kernel"))
+
+
+def _check_refs(p: Path, steps: dict[str, Step], params: dict[str, Any]) -> None:
+    for step in steps.values():
+        static = {}
+        for key, value in step.params.items():
+            refs = REF.findall(value) if isinstance(value, str) else []
+            for src, val in refs:
+                if src == "params":
+                    if val not in params:
+                        raise InvalidInputError(f"{p.name}: step '{step.name}' uses ${{params.{val}}} "
+                                                "but the chain has no such parameter")
+                elif src not in steps:
+                    raise InvalidInputError(f"{p.name}: step '{step.name}' refers to unknown step '{src}'")
+                elif src not in step.needs:
+                    step.needs.append(src)
+            if not refs:
+                static[key] = value
+        for need in step.needs:
+            if need not in steps:
+                raise InvalidInputError(f"{p.name}: step '{step.name}' needs unknown step '{need}'")
+        notebook.check_parameters(step.notebook, static)  # typos and types, before anything runs
+
+
+def _topo(p: Path, steps: dict[str, Step]) -> dict[str, Step]:
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise InvalidInputError(f"{p.name}: steps form a cycle: {' -> '.join(path + [name])}")
+        state[name] = 1
+        for need in steps[name].needs:
+            visit(need, path + [name])
+        state[name] = 2
+        order.append(name)
+
+    for name in steps:
+        visit(name, [])
+    return {n: steps[n] for n in order}
+
+
+def resolve(value: Any, values: dict[str, dict[str, Any]], step: str) -> Any:
+    """Substitute ``${step.value}`` / ``${params.name}`` references in one parameter value."""
+    if not isinstance(value, str):
+        return value
+
+    def lookup(src: str, key: str) -> Any:
+        got = values.get(src, {})
+        if key not in got:
+            have = ", ".join(got) or "nothing"
+            raise InvalidInputError(f"step '{step}' needs ${{{src}.{key}}} but {src} recorded {have}"
+                                    " (record it with cellops.pipelines.record)")
+        return got[key]
+
+    whole = REF.fullmatch(value.strip())
+    if whole:
+        return lookup(*whole.groups())
+    return REF.sub(lambda m: str(lookup(*m.groups())), value)
+
+
+def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir: Any = None,
+              timeout: float | None = None, retries: int = 0, kernel_name: str = "python3",
+              workspace: Workspace | None = None, run_id: str | None = None,
+              extra: dict[str, Any] | None = None, **_: Any) -> Any:
+    """Run every step of a pipeline file in dependency order; returns a PipelineRun."""
+    from .execute import KIND, PipelineRun, run
+
+    ws = workspace or get_workspace()
+    chain = load_chain(path, params)
+    run_id = run_id or uuid.uuid4().hex[:12]
+    record: dict[str, Any] = {
+        "pipeline": str(chain.path), "pipeline_hash": notebook.file_hash(chain.path),
+        "params": chain.params, "given_params": dict(params or {}), "order": list(chain.steps),
+        "steps": {}, "failed_step": None, "started_at": time.time(), **(extra or {}),
+    }
+    ws.record_run(KIND, record, name=chain.name, status="running", run_id=run_id)
+    values: dict[str, dict[str, Any]] = {"params": chain.params}
+    for step in chain.steps.values():
+        info: dict[str, Any] = {"notebook": str(step.notebook), "needs": step.needs}
+        record["steps"][step.name] = info
+        bad = [n for n in step.needs if record["steps"][n]["status"] != "ok"]
+        if bad:
+            info.update(status="skipped", reason=f"needs {', '.join(bad)}, which did not succeed")
+            continue
+        try:
+            step_params = {k: resolve(v, values, step.name) for k, v in step.params.items()}
+            result = run(step.notebook, step_params,
+                         out_dir=Path(out_dir) / step.name if out_dir else None,
+                         timeout=step.timeout or timeout, retries=step.retries if step.retries is not None else retries,
+                         kernel_name=step.kernel or kernel_name, workspace=ws,
+                         extra={"chain": run_id, "step": step.name})
+        except InvalidInputError as e:
+            info.update(status="failed", error={"kind": "params", "message": str(e)})
+        else:
+            info.update(status=result.status, run_id=result.id, params=step_params,
+                        values=result.values, error=result.error,
+                        output_notebook=result.record.get("output_notebook"),
+                        output_html=result.record.get("output_html"))
+            values[step.name] = result.values
+        if info["status"] == "failed" and record["failed_step"] is None:
+            record["failed_step"] = step.name
+        ws.update_run(run_id, steps=record["steps"])
+    status = "ok" if all(s["status"] == "ok" for s in record["steps"].values()) else "failed"
+    record["finished_at"] = time.time()
+    record["duration_s"] = round(record["finished_at"] - record["started_at"], 3)
+    record["values"] = {s: v for s, v in values.items() if s != "params"}
+    record["metrics"] = {f"{s}.{k}": v for s, vals in record["values"].items() for k, v in vals.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if record["failed_step"]:
+        err = record["steps"][record["failed_step"]].get("error") or {}
+        record["error"] = {"kind": "step_failed", "step": record["failed_step"],
+                           "message": f"step {record['failed_step']} failed: {err.get('message', '')}"}
+    ws.update_run(run_id, status=status, **record)
+    return PipelineRun(run_id, status, record)

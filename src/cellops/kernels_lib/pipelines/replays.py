@@ -1,0 +1,212 @@
+"""``replay(run_id)``: re-execute a recorded run and compare its outputs cell by cell.
+
+The replay runs the *stored copy* of the notebook (the file may have changed since) with the
+recorded parameters and kernel. Outputs are compared exactly; a cell whose outputs differ only
+in fields that change on every run by nature (run ids, timings, timestamps, memory addresses,
+widget ids) is reported as "match (volatile)" with the fields named. Greedy / seeded generation
+on CPU is deterministic, so its text must match exactly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import html
+from ..errors import InvalidInputError, NotFoundError
+from ..workspace import Workspace, get_workspace
+from . import notebook
+
+# (name, pattern): values that legitimately differ between two executions
+VOLATILE = (
+    ("timestamp", re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")),
+    ("address", re.compile(r"0x[0-9a-fA-F]{6,}")),
+    ("id", re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,64}\b")),
+    ("rate", re.compile(r"\d+(?:\.\d+)?\s?(?:tokens?|tok|it|samples?)/s\b")),
+    ("duration", re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|secs|seconds)\b")),
+)
+_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json",
+          "image/png", "image/jpeg", "image/svg+xml")
+
+
+def mask(text: str) -> tuple[str, set[str]]:
+    hit: set[str] = set()
+    for name, pattern in VOLATILE:
+        text, n = pattern.subn(f"<{name}>", text)
+        if n:
+            hit.add(name)
+    return text, hit
+
+
+def normalized_outputs(cell: Any, mask: bool = True) -> list[dict[str, Any]]:
+    """A cell's outputs without execution counts, metadata and widget state."""
+    out: list[dict[str, Any]] = []
+    for o in cell.get("outputs", []):
+        t = o.get("output_type")
+        if t == "stream":
+            item: dict[str, Any] = {"stream": o.get("name"), "text": o.get("text", "")}
+            if out and out[-1].get("stream") == item["stream"]:  # chunking varies with timing
+                out[-1]["text"] += item["text"]
+                continue
+        elif t in ("execute_result", "display_data"):
+            data = o.get("data", {})
+            item = {"data": {m: _blob(m, data[m]) for m in _MIMES if m in data}}
+            if not item["data"]:
+                continue  # widget-only output: its model id is random
+        elif t == "error":
+            item = {"error": o.get("ename"), "evalue": o.get("evalue")}
+        else:
+            continue
+        out.append(item)
+    return out
+
+
+def _blob(mime: str, value: Any) -> Any:
+    if mime.startswith("image/") and mime != "image/svg+xml":
+        return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+    return "".join(value) if isinstance(value, list) else value
+
+
+def _as_text(outputs: list[dict[str, Any]]) -> str:
+    return json.dumps(outputs, indent=1, sort_keys=True, ensure_ascii=False)
+
+
+@dataclass
+class CellComparison:
+    index: int
+    source: str
+    status: str  # match | match (volatile) | differs | not run
+    volatile: list[str] = field(default_factory=list)
+    diff: str = ""
+
+    @property
+    def matched(self) -> bool:
+        return self.status.startswith("match")
+
+
+@dataclass
+class Replay:
+    """The comparison of a run with its replay, cell by cell."""
+
+    run_id: str
+    replay_run_id: str
+    original_status: str
+    replay_status: str
+    cells: list[CellComparison]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def matched(self) -> bool:
+        return self.original_status == self.replay_status and all(c.matched for c in self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"of": self.run_id, "replay": self.replay_run_id, "matched": self.matched,
+                "cells": [c.__dict__ for c in self.cells], "notes": self.notes}
+
+    def _rows(self) -> list[tuple[Any, ...]]:
+        return [(c.index, c.source.splitlines()[0][:60] if c.source else "", c.status,
+                 ", ".join(c.volatile)) for c in self.cells]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        verdict = "outputs match" if self.matched else "outputs DIFFER"
+        head = (f"replay {self.replay_run_id} of run {self.run_id}: {verdict} "
+                f"({sum(c.matched for c in self.cells)}/{len(self.cells)} cells)")
+        text = "\n".join([head, html.text_table(("cell", "source", "status", "volatile"), self._rows()),
+                          *self.notes, *(f"--- cell {c.index}\n{c.diff}" for c in self.cells if c.diff)])
+        body = html.table(("cell", "source", "status", "volatile"), self._rows())
+        body += "".join(f"<details><summary>cell {c.index} diff</summary>{html.pre(c.diff)}</details>"
+                        for c in self.cells if c.diff)
+        body += "".join(f"<p class='muted'>{html.escape(n)}</p>" for n in self.notes)
+        return {"text/plain": text, "text/html": html.box("replay", body, head)}
+
+    def __str__(self) -> str:
+        return self._repr_mimebundle_()["text/plain"]
+
+
+def compare(original: Any, replayed: Any) -> list[CellComparison]:
+    from .execute import _code_cells
+
+    a, b = _code_cells(original), _code_cells(replayed)
+    rows = []
+    for i in range(max(len(a), len(b))):
+        ca, cb = (a[i] if i < len(a) else None), (b[i] if i < len(b) else None)
+        src = (ca or cb).source
+        ran_a, ran_b = _ran(ca), _ran(cb)
+        if not (ran_a and ran_b):
+            status = "match" if ran_a == ran_b else "not run"
+            rows.append(CellComparison(i, src, status if ran_a or ran_b else "match"))
+            continue
+        oa, ob = normalized_outputs(ca), normalized_outputs(cb)
+        if oa == ob:
+            rows.append(CellComparison(i, src, "match"))
+            continue
+        ta, hits_a = mask(_as_text(oa))
+        tb, hits_b = mask(_as_text(ob))
+        if ta == tb:
+            rows.append(CellComparison(i, src, "match (volatile)", sorted(hits_a | hits_b)))
+        else:
+            diff = "\n".join(difflib.unified_diff(ta.splitlines(), tb.splitlines(), "recorded",
+                                                  "replay", lineterm="", n=1))
+            rows.append(CellComparison(i, src, "differs", diff=diff[:4000]))
+    return rows
+
+
+def _ran(cell: Any) -> bool:
+    if cell is None:
+        return False
+    status = cell.get("metadata", {}).get("papermill", {}).get("status")
+    return status in (None, "completed", "failed", "running") and (
+        cell.get("execution_count") is not None or bool(cell.get("outputs")))
+
+
+def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | None = None) -> Replay:
+    """Re-execute run ``run_id`` from its record and compare outputs cell by cell."""
+    import nbformat
+
+    from .execute import KIND, run
+
+    ws = workspace or get_workspace()
+    original = ws.get_run(run_id)
+    rec = original["record"]
+    if original["kind"] != KIND or "source_copy" not in rec:
+        if rec.get("steps"):
+            ids = ", ".join(s["run_id"] for s in rec["steps"].values() if s.get("run_id"))
+            raise InvalidInputError(f"run {original['id']} is a chain; replay its steps: {ids}")
+        raise InvalidInputError(f"run {original['id']} is a {original['kind']} run, not a pipeline run")
+    src = Path(rec["source_copy"])
+    done = rec.get("output_notebook_run_dir") or rec.get("output_notebook")
+    if not src.is_file() or not done or not Path(done).is_file():
+        raise NotFoundError(f"run {original['id']}'s notebooks are gone from {rec.get('run_dir')}")
+    notes = []
+    if Path(rec["notebook"]).is_file() and notebook.file_hash(rec["notebook"]) != rec["notebook_hash"]:
+        notes.append(f"{rec['notebook']} changed since the run; replayed the recorded copy")
+    new = run(src, rec.get("given_params") or {}, timeout=timeout or rec.get("timeout"),
+              kernel_name=rec.get("kernel", {}).get("name", "python3"), workspace=ws,
+              cwd=Path(rec.get("cwd") or src.parent), name=original["name"],
+              extra={"replay_of": original["id"]})
+    notes += _env_notes(rec.get("env", {}), new.record.get("env", {}))
+    replayed = new.record.get("output_notebook_run_dir") or new.record.get("output_notebook")
+    if replayed is None:
+        cells: list[CellComparison] = []
+        notes.append("the replay produced no notebook: " + str((new.error or {}).get("message")))
+    else:
+        cells = compare(nbformat.read(done, as_version=4), nbformat.read(replayed, as_version=4))
+    result = Replay(original["id"], new.id, original["status"], new.status, cells, notes)
+    ws.update_run(new.id, replay=result.to_dict())
+    return result
+
+
+def _env_notes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    notes = []
+    pa, pb = a.get("packages", {}), b.get("packages", {})
+    changed = [f"{k} {pa.get(k)} -> {pb.get(k)}" for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)]
+    if changed:
+        notes.append("packages changed: " + "; ".join(changed))
+    if a.get("hardware", {}).get("gpus") != b.get("hardware", {}).get("gpus"):
+        notes.append("hardware changed (GPUs differ): GPU kernels may not match bit for bit")
+    return notes

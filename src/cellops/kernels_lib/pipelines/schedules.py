@@ -1,0 +1,323 @@
+"""Schedules: cron (or interval) jobs that run notebooks and chains, kept in the workspace DB.
+
+Built on APScheduler 3 with its SQLAlchemy job store in ``cellops.db`` (table
+``apscheduler_jobs``), so schedules survive restarts of the scheduler and of Jupyter. The CLI
+edits the store through a *paused* scheduler (APScheduler's way to manage jobs from another
+process); ``cellops scheduler`` (``serve``) is the one process that runs them.
+
+Per schedule: overlap is skipped (max_instances=1, recorded), missed runs after downtime are
+run once (coalesced) or recorded as missed (``catch_up=False``), each attempt runs in a child
+process with a wall-clock ``timeout`` (killed, recorded), ``retries`` re-run a failed attempt,
+and ``on_failure`` is a shell command run after the last failed attempt. Every step lands in
+the ``schedule_events`` table (``events()``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .. import html
+from ..errors import InvalidInputError, NotFoundError
+from ..workspace import Workspace, check_name, get_workspace
+
+FUNC = "cellops.kernels_lib.pipelines.schedules:fire"
+TABLE = "apscheduler_jobs"
+
+
+@dataclass
+class Schedule:
+    name: str
+    target: str
+    trigger: str
+    params: dict[str, Any]
+    next_run: datetime | None
+    spec: dict[str, Any]
+
+    @property
+    def paused(self) -> bool:
+        return self.next_run is None
+
+
+class ScheduleList(list):
+    def _rows(self) -> list[tuple[Any, ...]]:
+        return [(s.name, Path(s.target).name, s.trigger, json.dumps(s.params),
+                 "paused" if s.paused else s.next_run.strftime("%Y-%m-%d %H:%M:%S"),
+                 s.spec.get("timeout") or "", s.spec.get("retries", 0)) for s in self]
+
+    _COLS = ("name", "target", "when", "params", "next run", "timeout", "retries")
+
+    def __str__(self) -> str:
+        return html.text_table(self._COLS, self._rows()) if self else "(no schedules)"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": str(self), "text/html": html.box("schedules", html.table(self._COLS, self._rows()))}
+
+
+def jobstore(ws: Workspace) -> Any:
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    return SQLAlchemyJobStore(url=f"sqlite:///{ws.db_path}", tablename=TABLE,
+                              engine_options={"connect_args": {"timeout": 60}})
+
+
+class _Manager:
+    """A paused scheduler over the workspace's job store: add/pause/remove from any process."""
+
+    def __init__(self, ws: Workspace) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        class EditOnly(BackgroundScheduler):  # type: ignore[misc]
+            def _process_jobs(self) -> None:  # never run a due job here: only the scheduler does
+                return None
+
+        self.s = EditOnly(jobstores={"default": jobstore(ws)})
+
+    def __enter__(self) -> Any:
+        self.s.start(paused=True)
+        return self.s
+
+    def __exit__(self, *exc: Any) -> None:
+        self.s.shutdown(wait=False)
+
+
+def trigger_for(cron: str | None, every: float | None) -> Any:
+    """A CronTrigger (5-field crontab) or an IntervalTrigger (seconds); InvalidInputError if bad."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    if (cron is None) == (every is None):
+        raise InvalidInputError("give exactly one of --cron EXPR or --every SECONDS")
+    if every is not None:
+        if every <= 0:
+            raise InvalidInputError(f"--every must be a positive number of seconds, got {every}")
+        return IntervalTrigger(seconds=every)
+    fields = cron.split()
+    if len(fields) != 5:
+        raise InvalidInputError(f"bad cron expression '{cron}': use 5 fields (minute hour day month "
+                                "weekday), e.g. '0 2 * * *' for 02:00 every day")
+    try:
+        return CronTrigger.from_crontab(cron)
+    except ValueError as e:
+        raise InvalidInputError(f"bad cron expression '{cron}': {e}; e.g. '*/15 * * * *'") from None
+
+
+def _validate_target(target: str | Path, params: dict[str, Any]) -> tuple[Path, str, dict[str, Any]]:
+    from . import chain, notebook
+
+    p = Path(target).expanduser()
+    if p.suffix in (".yaml", ".yml"):
+        chain.load_chain(p, params)
+        return p.resolve(), "chain", params
+    checked = notebook.check_parameters(p, params)
+    return notebook.notebook_path(p), "notebook", checked
+
+
+def add(target: str | Path, *, cron: str | None = None, every: float | None = None,
+        params: dict[str, Any] | None = None, name: str | None = None, timeout: float | None = None,
+        retries: int = 0, retry_delay: float = 30.0, on_failure: str | None = None,
+        catch_up: bool = True, kernel_name: str = "python3",
+        workspace: Workspace | None = None) -> Schedule:
+    """Schedule a notebook or pipeline file; everything is validated now, not at 2 am."""
+    ws = workspace or get_workspace()
+    trig = trigger_for(cron, every)
+    path, kind, checked = _validate_target(target, dict(params or {}))
+    name = check_name(name or path.stem)
+    if retries < 0 or retry_delay < 0 or (timeout is not None and timeout <= 0):
+        raise InvalidInputError("retries and retry delay must be >= 0, timeout > 0 seconds")
+    spec = {"name": name, "target": str(path), "kind": kind, "params": checked, "cron": cron,
+            "every": every, "timeout": timeout, "retries": retries, "retry_delay": retry_delay,
+            "on_failure": on_failure, "catch_up": catch_up, "kernel": kernel_name,
+            "workspace": str(ws.root), "created_at": time.time()}
+    with _Manager(ws) as s:
+        if s.get_job(name) is not None:
+            raise InvalidInputError(f"a schedule named '{name}' exists; remove it first or pass --name")
+        s.add_job(FUNC, trig, kwargs={"spec": spec}, id=name, name=name, max_instances=1,
+                  coalesce=True, misfire_grace_time=None if catch_up else 1, replace_existing=False)
+        return _schedule(s.get_job(name))
+
+
+def _schedule(job: Any) -> Schedule:
+    spec = job.kwargs["spec"]
+    when = f"cron {spec['cron']}" if spec.get("cron") else f"every {spec['every']:g}s"
+    return Schedule(job.id, spec["target"], when, spec["params"], job.next_run_time, spec)
+
+
+def list_schedules(workspace: Workspace | None = None) -> ScheduleList:
+    with _Manager(workspace or get_workspace()) as s:
+        return ScheduleList(_schedule(j) for j in sorted(s.get_jobs(), key=lambda j: j.id))
+
+
+def _job_op(name: str, op: str, workspace: Workspace | None) -> Schedule | None:
+    from apscheduler.jobstores.base import JobLookupError
+
+    with _Manager(workspace or get_workspace()) as s:
+        try:
+            if op == "remove":
+                s.remove_job(name)
+                return None
+            getattr(s, f"{op}_job")(name)
+            return _schedule(s.get_job(name))
+        except JobLookupError:
+            have = ", ".join(j.id for j in s.get_jobs()) or "(none)"
+            raise NotFoundError(f"no schedule '{name}'; schedules: {have}") from None
+
+
+def pause(name: str, workspace: Workspace | None = None) -> Schedule:
+    return _job_op(name, "pause", workspace)  # type: ignore[return-value]
+
+
+def resume(name: str, workspace: Workspace | None = None) -> Schedule:
+    return _job_op(name, "resume", workspace)  # type: ignore[return-value]
+
+
+def remove(name: str, workspace: Workspace | None = None) -> None:
+    _job_op(name, "remove", workspace)
+
+
+def set_next_run(name: str, when: datetime, workspace: Workspace | None = None) -> None:
+    """Move a schedule's next run time (used to simulate downtime; also a manual 'run at')."""
+    with _Manager(workspace or get_workspace()) as s:
+        s.modify_job(name, next_run_time=when)
+
+
+# -- events -------------------------------------------------------------------------------------
+def log_event(ws: Workspace, schedule: str, event: str, *, scheduled_for: float | None = None,
+              run_id: str | None = None, attempt: int | None = None, detail: str = "") -> None:
+    with ws.db(write=True) as conn:
+        conn.execute(
+            "INSERT INTO schedule_events (schedule, event, at, scheduled_for, run_id, attempt, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)", (schedule, event, time.time(), scheduled_for, run_id,
+                                               attempt, detail[:2000]))
+
+
+def events(name: str | None = None, limit: int = 100,
+           workspace: Workspace | None = None) -> list[dict[str, Any]]:
+    ws = workspace or get_workspace()
+    q, args = "SELECT * FROM schedule_events", []
+    if name:
+        q, args = q + " WHERE schedule=?", [name]
+    with ws.db() as conn:
+        rows = conn.execute(q + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+    return [dict(r) for r in reversed(rows)]
+
+
+# -- one firing (runs inside the scheduler process) ---------------------------------------------
+_scheduled_for: dict[str, float] = {}  # job id -> the run time APScheduler submitted it for
+_children: set[Any] = set()  # running attempt processes, stopped with the scheduler
+_stopping = threading.Event()  # set while the scheduler shuts down: no retries, no hook
+
+
+def fire(spec: dict[str, Any]) -> str:
+    """Run a schedule once: attempts in child processes, retries, timeout, failure hook."""
+    from .execute import KIND
+
+    ws = get_workspace(spec["workspace"])
+    name, when = spec["name"], _scheduled_for.pop(spec["name"], None)
+    late = time.time() - when if when else 0.0
+    log_event(ws, name, "started", scheduled_for=when,
+              detail=f"late by {late:.0f}s (caught up after downtime)" if late > 60 else "")
+    run_id, status, error = None, "failed", ""
+    for attempt in range(1, spec.get("retries", 0) + 2):
+        if attempt > 1:
+            time.sleep(spec.get("retry_delay", 30))
+        run_id = os.urandom(6).hex()
+        status, error = _attempt(ws, spec, run_id)
+        if status != "ok" and _stopping.is_set():
+            log_event(ws, name, "interrupted", scheduled_for=when, run_id=run_id, attempt=attempt,
+                      detail="the scheduler stopped during the run")
+            return run_id
+        log_event(ws, name, "ok" if status == "ok" else "attempt_failed", scheduled_for=when,
+                  run_id=run_id, attempt=attempt, detail=error)
+        if status == "ok":
+            return run_id
+    log_event(ws, name, "failed", scheduled_for=when, run_id=run_id, detail=error)
+    if spec.get("on_failure"):
+        _hook(ws, spec, run_id, error, KIND)
+    return run_id or ""
+
+
+def _attempt(ws: Workspace, spec: dict[str, Any], run_id: str) -> tuple[str, str]:
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "import sys; from cellops.cli import main; sys.exit(main(sys.argv[1:]))",
+           "--workspace", str(ws.root), "run", spec["target"], "--params-json", json.dumps(spec["params"]),
+           "--run-id", run_id, "--schedule", spec["name"], "--kernel", spec.get("kernel", "python3")]
+    log = ws.artifacts / "runs" / f"{run_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=str(Path(spec["target"]).parent))
+        _children.add(proc)
+        try:
+            rc = proc.wait(timeout=spec.get("timeout"))
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop(proc, signal)
+            rc = proc.returncode
+        finally:
+            _children.discard(proc)
+    try:
+        run = ws.get_run(run_id)
+    except NotFoundError:
+        run = None
+    if timed_out:
+        msg = f"timed out: the scheduler stopped the run after {spec['timeout']:g}s"
+        if run is not None:
+            ws.update_run(run_id, status="failed", error={"kind": "timeout", "message": msg})
+        return "failed", msg
+    if run is None:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+        return "failed", f"the run did not start (exit {rc}): {' '.join(tail)}"[:500]
+    if run["status"] == "running":  # the child died without finishing its record
+        ws.update_run(run_id, status="failed", error={"kind": "lost", "message": f"runner exited {rc}"})
+        return "failed", f"runner exited {rc}"
+    return run["status"], (run["record"].get("error") or {}).get("message", "")
+
+
+def _stop(proc: Any, signal: Any, grace: float = 20.0) -> None:
+    """SIGTERM the attempt's process group (papermill shuts its kernel down), then SIGKILL."""
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _hook(ws: Workspace, spec: dict[str, Any], run_id: str | None, error: str, kind: str) -> None:
+    import subprocess
+
+    rec: dict[str, Any] = {}
+    if run_id:
+        try:
+            rec = ws.get_run(run_id)["record"]
+        except NotFoundError:
+            pass
+    env = {**os.environ, "CELLOPS_SCHEDULE": spec["name"], "CELLOPS_RUN_ID": run_id or "",
+           "CELLOPS_RUN_STATUS": "failed", "CELLOPS_RUN_ERROR": error, "CELLOPS_HOME": str(ws.root),
+           "CELLOPS_TARGET": spec["target"], "CELLOPS_OUTPUT_NOTEBOOK": str(rec.get("output_notebook") or ""),
+           "CELLOPS_OUTPUT_HTML": str(rec.get("output_html") or "")}
+    try:
+        proc = subprocess.run(spec["on_failure"], shell=True, env=env, capture_output=True, text=True,
+                              timeout=120)
+        detail = f"exit {proc.returncode}: {(proc.stdout + proc.stderr).strip()[-500:]}"
+        log_event(ws, spec["name"], "hook" if proc.returncode == 0 else "hook_failed",
+                  run_id=run_id, detail=detail)
+    except subprocess.TimeoutExpired:
+        log_event(ws, spec["name"], "hook_failed", run_id=run_id, detail="hook timed out after 120s")
