@@ -57,7 +57,7 @@ class RunWithFeedback:
         self.widget = w.VBox([w.HTML(self._static["text/html"]), self.buttons.widget])
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = dict(self.widget._repr_mimebundle_(include, exclude) or {})
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
         bundle["text/html"] = self._static["text/html"]
         bundle["text/plain"] = self._static["text/plain"]
         return bundle
