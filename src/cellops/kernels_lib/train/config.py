@@ -1,0 +1,139 @@
+"""The one flat training config (nanoGPT's GPTConfig style): every knob of a fine-tune, with its
+default and why. ``%%finetune`` flags, the YAML cell body, ``cellops.finetune.launch(dict)`` and
+the CLI all build this dataclass; ``asdict(cfg)`` goes into the run folder, the checkpoint, the
+W&B run and the model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..workspace import check_name
+
+METHODS = ("lora", "full")
+FORMATS = ("auto", "chat", "alpaca", "completion")
+ZERO = ("auto", "0", "1", "2", "3")
+
+
+@dataclass
+class FinetuneConfig:
+    name: str = ""  # registry name of the resulting model version (NAME@V afterwards)
+    base: str = "default"  # base model: default | hf:<dir> | <file.gguf> | NAME@V of a fine-tune
+    data: Any = None  # JSONL / CSV path, a DataFrame, or a list of dicts (rows)
+    format: str = "auto"  # auto | chat (messages) | alpaca | completion (prompt/completion)
+    method: str = "lora"  # lora (adapter, merged for inference) | full (all weights train)
+    epochs: float = 1.0  # passes over the training split; ignored when max_steps > 0
+    max_steps: int = -1  # optimizer steps; > 0 overrides epochs (short runs, tests)
+    lr: float | None = None  # None: 2e-4 for lora, 2e-5 for full (the usual stable choices)
+    batch: int = 4  # micro-batch per process
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_len: int = 512  # tokens per example; longer rows are truncated and reported
+    zero: str = "auto"  # DeepSpeed ZeRO stage; auto picks from world size and memory fit
+    offload: bool = False  # ZeRO-Offload optimizer (and params at stage 3) to CPU memory
+    procs: int = 1  # processes (ranks) per node: GPUs, or CPU workers without GPUs
+    hostfile: str | None = None  # DeepSpeed hostfile for multi-node runs (shared filesystem)
+    eval_split: float = 0.1  # held-out fraction for eval loss before/after (0: no eval)
+    seed: int = 42  # data split, LoRA init, shuffling
+    lora_r: int = 8  # LoRA rank
+    lora_alpha: int = 16  # LoRA scale numerator (scale = alpha / r)
+    lora_dropout: float = 0.05
+    lora_targets: str = "auto"  # comma list of module names; auto: peft's default for the arch
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
+    gradient_checkpointing: bool = False  # trade compute for activation memory
+    save_every: int = 50  # checkpoint every N optimizer steps (resume point); 0: only at the end
+    eval_every: int = 0  # eval loss every N steps as well as before/after; 0: before/after only
+    log_every: int = 1  # steps between loss / tokens/s events
+    samples: int = 3  # held-out prompts generated before/after for the model card
+    sample_tokens: int = 48  # max new tokens per sample generation
+    port: int = 0  # rendezvous port; 0 picks a free one
+    memory_gb: float = 0.0  # per-process memory budget for --zero auto; 0: measure this machine
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 2e-5)
+
+    def validate(self) -> None:
+        if self.name:
+            check_name(self.name)
+        _choice("method", self.method, METHODS)
+        _choice("format", self.format, FORMATS)
+        self.zero = str(self.zero)
+        _choice("zero", self.zero, ZERO)
+        _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        for key in ("batch", "grad_accum", "max_len", "procs", "lora_r", "log_every"):
+            if int(getattr(self, key)) < 1:
+                raise InvalidInputError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_len < 8:
+            raise InvalidInputError(f"max_len must be >= 8 tokens, got {self.max_len}")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise InvalidInputError("give epochs > 0 or max_steps > 0")
+        if not 0.0 <= self.eval_split < 1.0:
+            raise InvalidInputError(f"eval_split must be in [0, 1), got {self.eval_split}")
+        if self.lr is not None and not 0.0 < self.lr < 1.0:
+            raise InvalidInputError(f"lr must be in (0, 1), got {self.lr}")
+        if not 0 <= self.port < 65536:
+            raise InvalidInputError(f"port must be 0 (pick a free one) or 1-65535, got {self.port}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
+        """Build from a dict (YAML body, Python API); '-' in keys is accepted for '_'."""
+        norm = {str(k).replace("-", "_"): v for k, v in d.items()}
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(norm) - set(known))
+        if unknown:
+            raise InvalidInputError(
+                f"unknown finetune setting(s) {', '.join(unknown)}; valid: {', '.join(known)}"
+            )
+        return cls(**{k: _coerce(known[k], v) for k, v in norm.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: a DataFrame or list given as ``data`` is recorded by its kind only."""
+        d = asdict(self) if not _is_table(self.data) else asdict(dataclasses.replace(self, data=None))
+        if _is_table(self.data):
+            d["data"] = f"<{type(self.data).__name__}>"
+        d["learning_rate"] = self.learning_rate
+        return d
+
+    def replace(self, **changes: Any) -> FinetuneConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _is_table(v: Any) -> bool:
+    return v is not None and not isinstance(v, str | bytes) and not hasattr(v, "__fspath__")
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidInputError(f"{key} must be one of {'|'.join(allowed)}, got {value!r}")
+
+
+def _coerce(f: dataclasses.Field[Any], v: Any) -> Any:
+    """YAML and argparse give strings/ints; convert to the field's type with a clear error."""
+    if v is None or f.name == "data":
+        return v
+    t = str(f.type)
+    try:
+        if t == "bool":
+            if isinstance(v, str):
+                if v.lower() not in {"true", "false", "yes", "no", "1", "0", "on", "off"}:
+                    raise ValueError(v)
+                return v.lower() in {"true", "yes", "1", "on"}
+            return bool(v)
+        if t == "int":
+            if isinstance(v, float) and not v.is_integer():
+                raise ValueError(v)
+            return int(v)
+        if t.startswith("float"):
+            return float(v)
+        return str(v)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{f.name} must be {t.split(' |')[0]}, got {v!r}") from None

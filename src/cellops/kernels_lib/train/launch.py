@@ -1,0 +1,206 @@
+"""Start, find, resume and stop fine-tuning runs.
+
+``launch(config)`` validates everything in the calling process (see prepare.py), writes the run
+folder ``artifacts/finetune/NAME/RUN_ID`` and starts the supervisor, which runs the real
+``deepspeed`` launcher: one process here, many GPUs or nodes elsewhere, always the same path.
+It returns at once with a :class:`Job`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError, JobError, NotFoundError
+from ..workspace import Workspace, check_name, get_workspace
+from . import events
+from .config import FinetuneConfig
+from .job import Job, last_checkpoint
+from .prepare import free_port, plan_event, prepare
+
+RUNS = "finetune"
+
+
+def as_config(config: FinetuneConfig | dict[str, Any]) -> FinetuneConfig:
+    if isinstance(config, FinetuneConfig):
+        config.validate()
+        return config
+    if isinstance(config, dict):
+        return FinetuneConfig.from_dict(config)
+    raise InvalidInputError(
+        f"launch() takes a FinetuneConfig or a dict of its fields ({', '.join(f.name for f in fields(FinetuneConfig))})"
+    )
+
+
+def runs_dir(ws: Workspace, name: str) -> Path:
+    return ws.artifacts / RUNS / check_name(name)
+
+
+def launch(config: FinetuneConfig | dict[str, Any], workspace: Workspace | None = None) -> Job:
+    """Validate, write the run folder, start the DeepSpeed job; returns immediately."""
+    cfg = as_config(config)
+    ws = workspace or get_workspace()
+    if not cfg.name:
+        raise InvalidInputError("a fine-tune needs a name: %%finetune NAME --base default --data PATH")
+    _refuse_if_running(ws, cfg.name)
+    port = free_port(cfg.port) if cfg.port else 0  # a taken port fails before any work
+    run_id = uuid.uuid4().hex[:12]
+    run_dir = runs_dir(ws, cfg.name) / run_id
+    run_dir.mkdir(parents=True)
+    try:
+        from ..guard import active_policy
+
+        spec = prepare(cfg, ws, run_dir, active_policy(ws))
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing started: leave no half run behind
+        raise
+    from ..tracking.wandb_log import wandb_enabled
+
+    spec |= {"run_id": run_id, "wandb": wandb_enabled(), "wandb_id": f"ft-{run_id}"}
+    (run_dir / "run.json").write_text(json.dumps(spec, indent=1, default=str))
+    ws.record_run(RUNS, {k: spec[k] for k in ("config", "plan", "base_uri", "data_hash", "run_dir",
+                                             "n_train", "n_eval")},
+                  name=cfg.name, status="running", run_id=run_id)
+    plan_event(run_dir, spec)
+    return _spawn(Job(run_dir), port=port or free_port(0), resume=False)
+
+
+def launcher_cmd(spec: dict[str, Any], run_dir: Path, port: int, resume: bool) -> list[str]:
+    """The ``deepspeed`` launcher command line (the same one works on a cluster login node)."""
+    exe = Path(sys.executable).parent / "deepspeed"
+    head = [str(exe)] if exe.exists() else [sys.executable, "-m", "deepspeed.launcher.runner"]
+    cfg = spec["config"]
+    cmd = head + ["--num_gpus", str(cfg["procs"]), "--master_port", str(port)]
+    if cfg.get("hostfile"):
+        cmd += ["--hostfile", str(Path(cfg["hostfile"]).expanduser().resolve())]
+    cmd += ["--no_local_rank", "--module", "cellops.kernels_lib.train.worker", "--run-dir", str(run_dir)]
+    return cmd + (["--resume"] if resume else [])
+
+
+def _env(spec: dict[str, Any], run_dir: Path) -> dict[str, str]:
+    from ..tracking.wandb_log import wandb_mode
+
+    env = dict(os.environ)
+    env["CELLOPS_HOME"] = spec["workspace"]
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if spec["plan"]["device"] == "cpu":
+        env["DS_ACCELERATOR"] = "cpu"
+        procs = int(spec["config"]["procs"])
+        if procs > 1 and "OMP_NUM_THREADS" not in os.environ:
+            # ranks on one CPU would otherwise each start a thread per core and thrash
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // procs))
+    if spec.get("wandb"):
+        env["WANDB_MODE"] = wandb_mode()  # offline unless set / logged in
+        env.setdefault("WANDB_PROJECT", "cellops")
+        env["WANDB_DIR"] = str(run_dir)
+        env["WANDB_RUN_ID"] = spec["wandb_id"]
+        env["WANDB_RESUME"] = "allow"  # a resumed run continues the same W&B run
+        env.setdefault("WANDB_SILENT", "true")
+    return env
+
+
+def _spawn(job: Job, port: int, resume: bool) -> Job:
+    run_dir = job.run_dir
+    cmd = launcher_cmd(job.spec, run_dir, port, resume)
+    (run_dir / "launch.json").write_text(json.dumps(
+        {"cmd": cmd, "workspace": job.spec["workspace"], "run_id": job.run_id}, indent=1))
+    (run_dir / "stop").unlink(missing_ok=True)
+    (run_dir / "exit.json").unlink(missing_ok=True)
+    events.append(job.events_path, "launch", resume=resume, port=port, cmd=cmd)
+    log = open(run_dir / "supervisor.log", "ab")
+    try:
+        # A new session: the run survives a kernel restart, and stop() signals the whole group.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cellops.kernels_lib.train.supervise", str(run_dir)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=run_dir,
+            env=_env(job.spec, run_dir), start_new_session=True,
+        )
+    except OSError as e:
+        events.append(job.events_path, "error", message=f"cannot start the launcher: {e}")
+        raise JobError(f"cannot start the training launcher: {e}") from None
+    finally:
+        log.close()
+    (run_dir / "supervisor.pid").write_text(str(proc.pid))
+    job._popen = proc
+    return job
+
+
+def _refuse_if_running(ws: Workspace, name: str) -> None:
+    for job in _jobs(ws, name):
+        if job.status in ("starting", "running"):
+            raise JobError(
+                f"fine-tune {name} is already running (run {job.run_id}); "
+                f"%finetune attach {name} to watch it or %finetune stop {name}"
+            )
+
+
+def _jobs(ws: Workspace, name: str) -> list[Job]:
+    """Runs of ``name``, newest first."""
+    folder = runs_dir(ws, name)
+    if not folder.is_dir():
+        return []
+    dirs = [d for d in folder.iterdir() if (d / "run.json").exists()]
+    return [Job(d) for d in sorted(dirs, key=lambda d: (d / "run.json").stat().st_mtime, reverse=True)]
+
+
+def attach(name_or_run: str, workspace: Workspace | None = None) -> Job:
+    """The latest run of NAME (or the run with this id prefix)."""
+    ws = workspace or get_workspace()
+    if "@" not in name_or_run:
+        jobs = _jobs(ws, name_or_run)
+        if jobs:
+            return jobs[0]
+    try:
+        run = ws.get_run(name_or_run)
+    except NotFoundError:
+        run = None
+    if run and run["kind"] == RUNS:
+        return Job(Path(run["record"]["run_dir"]))
+    names = sorted(d.name for d in (ws.artifacts / RUNS).glob("*") if d.is_dir()) if (ws.artifacts / RUNS).is_dir() else []
+    raise NotFoundError(f"no fine-tuning run named '{name_or_run}'; runs: {', '.join(names) or '(none yet)'}")
+
+
+def resume(name_or_run: str, workspace: Workspace | None = None) -> Job:
+    """Continue a stopped/killed run from its last checkpoint, in the same run folder."""
+    job = attach(name_or_run, workspace)
+    status = job.status
+    if status in ("starting", "running"):
+        raise JobError(f"fine-tune {job.name} is still {status}; nothing to resume")
+    if status == "done":
+        raise JobError(f"fine-tune {job.name} already finished as {job.model}; start a new run instead")
+    ckpt = last_checkpoint(job.run_dir / "checkpoints")
+    if ckpt is None:
+        every = job.spec["config"]["save_every"]
+        raise JobError(
+            f"run {job.run_id} of {job.name} has no checkpoint to resume from (it saves every "
+            f"{every or 'no'} steps); start it again with %%finetune"
+        )
+    ws = get_workspace(job.spec["workspace"])
+    ws.update_run(job.run_id, status="running")
+    cfg_port = int(job.spec["config"].get("port") or 0)
+    return _spawn(job, port=free_port(cfg_port), resume=True)
+
+
+def stop(name_or_run: str, workspace: Workspace | None = None) -> Job:
+    job = attach(name_or_run, workspace)
+    job.stop()
+    return job
+
+
+def runs(workspace: Workspace | None = None) -> list[Job]:
+    """The latest run of every fine-tune name."""
+    ws = workspace or get_workspace()
+    root = ws.artifacts / RUNS
+    if not root.is_dir():
+        return []
+    out = [_jobs(ws, d.name) for d in sorted(root.iterdir()) if d.is_dir()]
+    return [j[0] for j in out if j]

@@ -1,0 +1,258 @@
+"""The training entry point the ``deepspeed`` launcher runs in every rank.
+
+``python -m cellops.kernels_lib.train.worker --run-dir DIR [--resume]``. Everything it needs is in
+the run folder (``run.json``: config, plan, resolved base model; ``ds_config.json``;
+``data/{train,eval}.jsonl`` already tokenized by the kernel), so ranks on other nodes only need
+the shared filesystem. Rank 0 writes the event file and logs to W&B (via the Trainer's
+WandbCallback); at the end it merges, samples, writes the model card and registers the version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from . import events
+from .job import last_checkpoint
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _trainer_callback_base() -> type:
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class Throughput:
+    """Training tokens/s over optimizer steps only (no evals, saves or the first, warm-up step).
+    Shared with the benchmark so the plain-Trainer baseline is measured the same way."""
+
+    def __init__(self) -> None:
+        self.step_tokens = 0
+        self.step_time = 0.0
+        self.steps = 0
+        self._t0 = 0.0
+        self._tok0 = 0
+
+    def begin(self, tokens_seen: int) -> None:
+        self._t0, self._tok0 = time.perf_counter(), tokens_seen
+
+    def end(self, tokens_seen: int) -> tuple[int, float]:
+        dt, dtok = time.perf_counter() - self._t0, tokens_seen - self._tok0
+        self.steps += 1
+        if self.steps > 1:
+            self.step_time += dt
+            self.step_tokens += dtok
+        return dtok, dt
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.step_tokens / self.step_time if self.step_time > 0 else None
+
+
+def make_callback(run_dir: Path | None, cfg_json: dict[str, Any] | None, rank: int) -> Any:
+    """A TrainerCallback that measures throughput and (rank 0, with a run folder) writes events."""
+    Base = _trainer_callback_base()
+
+    class EventCallback(Base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            self.tp = Throughput()
+            self.path = run_dir / "events.jsonl" if run_dir and rank == 0 else None
+            self._win_tokens = 0
+            self._win_time = 0.0
+            self._started = time.perf_counter()
+            self.final = False  # set before the closing evaluate(): its eval is the "after" one
+
+        def emit(self, kind: str, **f: Any) -> None:
+            if self.path is not None:
+                events.append(self.path, kind, **f)
+
+        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.emit("resume" if state.global_step else "start", step=state.global_step,
+                      max_steps=state.max_steps, world=args.world_size)
+
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.tp.begin(state.num_input_tokens_seen)
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            dtok, dt = self.tp.end(state.num_input_tokens_seen)
+            if self.tp.steps > 1 or state.max_steps == 1:
+                self._win_tokens += dtok
+                self._win_time += dt
+
+        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            rate = self._win_tokens / self._win_time if self._win_time > 0 else None
+            per_step = self.tp.step_time / max(1, self.tp.steps - 1) if self.tp.steps > 1 else None
+            eta = per_step * (state.max_steps - state.global_step) if per_step else None
+            self.emit("log", step=state.global_step, loss=logs["loss"], lr=logs.get("learning_rate"),
+                      grad_norm=logs.get("grad_norm"), tokens_seen=state.num_input_tokens_seen,
+                      tokens_per_s=rate, eta_s=eta, elapsed_s=time.perf_counter() - self._started)
+            self._win_tokens, self._win_time = 0, 0.0
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):  # noqa: ANN001
+            if metrics and "eval_loss" in metrics:
+                phase = "after" if self.final else ("before" if state.global_step == 0 else "during")
+                self.emit("eval", step=state.global_step, eval_loss=metrics["eval_loss"], phase=phase)
+
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if self.path is not None and cfg_json is not None and ckpt.is_dir():
+                # asdict(cfg) travels with the weights, so a checkpoint explains itself
+                (ckpt / "cellops_config.json").write_text(json.dumps(cfg_json, indent=1))
+            self.emit("checkpoint", step=state.global_step, path=str(ckpt))
+
+    return EventCallback()
+
+
+def load_examples(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def build_model(spec: dict[str, Any], dtype: Any) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    cfg = spec["config"]
+    model = AutoModelForCausalLM.from_pretrained(spec["base_path"], dtype=dtype)
+    if cfg["gradient_checkpointing"]:
+        model.config.use_cache = False
+    if cfg["method"] == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        targets = cfg["lora_targets"]
+        target_modules: Any = None if targets == "auto" else (
+            "all-linear" if targets == "all-linear" else [t.strip() for t in targets.split(",")])
+        lc = LoraConfig(r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=cfg["lora_dropout"],
+                        target_modules=target_modules, task_type="CAUSAL_LM")
+        if cfg["gradient_checkpointing"]:
+            model.enable_input_require_grads()
+        model = get_peft_model(model, lc)
+    return model
+
+
+def training_args(spec: dict[str, Any], run_dir: Path, resume: bool, n_eval: int) -> Any:
+    from transformers import TrainingArguments
+
+    cfg, plan = spec["config"], spec["plan"]
+    cpu = plan["device"] == "cpu"
+    wandb_on = spec.get("wandb", False)
+    return TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=cfg["batch"], per_device_eval_batch_size=cfg["batch"],
+        gradient_accumulation_steps=cfg["grad_accum"], learning_rate=cfg["learning_rate"],
+        num_train_epochs=cfg["epochs"], max_steps=cfg["max_steps"],
+        warmup_steps=cfg["warmup_ratio"], weight_decay=cfg["weight_decay"],
+        max_grad_norm=cfg["grad_clip"], seed=cfg["seed"], data_seed=cfg["seed"],
+        logging_steps=cfg["log_every"], logging_first_step=True,
+        eval_strategy="steps" if cfg["eval_every"] and n_eval else "no",
+        eval_steps=cfg["eval_every"] or None, eval_on_start=bool(n_eval) and not resume,
+        save_strategy="steps" if cfg["save_every"] else "no", save_steps=cfg["save_every"] or 500,
+        save_total_limit=2, deepspeed=str(run_dir / "ds_config.json"),
+        use_cpu=cpu, ddp_backend="gloo" if cpu else None,
+        bf16=plan["dtype"] == "bf16", fp16=plan["dtype"] == "fp16",
+        **_checkpointing_arg(cfg["gradient_checkpointing"]),
+        report_to=["wandb"] if wandb_on else "none", run_name=f"finetune-{cfg['name']}",
+        disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+    )
+
+
+def _checkpointing_arg(on: bool) -> dict[str, bool]:
+    """transformers 5 renamed gradient_checkpointing; pass whichever this version has."""
+    from transformers import TrainingArguments
+
+    if not on:
+        return {}
+    key = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+           else "gradient_checkpointing")
+    return {key: True}
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def train(run_dir: Path, resume: bool) -> int:
+    import torch
+    from transformers import AutoTokenizer, Trainer
+
+    from .tokenize import collate
+
+    spec = json.loads((run_dir / "run.json").read_text())
+    rank = int(os.environ.get("RANK", "0"))
+    train_rows = load_examples(run_dir / "data" / "train.jsonl")
+    eval_rows = load_examples(run_dir / "data" / "eval.jsonl")
+    # Arguments first: with ZeRO-3 they register the DeepSpeed config, so from_pretrained
+    # partitions the weights while loading instead of materialising a full copy per rank.
+    args = training_args(spec, run_dir, resume, len(eval_rows))
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec["plan"]["dtype"]]
+    tok = AutoTokenizer.from_pretrained(spec["base_path"])
+    model = build_model(spec, dtype)
+    cb = make_callback(run_dir, spec["config"], rank)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    trainer = Trainer(model=model, args=args, train_dataset=train_rows,
+                      eval_dataset=eval_rows or None, data_collator=partial(collate, pad_id=pad),
+                      callbacks=[cb])
+    ckpt = last_checkpoint(run_dir / "checkpoints") if resume else None
+    out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    cb.final = True
+    if eval_rows:
+        trainer.evaluate()
+    trainer.save_model(str(run_dir / "final"))  # collective under ZeRO-3 (gathers the shards)
+    ranks = run_dir / "ranks"
+    ranks.mkdir(exist_ok=True)
+    (ranks / f"rank{rank}.json").write_text(json.dumps({"peak_rss_gb": peak_rss_gb()}))
+    _barrier()
+    if rank != 0:
+        return 0
+    metrics = {
+        "train_loss": out.training_loss, "steps": trainer.state.global_step,
+        "tokens_per_s": cb.tp.tokens_per_s, "train_runtime_s": out.metrics.get("train_runtime"),
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "peak_rss_gb": [json.loads(p.read_text())["peak_rss_gb"] for p in sorted(ranks.glob("rank*.json"))],
+    }
+    del trainer, model
+    from .register import register
+
+    ref = register(run_dir, spec, metrics)
+    return 0 if ref else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="cellops-finetune-worker")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--resume", action="store_true")
+    a, _ = p.parse_known_args(argv)  # the launcher may add --local_rank
+    run_dir = Path(a.run_dir)
+    try:
+        return train(run_dir, a.resume)
+    except Exception as e:
+        if int(os.environ.get("RANK", "0")) == 0:
+            events.append(run_dir / "events.jsonl", "error", message=f"{type(e).__name__}: {e}")
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
