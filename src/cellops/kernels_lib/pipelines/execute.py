@@ -75,13 +75,14 @@ def run(
     out_dir: str | Path | None = None, timeout: float | None = None, retries: int = 0,
     kernel_name: str = kernel.DEFAULT_KERNEL, workspace: Workspace | None = None,
     run_id: str | None = None, extra: dict[str, Any] | None = None, cwd: Path | None = None,
-    name: str | None = None,
+    name: str | None = None, kernel_env: dict[str, str] | None = None,
 ) -> PipelineRun:
     """Execute a notebook (or a pipeline .yaml) with papermill and record the run.
 
     ``timeout`` is the whole run's limit in seconds (each cell gets the time left); ``retries``
     re-executes from the start after a failure. ``cwd`` defaults to the notebook's folder (as
-    in Jupyter). Bad input raises before anything runs.
+    in Jupyter); ``kernel_env`` adds environment variables for the kernel. Bad input raises
+    before anything runs.
     """
     if Path(notebook_or_pipeline).suffix in (".yaml", ".yml"):
         from .chain import run_chain
@@ -106,7 +107,7 @@ def run(
         "notebook": str(src), "notebook_hash": notebook.file_hash(source_copy),
         "source_copy": str(source_copy), "run_dir": str(run_dir), "params": effective,
         "given_params": given, "kernel": {"name": kernel_name, "executable": argv[0]},
-        "cwd": str(cwd or src.parent), "timeout": timeout, "retries": retries,
+        "cwd": str(cwd or src.parent), "kernel_env": dict(kernel_env or {}), "timeout": timeout, "retries": retries,
         "started_at": time.time(), "pid": os.getpid(), "warnings": [],
         **(extra or {}),
     }
@@ -129,7 +130,8 @@ def _attempts(record: dict[str, Any], source: Path, output: Path, params: dict[s
     for attempt in range(retries + 1):
         values_path.unlink(missing_ok=True)
         env = {"CELLOPS_BATCH": "1", ENV_VALUES: str(values_path), "CELLOPS_PIPELINE_RUN": run_id,
-               "CELLOPS_HOME": str(ws.root), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
+               "CELLOPS_HOME": str(ws.root), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
+               **record["kernel_env"]}
         t0 = time.time()
         error = execute(source, output, params, record["kernel"]["name"], env,
                         Path(record["cwd"]), record["timeout"])

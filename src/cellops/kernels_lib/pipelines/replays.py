@@ -188,7 +188,8 @@ def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | 
     new = run(src, rec.get("given_params") or {}, timeout=timeout or rec.get("timeout"),
               kernel_name=rec.get("kernel", {}).get("name", "python3"), workspace=ws,
               cwd=Path(rec.get("cwd") or src.parent), name=original["name"],
-              extra={"replay_of": original["id"]})
+              extra={"replay_of": original["id"]},
+              kernel_env={**rec.get("kernel_env", {}), "CELLOPS_CACHE": "off"})  # re-generate, never reuse
     notes += _env_notes(rec.get("env", {}), new.record.get("env", {}))
     replayed = new.record.get("output_notebook_run_dir") or new.record.get("output_notebook")
     if replayed is None:
