@@ -57,13 +57,25 @@ def running(ws: Workspace | None = None) -> str | None:
     return None
 
 
+def _executor(workers: int) -> Any:
+    """A thread pool that tells ``fire`` which run time it was submitted for (APScheduler's
+    submission event arrives after the job may already have started)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+
+    class Executor(ThreadPoolExecutor):  # type: ignore[misc]
+        def _do_submit_job(self, job: Any, run_times: list[Any]) -> None:
+            if run_times:
+                schedules._scheduled_for[job.id] = run_times[-1].timestamp()
+            super()._do_submit_job(job, run_times)
+
+    return Executor(workers)
+
+
 def _listener(ws: Workspace) -> Any:
-    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 
     def on_event(event: Any) -> None:
-        if event.code == EVENT_JOB_SUBMITTED and event.scheduled_run_times:
-            schedules._scheduled_for[event.job_id] = event.scheduled_run_times[-1].timestamp()
-        elif event.code == EVENT_JOB_MISSED:
+        if event.code == EVENT_JOB_MISSED:
             schedules.log_event(ws, event.job_id, "missed",
                                 scheduled_for=event.scheduled_run_time.timestamp(),
                                 detail="the scheduler was not running at that time (catch_up off)")
@@ -78,7 +90,7 @@ def _listener(ws: Workspace) -> Any:
 def serve(workspace: Workspace | None = None, *, poll: float = 30.0, max_workers: int = 2,
           stop: threading.Event | None = None, on_ready: Any = None) -> None:
     """Run schedules until ``stop`` is set (the CLI sets it on SIGINT/SIGTERM)."""
-    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -89,9 +101,9 @@ def serve(workspace: Workspace | None = None, *, poll: float = 30.0, max_workers
     schedules._stopping.clear()
     sched = BackgroundScheduler(
         jobstores={"default": schedules.jobstore(ws), "internal": MemoryJobStore()},
-        executors={"default": ThreadPoolExecutor(max_workers), "internal": ThreadPoolExecutor(1)},
+        executors={"default": _executor(max_workers), "internal": ThreadPoolExecutor(1)},
     )
-    sched.add_listener(_listener(ws), EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    sched.add_listener(_listener(ws), EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     # other processes edit the shared store; a periodic wakeup makes this one notice
     sched.add_job(sched.wakeup, "interval", seconds=poll, jobstore="internal", executor="internal",
                   id="_wakeup", max_instances=1, coalesce=True)

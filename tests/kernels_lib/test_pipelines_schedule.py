@@ -1,0 +1,123 @@
+"""The scheduler: real firings of real notebooks, retries, timeouts, hooks, overlap, missed runs,
+the one-scheduler lock, and a minute-level cron run by the `cellops scheduler` process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_pipelines import write_nb
+
+from cellops.kernels_lib.errors import JobError
+from cellops.kernels_lib.pipelines import schedules
+from cellops.kernels_lib.pipelines.scheduler import running, serve
+
+
+def _serving(ws, poll: float = 0.5):
+    stop, ready = threading.Event(), threading.Event()
+    t = threading.Thread(target=serve, kwargs={"workspace": ws, "poll": poll, "stop": stop,
+                                               "on_ready": ready.set}, daemon=True)
+    t.start()
+    assert ready.wait(60)
+    return stop, t
+
+
+def _wait_for(pred, timeout: float) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; events: {[(e['schedule'], e['event'], e['detail']) for e in schedules.events()]}")
+
+
+def _events(name: str) -> list[str]:
+    return [e["event"] for e in schedules.events(name)]
+
+
+def test_retries_hook_timeout_and_overlap(tmp_path: Path, workspace) -> None:
+    write_nb(tmp_path / "broken.ipynb", ["x = 1", "raise RuntimeError('nightly regression')"])
+    write_nb(tmp_path / "slow.ipynb", ["secs = 300", "import time\ntime.sleep(secs)"])
+    hook_out = tmp_path / "hook.txt"
+    schedules.add(tmp_path / "broken.ipynb", every=3600, name="broken", retries=1, retry_delay=0,
+                  on_failure=f"echo $CELLOPS_SCHEDULE $CELLOPS_RUN_ID \"$CELLOPS_RUN_ERROR\" >> {hook_out}")
+    schedules.add(tmp_path / "slow.ipynb", every=1, name="slow", timeout=25)
+    schedules.set_next_run("broken", datetime.now().astimezone())
+    stop, t = _serving(workspace)
+    with pytest.raises(JobError, match="a scheduler is already running"):
+        serve(workspace)  # the lock holds within one process too
+    try:
+        _wait_for(lambda: "hook" in _events("broken") and "failed" in _events("slow"), 240)
+    finally:
+        stop.set()
+        t.join(120)
+    assert not t.is_alive() and running(workspace) is None
+    ev = schedules.events("broken")
+    assert [e["event"] for e in ev] == ["started", "attempt_failed", "attempt_failed", "failed", "hook"]
+    assert [e["attempt"] for e in ev[1:3]] == [1, 2]
+    last_run = ev[3]["run_id"]
+    assert workspace.get_run(last_run)["status"] == "failed"
+    assert hook_out.read_text().split()[:2] == ["broken", last_run]
+    assert "RuntimeError: nightly regression" in hook_out.read_text()
+    slow = schedules.events("slow")
+    assert "skipped_overlap" in [e["event"] for e in slow]  # every 1 s, one run at a time
+    failed = next(e for e in slow if e["event"] == "attempt_failed")
+    assert "timed out" in failed["detail"] and "25s" in failed["detail"]
+    run = workspace.get_run(failed["run_id"])
+    assert run["status"] == "failed" and run["record"]["error"]["kind"] == "timeout"
+
+
+def test_missed_runs_are_caught_up_once_or_recorded(tmp_path: Path, workspace) -> None:
+    write_nb(tmp_path / "ok.ipynb", ["n = 1", "import cellops\ncellops.pipelines.record(n=n)"])
+    schedules.add(tmp_path / "ok.ipynb", cron="0 3 * * *", name="catchup", params={"n": 5})
+    schedules.add(tmp_path / "ok.ipynb", cron="0 4 * * *", name="strict", catch_up=False)
+    # as if the scheduler had been down through both runs
+    two_hours_ago = datetime.now().astimezone() - timedelta(hours=2)
+    schedules.set_next_run("catchup", two_hours_ago)
+    schedules.set_next_run("strict", two_hours_ago)
+    stop, t = _serving(workspace)
+    try:
+        _wait_for(lambda: "ok" in _events("catchup") and "missed" in _events("strict"), 180)
+    finally:
+        stop.set()
+        t.join(120)
+    started = schedules.events("catchup")[0]
+    assert started["event"] == "started" and "late by" in started["detail"]
+    assert abs(started["scheduled_for"] - two_hours_ago.timestamp()) < 1
+    run_id = schedules.events("catchup")[1]["run_id"]
+    assert workspace.get_run(run_id)["record"]["values"] == {"n": 5}
+    assert workspace.get_run(run_id)["record"]["schedule"] == "catchup"
+    assert _events("strict") == ["missed"]
+    # both are back on their cron for the next day
+    nxt = {s.name: s.next_run for s in schedules.list_schedules()}
+    assert nxt["catchup"].hour == 3 and nxt["strict"].hour == 4
+
+
+@pytest.mark.slow
+def test_cli_scheduler_runs_a_minute_cron_and_refuses_a_second(tmp_path: Path, workspace) -> None:
+    write_nb(tmp_path / "tick.ipynb", ["n = 1", "import cellops\ncellops.pipelines.record(n=n)"])
+    cmd = [sys.executable, "-c", "import sys; from cellops.cli import main; sys.exit(main(sys.argv[1:]))"]
+    first = subprocess.Popen([*cmd, "scheduler", "--poll", "1"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        assert "cellops scheduler running" in first.stdout.readline()
+        second = subprocess.run([*cmd, "scheduler"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert second.returncode == 2 and "a scheduler is already running" in second.stderr
+        assert f"pid {first.pid}" in second.stderr and running(workspace)
+        # added while the scheduler runs (another process): picked up through the shared store
+        add = subprocess.run([*cmd, "schedule", "add", "tick.ipynb", "--cron", "* * * * *", "-p", "n", "3"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert add.returncode == 0 and "scheduled 'tick'" in add.stdout
+        _wait_for(lambda: "ok" in _events("tick"), 150)
+    finally:
+        first.terminate()
+        out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0 and "scheduler stopped" in out
+    ok = next(e for e in schedules.events("tick") if e["event"] == "ok")
+    assert datetime.fromtimestamp(ok["scheduled_for"]).second == 0  # fired on the minute
+    assert workspace.get_run(ok["run_id"])["record"]["values"] == {"n": 3}
