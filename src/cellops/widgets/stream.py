@@ -1,11 +1,13 @@
 """Streams tokens into the cell as they are generated.
 
 In a live kernel a display handle is updated in place (throttled), then replaced by the final
-result's rich view; in a terminal or batch run tokens go to stdout.
+result's rich view; in a terminal tokens go to stdout; in a batch run (papermill under cellops,
+CELLOPS_BATCH=1) nothing streams and the cell's output is the final result alone.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -19,9 +21,12 @@ class TokenStream:
         self.parts: list[str] = []
         self._last = 0.0
         self._handle = display(HTML(""), display_id=True) if live else None
+        self.quiet = not live and bool(os.environ.get("CELLOPS_BATCH"))
 
     def __call__(self, piece: str) -> None:
         self.parts.append(piece)
+        if self.quiet:
+            return
         if self._handle is None:
             sys.stdout.write(piece)
             sys.stdout.flush()
@@ -38,6 +43,6 @@ class TokenStream:
         if self._handle is not None:
             self._handle.update(result)
             return None
-        if self.parts:
+        if self.parts and not self.quiet:
             sys.stdout.write("\n")
         return result
