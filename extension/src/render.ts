@@ -101,6 +101,9 @@ export function renderLists(data: WorkspaceData, error: string | null, a: Action
   const root = h('div', { class: 'jp-cellops-lists' });
   if (error) {
     root.append(renderError(error));
+    if (!data.status.exists) {
+      return root; // the workspace itself is unreadable: empty lists would only mislead
+    }
   }
   if (!data.status.exists && !error) {
     root.append(

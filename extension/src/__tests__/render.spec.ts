@@ -48,6 +48,10 @@ describe('renderLists', () => {
     expect(renderLists(EMPTY, null, actions()).textContent).toContain('No cellops workspace here yet');
     const err = renderLists(EMPTY, 'workspace database x is corrupt; move it aside', actions());
     expect(err.querySelector('[role="alert"]')?.textContent).toContain('move it aside');
+    expect(err.querySelectorAll('[data-section]')).toHaveLength(0);
+    const partial = renderLists(data, 'jobs: jobs broke', actions());
+    expect(partial.querySelector('[role="alert"]')?.textContent).toBe('jobs: jobs broke');
+    expect(partial.querySelectorAll('[data-section]')).toHaveLength(6);
   });
 });
 
