@@ -32,9 +32,9 @@ def test_notebook_runs_under_papermill(path: Path, tmp_path: Path) -> None:
 def test_prompt_regression_fails_the_run_when_a_test_fails(tmp_path: Path) -> None:
     path = next(p for p in NOTEBOOKS if p.name == "prompt_regression.ipynb")
     cases = tmp_path / "cases.yaml"
-    cases.write_text("- vars: {question: What is the capital of France?}\n"
+    cases.write_text("- vars: {question: 'What is the capital of France?'}\n"
                      "  assert: [{type: icontains, value: Paris}]\n"
-                     "- vars: {question: What is the capital of France?}\n"
+                     "- vars: {question: 'What is the capital of France?'}\n"
                      "  assert: [{type: contains, value: Berlin}]\n")
     run = pipelines.run(path, {"cases_file": str(cases), "prompt_name": "regress"})
     assert run.status == "failed" and run.error["ename"] == "PromptTestFailed"
