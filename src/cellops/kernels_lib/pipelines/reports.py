@@ -42,7 +42,7 @@ class Report:
 def _load(ws: Workspace, run_ids: list[str]) -> list[dict[str, Any]]:
     if not run_ids:
         raise InvalidInputError("give at least one run id (`cellops runs` lists them)")
-    runs = [ws.get_run(r) for r in run_ids]
+    runs = list({r["id"]: r for r in (ws.get_run(i) for i in run_ids)}.values())  # once each
     return sorted(runs, key=lambda r: r["record"].get("started_at", r["created_at"]))
 
 
@@ -54,7 +54,7 @@ def svg_chart(title: str, labels: list[str], values: list[float | None], width: 
               height: int = 220) -> str:
     """A small line chart with labelled points, as inline SVG."""
     pts = [(i, v) for i, v in enumerate(values) if v is not None]
-    left, right, top, bottom = 56, 16, 28, 46
+    left, right, top, bottom = 56, 32, 28, 46
     pw, ph = width - left - right, height - top - bottom
     lo, hi = (min(v for _, v in pts), max(v for _, v in pts)) if pts else (0.0, 1.0)
     if hi == lo:
@@ -89,9 +89,13 @@ def _diff_rows(runs: list[dict[str, Any]], key: str) -> tuple[list[tuple[Any, ..
     names = sorted({k for r in runs for k in (r["record"].get(key) or {})})
     differ, same = [], []
     for name in names:
-        vals = [json.dumps((r["record"].get(key) or {}).get(name), default=str) for r in runs]
+        vals = [_short(json.dumps((r["record"].get(key) or {}).get(name), default=str)) for r in runs]
         (differ.append((name, *vals)) if len(set(vals)) > 1 else same.append(f"{name}={vals[0]}"))
     return differ, same
+
+
+def _short(text: str, n: int = 48) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _link(path: str | None, label: str) -> str:
