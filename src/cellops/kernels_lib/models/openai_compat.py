@@ -50,6 +50,7 @@ class OpenAICompatModel:
         url = f"{self.base_url}/chat/completions"
         t0 = time.perf_counter()
         ttft, parts, finish, usage = None, [], "stop", None
+        chunks, done = 0, False
         try:
             with httpx.stream("POST", url, json=body, headers=self._headers, timeout=self.timeout_s) as r:
                 if r.status_code >= 400:
@@ -60,8 +61,10 @@ class OpenAICompatModel:
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        done = True
                         break
                     chunk = json.loads(data)
+                    chunks += 1
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
                         piece = (choice.get("delta") or {}).get("content") or ""
@@ -76,6 +79,9 @@ class OpenAICompatModel:
             raise ModelError(f"endpoint {self.base_url} is down or unreachable ({e}); start the server or fix the URL") from e
         except httpx.TimeoutException as e:
             raise ModelError(f"endpoint {self.base_url} did not answer within {self.timeout_s:.0f}s") from e
+        if not done and not chunks:  # e.g. llama.cpp's server on a prompt longer than its context
+            raise ModelError(f"{url} closed the stream without an answer; the server log says why "
+                             "(often: the prompt is longer than its context window)")
         text = "".join(parts)
         prompt_tokens = int((usage or {}).get("prompt_tokens") or 0)
         completion_tokens = int((usage or {}).get("completion_tokens") or len(parts))
