@@ -65,7 +65,8 @@ cells = [
          '    for x, c in [("banana", "yellow"), ("leaf", "green"), ("sky", "blue"), ("coal", "black"),\n'
          '                 ("snow", "white"), ("tomato", "red"), ("carrot", "orange"), ("plum", "purple")]\n'
          "]"),
-    code("%%finetune colours --base default --data train_rows --method lora --max-steps {finetune_steps} --batch 2 --max-len 64 --wait -o job\n"),
+    code("%%finetune colours --base default --data train_rows --method lora --max-steps {finetune_steps} --batch 2 --max-len 64 --wait -o job\n"
+         "lora_r: 8   # the body may hold any setting as YAML"),
     code("%prompt run explain -p topic=snow --model {job.model}"),
     md("## 6. Record what the pipeline should keep\n\nValues recorded here land in the run record "
        "(`cellops runs`, `cellops report`) and feed chained pipeline steps."),

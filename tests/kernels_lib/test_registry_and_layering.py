@@ -44,19 +44,12 @@ def test_kernels_lib_never_imports_ipython() -> None:
     assert offenders == []
 
 
-def test_import_is_fast_and_light() -> None:
+def test_import_loads_no_heavy_module() -> None:
+    """Heavy libraries load inside the backend that needs them (import time: bench_import.py)."""
     code = (
-        "import sys, time; t = time.perf_counter(); import cellops; "
-        "from cellops.magics import load; dt = time.perf_counter() - t; "
-        "heavy = [m for m in ('torch', 'transformers', 'llama_cpp', 'scann', 'deepspeed', 'wandb',"
-        " 'sentence_transformers') if m in sys.modules]; print(dt, heavy)"
+        "import sys; import cellops, cellops.kernels_lib.prompts; from cellops.magics import load; "
+        "print([m for m in ('torch', 'transformers', 'llama_cpp', 'scann', 'deepspeed', 'wandb',"
+        " 'sentence_transformers', 'papermill', 'pandas') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    dt, heavy = out.stdout.split(" ", 1)
-    assert heavy.strip() == "[]"
-    # cellops alone must stay well under 0.5 s; magics pull in IPython, which is loaded anyway
-    plain = subprocess.run(
-        [sys.executable, "-c", "import time; t=time.perf_counter(); import cellops; "
-         "import cellops.kernels_lib.prompts; print(time.perf_counter()-t)"],
-        capture_output=True, text=True, check=True)
-    assert float(plain.stdout) < 0.5
+    assert out.stdout.strip() == "[]"

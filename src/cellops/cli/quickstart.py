@@ -19,7 +19,7 @@ def notebooks_dir() -> Path:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="run the quickstart notebook (the tour of every magic)")
     p.add_argument("--out", default="cellops-quickstart", help="folder for the executed notebook")
-    p.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds for the whole run")
     p.set_defaults(func=_quickstart)
 
 

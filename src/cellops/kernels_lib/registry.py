@@ -6,7 +6,6 @@ through the entry-point group ``cellops.<kind>``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from .errors import NotFoundError
@@ -38,6 +37,8 @@ class Registry(Generic[T]):
         if self._loaded_entry_points:
             return
         self._loaded_entry_points = True
+        from importlib.metadata import entry_points  # ~0.1 s: only when a name is missing
+
         for ep in entry_points(group=f"cellops.{self.kind}"):
             self._items.setdefault(ep.name, ep.load())
 

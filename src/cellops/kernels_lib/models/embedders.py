@@ -8,11 +8,13 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError, NotFoundError
 from .weights import default_embedder_dir, file_hash
+
+if TYPE_CHECKING:  # numpy loads with the model, not with `import cellops`
+    import numpy as np
 
 
 class Embedder:
@@ -27,13 +29,16 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # "Loading weights" bars would land in every cell output
         try:
             self.model = SentenceTransformer(source, device="cpu")
         except Exception as e:
             raise ModelError(f"cannot load embedder '{uri}': {e}") from e
         self.source = source
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self._lock = threading.Lock()
         self._hash: str | None = None
 
@@ -45,6 +50,8 @@ class Embedder:
         return self._hash
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
