@@ -36,5 +36,8 @@ def text_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table for text/plain representations."""
     cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in r] for r in rows]
     widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(columns))]
-    fmt = lambda r: "  ".join(v[:60].ljust(w) for v, w in zip(r, widths))  # noqa: E731
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(v[:60].ljust(w) for v, w in zip(row, widths, strict=True))
+
     return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]])
