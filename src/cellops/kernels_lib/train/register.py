@@ -31,6 +31,8 @@ def _generate(model: Any, tok: Any, messages: list[dict[str, str]], max_new: int
 def sample_prompts(run_dir: Path, n: int) -> list[dict[str, Any]]:
     """Held-out conversations cut before their last answer (training rows if nothing is held out)."""
     out: list[dict[str, Any]] = []
+    if n <= 0:
+        return out
     for name in ("eval.jsonl", "train.jsonl"):
         path = run_dir / "data" / name
         if path.exists():

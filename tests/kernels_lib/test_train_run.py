@@ -1,0 +1,129 @@
+"""Real DeepSpeed runs on the embedded SmolLM2 (CPU, DS_ACCELERATOR=cpu, gloo): kill + resume from
+the last checkpoint, the 2-process launch with ZeRO-2, and a launcher that dies. Steps, lengths
+and samples are tiny so each run is dominated by process start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import cellops
+from cellops.kernels_lib.errors import JobError
+from cellops.kernels_lib.train import attach, launch, resume
+
+pytestmark = pytest.mark.slow
+QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorbia?", "Queen Elna."),
+      ("What is Zorbia's currency?", "The glint."), ("Zorbia's national animal?", "The blue otter.")]
+TINY = dict(batch=1, max_len=48, samples=1, sample_tokens=4, eval_split=0.25)
+
+
+@pytest.fixture(scope="session")
+def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cellops.kernels_lib.models.hf import materialize
+    from cellops.kernels_lib.workspace import Workspace
+
+    return Path(materialize("default", Workspace(tmp_path_factory.mktemp("base") / ".cellops")))
+
+
+@pytest.fixture
+def data(tmp_path: Path, workspace, base_cache: Path) -> Path:
+    link = workspace.artifacts / "hf-cache" / base_cache.name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(base_cache)
+    path = tmp_path / "zorbia.jsonl"
+    rows = [{"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q},
+                          {"role": "assistant", "content": a}]} for q, a in QA * 2]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _procs_of(run_dir: Path) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if str(run_dir) in (p / "cmdline").read_bytes().decode(errors="replace"):
+                    out.append(int(p.name))
+            except OSError:
+                continue
+    return out
+
+
+def _wait_for(job, kind: str, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hits = [e for e in job.events() if e["kind"] == kind]
+        if hits:
+            return hits[-1]
+        assert job.status in ("starting", "running"), job.error
+        time.sleep(0.5)
+    raise AssertionError(f"no {kind} event after {timeout}s")
+
+
+def test_kill_then_resume_from_last_checkpoint(data: Path, workspace) -> None:
+    job = cellops.finetune.launch({"name": "zres", "data": str(data), "max_steps": 4, "save_every": 2,
+                                   "eval_split": 0, "samples": 1, "sample_tokens": 4, "batch": 1,
+                                   "max_len": 48}, workspace)
+    ckpt = _wait_for(job, "checkpoint")
+    assert ckpt["step"] == 2 and (Path(ckpt["path"]) / "cellops_config.json").exists()
+    pgid = int((job.run_dir / "supervisor.pid").read_text())
+    os.killpg(pgid, signal.SIGKILL)  # the whole job dies at once: no goodbye event
+    deadline = time.monotonic() + 30
+    while _procs_of(job.run_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _procs_of(job.run_dir) == []
+    assert job.status == "failed" and "%finetune resume zres" in job.error
+    with pytest.raises(JobError, match="failed"):
+        job.wait()
+    # a fresh handle (as after a kernel restart) sees the same state, then resumes
+    again = attach("zres", workspace)
+    assert again.run_id == job.run_id and again.status == "failed"
+    resumed = resume("zres", workspace).wait(timeout=900)
+    assert resumed.status == "done" and resumed.model == "zres@1"
+    evs = resumed.events()
+    res = [e for e in evs if e["kind"] == "resume"]
+    assert len(res) == 1 and res[0]["step"] >= 2 and res[0]["max_steps"] == 4
+    steps_after = [e["step"] for e in evs[evs.index(res[0]):] if e["kind"] == "log"]
+    assert steps_after and min(steps_after) > res[0]["step"] and max(steps_after) == 4
+    assert resumed.metrics["steps"] == 4
+    assert workspace.get_run(job.run_id)["status"] == "done"
+    with pytest.raises(JobError, match="already finished as zres@1"):
+        resume("zres", workspace)
+
+
+def test_two_process_launch_with_zero2(data: Path, workspace) -> None:
+    job = launch({"name": "ztwo", "data": str(data), "max_steps": 2, "procs": 2, "zero": "2",
+                  "save_every": 0, **TINY}, workspace)
+    assert job.plan["world"] == 2 and job.plan["stage"] == 2
+    cmd = next(e["cmd"] for e in job.events() if e["kind"] == "launch")
+    assert cmd[0].endswith("deepspeed") and cmd[1:3] == ["--num_gpus", "2"]
+    job.wait(timeout=900)
+    assert job.status == "done" and job.model == "ztwo@1"
+    start = next(e for e in job.events() if e["kind"] == "start")
+    assert start["world"] == 2
+    m = job.metrics
+    assert len(m["peak_rss_gb"]) == 2 and all(0.3 < g < 8 for g in m["peak_rss_gb"])
+    assert m["eval_loss_before"] is not None and m["eval_loss_after"] is not None
+    log = (job.run_dir / "launcher.log").read_text()
+    assert "dist_world_size=2" in log and "Traceback" not in log
+    ds = json.loads((job.run_dir / "ds_config.json").read_text())
+    assert ds["zero_optimization"]["stage"] == 2
+
+
+def test_a_launcher_that_dies_fails_cleanly(data: Path, tmp_path: Path, workspace) -> None:
+    hosts = tmp_path / "hostfile"
+    hosts.write_text("no-such-host-cellops slots=1\n")
+    job = launch({"name": "zdie", "data": str(data), "max_steps": 1, "hostfile": str(hosts), **TINY}, workspace)
+    with pytest.raises(JobError) as e:
+        job.wait(timeout=300)
+    msg = str(e.value)
+    assert "\n" not in msg and "no-such-host-cellops" in msg and "launcher.log" in msg
+    assert job.status == "failed" and workspace.get_run(job.run_id)["status"] == "failed"
+    for f in ("run.json", "config.json", "ds_config.json", "data/train.jsonl", "launcher.log", "exit.json"):
+        assert (job.run_dir / f).exists(), f
+    assert json.loads((job.run_dir / "exit.json").read_text())["code"] != 0
