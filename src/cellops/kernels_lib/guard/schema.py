@@ -75,6 +75,9 @@ def parse_yaml(text: str) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise InvalidInputError(f"guard policy is not valid YAML{where}: {problem}") from None
+    if raw is None:  # only comments
+        raise InvalidInputError("empty guard policy: give YAML with input:, retrieval: and/or output: lists "
+                                "of checks (or 'extends: default')")
     if not isinstance(raw, dict):
         raise InvalidInputError(f"guard policy must be a YAML mapping with keys {', '.join(TOP_KEYS)}; "
                                 f"got {type(raw).__name__}")
@@ -130,6 +133,8 @@ def _item(rail: str, i: int, item: Any) -> CheckSpec:
         raise InvalidInputError(f"{where}: check '{name}' cannot run on the {rail} rail; it runs on: "
                                 f"{', '.join(cls.rails)}")
     action = item.get("action", cls.default_action)
+    if action is False:  # YAML 1.1 reads a bare `off` (and `no`) as false
+        action = "off"
     if action not in ACTIONS:
         raise InvalidInputError(f"{where}: unknown action '{action}' for check '{name}'; valid actions: "
                                 f"{', '.join(ACTIONS)}")

@@ -45,7 +45,9 @@ _PHONE = re.compile(
     r"(?:\s?(?:x|ext\.?|#)\s?\d{1,6})?(?![\w-])")
 _PHONE_CONTEXT = re.compile(r"(?i)\b(?:call|phone|tel|telephone|mobile|cell|desk|office|fax|contact|"
                             r"number|reach|whatsapp|text me|ring)\b[^\n]{0,40}$")
-_DATE_LIKE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
+_PHONE_LABEL_AFTER = re.compile(r"(?i)\s*[(\[]?(?:mobile|cell|office|home|work|fax|tel|phone|desk)\b")
+# Dates and SSN-shaped numbers are not phones (an SSN presidio rejected is still not a phone).
+_NOT_PHONE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$|^\d{3}-\d{2}-\d{4}$")
 
 _lock = threading.Lock()
 _recognizers: list[Any] | None = None
@@ -113,11 +115,12 @@ def _phones(text: str, min_score: float) -> list[tuple[int, int, str, float]]:
     out = []
     for m in _PHONE.finditer(text):
         s = m.group(0)
-        digits = sum(c.isdigit() for c in s)
-        if not 7 <= digits <= 15 or _DATE_LIKE.match(s) or s.count(".") == 3:
+        digits = sum(c.isdigit() for c in re.split(r"(?i)\s?(?:x|ext\.?|#)", s)[0])  # extension excluded
+        if not 7 <= digits <= 15 or _NOT_PHONE.match(s) or s.count(".") == 3:
             continue
         score = 0.3
-        if _PHONE_CONTEXT.search(text[max(0, m.start() - 60):m.start()]):
+        if (_PHONE_CONTEXT.search(text[max(0, m.start() - 60):m.start()])
+                or _PHONE_LABEL_AFTER.match(text[m.end():m.end() + 20])):
             score += 0.3
         if s[0] in "+(" or re.search(r"(?i)x|ext|#", s):
             score += 0.15

@@ -21,7 +21,7 @@ class Topics(Check):
         "denied": Opt("examples", {}, "topic: [example utterances] it must not engage with"),
         "top_k": Opt("int", 2, "how many nearest examples are averaged per topic"),
     }
-    default_threshold = 0.55
+    default_threshold = 0.45
     default_action = "block"
     uses_embedding = True
     stream = "final"
