@@ -115,6 +115,17 @@ def test_two_process_launch_with_zero2(data: Path, workspace) -> None:
     assert ds["zero_optimization"]["stage"] == 2
 
 
+def test_stop_ends_every_process_and_keeps_the_folder(data: Path, workspace) -> None:
+    job = launch({"name": "zstop", "data": str(data), "max_steps": 500, "save_every": 0, **TINY}, workspace)
+    _wait_for(job, "start")
+    assert job.status == "running" and _procs_of(job.run_dir)
+    assert job.stop(timeout=60) == "stopped"
+    assert _procs_of(job.run_dir) == [] and attach("zstop", workspace).status == "stopped"
+    assert workspace.get_run(job.run_id)["status"] == "stopped" and (job.run_dir / "run.json").exists()
+    with pytest.raises(JobError, match="no checkpoint to resume from"):
+        resume("zstop", workspace)
+
+
 def test_a_launcher_that_dies_fails_cleanly(data: Path, tmp_path: Path, workspace) -> None:
     hosts = tmp_path / "hostfile"
     hosts.write_text("no-such-host-cellops slots=1\n")

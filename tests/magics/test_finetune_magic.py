@@ -1,6 +1,6 @@
 """%%finetune through a real InteractiveShell: settings from flags + YAML body, bad input as one
 UsageError line, and one real LoRA run on the embedded model that is registered, used by
-%%prompt --model NAME@V, shown by %finetune status/attach and the live dashboard, with W&B offline."""
+%%prompt and %%rag --model NAME@V, shown by %finetune status/attach and the live dashboard, with W&B offline."""
 
 from __future__ import annotations
 
@@ -62,8 +62,11 @@ def test_flags_override_the_yaml_body_and_data_can_be_a_variable(ip) -> None:
 
 
 def test_bad_input_is_one_usage_line(ip, tmp_path: Path, workspace) -> None:
+    ip.user_ns["t_empty"] = pd.DataFrame({"prompt": [], "completion": []})
     with pytest.raises(UsageError, match="data file not found: .*missing.jsonl"):
-        ip.run_cell_magic("finetune", f"m --data {tmp_path}/missing.jsonl", "")
+        ip.run_line_magic("finetune", f"m --data {tmp_path}/missing.jsonl")  # line form = a run
+    with pytest.raises(UsageError, match="empty dataset|is empty"):
+        ip.run_cell_magic("finetune", "m --data t_empty", "# no settings")
     with pytest.raises(UsageError, match="unknown finetune setting.*lora_rank"):
         ip.run_cell_magic("finetune", "m", "lora_rank: 4\n")
     with pytest.raises(UsageError, match="no fine-tuning run named 'ghost'"):
@@ -115,6 +118,10 @@ def test_cell_trains_registers_and_the_model_answers_prompts(ip, data: Path, wor
     ip.run_cell_magic("prompt", "zq --model zmag@1 --max-tokens 8 -o t_r", "What is the capital of Zorbia?")
     r = ip.user_ns["t_r"]
     assert r.text.strip() and workspace.get_run(r.run_id)["record"]["model"] == "zmag@1"
+    ip.user_ns["t_docs"] = ["Zorbia is a small country; its capital is Plimtown.", "Zorbia pays in glints."]
+    ip.run_cell_magic("rag", "build t_zdocs", "t_docs")
+    ip.run_cell_magic("rag", "ask t_zdocs --model zmag@1 -k 1 -o t_a", "What is the capital of Zorbia?")
+    assert ip.user_ns["t_a"].text.strip() and ip.user_ns["t_a"].model == "zmag@1"
     # status / attach (a fresh handle from disk, as after a kernel restart) / dashboard
     listing = ip.run_line_magic("finetune", "status")._repr_mimebundle_()["text/plain"]
     assert "zmag" in listing and "done" in listing and "zmag@1" in listing

@@ -38,7 +38,7 @@ parser.add_argument("--no-wait", action="store_true", help="return at once, even
 parser.add_argument("-o", "--output", metavar="VAR", help="store the job in VAR")
 
 sub = MagicArgumentParser(prog="%finetune")
-sub.add_argument("command", choices=("status", "list", "attach", "stop", "resume"))
+sub.add_argument("command", choices=("status", "list", "attach", "stop", "resume"))  # SUBCOMMANDS
 sub.add_argument("name", nargs="?")
 sub.add_argument("--wait", action="store_true")
 sub.add_argument("-o", "--output", metavar="VAR")
@@ -54,7 +54,8 @@ Cell:  {parser.format_usage().strip()}
   loss is on assistant tokens only, with the base model's chat template.
   In a live notebook the cell returns at once with a live dashboard; the kernel stays free.
   The result is a registered model: use it as %%prompt --model NAME@V.
-Line:  %finetune status [NAME] | list | attach NAME | stop NAME | resume NAME [--wait]
+Line:  %finetune NAME --data PATH ...   (the same run, all settings as flags)
+       %finetune status [NAME] | list | attach NAME | stop NAME | resume NAME [--wait]
 Settings: {', '.join(f.name for f in train.FinetuneConfig.__dataclass_fields__.values())}
 """
 
@@ -179,5 +180,13 @@ class RunsView:
                 "text/html": html.box("fine-tuning runs", html.table(self.COLUMNS, self.rows))}
 
 
+SUBCOMMANDS = ("status", "list", "attach", "stop", "resume")
+
+
 def run(ctx: MagicContext, line: str, cell_body: str | None) -> Any:
-    return line_command(ctx, line) if cell_body is None else cell(ctx, line, cell_body)
+    if cell_body is None:
+        words = line.split()
+        if words and words[0] not in SUBCOMMANDS:
+            return cell(ctx, line, "")  # %finetune NAME --data ...: a run with no YAML body
+        return line_command(ctx, line)
+    return cell(ctx, line, cell_body)
