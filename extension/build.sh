@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ -f package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 else
-  npm install --no-audit --no-fund --loglevel=error
+  npm install --prefer-offline --no-audit --no-fund --loglevel=error
 fi
 npm run build
 test -f ../src/cellops/labextension/package.json
