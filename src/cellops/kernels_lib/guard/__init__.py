@@ -131,7 +131,7 @@ def show(name: str, workspace: Workspace | None = None) -> str:
 
 
 def evaluate(policy: Any, data: Any, **kwargs: Any) -> Any:
-    """Precision / recall / F1, benign FPR and latency of ``policy`` on labeled rows; see guard.evaluate."""
-    from .evaluate import evaluate as _evaluate
+    """Precision / recall / F1, benign FPR and latency of ``policy`` on labeled rows; see guard.evaluation."""
+    from .evaluation import evaluate as _evaluate
 
     return _evaluate(policy, data, **kwargs)
