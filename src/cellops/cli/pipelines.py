@@ -98,7 +98,8 @@ def _run(args: argparse.Namespace) -> int:
 
     extra = {"schedule": args.schedule} if args.schedule else None
     r = pipelines.run(args.target, _params(args), out_dir=args.out, timeout=args.timeout,
-                      retries=args.retries, kernel_name=args.kernel, run_id=args.run_id, extra=extra)
+                      retries=args.retries, kernel_name=args.kernel, run_id=args.run_id, extra=extra,
+                      progress=sys.stderr.isatty())
     rec = r.record
     print(f"run {r.id}: {r.status} in {rec.get('duration_s', 0):.1f}s")
     for step, info in rec.get("steps", {}).items():

@@ -28,7 +28,9 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     nb = notebooks_dir() / "quickstart.ipynb"
     print(f"running {nb} with papermill (embedded SmolLM2 + MiniLM; first run loads the models)...")
-    record = pipelines.run(str(nb), {}, out_dir=args.out, timeout=args.timeout)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)  # the tour writes its files here, not into the checkout
+    record = pipelines.run(str(nb), {}, out_dir=out, timeout=args.timeout, cwd=out, progress=True)
     print(f"status: {record.status}")
     print(f"executed notebook: {record.record['output_notebook']}")
     if record.record.get("output_html"):

@@ -75,14 +75,14 @@ def run(
     out_dir: str | Path | None = None, timeout: float | None = None, retries: int = 0,
     kernel_name: str = kernel.DEFAULT_KERNEL, workspace: Workspace | None = None,
     run_id: str | None = None, extra: dict[str, Any] | None = None, cwd: Path | None = None,
-    name: str | None = None, kernel_env: dict[str, str] | None = None,
+    name: str | None = None, kernel_env: dict[str, str] | None = None, progress: bool = False,
 ) -> PipelineRun:
     """Execute a notebook (or a pipeline .yaml) with papermill and record the run.
 
     ``timeout`` is the whole run's limit in seconds (each cell gets the time left); ``retries``
     re-executes from the start after a failure. ``cwd`` defaults to the notebook's folder (as
-    in Jupyter); ``kernel_env`` adds environment variables for the kernel. Bad input raises
-    before anything runs.
+    in Jupyter); ``kernel_env`` adds environment variables for the kernel; ``progress`` shows
+    papermill's per-cell progress bar on stderr. Bad input raises before anything runs.
     """
     if Path(notebook_or_pipeline).suffix in (".yaml", ".yml"):
         from .chain import run_chain
@@ -107,7 +107,7 @@ def run(
         "notebook": str(src), "notebook_hash": notebook.file_hash(source_copy),
         "source_copy": str(source_copy), "run_dir": str(run_dir), "params": effective,
         "given_params": given, "kernel": {"name": kernel_name, "executable": argv[0]},
-        "cwd": str(cwd or src.parent), "kernel_env": dict(kernel_env or {}), "timeout": timeout, "retries": retries,
+        "cwd": str(cwd or src.parent), "kernel_env": dict(kernel_env or {}), "timeout": timeout, "retries": retries, "progress": progress,
         "started_at": time.time(), "pid": os.getpid(), "warnings": [],
         **(extra or {}),
     }
@@ -134,7 +134,7 @@ def _attempts(record: dict[str, Any], source: Path, output: Path, params: dict[s
                **record["kernel_env"]}
         t0 = time.time()
         error = execute(source, output, params, record["kernel"]["name"], env,
-                        Path(record["cwd"]), record["timeout"])
+                        Path(record["cwd"]), record["timeout"], record.get("progress", False))
         record["attempts"].append({"attempt": attempt + 1, "started_at": t0,
                                    "duration_s": round(time.time() - t0, 3),
                                    "status": "ok" if error is None else "failed", "error": error})
@@ -145,7 +145,8 @@ def _attempts(record: dict[str, Any], source: Path, output: Path, params: dict[s
 
 
 def execute(source: Path, output: Path, params: dict[str, Any], kernel_name: str,
-            env: dict[str, str], cwd: Path, timeout: float | None) -> dict[str, Any] | None:
+            env: dict[str, str], cwd: Path, timeout: float | None,
+            progress: bool = False) -> dict[str, Any] | None:
     """One papermill execution; None when every cell ran, else what went wrong and where."""
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -155,7 +156,7 @@ def execute(source: Path, output: Path, params: dict[str, Any], kernel_name: str
     try:
         pm.execute_notebook(
             str(source), str(output), parameters=params or None, engine_name=kernel.ENGINE,
-            kernel_name=kernel_name, language=notebook.language(source), progress_bar=False,
+            kernel_name=kernel_name, language=notebook.language(source), progress_bar=progress,
             cwd=str(cwd), cellops_env=env,
             cellops_deadline=deadline,
         )
