@@ -74,8 +74,13 @@ export interface Job {
   next?: number;
 }
 
+/** As the pipelines area lists them: name, trigger ("cron 0 3 * * *" / "every 60s"), target. */
 export interface Schedule {
   name?: string;
+  trigger?: string;
+  target?: string;
+  next_run?: string | null;
+  paused?: boolean;
   [key: string]: unknown;
 }
 

@@ -161,9 +161,16 @@ export function renderLists(data: WorkspaceData, error: string | null, a: Action
   return root;
 }
 
-function scheduleText(s: Schedule): string {
-  const keys = ['cron', 'every', 'notebook', 'next_run', 'enabled'];
-  return keys.filter(k => s[k] !== undefined && s[k] !== null).map(k => `${k} ${String(s[k])}`).join(' · ');
+export function scheduleText(s: Schedule): string {
+  const parts: string[] = [];
+  if (s.trigger) {
+    parts.push(String(s.trigger));
+  }
+  if (s.target) {
+    parts.push(String(s.target).split('/').pop() ?? '');
+  }
+  parts.push(s.paused ? 'paused' : s.next_run ? `next ${String(s.next_run).slice(0, 16)}` : '');
+  return parts.filter(Boolean).join(' · ');
 }
 
 export function renderError(message: string): HTMLElement {

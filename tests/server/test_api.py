@@ -131,7 +131,7 @@ def test_finetune_jobs_follow_the_event_file(server):
     rel, ws = make_ws(server)
     run_dir = ws.artifacts / "runs" / "ft1"
     run_dir.mkdir(parents=True)
-    rid = ws.record_run("finetune", {"run_dir": str(run_dir), "base_model": "default"}, "tiny",
+    rid = ws.record_run("finetune", {"run_dir": str(run_dir), "base_uri": "default"}, "tiny",
                         status="running")
     ev = run_dir / "events.jsonl"
     _events(ev, {"t": 1, "kind": "start", "max_steps": 10},
@@ -208,3 +208,24 @@ def test_index_and_unknown_endpoints(server, path):
     r = server.get(path)
     assert r.status_code == 200
     assert server.get("nonsense").status_code == 404
+
+
+def test_schedules_come_from_the_pipelines_store(server):
+    import nbformat
+
+    from cellops.kernels_lib.pipelines import schedules
+
+    rel, ws = make_ws(server)
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("limit = 5")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell("print(limit)")]
+    path = server.root / rel / "nightly.ipynb"
+    nbformat.write(nb, path)
+    schedules.add(path, cron="0 3 * * *", params={"limit": 7}, workspace=ws)
+    schedules.add(path, every=60, name="often", workspace=ws)
+    schedules.pause("often", workspace=ws)
+    got = {s["name"]: s for s in server.get("schedules", dir=rel).json()}
+    assert got["nightly"]["trigger"] == "cron 0 3 * * *" and got["nightly"]["paused"] is False
+    assert got["nightly"]["params"] == {"limit": 7} and got["nightly"]["next_run"]
+    assert got["often"]["trigger"] == "every 60s" and got["often"]["paused"] is True

@@ -1,6 +1,6 @@
 import { Fetcher, loadWorkspace } from '../load';
 import { Job, PromptDetail, WorkspaceData, EMPTY } from '../model';
-import { Actions, renderJob, renderLists, renderPrompt } from '../render';
+import { Actions, renderJob, renderLists, renderPrompt, scheduleText } from '../render';
 
 function actions(): Actions & { calls: string[] } {
   const calls: string[] = [];
@@ -98,5 +98,14 @@ describe('loadWorkspace', () => {
     const r = await loadWorkspace(async () => { throw new Error('database is corrupt'); }, '');
     expect(r.error).toBe('database is corrupt');
     expect(r.data.prompts).toEqual([]);
+  });
+});
+
+describe('schedules', () => {
+  it('shows trigger, target file and next run or paused', () => {
+    expect(scheduleText({ name: 'nightly', trigger: 'cron 0 3 * * *', target: '/w/notebooks/eval.ipynb',
+      next_run: '2026-11-26 03:00:00+00:00', paused: false })).toBe('cron 0 3 * * * · eval.ipynb · next 2026-11-26 03:00');
+    expect(scheduleText({ name: 'x', trigger: 'every 60s', target: 'a.yaml', next_run: null, paused: true }))
+      .toBe('every 60s · a.yaml · paused');
   });
 });

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..kernels_lib.errors import CellopsError, WorkspaceError
 from ..kernels_lib.workspace import Workspace
 
 TERMINAL = {"done": "done", "error": "error", "stopped": "stopped"}
@@ -93,7 +94,9 @@ def job_view(run: dict[str, Any], path: Path | None,
         "running": last is None and status not in ("error", "failed", "ok", "done", "stopped"),
         "progress": progress, "step": step, "max_steps": max_steps,
         "loss": summary.get("loss"), "summary": summary, "has_events": path is not None and bool(events),
-        "base_model": rec.get("base_model") or rec.get("model"), "output": rec.get("output_model"),
+        # the train area records base_uri at launch and the registered model ref when done
+        "base_model": rec.get("base_uri") or rec.get("base_model"),
+        "output": rec.get("model") or rec.get("output_model"), "metrics": rec.get("metrics"),
     }
     if with_events_since is not None:
         start = max(with_events_since, 0)
@@ -121,9 +124,17 @@ def schedules(ws: Workspace) -> list[dict[str, Any]]:
         fn = getattr(mod, "list_schedules", None)
         if callable(fn):
             try:
-                items = fn(ws)
-            except TypeError:
-                items = fn(workspace=ws)
-            return [json.loads(json.dumps(_as_dict(s), default=str)) for s in items]
+                items = list(fn(ws))
+            except CellopsError:
+                raise
+            except Exception as e:  # noqa: BLE001 - their store failing must not take the panel down
+                raise WorkspaceError(f"schedules cannot be read ({type(e).__name__}: {e})") from e
+            out = []
+            for s in items:
+                d = _as_dict(s)
+                if hasattr(s, "paused"):
+                    d["paused"] = bool(s.paused)
+                out.append(json.loads(json.dumps(d, default=str)))
+            return out
     return [{"name": v.name, "version": v.version, "ref": v.ref, **v.content}
             for v in ws.list_versions("schedule")]
