@@ -69,7 +69,7 @@ class CompareGridView:
         self.status.value = _box(f"<span class='muted'>{escape(result.summary())}</span>")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = dict(self.widget._repr_mimebundle_(include, exclude) or {})
+        bundle = dict(self.widget._repr_mimebundle_() or {})
         if self.result is not None:
             static = self.result._repr_mimebundle_()
             bundle["text/html"], bundle["text/plain"] = static["text/html"], static["text/plain"]

@@ -1,0 +1,135 @@
+"""Compare grid vs the same calls made one by one directly on the backends, in one process.
+
+2 prompt versions x 2 models x N cases (default 20). Models: ``default`` (llama.cpp in-process)
+and a second real backend: ``hf:default`` (transformers, same weights dequantized; default) or
+``--second server`` (an OpenAI-compatible llama_cpp.server on 127.0.0.1 serving the embedded GGUF,
+which the grid calls concurrently).
+
+Measured, interleaved ``--reps`` times so machine noise hits both sides alike:
+  baseline  llm.generate(messages, params) for every cell, one after another (rendered beforehand)
+  cold      prompts.compare_grid(...) on an empty response cache (render, guard path, cache
+            lookups + writes, run record, W&B table included)
+  warm      the same grid again, answered from the cache
+Targets: cold / baseline <= 1.05; cold / warm >= 50. Outputs must equal the baseline's (greedy).
+
+    .venv/bin/python benchmarks/bench_compare.py [--cases 20] [--max-tokens 8] [--reps 2] [--second hf|server]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COUNTRIES = ["France", "Italy", "Japan", "Peru", "Chile", "Kenya", "Norway", "Egypt", "Canada", "Brazil",
+             "India", "Spain", "Mexico", "Ghana", "Poland", "Vietnam", "Greece", "Cuba", "Nepal", "Iran",
+             "Chad", "Fiji", "Oman", "Laos", "Mali", "Togo", "Iraq", "Peru", "Niger", "Qatar"]
+
+
+def start_server(log: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    from cellops.kernels_lib.models.weights import default_gguf
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()), "--host", "127.0.0.1",
+         "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "2048",
+         "--interrupt_requests", "False", "--verbose", "False"],
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    base = f"http://127.0.0.1:{port}/v1"
+    for _ in range(240):
+        try:
+            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
+                return proc, f"openai:{base}#smollm2"
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("llama_cpp.server did not start: " + log.read_text()[-500:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", type=int, default=20)
+    ap.add_argument("--max-tokens", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--second", choices=("hf", "server"), default="hf")
+    args = ap.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="bench_compare_"))
+    os.environ["CELLOPS_HOME"] = str(home / ".cellops")
+    from cellops.kernels_lib import prompts
+    from cellops.kernels_lib.models import GenParams, get_llm
+    from cellops.kernels_lib.prompts.run import resolve_call
+    from cellops.kernels_lib.tracking import tracker
+    from cellops.kernels_lib.workspace import get_workspace
+
+    server = None
+    if args.second == "server":
+        server, second = start_server(home / "server.log")
+    else:
+        second = "hf:default"
+    models = ["default", second]
+    try:
+        params = {"max_tokens": args.max_tokens}
+        prompts.save("cap", "What is the capital of {{ country }}? One word.", params=params)
+        prompts.save("cap", "Name the capital city of {{ country }}.", params=params)
+        refs = ["cap@1", "cap@2"]
+        cases = [{"country": c} for c in COUNTRIES[: args.cases]]
+        calls = [(m, resolve_call(prompts.get(r), case, m, None)[0]) for r in refs for m in models
+                 for case in cases]
+        gp = GenParams(max_tokens=args.max_tokens)
+        llms = {m: get_llm(m) for m in models}
+        for m in models:  # load + first call (HF warms its kernels) outside the timings
+            llms[m].generate([{"role": "user", "content": "hi"}], gp)
+            llms[m].weights_hash()
+        tracker.start(get_workspace().root)  # W&B's one-time start-up stays out of the timings
+
+        base_t, cold_t, warm_t = [], [], []
+        for rep in range(args.reps):
+            t0 = time.perf_counter()
+            direct = [llms[m].generate(msgs, gp).text for m, msgs in calls]
+            base_t.append(time.perf_counter() - t0)
+
+            prompts.clear_cache()
+            t0 = time.perf_counter()
+            cold = prompts.compare_grid(refs, models=models, on=cases)
+            cold_t.append(time.perf_counter() - t0)
+            assert cold.stats.misses == len(calls) and cold.errors == 0, cold.summary()
+
+            t0 = time.perf_counter()
+            warm = prompts.compare_grid(refs, models=models, on=cases)
+            warm_t.append(time.perf_counter() - t0)
+            assert warm.stats.hits == len(calls), warm.summary()
+
+            # same order as `calls`: prompt, model, case
+            grid_texts = [cold.cells[i][j].output for j in range(len(refs) * len(models))
+                          for i in range(len(cases))]
+            same = sum(a == b for a, b in zip(direct, grid_texts, strict=True))
+            print(f"rep {rep + 1}: baseline {base_t[-1]:.2f}s  grid cold {cold_t[-1]:.2f}s  "
+                  f"grid warm {warm_t[-1]:.3f}s  ratio cold/baseline {cold_t[-1] / base_t[-1]:.3f}  "
+                  f"cold/warm {cold_t[-1] / warm_t[-1]:.0f}x  outputs equal {same}/{len(calls)}", flush=True)
+        tracker.flush()
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+
+    b, c, w = statistics.median(base_t), statistics.median(cold_t), statistics.median(warm_t)
+    print(f"\n{len(refs)} prompts x {len(models)} models ({', '.join(models)}) x {len(cases)} cases = "
+          f"{len(calls)} calls, max_tokens {args.max_tokens}, {args.reps} interleaved reps, "
+          f"W&B {os.environ.get('CELLOPS_WANDB', 'on')}, {os.cpu_count()} CPUs")
+    print(f"median baseline {b:.2f}s · grid cold {c:.2f}s · grid warm {w:.3f}s")
+    print(f"cold / baseline = {c / b:.3f} (target <= 1.05)   cold / warm = {c / w:.0f}x (target >= 50x)")
+
+
+if __name__ == "__main__":
+    main()
