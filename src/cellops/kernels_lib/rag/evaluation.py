@@ -1,0 +1,235 @@
+"""``evaluate``: retrieval metrics (recall@k, MRR, nDCG@10) for dense, BM25 and hybrid side by
+side, on BEIR-format queries/qrels; optionally answer metrics (exact match, token F1 against
+reference answers, groundedness = share of the answer's content words found in its passages).
+
+Rankings are per document: chunks are mapped to their ``doc_id`` (a record's ``_id``/``id``, or
+the file path), duplicates removed, so qrels written against a corpus' ids work unchanged.
+Without qrels each query's relevant document is the one sharing its id (QA files such as
+PubMedQA, where a question and its context carry the same id).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .. import html
+from ..errors import InvalidInputError, NotFoundError
+from ..tracking import tracker
+from ..workspace import Workspace, get_workspace
+from .retrieve import MODES, Hit, search_many
+from .store import open_index
+from .text import content_words, normalize, tokens
+
+QUERY_FIELDS = ("text", "query", "question")
+ANSWER_FIELDS = ("answers", "answer", "long_answer")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise NotFoundError(f"queries file {path} not found")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise InvalidInputError(f"{path.name} line {n} is not valid JSON") from None
+    return rows
+
+
+def load_queries(queries: Any) -> list[dict[str, Any]]:
+    """-> [{"id", "text", "answers": [str]}] from a JSONL path, a list of records or {id: text}."""
+    if isinstance(queries, (str, Path)):
+        rows = _read_jsonl(Path(queries))
+    elif isinstance(queries, dict):
+        rows = [{"_id": k, "text": v} for k, v in queries.items()]
+    else:
+        rows = list(queries)
+    out = []
+    for i, r in enumerate(rows):
+        if isinstance(r, str):
+            r = {"_id": str(i), "text": r}
+        text = next((r[f] for f in QUERY_FIELDS if isinstance(r.get(f), str) and r[f].strip()), None)
+        if text is None:
+            raise InvalidInputError(f"query {i} has no text: give each row a 'text' (BEIR) or 'question' field")
+        qid = str(next((r[f] for f in ("_id", "id", "qid") if r.get(f) is not None), i))
+        ans = next((r[f] for f in ANSWER_FIELDS if r.get(f)), [])
+        out.append({"id": qid, "text": text, "answers": [ans] if isinstance(ans, str) else list(ans)})
+    if not out:
+        raise InvalidInputError("no queries to evaluate")
+    return out
+
+
+def load_qrels(qrels: Any, queries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """BEIR qrels TSV (query-id, corpus-id, score; header optional), a dict, or None (same ids)."""
+    if qrels is None:
+        return {q["id"]: {q["id"]: 1} for q in queries}
+    if isinstance(qrels, dict):
+        return {str(q): {str(d): int(s) for d, s in docs.items()} for q, docs in qrels.items()}
+    path = Path(qrels)
+    if not path.is_file():
+        raise NotFoundError(f"qrels file {path} not found")
+    out: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, row in enumerate(csv.reader(f, delimiter="\t"), 1):
+            if not row or (n == 1 and not row[-1].strip().lstrip("-").isdigit()):
+                continue  # blank line or the 'query-id corpus-id score' header
+            if len(row) < 3:
+                raise InvalidInputError(f"{path.name} line {n}: expected query-id<TAB>corpus-id<TAB>score")
+            out.setdefault(row[0], {})[row[1]] = int(row[-1])
+    return out
+
+
+def _doc_ranking(hits: list[Hit], k: int) -> list[str]:
+    seen: list[str] = []
+    for h in hits:
+        if h.doc_id not in seen:
+            seen.append(h.doc_id)
+            if len(seen) == k:
+                break
+    return seen
+
+
+def retrieval_metrics(ranked: list[list[str]], rels: list[dict[str, int]], k: int) -> dict[str, float]:
+    """Mean recall@1, recall@k, MRR@k and nDCG@10 over queries that have a relevant document."""
+    sums: Counter[str] = Counter()
+    n = 0
+    for docs, rel in zip(ranked, rels, strict=True):
+        relevant = {d for d, s in rel.items() if s > 0}
+        if not relevant:
+            continue
+        n += 1
+        sums["recall@1"] += len(relevant & set(docs[:1])) / len(relevant)
+        sums[f"recall@{k}"] += len(relevant & set(docs[:k])) / len(relevant)
+        sums[f"mrr@{k}"] += next((1 / (r + 1) for r, d in enumerate(docs[:k]) if d in relevant), 0.0)
+        dcg = sum((2 ** rel.get(d, 0) - 1) / math.log2(r + 2) for r, d in enumerate(docs[:10]))
+        ideal = sorted((s for s in rel.values() if s > 0), reverse=True)[:10]
+        sums["ndcg@10"] += dcg / sum((2 ** s - 1) / math.log2(r + 2) for r, s in enumerate(ideal))
+    return {m: round(v / n, 4) for m, v in sums.items()} if n else {}
+
+
+def token_f1(pred: str, ref: str) -> float:
+    p, r = tokens(pred), tokens(ref)
+    common = sum((Counter(p) & Counter(r)).values())
+    if not p or not r or not common:
+        return 0.0
+    prec, rec = common / len(p), common / len(r)
+    return 2 * prec * rec / (prec + rec)
+
+
+def groundedness(answer: str, passages: list[str]) -> float:
+    """Share of the answer's content words that occur in the passages it was given."""
+    words = content_words(answer)
+    if not words:
+        return 0.0
+    return len(words & set().union(*(content_words(p) for p in passages))) / len(words)
+
+
+class EvalResult(dict):  # type: ignore[type-arg]
+    """{'dense/recall@10': ..., 'bm25/ndcg@10': ..., 'answer/f1': ...} shown as a table."""
+
+    def __init__(self, metrics: dict[str, float], index: str, n_queries: int, k: int) -> None:
+        super().__init__(metrics)
+        self.index, self.n_queries, self.k = index, n_queries, k
+
+    def table(self) -> tuple[list[str], list[list[Any]]]:
+        modes = [m for m in MODES if any(key.startswith(m + "/") for key in self)]
+        names = list(dict.fromkeys(key.split("/", 1)[1] for key in self if key.split("/")[0] in modes))
+        return ["mode", *names], [[m, *(self.get(f"{m}/{x}", "") for x in names)] for m in modes]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        cols, rows = self.table()
+        title = f"evaluation of {self.index} on {self.n_queries} queries"
+        answer = {k: v for k, v in self.items() if k.startswith("answer/")}
+        extra = "  ".join(f"{k}={v}" for k, v in answer.items())
+        return {"text/plain": f"{title}\n{html.text_table(cols, rows)}" + (f"\n{extra}" if extra else ""),
+                "text/html": html.box(title, html.table(cols, rows) + (html.pre(extra) if extra else ""))}
+
+
+def evaluate(name: str, queries: Any, qrels: Any = None, k: int = 10, *,
+             modes: tuple[str, ...] = MODES, answers: int = 0, model: str = "default",
+             workspace: Workspace | None = None) -> EvalResult:
+    """Retrieval metrics for each mode; with ``answers=N`` also answer metrics on N queries."""
+    ws = workspace or get_workspace()
+    index = open_index(name, ws)
+    qs = load_queries(queries)
+    rel = load_qrels(qrels, qs)
+    missing = [q["id"] for q in qs if q["id"] not in rel]
+    if len(missing) == len(qs):
+        raise InvalidInputError("no query id appears in the qrels; check that the files belong together")
+    texts = [q["text"] for q in qs]
+    metrics: dict[str, float] = {}
+    vectors = None
+    for mode in modes:
+        if mode in ("dense", "hybrid") and vectors is None:
+            from ..models import get_embedder
+
+            vectors = get_embedder(index.embedder_uri).encode(texts)
+        hits = search_many(index, texts, k * 3, mode, vectors=vectors)
+        ranked = [_doc_ranking(h, k) for h in hits]
+        for m, v in retrieval_metrics(ranked, [rel.get(q["id"], {}) for q in qs], k).items():
+            metrics[f"{mode}/{m}"] = v
+    if answers:
+        metrics |= _answer_metrics(name, qs[:answers], model, ws)
+    result = EvalResult(metrics, index.ref, len(qs), k)
+    _log(ws, index, result)
+    return result
+
+
+def _answer_metrics(name: str, qs: list[dict[str, Any]], model: str, ws: Workspace) -> dict[str, float]:
+    from .answer import ask
+
+    em = f1 = grounded = 0.0
+    with_ref = 0
+    for q in qs:
+        a = ask(name, q["text"], model=model, workspace=ws, source="eval")
+        grounded += groundedness(a.text, [h.text for h in a.passages])
+        if q["answers"]:
+            with_ref += 1
+            em += max(float(normalize(a.text) == normalize(r)) for r in q["answers"])
+            f1 += max(token_f1(a.text, r) for r in q["answers"])
+    out = {"answer/groundedness": round(grounded / len(qs), 4), "answer/n": len(qs)}
+    if with_ref:
+        out |= {"answer/exact_match": round(em / with_ref, 4), "answer/f1": round(f1 / with_ref, 4)}
+    return out
+
+
+def _log(ws: Workspace, index: Any, result: EvalResult) -> None:
+    wandb_id = tracker.start(ws.root)
+    ws.record_run("rag-eval", {"index": index.ref, "corpus_hash": index.version.content["corpus_hash"],
+                               "k": result.k, "n_queries": result.n_queries, "metrics": dict(result),
+                               "wandb_run_id": wandb_id}, index.name, index.version.version)
+    cols, rows = result.table()
+    tracker.log({f"rag_eval/{k}": v for k, v in result.items()} | {"rag_eval/index": index.ref},
+                tables={"rag_eval/retrieval": (cols, rows)})
+    tracker.summary({f"rag_eval/{k}": v for k, v in result.items()})
+
+
+def qa_to_beir(path: str | Path, out_dir: str | Path, limit: int | None = None) -> dict[str, Path]:
+    """A QA JSONL (id, question, contexts/text, answer fields; e.g. PubMedQA) -> BEIR files:
+    corpus.jsonl (the contexts), queries.jsonl (the questions, with their reference answers)
+    and qrels.tsv (each question -> the context with its id)."""
+    rows = _read_jsonl(Path(path))[:limit]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus, queries, qrels = [], [], ["query-id\tcorpus-id\tscore"]
+    for i, r in enumerate(rows):
+        rid = str(next((r[f] for f in ("_id", "id") if r.get(f) is not None), i))
+        ctx = next((r[f] for f in ("contexts", "context", "text") if r.get(f)), None)
+        question = r.get("question") or r.get("query")
+        if ctx is None or not question:
+            raise InvalidInputError(f"{Path(path).name} row {i} needs a question and contexts/context/text")
+        corpus.append({"_id": rid, "text": "\n".join(ctx) if isinstance(ctx, list) else ctx})
+        ans = next((r[f] for f in ANSWER_FIELDS if r.get(f)), None)
+        queries.append({"_id": rid, "text": question} | ({"answers": [ans] if isinstance(ans, str) else ans} if ans else {}))
+        qrels.append(f"{rid}\t{rid}\t1")
+    files = {"corpus": out / "corpus.jsonl", "queries": out / "queries.jsonl", "qrels": out / "qrels.tsv"}
+    files["corpus"].write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in corpus))
+    files["queries"].write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries))
+    files["qrels"].write_text("\n".join(qrels) + "\n")
+    return files

@@ -1,0 +1,109 @@
+"""``search``: a query -> ranked hits, dense (ScaNN / exact), BM25, or hybrid (RRF of both)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import html
+from ..errors import InvalidInputError
+from ..models import get_embedder
+from ..workspace import Workspace, get_workspace
+from . import lexical
+from .store import Chunk, Index, open_index
+
+MODES = ("dense", "bm25", "hybrid")
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    score: float
+    chunk: Chunk
+    mode: str = "dense"
+
+    text = property(lambda self: self.chunk.text)
+    source = property(lambda self: self.chunk.source)
+    doc_id = property(lambda self: self.chunk.doc_id)
+
+    @property
+    def location(self) -> str:
+        """Where in the source: page, heading, character offsets."""
+        page = self.chunk.meta.get("page")
+        parts = [f"p.{page}" if page else "", self.chunk.heading,
+                 f"chars {self.chunk.start}-{self.chunk.end}"]
+        return " · ".join(p for p in parts if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": round(float(self.score), 4), "source": self.source,
+                "doc_id": self.doc_id, "chunk": self.chunk.id, "location": self.location,
+                "text": self.text}
+
+
+class SearchResult(list[Hit]):
+    """A list of :class:`Hit` (best first) that shows as a table; ``.df`` is a DataFrame."""
+
+    def __init__(self, hits: Sequence[Hit], query: str, index: str, mode: str = "dense") -> None:
+        super().__init__(hits)
+        self.query, self.index, self.mode = query, index, mode
+
+    @property
+    def df(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([h.to_dict() for h in self],
+                            columns=["rank", "score", "source", "doc_id", "chunk", "location", "text"])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        cols = ("rank", "score", "source", "location", "text")
+        rows = [(h.rank, f"{h.score:.3f}", h.source, h.location, h.text[:300]) for h in self]
+        title = f"{len(self)} hits for {self.query!r} in {self.index} ({self.mode})"
+        return {"text/plain": title + "\n" + html.text_table(cols, rows),
+                "text/html": html.box(title, html.table(cols, rows))}
+
+
+def _mode(hybrid: bool, mode: str | None) -> str:
+    m = mode or ("hybrid" if hybrid else "dense")
+    if m not in MODES:
+        raise InvalidInputError(f"unknown search mode '{m}'; use one of {', '.join(MODES)}")
+    return m
+
+
+def search_many(index: Index, queries: Sequence[str], k: int = 10, mode: str = "dense",
+                vectors: np.ndarray | None = None) -> list[list[Hit]]:
+    """Ranked hits for each query (batched: one embedding call and one ANN call for all)."""
+    if k < 1:
+        raise InvalidInputError(f"-k must be at least 1, got {k}")
+    pool = k if mode == "dense" else max(4 * k, 50)  # fusion needs depth from both retrievers
+    dense_ids = dense_sc = bm_ids = bm_sc = None
+    if mode in ("dense", "hybrid"):
+        q = vectors if vectors is not None else get_embedder(index.embedder_uri).encode(list(queries))
+        dense_ids, dense_sc = index.dense.search(q, pool)
+    if mode in ("bm25", "hybrid"):
+        bm_ids, bm_sc = index.bm25.search(queries, pool)
+    out = []
+    for qi in range(len(queries)):
+        if mode == "dense":
+            ranked = list(zip(dense_ids[qi], dense_sc[qi], strict=True))[:k]
+        elif mode == "bm25":
+            ranked = [(i, s) for i, s in zip(bm_ids[qi], bm_sc[qi], strict=True) if i >= 0][:k]
+        else:
+            ranked = lexical.rrf([dense_ids[qi], bm_ids[qi]], k)
+        out.append([Hit(r + 1, float(s), index.chunks[int(i)], mode)
+                    for r, (i, s) in enumerate(ranked) if int(i) >= 0])
+    return out
+
+
+def search(name: str, query: str, k: int = 10, hybrid: bool = False, *, mode: str | None = None,
+           workspace: Workspace | None = None) -> SearchResult:
+    """Top-``k`` chunks of index ``name`` (``NAME@V`` too) for ``query``."""
+    if not query or not query.strip():
+        raise InvalidInputError("the query is empty: give some text to search for")
+    ws = workspace or get_workspace()
+    index = open_index(name, ws)
+    m = _mode(hybrid, mode)
+    hits = search_many(index, [query], k, m)[0]
+    return SearchResult(hits, query, index.ref, m)

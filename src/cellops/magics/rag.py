@@ -1,0 +1,174 @@
+"""%%rag build|ask and %rag search|eval|map|list|show|history: thin glue over cellops.rag."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..kernels_lib import rag
+from .context import MagicArgumentParser, MagicContext
+
+build_parser = MagicArgumentParser(prog="%%rag build")
+build_parser.add_argument("name")
+build_parser.add_argument("--embedder", help="embedder URI (default: %%config Cellops.embedder)")
+build_parser.add_argument("--chunker", default="auto", help="auto | token | markdown | code")
+build_parser.add_argument("--chunk-size", type=int, default=128, help="tokens (words) per chunk")
+build_parser.add_argument("--overlap", type=int, default=16, help="tokens shared by neighbours")
+build_parser.add_argument("-o", "--output", metavar="VAR")
+
+ask_parser = MagicArgumentParser(prog="%%rag ask")
+ask_parser.add_argument("name", help="index NAME or NAME@V")
+ask_parser.add_argument("question", nargs="*", help="(line form) the question")
+ask_parser.add_argument("-k", type=int, default=4, help="passages to retrieve")
+ask_parser.add_argument("--model", help="model URI (default: %%config Cellops.model)")
+ask_parser.add_argument("--hybrid", action="store_true", help="dense + BM25 (reciprocal-rank fusion)")
+ask_parser.add_argument("--prompt", metavar="NAME@V", help="answer prompt (default: rag-answer)")
+ask_parser.add_argument("-o", "--output", metavar="VAR")
+
+search_parser = MagicArgumentParser(prog="%rag search")
+search_parser.add_argument("name")
+search_parser.add_argument("query", nargs="+")
+search_parser.add_argument("-k", type=int, default=10)
+search_parser.add_argument("--hybrid", action="store_true")
+search_parser.add_argument("--bm25", action="store_true", help="BM25 only")
+search_parser.add_argument("-o", "--output", metavar="VAR")
+
+eval_parser = MagicArgumentParser(prog="%rag eval")
+eval_parser.add_argument("name")
+eval_parser.add_argument("--queries", required=True, help="BEIR queries.jsonl (or JSONL with 'question')")
+eval_parser.add_argument("--qrels", help="BEIR qrels TSV (default: a query's relevant doc has its id)")
+eval_parser.add_argument("-k", type=int, default=10)
+eval_parser.add_argument("--answers", type=int, default=0, metavar="N",
+                         help="also answer the first N queries: exact match, F1, groundedness")
+eval_parser.add_argument("--model", help="model URI for --answers")
+eval_parser.add_argument("-o", "--output", metavar="VAR")
+
+map_parser = MagicArgumentParser(prog="%rag map")
+map_parser.add_argument("name")
+map_parser.add_argument("--query", help="overlay this query and its hits")
+map_parser.add_argument("-k", type=int, default=10)
+
+HELP = f"""Retrieval-augmented generation: build an index from documents, ask it with citations.
+
+Cell:  {build_parser.format_usage().strip()}
+  The body lists sources, one per line: files, folders, globs, or a notebook variable holding a
+  DataFrame or a list of strings/records. Loaders: .md .txt .rst .html .pdf .ipynb .py .json
+  .jsonl .csv. Each build is a new immutable version; unchanged files are not embedded again.
+Cell:  {ask_parser.format_usage().strip()}
+  The body is the question ({{var}} inserts a notebook variable). The answer streams, cites its
+  passages as [n] and shows them with their scores.
+Line:  {search_parser.format_usage().strip()}   (a DataFrame of hits)
+       {eval_parser.format_usage().strip()}
+       {map_parser.format_usage().strip()}
+       %rag list | show NAME[@V] | history NAME
+Python: cellops.rag.build / search / ask / evaluate / embedding_map (same code).
+"""
+
+_VAR = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def interpolate(ctx: MagicContext, text: str) -> str:
+    """'{var}' -> str(var) from the notebook; '{{' and '}}' are literal braces."""
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) is None:
+            return m.group(0)[0]
+        return str(ctx.lookup(m.group(1)))
+
+    return _VAR.sub(sub, text)
+
+
+def _sources(ctx: MagicContext, body: str) -> list[Any]:
+    """Body lines -> paths / globs, or the notebook object a bare identifier names."""
+    out: list[Any] = []
+    for line in (x.strip() for x in body.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        if line.isidentifier() and line in ctx.user_ns and not isinstance(ctx.user_ns[line], str):
+            out.append({line: ctx.user_ns[line]})
+        else:
+            out.append(interpolate(ctx, line))
+    return out
+
+
+def build(ctx: MagicContext, line: str, body: str) -> Any:
+    from ..widgets.rag_progress import progress_bar
+
+    a = build_parser.parse_line(line)
+    items = _sources(ctx, body)
+    if not items:
+        raise UsageError("%%rag build needs sources in the cell body: files, folders, globs or a variable")
+    sources: dict[str, Any] = {}  # label -> source: a path is its own label, a variable its name
+    for s in items:
+        sources.update(s if isinstance(s, dict) else {s: s})
+    bar = progress_bar(ctx.live)
+    try:
+        result = rag.build(a.name, sources, embedder=a.embedder or ctx.config.embedder,
+                           chunker=a.chunker, chunk_size=a.chunk_size, overlap=a.overlap,
+                           workspace=ctx.workspace, progress=bar)
+    finally:
+        bar.close()
+    ctx.store(a.output, result)
+    return result
+
+
+def ask(ctx: MagicContext, line: str, body: str | None) -> Any:
+    from ..widgets.stream import TokenStream
+
+    a = ask_parser.parse_line(line)
+    question = interpolate(ctx, body if body is not None else " ".join(a.question)).strip()
+    if not question:
+        raise UsageError("%%rag ask needs a question in the cell body")
+    model = a.model or (ctx.config.model if ctx.config.model != "default" else "default")
+    stream = TokenStream(ctx.live)
+    answer = rag.ask(a.name, question, k=a.k, model=model, hybrid=a.hybrid, prompt=a.prompt,
+                     on_token=stream, workspace=ctx.workspace, source="magic")
+    ctx.store(a.output, answer)
+    return stream.finish(answer)
+
+
+def line_command(ctx: MagicContext, line: str) -> Any:
+    cmd, _, rest = line.strip().partition(" ")
+    ws = ctx.workspace
+    if cmd == "search":
+        a = search_parser.parse_line(rest)
+        mode = "bm25" if a.bm25 else ("hybrid" if a.hybrid else "dense")
+        result = rag.search(a.name, " ".join(a.query), k=a.k, mode=mode, workspace=ws)
+        ctx.store(a.output, result)
+        return result.df
+    if cmd == "eval":
+        a = eval_parser.parse_line(rest)
+        result = rag.evaluate(a.name, a.queries, a.qrels, k=a.k, answers=a.answers,
+                              model=a.model or ctx.config.model, workspace=ws)
+        ctx.store(a.output, result)
+        return result
+    if cmd == "map":
+        a = map_parser.parse_line(rest)
+        return rag.embedding_map(a.name, a.query, a.k, workspace=ws)
+    if cmd == "ask":
+        return ask(ctx, rest, None)
+    if cmd in ("list", "show", "history"):
+        from ..widgets.rag_views import IndexListView, show_index
+
+        if cmd == "list":
+            return IndexListView(rag.list_indexes(ws))
+        if not rest.strip():
+            raise UsageError(f"usage: %rag {cmd} NAME")
+        if cmd == "history":
+            return IndexListView(rag.history(rest.strip().split("@")[0], ws))
+        return show_index(ws, rest.strip())
+    if cmd == "build":
+        raise UsageError("%%rag build is a cell magic: list the sources in the cell body")
+    raise UsageError("usage: %rag search | eval | map | ask | list | show | history  (%rag? for help)")
+
+
+def run(ctx: MagicContext, line: str, cell: str | None) -> Any:
+    cmd, _, rest = line.strip().partition(" ")
+    if cell is None:
+        return line_command(ctx, line)
+    if cmd == "build":
+        return build(ctx, rest, cell)
+    if cmd == "ask":
+        return ask(ctx, rest, cell)
+    raise UsageError("usage: %%rag build NAME ... | %%rag ask NAME ...  (%%rag? for help)")

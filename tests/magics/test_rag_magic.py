@@ -1,0 +1,96 @@
+"""%%rag and %rag through a real InteractiveShell (real MiniLM, real SmolLM2 for ask)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+
+from cellops.kernels_lib import prompts
+from cellops.magics import rag as rag_magic
+
+SHORT_PROMPT = """Sources:
+{% for p in passages %}[{{ p.n }}] {{ p.text }}
+{% endfor %}
+Question: {{ question }}
+Answer with [n]:"""
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    d = tmp_path / "kb"
+    d.mkdir()
+    (d / "tower.md").write_text("# Eiffel Tower\n\nThe Eiffel Tower in Paris was completed in 1889.\n")
+    (d / "moon.txt").write_text("Apollo 11 landed on the Moon in July 1969.")
+    (d / "skip.bin").write_bytes(b"\x00\x01")
+    return d
+
+
+def test_build_search_list_show(ip, docs: Path, workspace) -> None:
+    ip.user_ns["t_df"] = pd.DataFrame({"id": ["k1"], "text": ["Kiwis are flightless birds from New Zealand."]})
+    ip.run_cell_magic("rag", "build kb -o t_v", f"{docs}\nt_df\n# a comment\n")
+    v = ip.user_ns["t_v"]
+    assert v.ref == "kb@1" and v.counts["files"] == 3 and v.skipped[0][1] == "unsupported file type '.bin'"
+    assert v.content["sources"] == [str(docs), "t_df"]
+    df = ip.run_line_magic("rag", "search kb which bird cannot fly -k 2")
+    assert isinstance(df, pd.DataFrame) and df.iloc[0]["doc_id"] == "k1" and len(df) == 2
+    df = ip.run_line_magic("rag", "search kb Apollo Moon --hybrid -k 1 -o t_hits")
+    assert df.iloc[0]["source"].endswith("moon.txt") and ip.user_ns["t_hits"][0].score > 0
+    listing = ip.run_line_magic("rag", "list")._repr_mimebundle_()["text/plain"]
+    assert "kb@1" in listing and "brute" in listing
+    shown = ip.run_line_magic("rag", "show kb@1")._repr_mimebundle_()["text/plain"]
+    assert "skip.bin" in shown and "auto size 128 overlap 16" in shown
+
+
+def test_eval_and_map(ip, docs: Path, tmp_path: Path) -> None:
+    ip.run_cell_magic("rag", "build kb --chunker token --chunk-size 32 --overlap 4", str(docs))
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"_id": "q1", "text": "When did Apollo 11 land?"}) + "\n")
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text(f"q1\t{docs.name}/moon.txt\t1\n")
+    ip.user_ns["t_q"] = str(q)
+    m = ip.run_line_magic("rag", f"eval kb --queries {q} --qrels {qrels} -k 2 -o t_m")
+    assert m["dense/recall@2"] == 1.0 and ip.user_ns["t_m"] is m
+    emap = ip.run_line_magic("rag", "map kb --query 'Moon landing' -k 1")
+    png = base64.b64decode(emap._repr_mimebundle_()["image/png"])
+    assert png.startswith(b"\x89PNG") and emap.hits == 1
+
+
+def test_bad_input_is_one_line(ip, docs: Path) -> None:
+    with pytest.raises(UsageError, match="no index named 'nope'"):
+        ip.run_line_magic("rag", "search nope hello")
+    with pytest.raises(UsageError, match="needs sources"):
+        ip.run_cell_magic("rag", "build kb", "\n# only a comment\n")
+    with pytest.raises(UsageError, match="unknown chunker 'fancy'; available: auto, code, markdown, token"):
+        ip.run_cell_magic("rag", "build kb --chunker fancy", str(docs))
+    with pytest.raises(UsageError, match="--overlap"):
+        ip.run_cell_magic("rag", "build kb --chunk-size 16 --overlap 16", str(docs))
+    with pytest.raises(UsageError, match="usage: %rag search"):
+        ip.run_line_magic("rag", "frobnicate")
+    with pytest.raises(UsageError, match="no variable named 'missing_var'"):
+        ip.run_cell_magic("rag", "ask kb", "What about {missing_var}?")
+    assert "Loaders:" in rag_magic.HELP and "%%rag ask" in rag_magic.HELP
+
+
+@pytest.mark.slow
+def test_ask_streams_cites_and_records(ip, docs: Path, workspace, capsys) -> None:
+    ip.run_cell_magic("rag", "build kb", str(docs))
+    prompts.save("short-rag", SHORT_PROMPT, params={"max_tokens": 24})
+    ip.user_ns["t_thing"] = "the Eiffel Tower"
+    ip.run_cell_magic("rag", "ask kb -k 2 --prompt short-rag@1 -o t_a", "When was {t_thing} completed?")
+    a = ip.user_ns["t_a"]
+    assert a.question == "When was the Eiffel Tower completed?" and a.prompt == "short-rag@1"
+    assert a.text and a.text in capsys.readouterr().out  # streamed
+    assert a.passages[0].source.endswith("tower.md") and len(a.passages) == 2
+    for c in a.citations:  # every citation maps to a retrieved passage's source and text
+        assert c.source == a.passages[c.n - 1].source and c.text == a.passages[c.n - 1].text
+    rec = workspace.get_run(a.run_id)["record"]
+    assert [s["name"] for s in rec["trace"]] == ["retrieve", "render", "generate"]
+    assert rec["index"] == "kb@1" and rec["prompt"] == "short-rag@1" and rec["output"] == a.text
+    assert "[1] The Eiffel Tower" in rec["messages"][-1]["content"]
+    bundle = a._repr_mimebundle_()
+    assert "tower.md" in bundle["text/plain"] and "<details>" in bundle["text/html"]
