@@ -24,11 +24,11 @@ QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorbia?", "
 
 @pytest.fixture(scope="session")
 def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Dequantize the embedded GGUF once per session (tens of seconds) for every test here."""
+    """The embedded GGUF dequantized once per session (tens of seconds), shared by the modules."""
     from cellops.kernels_lib.models.hf import materialize
     from cellops.kernels_lib.workspace import Workspace
 
-    return Path(materialize("default", Workspace(tmp_path_factory.mktemp("base") / ".cellops")))
+    return Path(materialize("default", Workspace(tmp_path_factory.getbasetemp() / "finetune-base" / ".cellops")))
 
 
 @pytest.fixture
@@ -223,3 +223,29 @@ def test_bad_input_fails_before_launch(tmp_path: Path, workspace, base: Path) ->
             launch({"name": "bad", "data": str(data), "port": port}, workspace)
     _no_run_left(workspace)
     assert resolve_base("default", workspace)[0] == "default"
+
+
+# -- the event file: torn lines, resumed steps ------------------------------------------------
+def test_event_tail_skips_partial_lines_and_summary_folds_resumes(tmp_path: Path) -> None:
+    from cellops.kernels_lib.train import events
+
+    path = tmp_path / "events.jsonl"
+    events.append(path, "start", step=0, max_steps=4)
+    tail = events.Tail(path)
+    assert [e["kind"] for e in tail.read()] == ["start"]
+    with open(path, "a") as f:
+        f.write('{"kind": "log", "step": 1, "lo')  # a writer mid-line: not yet an event
+    assert tail.read() == []
+    with open(path, "a") as f:
+        f.write('ss": 2.0}\n')
+    assert tail.read() == [{"kind": "log", "step": 1, "loss": 2.0}]
+    for step, loss in [(2, 1.8), (3, 1.7)]:
+        events.append(path, "log", step=step, loss=loss)
+    events.append(path, "resume", step=2, max_steps=4)  # killed after 3, resumed from checkpoint 2
+    for step, loss in [(3, 1.6), (4, 1.5)]:
+        events.append(path, "log", step=step, loss=loss, tokens_per_s=10.0)
+    events.append(path, "eval", step=0, eval_loss=2.5, phase="before")
+    events.append(path, "eval", step=4, eval_loss=1.9, phase="after")
+    m = events.summarize(events.read_all(path))
+    assert m["losses"] == [(1, 2.0), (2, 1.8), (3, 1.6), (4, 1.5)]
+    assert (m["step"], m["max_steps"], m["eval_loss_before"], m["eval_loss_after"]) == (4, 4, 2.5, 1.9)

@@ -25,10 +25,11 @@ def rows() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded GGUF dequantized once per session (tens of seconds), shared by the modules."""
     from cellops.kernels_lib.models.hf import materialize
     from cellops.kernels_lib.workspace import Workspace
 
-    return Path(materialize("default", Workspace(tmp_path_factory.mktemp("base") / ".cellops")))
+    return Path(materialize("default", Workspace(tmp_path_factory.getbasetemp() / "finetune-base" / ".cellops")))
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ def summarize(events: list[Event]) -> dict[str, Any]:
                 if ev.get(k) is not None:
                     m[k] = ev[k]
             if ev.get("loss") is not None:
-                m["losses"].append((ev["step"], ev["loss"]))
+                # steps redone after a resume replace the ones logged before the kill
+                m["losses"] = [p for p in m["losses"] if p[0] < ev["step"]] + [(ev["step"], ev["loss"])]
         elif kind == "eval":
             m["eval_losses"].append((ev.get("step", 0), ev.get("eval_loss")))
             if ev.get("phase") == "before" and m["eval_loss_before"] is None:

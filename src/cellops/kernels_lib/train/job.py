@@ -35,6 +35,25 @@ def _alive(pid: int, run_dir: Path) -> bool:
     return str(run_dir) in cmdline and ") Z " not in stat  # a zombie has finished
 
 
+def _group_alive(pgid: int) -> bool:
+    """Does any live (non-zombie) process remain in the run's process group?"""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for p in Path("/proc").iterdir():  # killpg(0) also counts zombies: look closer
+        if p.name.isdigit():
+            try:
+                fields = p.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
 class Job:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
@@ -150,15 +169,20 @@ class Job:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             return self.status
+        # Wait for the whole process group (launcher, ranks), not just the supervisor: a rank
+        # still flushing after SIGTERM would otherwise outlive a "stopped" run.
         deadline = time.monotonic() + timeout
-        while self.alive and time.monotonic() < deadline:
+        while _group_alive(pid) and time.monotonic() < deadline:
+            if self._popen is not None:
+                self._popen.poll()  # reap our child so it does not linger as a zombie
             time.sleep(0.2)
-        if self.alive:
+        if _group_alive(pid):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            events.append(self.events_path, "stopped", forced=True)
+            if self.status != "stopped":
+                events.append(self.events_path, "stopped", forced=True)
         if self._popen is not None:
             self._popen.wait()
         return self.status
