@@ -54,7 +54,7 @@ def materialize(source: str, ws: Workspace) -> Path | str:
         try:
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             quant = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         except Exception as e:
             raise ModelError(f"cannot load {gguf} into transformers: {e}") from e
         # A model loaded from GGUF carries a quantization_config that blocks save_pretrained and
@@ -62,7 +62,7 @@ def materialize(source: str, ws: Workspace) -> Path | str:
         config = quant.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
-        plain = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         plain.load_state_dict(quant.state_dict())
         plain.generation_config = quant.generation_config
         staging = ws.staging_dir()
@@ -87,7 +87,7 @@ class HFModel:
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, torch_dtype=torch.float32)
+            self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
         except OSError as e:
             raise ModelError(f"cannot load '{source}' with transformers: {e}") from e
         self.model.eval()
