@@ -1,0 +1,90 @@
+"""Guard overhead, measured in one process against a baseline run in the same process.
+
+1. A %%prompt-style call (prompts.run, embedded SmolLM2, greedy, fixed max_tokens) with the
+   `default` policy on vs the same call with guard off, interleaved so both see the same machine.
+2. The non-LLM checks alone: per-input latency (p50/p95) of the default policy's input rail on
+   the dev sets when present (../shared/data), else on the project's own exemplars, with the
+   per-check breakdown (embedding shared by all embedding checks).
+
+    .venv/bin/python benchmarks/bench_guard.py [--calls 6] [--max-tokens 48] [--inputs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _inputs(n: int) -> list[str]:
+    files = [SHARED / "guard" / "harmful_benign_dev.jsonl", SHARED / "pii" / "presidio_generated_small.jsonl"]
+    if not all(f.exists() for f in files):
+        from cellops.kernels_lib.guard.embed import EXEMPLAR_DIR
+
+        files = sorted(EXEMPLAR_DIR.glob("*.jsonl"))
+    texts = [json.loads(x)["text"] for f in files for x in f.read_text().splitlines() if x.strip()]
+    return texts[:n]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=6)
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--inputs", type=int, default=300)
+    a = ap.parse_args()
+    os.environ.setdefault("CELLOPS_WANDB", "off")
+    os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench_guard_")
+    from cellops.kernels_lib import guard, prompts
+    from cellops.kernels_lib.workspace import get_workspace
+
+    ws = get_workspace()
+    t0 = time.perf_counter()
+    pol = guard.load("default", ws)
+    print(f"policy load (exemplar embeddings + classifier + presidio, cold): {time.perf_counter() - t0:.2f} s")
+    prompts.save("bench", "Answer briefly. {{ q }}", params={"max_tokens": a.max_tokens}, workspace=ws)
+    qs = ["What is the capital of France? My email is ana@example.com",
+          "Name three primary colors.", "How do plants make food?"]
+    prompts.run("bench", {"q": "warm up"}, workspace=ws)  # load the model once
+    off, on, tokens = [], [], []
+    for i in range(a.calls):
+        q = qs[i % len(qs)]
+        for guarded in ((False, True) if i % 2 == 0 else (True, False)):
+            guard.on("default", ws) if guarded else guard.off(ws)
+            t = time.perf_counter()
+            r = prompts.run("bench", {"q": q}, workspace=ws)
+            (on if guarded else off).append(time.perf_counter() - t)
+            tokens.append(r.generation.completion_tokens if r.generation else 0)
+    guard.off(ws)
+    b, g = statistics.median(off), statistics.median(on)
+    print(f"%%prompt call, median of {a.calls} (max_tokens={a.max_tokens}, ~{statistics.mean(tokens):.0f} tokens):")
+    print(f"  guard off (baseline): {b * 1000:8.1f} ms   1.00x")
+    print(f"  guard on  (default) : {g * 1000:8.1f} ms   {g / b:.2f}x   (+{(g - b) * 1000:.1f} ms per call)")
+
+    texts = _inputs(a.inputs)
+    for t in texts[:5]:
+        pol.check_input(t + " warm")
+    total, per = [], {}
+    for t in texts:
+        t1 = time.perf_counter()
+        rep = pol.check_input(t)
+        total.append((time.perf_counter() - t1) * 1000)
+        for k, v in rep.latency_ms.items():
+            per.setdefault(k, []).append(v)
+    p50, p95 = np.percentile(total, 50), np.percentile(total, 95)
+    print(f"default input rail alone on {len(texts)} inputs: p50 {p50:.2f} ms  p95 {p95:.2f} ms "
+          f"({p50 / (b * 1000):.4f}x of one baseline call)")
+    for k, v in sorted(per.items(), key=lambda kv: -np.median(kv[1])):
+        print(f"  {k:10s} p50 {np.percentile(v, 50):7.2f} ms  p95 {np.percentile(v, 95):7.2f} ms")
+    print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
