@@ -76,3 +76,14 @@ def test_stream_is_stopped_while_generating(workspace) -> None:
     assert len("".join(shown)) <= 40  # the token that crossed the limit was never shown
     assert res.generation.completion_tokens < 40  # generation stopped early, not at max_tokens
     assert "while streaming" in res.guard["output"].notes[0]
+
+
+def test_recorded_variables_are_redacted_like_the_model_input(workspace) -> None:
+    from cellops.kernels_lib import guard, prompts
+
+    guard.on("default")
+    prompts.save("mail", "Write one line to {{ who }}.", params={"max_tokens": 4})
+    r = prompts.run("mail", {"who": "ada@example.com"})
+    rec = workspace.get_run(r.run_id)["record"]
+    assert "ada@example.com" not in str(rec["variables"]) + str(rec["messages"])
+    assert "<EMAIL_ADDRESS_1>" in rec["variables"]["who"]

@@ -121,7 +121,7 @@ def run(
     record = {
         "source": source, "prompt": prompt.ref, "prompt_hash": prompt.hash,
         "messages": result.messages, "model": model_uri, "weights_hash": c.weights_hash,
-        "params": gp.to_dict(), "variables": {k: repr(v)[:500] for k, v in (variables or {}).items()},
+        "params": gp.to_dict(), "variables": _recorded_variables(variables, result.reports),
         "output": result.text, "blocked": result.blocked,
         "prompt_tokens": gen.prompt_tokens if gen else 0,
         "completion_tokens": gen.completion_tokens if gen else 0,
@@ -138,6 +138,18 @@ def run(
                 | {"prompt/run_id": run_id, "prompt/output": result.text})
     return PromptRun(result.text, prompt, model_uri, run_id, result.messages, gp.to_dict(), gen,
                      record["trace"], result.reports, result.blocked, c.cached)
+
+
+def _recorded_variables(variables: dict[str, Any] | None, reports: dict[str, Any]) -> dict[str, str]:
+    """Variables as recorded: what the guard redacted for the model is redacted here too."""
+    placeholders = getattr(reports.get("input"), "placeholders", None) or {}
+    out = {}
+    for k, v in (variables or {}).items():
+        text = repr(v)
+        for placeholder, original in placeholders.items():
+            text = text.replace(original, placeholder)
+        out[k] = text[:500]
+    return out
 
 
 def _report_dict(report: Any) -> Any:
