@@ -22,7 +22,7 @@ def test_notebook_runs_under_papermill(path: Path, tmp_path: Path) -> None:
     nb = nbformat.read(str(path), as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
-    run = pipelines.run(path, out_dir=tmp_path, timeout=1800)
+    run = pipelines.run(path, out_dir=tmp_path, timeout=1800, cwd=tmp_path)  # never write into the checkout
     assert run.status == "ok", run.error
     executed = nbformat.read(run.record["output_notebook"], as_version=4)
     errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
