@@ -81,7 +81,10 @@ def run_ds(name: str, data: Path, steps: int, batch: int, max_len: int, **kw: ob
                                    "max_len": max_len, "eval_split": 0, "samples": 0, "save_every": 0,
                                    "log_every": 1, **kw})
     t_launch = time.perf_counter() - t0
-    job.wait()
+    try:
+        job.wait()
+    except cellops.CellopsError as e:  # report the failure in the table, keep measuring the rest
+        return {"name": name, "error": str(e)[:160], "zero": job.plan["stage"], "world": job.plan["world"]}
     evs = job.events()
     t_launch_ev = next(e["t"] for e in evs if e["kind"] == "launch")
     t_start = next(e["t"] for e in evs if e["kind"] == "start")
@@ -122,6 +125,9 @@ def main() -> None:
     print(f"{'plain Trainer':<22}{'-':>5}{1:>6}{base['tokens_per_s']:>9.1f}{1.0:>10.2f}"
           f"{base['peak_rss_gb']:>19.2f}{'-':>11}{'-':>17}")
     for r in runs:
+        if "error" in r:
+            print(f"{r['name']:<22}{r['zero']:>5}{r['world']:>6}  FAILED: {r['error']}")
+            continue
         rss = "/".join(f"{g:.2f}" for g in r["peak_rss_gb"])
         label = {"default": "%%finetune (auto)", "zero2": "ZeRO-2", "zero3": "ZeRO-3", "procs2": "2 procs (auto)"}[r["name"]]
         print(f"{label:<22}{r['zero']:>5}{r['world']:>6}{r['tokens_per_s']:>9.1f}"

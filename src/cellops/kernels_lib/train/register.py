@@ -53,6 +53,12 @@ def merged_model(spec: dict[str, Any], run_dir: Path, staging: Path) -> tuple[An
 
     cfg = spec["config"]
     final = run_dir / "final"
+    try:  # after a ZeRO-3 run, from_pretrained would still partition weights (to size 0) on load
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+    except ImportError:
+        pass
     tok = AutoTokenizer.from_pretrained(spec["base_path"])
     prompts = sample_prompts(run_dir, cfg["samples"])
     base = AutoModelForCausalLM.from_pretrained(spec["base_path"], dtype=torch.float32)
