@@ -11,8 +11,20 @@ same process:
     python benchmarks/bench_retrieval.py prepare   # embed the docstring corpus once (cached)
     python benchmarks/bench_retrieval.py [all|ingest|ann|latency]
 
-MiniLM embeds ~40 chunks/s on 2 CPU cores, so ``prepare`` embeds in resumable shards under
-~/.cache/cellops-bench/ (outside the repo) and the ANN run reuses them.
+MiniLM embeds ~40 chunks/s on 2 quiet CPU cores, so ``prepare`` embeds in resumable shards under
+~/.cache/cellops-bench/ (outside the repo) and the ANN run reuses them. Until 51,000 are cached
+the ANN and latency runs use 384-d LSA vectors (TF-IDF + SVD) of the same 61,000 chunks.
+Throughput is reported per CPU-second (1 thread each, best of 3): wall-clock q/s on the shared
+box swings 10x with the neighbours' load.
+
+Measured (2 shared cores, load ~10; LSA vectors, 60,000 db chunks, 1,000 held-out queries):
+  ANN       exact numpy 534 / 61 q/cpu-s (batched / single)
+            ScaNN (cellops: 400 leaves, SOAR, 20 searched, AH 2-dim, reorder 80)
+                        recall@10 0.972, 9,179 / 4,547 q/cpu-s
+            FAISS HNSW M=32 efSearch=64: recall@10 0.979, 2,515 / 1,929 q/cpu-s
+            -> ScaNN/HNSW 3.65x batched, 2.36x single
+  ingest    rag.build 3.9 chunks/s vs raw encode 3.6 chunks/s (160 chunks): ratio 1.08
+  latency   rag.search p50 1960 ms vs embed + raw ScaNN 2046 ms: overhead -4.2% (noise-bound)
 """
 
 from __future__ import annotations

@@ -91,6 +91,6 @@ def test_ask_streams_cites_and_records(ip, docs: Path, workspace, capsys) -> Non
     rec = workspace.get_run(a.run_id)["record"]
     assert [s["name"] for s in rec["trace"]] == ["retrieve", "render", "generate"]
     assert rec["index"] == "kb@1" and rec["prompt"] == "short-rag@1" and rec["output"] == a.text
-    assert "[1] The Eiffel Tower" in rec["messages"][-1]["content"]
+    assert "[1] # Eiffel Tower\n\nThe Eiffel Tower in Paris" in rec["messages"][-1]["content"]
     bundle = a._repr_mimebundle_()
     assert "tower.md" in bundle["text/plain"] and "<details>" in bundle["text/html"]
