@@ -59,7 +59,7 @@ class SearchResult(list[Hit]):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         cols = ("rank", "score", "source", "location", "text")
-        rows = [(h.rank, f"{h.score:.3f}", h.source, h.location, h.text[:300]) for h in self]
+        rows = [(h.rank, f"{h.score:.3f}", h.source, h.location, " ".join(h.text[:300].split())) for h in self]
         title = f"{len(self)} hits for {self.query!r} in {self.index} ({self.mode})"
         return {"text/plain": title + "\n" + html.text_table(cols, rows),
                 "text/html": html.box(title, html.table(cols, rows))}
