@@ -64,7 +64,7 @@ class _Tracker:
                 self._config = {"job_type": job_type, **(config or {})}
                 self._thread = threading.Thread(target=self._serve, name="cellops-wandb", daemon=True)
                 self._thread.start()
-                atexit.register(self.finish)
+                atexit.register(self.finish)  # a short script still gets its run written
         return self.run_id
 
     def log(self, data: dict[str, Any], tables: dict[str, tuple[list[str], list[list[Any]]]] | None = None) -> None:
@@ -84,7 +84,9 @@ class _Tracker:
         done.wait(timeout)
 
     def finish(self) -> None:
-        if self._thread is None:
+        """Flush and close the run; idempotent (it is registered twice with atexit)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = None
             return
         self.flush()
         self._q.put(None)
@@ -105,6 +107,9 @@ class _Tracker:
                 config=self._config, settings=wandb.Settings(console="off", silent=True),
             )
             self.run_dir = str(Path(run.dir).parent)
+            # Registered again after wandb's own exit hooks so it runs before them (atexit is
+            # LIFO): the run must finish while wandb's service process is still there.
+            atexit.register(self.finish)
         except Exception as e:  # tracking must never break the user's work
             self.error = f"W&B disabled: {type(e).__name__}: {e}"
         while True:
