@@ -196,8 +196,9 @@ def train_logreg(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 40
     return w.astype(np.float32), float(b)
 
 
-def cached_logreg(key_obj: Any, build: Any, ws: Workspace | None) -> tuple[np.ndarray, float]:
-    """Weights of a classifier identified by ``key_obj``; ``build()`` -> (x, y) trains it once."""
+def cached_logreg(key_obj: Any, build: Any, ws: Workspace | None, l2: float = 1e-2) -> tuple[np.ndarray, float]:
+    """Weights of a classifier identified by ``key_obj`` (which must cover ``l2``); ``build()`` ->
+    (x, y) trains it once."""
     key = "lr-" + _digest(key_obj)
     with _mem_lock:
         if key in _mem:
@@ -213,7 +214,7 @@ def cached_logreg(key_obj: Any, build: Any, ws: Workspace | None) -> tuple[np.nd
             out = None
     if out is None:
         x, y = build()
-        out = train_logreg(x, y)
+        out = train_logreg(x, y, l2=l2)
         if path is not None:
             tmp = path.with_suffix(f".{threading.get_ident()}.tmp.npz")
             np.savez(tmp, w=out[0], b=np.float32(out[1]))

@@ -1,16 +1,20 @@
 """Harmful requests (content policy): a logistic-regression layer over MiniLM embeddings plus
-intent-cue features, trained on the project's own exemplars (guard/exemplars/harmful.jsonl and
-benign.jsonl). The category is the nearest category by exemplar similarity; a policy can set a
-threshold per category.
+intent-cue features and word n-gram TF-IDF features, trained on the project's own exemplars
+(guard/exemplars/harmful.jsonl, benign.jsonl and contrastive.jsonl). The category is the nearest
+category by exemplar similarity; a policy can set a threshold per category.
 
-Why cue features: MiniLM embeds *topic* far more than *intent*, so "explain how ransomware is
-detected" and "write ransomware" land close together. Words that carry intent (covertly,
-illegally, convince ... to, defamatory) are added as explicit features the classifier weighs.
+Why cue and n-gram features: MiniLM embeds *topic* far more than *intent*, so "explain how
+ransomware is detected" and "write ransomware" land close together. Words that carry intent
+(covertly, illegally, convince ... to, defamatory) are added as explicit features, and word 1-2
+grams let the classifier learn the rest of the intent wording ("so that I can", "how to protect")
+from contrastive.jsonl: same-topic pairs, one harmful and one benign request.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -61,10 +65,114 @@ CUES: list[tuple[str, re.Pattern[str]]] = [(n, re.compile(p, _I)) for n, p in [
                      r"safety|safely|legal(?:ly)?|ethic|support|treatment|recover|discuss)"),
 ]]
 CUE_SCALE = 0.5  # cue features next to unit-norm embeddings: comparable per-feature magnitude
+# The n-gram block is L2-normalised like the embedding and scaled up so its weights need less L2
+# shrinkage; scale, L2 and min-df were chosen by grouped cross-validation on the exemplars only.
+NGRAM_SCALE = 2.0
+NGRAM_MIN_DF = 2
+L2 = 3e-3
+# Default threshold: the 95th percentile of benign out-of-fold probabilities in 5-fold grouped
+# cross-validation on the exemplars (calibrate() below recomputes it), i.e. a 5% benign FPR on
+# the project's own held-out exemplars. Real traffic differs from them: see docs in calibrate().
+DEFAULT_THRESHOLD = 0.59
+_TOK = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
 def cue_vector(text: str) -> np.ndarray:
     return np.array([CUE_SCALE if rx.search(text) else 0.0 for _, rx in CUES], dtype=np.float32)
+
+
+def ngrams(text: str) -> set[str]:
+    """Lower-cased word unigrams and bigrams (a set: binary term frequency)."""
+    w = _TOK.findall(text[:20_000].lower())
+    return set(w) | {f"{a} {b}" for a, b in zip(w, w[1:], strict=False)}
+
+
+class NgramTfidf:
+    """Binary-tf x smoothed-idf word n-grams, L2-normalised; numpy only and deterministic, so the
+    vocabulary is rebuilt from the exemplars at setup and only the weights need caching."""
+
+    def __init__(self, texts: list[str], min_df: int = NGRAM_MIN_DF) -> None:
+        df = Counter(g for t in texts for g in ngrams(t))
+        vocab = sorted(g for g, c in df.items() if c >= min_df)
+        self.index = {g: i for i, g in enumerate(vocab)}
+        n = len(texts)
+        self.idf = np.array([math.log((1 + n) / (1 + df[g])) + 1 for g in vocab], dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def matrix(self, texts: list[str]) -> np.ndarray:
+        m = np.zeros((len(texts), len(self.index)), np.float32)
+        for i, t in enumerate(texts):
+            js = [j for g in ngrams(t) if (j := self.index.get(g)) is not None]
+            if js:
+                m[i, js] = self.idf[js] * NGRAM_SCALE / float(np.linalg.norm(self.idf[js]))
+        return m
+
+    def score(self, text: str, w: np.ndarray) -> float:
+        """``matrix([text]) @ w`` without the dense row: a few dozen lookups per text."""
+        js = [j for g in ngrams(text) if (j := self.index.get(g)) is not None]
+        if not js:
+            return 0.0
+        v = self.idf[js]
+        return float(v @ w[js]) * NGRAM_SCALE / float(np.linalg.norm(v))
+
+
+def load_exemplars(extra: str | None = None) -> list[dict[str, Any]]:
+    """Built-in exemplars (+ a user's file), first occurrence of each text kept."""
+    rows = builtin_exemplars("harmful") + builtin_exemplars("benign") + builtin_exemplars("contrastive")
+    if extra:
+        rows += read_jsonl(extra)
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        key = r["text"].strip().lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def features(texts: list[str], emb: np.ndarray, tfidf: NgramTfidf | None, cues: bool) -> np.ndarray:
+    parts = [emb]
+    if cues:
+        parts.append(np.stack([cue_vector(t) for t in texts]))
+    if tfidf is not None:
+        parts.append(tfidf.matrix(texts))
+    return np.hstack(parts)
+
+
+def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0, ws: Any = None) -> dict[str, float]:
+    """Grouped k-fold cross-validation of the default classifier on the built-in exemplars (a
+    contrastive pair stays in one fold, so a request is never scored against its own twin).
+
+    Returns the out-of-fold AUC, the recall at ``fpr`` benign FPR and the threshold giving that
+    FPR, which is how DEFAULT_THRESHOLD was set. These are in-distribution figures: on requests
+    worded unlike the exemplars (e.g. JailbreakBench) the same threshold gives a higher FPR.
+    """
+    from ..embed import train_logreg
+
+    rows = load_exemplars()
+    texts = [r["text"] for r in rows]
+    y = np.array([0.0 if r["label"] == "benign" else 1.0 for r in rows])
+    groups = [f"p{r['pair']}" if "pair" in r else f"s{i}" for i, r in enumerate(rows)]
+    order = np.random.default_rng(seed).permutation(sorted(set(groups)))
+    fold_of = {g: i % folds for i, g in enumerate(order)}
+    fold = np.array([fold_of[g] for g in groups])
+    emb = exemplar_matrix(texts, ws)
+    oof = np.zeros(len(rows))
+    for k in range(folds):
+        tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        tf = NgramTfidf([texts[i] for i in tr])
+        w, b = train_logreg(features([texts[i] for i in tr], emb[tr], tf, True), y[tr], l2=L2)
+        oof[te] = sigmoid(features([texts[i] for i in te], emb[te], tf, True) @ w + b)
+    neg, pos = np.sort(oof[y == 0]), oof[y == 1]
+    thr = float(neg[int(np.ceil((1 - fpr) * len(neg))) - 1])
+    # AUC as the probability that a random harmful exemplar outscores a random benign one
+    ranks = np.searchsorted(neg, pos, side="left") + 0.5 * (np.searchsorted(neg, pos, side="right")
+                                                            - np.searchsorted(neg, pos, side="left"))
+    return {"auc": float(ranks.mean() / len(neg)), "recall_at_fpr": float(np.mean(pos > thr)),
+            "threshold": thr, "benign_fpr": float(np.mean(neg > thr)), "exemplars": float(len(rows))}
 
 
 @register
@@ -77,15 +185,14 @@ class Harmful(Check):
         "exemplars": Opt("str", None, "extra JSONL of {text, label}: label 'benign' or a category name "
                                       "(new names add categories)"),
         "cues": Opt("bool", True, "use the intent-cue features next to the embedding"),
+        "ngrams": Opt("bool", True, "use word 1-2 gram TF-IDF features next to the embedding"),
     }
-    default_threshold = 0.5
+    default_threshold = DEFAULT_THRESHOLD
     uses_embedding = True
     stream = "sentence"
 
     def setup(self) -> None:
-        rows = builtin_exemplars("harmful") + builtin_exemplars("benign")
-        if self.opts["exemplars"]:
-            rows += read_jsonl(self.opts["exemplars"])
+        rows = load_exemplars(self.opts["exemplars"])
         self.labels = [str(r["label"]) for r in rows]
         self.cats = sorted({lab for lab in self.labels if lab != "benign"})
         unknown = sorted(set(self.opts["categories"]) - set(self.cats))
@@ -96,27 +203,35 @@ class Harmful(Check):
         texts = [r["text"] for r in rows]
         self.matrix = exemplar_matrix(texts, self.ws)
         use_cues = self.opts["cues"]
+        self.tfidf = NgramTfidf(texts) if self.opts["ngrams"] else None
+        tfidf = self.tfidf
 
         def build() -> tuple[Any, Any]:
-            x = self.matrix
-            if use_cues:
-                x = np.hstack([x, np.stack([cue_vector(t) for t in texts])])
-            return x, np.array([0.0 if lab == "benign" else 1.0 for lab in self.labels])
+            return (features(texts, self.matrix, tfidf, use_cues),
+                    np.array([0.0 if lab == "benign" else 1.0 for lab in self.labels]))
 
-        self.w, self.b = cached_logreg(["harmful", texts, self.labels, use_cues, CUE_SCALE,
-                                        [p.pattern for _, p in CUES]], build, self.ws)
+        w, self.b = cached_logreg(["harmful", texts, self.labels, use_cues, CUE_SCALE, [p.pattern for _, p in CUES],
+                                   tfidf is not None, NGRAM_SCALE, NGRAM_MIN_DF, L2], build, self.ws, l2=L2)
+        d = self.matrix.shape[1]
+        n_cue = len(CUES) if use_cues else 0
+        self.w_emb, self.w_cue, self.w_ngram = w[:d], w[d:d + n_cue], w[d + n_cue:]
         lab = np.array(self.labels)
         self.cat_rows = {c: np.flatnonzero(lab == c) for c in self.cats}
 
     def probability(self, ctx: TextCtx) -> tuple[float, int]:
         """P(harmful) of the most harmful segment, and that segment's index."""
-        e = ctx.embeddings
-        if self.opts["cues"]:
-            from ..embed import segments
+        from ..embed import segments
 
-            cues = np.stack([cue_vector(s) for s in segments(ctx.text)])
-            e = np.hstack([e, cues[: len(e)]])
-        p = sigmoid(e @ self.w + self.b)
+        e = ctx.embeddings
+        z = e @ self.w_emb + self.b
+        if self.opts["cues"] or self.tfidf is not None:
+            segs = segments(ctx.text)[: len(e)]
+            for i, s in enumerate(segs):
+                if self.opts["cues"]:
+                    z[i] += float(cue_vector(s) @ self.w_cue)
+                if self.tfidf is not None:
+                    z[i] += self.tfidf.score(s, self.w_ngram)
+        p = sigmoid(z)
         i = int(np.argmax(p))
         return float(p[i]), i
 
