@@ -40,7 +40,7 @@ def bench_magic(tokens: int, repeats: int) -> tuple[list[float], int, str, list[
     ip = get_ipython()
     ip.run_line_magic("load_ext", "cellops")
     ip.user_ns["hero"] = "a curious otter"
-    line = f"bench --max-tokens {tokens} --temperature 0 -o r"
+    line = f"bench --max-tokens {tokens} --temperature 0 --no-cache -o r"  # measure the model, not the cache
     ip.run_cell_magic("prompt", line, TEMPLATE)  # warm: loads the model once
     times = []
     for _ in range(repeats):
