@@ -5,7 +5,7 @@ and a second real backend: ``hf:default`` (transformers, same weights dequantize
 ``--second server`` (an OpenAI-compatible llama_cpp.server on 127.0.0.1 serving the embedded GGUF,
 which the grid calls concurrently).
 
-Measured, interleaved ``--reps`` times so machine noise hits both sides alike:
+Measured ``--reps`` times, alternating which side runs first, so machine noise hits both alike:
   baseline  llm.generate(messages, params) for every cell, one after another (rendered beforehand)
   cold      prompts.compare_grid(...) on an empty response cache (render, guard path, cache
             lookups + writes, run record, W&B table included)
@@ -64,6 +64,11 @@ def main() -> None:
     ap.add_argument("--second", choices=("hf", "server"), default="hf")
     args = ap.parse_args()
 
+    # torch's OpenMP workers spin-wait after each HF call and take the cores from llama.cpp calls
+    # made on the same thread (~10x slower there; measured: 3.5 s vs 0.28 s per call). That would
+    # slow the main-thread baseline but not the grid's own lane thread, so passive waiting is set
+    # for both sides (it must be set before torch / llama.cpp load their OpenMP runtime).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     home = Path(tempfile.mkdtemp(prefix="bench_compare_"))
     os.environ["CELLOPS_HOME"] = str(home / ".cellops")
     from cellops.kernels_lib import prompts
@@ -91,19 +96,31 @@ def main() -> None:
         for m in models:  # load + first call (HF warms its kernels) outside the timings
             llms[m].generate([{"role": "user", "content": "hi"}], gp)
             llms[m].weights_hash()
-        tracker.start(get_workspace().root)  # W&B's one-time start-up stays out of the timings
+        tracker.start(get_workspace().root)
+        tracker.flush()  # returns once W&B has started: its one-time start-up stays out of the timings
 
         base_t, cold_t, warm_t = [], [], []
-        for rep in range(args.reps):
-            t0 = time.perf_counter()
-            direct = [llms[m].generate(msgs, gp).text for m, msgs in calls]
-            base_t.append(time.perf_counter() - t0)
 
+        def baseline() -> list[str]:
+            t0 = time.perf_counter()
+            texts = [llms[m].generate(msgs, gp).text for m, msgs in calls]
+            base_t.append(time.perf_counter() - t0)
+            return texts
+
+        def grid_cold() -> prompts.CompareResult:
             prompts.clear_cache()
             t0 = time.perf_counter()
-            cold = prompts.compare_grid(refs, models=models, on=cases)
+            g = prompts.compare_grid(refs, models=models, on=cases)
             cold_t.append(time.perf_counter() - t0)
-            assert cold.stats.misses == len(calls) and cold.errors == 0, cold.summary()
+            assert g.stats.misses == len(calls) and g.errors == 0, g.summary()
+            return g
+
+        for rep in range(args.reps):
+            # alternate which side goes first: whatever the machine does meanwhile hits both alike
+            if rep % 2 == 0:
+                direct, cold = baseline(), grid_cold()
+            else:
+                cold, direct = grid_cold(), baseline()
 
             t0 = time.perf_counter()
             warm = prompts.compare_grid(refs, models=models, on=cases)
@@ -114,10 +131,11 @@ def main() -> None:
             grid_texts = [cold.cells[i][j].output for j in range(len(refs) * len(models))
                           for i in range(len(cases))]
             same = sum(a == b for a, b in zip(direct, grid_texts, strict=True))
-            print(f"rep {rep + 1}: baseline {base_t[-1]:.2f}s  grid cold {cold_t[-1]:.2f}s  "
+            first = "baseline" if rep % 2 == 0 else "grid"
+            print(f"rep {rep + 1} ({first} first): baseline {base_t[-1]:.2f}s  grid cold {cold_t[-1]:.2f}s  "
                   f"grid warm {warm_t[-1]:.3f}s  ratio cold/baseline {cold_t[-1] / base_t[-1]:.3f}  "
                   f"cold/warm {cold_t[-1] / warm_t[-1]:.0f}x  outputs equal {same}/{len(calls)}", flush=True)
-        tracker.flush()
+        tracker.finish()
     finally:
         if server is not None:
             server.terminate()
@@ -125,8 +143,9 @@ def main() -> None:
 
     b, c, w = statistics.median(base_t), statistics.median(cold_t), statistics.median(warm_t)
     print(f"\n{len(refs)} prompts x {len(models)} models ({', '.join(models)}) x {len(cases)} cases = "
-          f"{len(calls)} calls, max_tokens {args.max_tokens}, {args.reps} interleaved reps, "
-          f"W&B {os.environ.get('CELLOPS_WANDB', 'on')}, {os.cpu_count()} CPUs")
+          f"{len(calls)} calls, max_tokens {args.max_tokens}, {args.reps} reps (alternating order), "
+          f"W&B {os.environ.get('CELLOPS_WANDB', 'on')}, OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}, "
+          f"{os.cpu_count()} CPUs")
     print(f"median baseline {b:.2f}s · grid cold {c:.2f}s · grid warm {w:.3f}s")
     print(f"cold / baseline = {c / b:.3f} (target <= 1.05)   cold / warm = {c / w:.0f}x (target >= 50x)")
 

@@ -133,6 +133,25 @@ def test_widgets_rate_grid_cells_and_single_runs(workspace) -> None:
     assert single.text in wrapped._repr_mimebundle_()["text/plain"]
 
 
+def test_live_kernel_shows_widgets(ip, workspace, monkeypatch) -> None:
+    """In a live kernel the grid and single runs are widgets (with the static HTML kept beside)."""
+    from IPython.core.displaypub import CapturingDisplayPublisher
+
+    from cellops.magics.context import MagicContext
+
+    monkeypatch.setattr(MagicContext, "live", property(lambda self: True))
+    monkeypatch.setattr(ip, "display_pub", CapturingDisplayPublisher())
+    _cap(ip)
+    ip.user_ns["t_cases"] = [{"country": "Peru"}]
+    assert ip.run_line_magic("prompt", "compare cap@1 --on t_cases -o t_df") is None
+    shown = [o for o in ip.display_pub.outputs if "application/vnd.jupyter.widget-view+json" in o["data"]]
+    assert shown and "Peru" in shown[-1]["data"]["text/html"]  # the final update carries the table
+    assert ip.user_ns["t_df"].attrs["cache"]["misses"] == 1
+    assert ip.run_line_magic("prompt", "run cap -p country=Peru -o t_r") is None
+    last = ip.display_pub.outputs[-1]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in last and ip.user_ns["t_r"].text in last["text/plain"]
+
+
 @pytest.mark.slow
 def test_papermill_run_fails_on_a_failing_prompt_test(workspace, tmp_path, monkeypatch) -> None:
     import nbformat
