@@ -59,7 +59,7 @@ def main() -> None:
         for guarded in ((False, True) if i % 2 == 0 else (True, False)):
             guard.on("default", ws) if guarded else guard.off(ws)
             t = time.perf_counter()
-            r = prompts.run("bench", {"q": q}, workspace=ws)
+            r = prompts.run("bench", {"q": q}, workspace=ws, cache=False)  # time the model, not the cache
             (on if guarded else off).append(time.perf_counter() - t)
             tokens.append(r.generation.completion_tokens if r.generation else 0)
     guard.off(ws)
