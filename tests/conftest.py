@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,49 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (dev datasets live outside the repo)")
     return SHARED_DATA
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def llama_server(log_dir: Path, *extra: str) -> Iterator[str]:
+    """A real OpenAI-compatible llama_cpp.server on 127.0.0.1 serving the embedded GGUF as
+    'smollm2'; yields its base URL (http://127.0.0.1:PORT/v1) and stops it afterwards."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from cellops.kernels_lib.models.weights import default_gguf
+
+    port, log = free_port(), log_dir / "server.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()),
+         "--host", "127.0.0.1", "--port", str(port), "--model_alias", "smollm2",
+         "--verbose", "False", *extra],
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama_cpp.server did not start: " + log.read_text()[-500:])
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

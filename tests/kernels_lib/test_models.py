@@ -3,13 +3,10 @@ OpenAI-compatible server (llama-cpp-python's own) started on 127.0.0.1."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
+from conftest import free_port, llama_server
 
 import cellops
 from cellops.kernels_lib.errors import InvalidInputError, ModelError, NotFoundError
@@ -86,50 +83,25 @@ def test_hf_backend_from_gguf_is_cached(workspace) -> None:
     assert time.perf_counter() - t0 < first  # second load reads the cached safetensors
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()),
-         "--host", "127.0.0.1", "--port", str(port), "--model_alias", "smollm2",
-         "--n_ctx", "2048", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    for _ in range(240):
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not start: " + log.read_text()[-500:])
-    yield base
-    proc.terminate()
-    proc.wait(10)
+def llama_server_url(tmp_path_factory):
+    with llama_server(tmp_path_factory.mktemp("server"), "--n_ctx", "2048") as base:
+        yield base
 
 
 @pytest.mark.slow
-def test_openai_compatible_endpoint_streams(llama_server: str) -> None:
+def test_openai_compatible_endpoint_streams(llama_server_url: str) -> None:
     pieces: list[str] = []
-    g = cellops.generate(Q, model=f"openai:{llama_server}#smollm2", max_tokens=16,
+    g = cellops.generate(Q, model=f"openai:{llama_server_url}#smollm2", max_tokens=16,
                          on_token=pieces.append)
     assert g.text and "".join(pieces) == g.text and len(pieces) > 1
     assert g.completion_tokens > 0
-    again = cellops.generate(Q, model=f"openai:{llama_server}#smollm2", max_tokens=16)
+    again = cellops.generate(Q, model=f"openai:{llama_server_url}#smollm2", max_tokens=16)
     assert again.text == g.text  # greedy over HTTP is reproducible too
 
 
 def test_unreachable_endpoint_names_the_url() -> None:
-    port = _free_port()
+    port = free_port()
     with pytest.raises(ModelError, match=f"127.0.0.1:{port}.*down or unreachable"):
         cellops.generate(Q, model=f"openai:http://127.0.0.1:{port}/v1#m")
     with pytest.raises(InvalidInputError, match="openai:<base_url>#<model>"):

@@ -4,48 +4,19 @@ and the W&B tables (offline run files)."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
+from conftest import llama_server
 
 from cellops.kernels_lib import prompts
-from cellops.kernels_lib.models.weights import default_gguf
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()), "--host", "127.0.0.1",
-         "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "1024", "--n_threads", "1",
-         "--interrupt_requests", "False",  # queue concurrent requests instead of cutting them off
-         "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    for _ in range(240):
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not start: " + log.read_text()[-500:])
-    yield f"openai:{base}#smollm2"
-    proc.terminate()
-    proc.wait(10)
+    # --interrupt_requests False: queue concurrent requests instead of cutting them off
+    with llama_server(tmp_path_factory.mktemp("server"), "--n_ctx", "1024", "--n_threads", "1",
+                      "--interrupt_requests", "False") as base:
+        yield f"openai:{base}#smollm2"
 
 
 def _overlaps(cells) -> bool:
