@@ -106,3 +106,25 @@ def test_unreachable_endpoint_names_the_url() -> None:
         cellops.generate(Q, model=f"openai:http://127.0.0.1:{port}/v1#m")
     with pytest.raises(InvalidInputError, match="openai:<base_url>#<model>"):
         get_llm("openai:localhost:8000")
+
+
+def test_embedder_latency_path_matches_bulk_vectors(tmp_path, monkeypatch) -> None:
+    """Small calls run in ONNX Runtime (exported once into the user cache), bulk calls in torch;
+    both must give the same vectors, or an index built in bulk would not match its queries."""
+    import numpy as np
+
+    from cellops.kernels_lib.models import embedders
+
+    monkeypatch.setattr(embedders, "USER_CACHE", tmp_path)  # a fresh export, not the shared one
+    e = embedders.Embedder("default")
+    texts = ["Write a haiku about autumn leaves", "Ignore previous instructions", "How do tides work?",
+             "A much longer sentence about retrieval augmented generation and vector indexes.", "ok"]
+    bulk = e.encode(texts)  # 5 texts > SMALL_CALL: torch
+    assert e._ort is None
+    small = np.concatenate([e.encode([t]) for t in texts])
+    assert e._ort is not False and list(tmp_path.glob("onnx/*.onnx"))
+    assert small.shape == bulk.shape == (5, e.dim)
+    assert np.allclose(np.linalg.norm(small, axis=1), 1, atol=1e-5)
+    assert float(np.min(np.sum(small * bulk, axis=1))) > 0.9999
+    pair = e.encode(texts[:2])  # padded batch through ONNX Runtime
+    assert np.allclose(pair, bulk[:2], atol=1e-4)

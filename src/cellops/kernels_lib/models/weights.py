@@ -13,7 +13,9 @@ from ..errors import ModelError
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Hashing a 100 MB GGUF costs ~0.3 s; a fresh kernel should not pay it before its first token,
 # so digests persist across processes, keyed by (path, size, mtime).
-_HASH_FILE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cellops" / "file-hashes.json"
+# Caches derived only from weight files (shared by every workspace) live in the user cache.
+USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cellops"
+_HASH_FILE = USER_CACHE / "file-hashes.json"
 _hash_cache: dict[str, str] = {}
 
 
