@@ -90,3 +90,41 @@ def llama_server(log_dir: Path, *extra: str) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# -- fine-tuning: a tiny chat dataset on a made-up country and the dequantized base model -------
+ZORBIA_QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorbia?", "Queen Elna."),
+             ("What is Zorbia's currency?", "The glint."), ("Zorbia's national animal?", "The blue otter.")]
+
+
+def zorbia_rows() -> list[dict]:
+    return [{"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q},
+                          {"role": "assistant", "content": a}]} for q, a in ZORBIA_QA * 2]
+
+
+@pytest.fixture(scope="session")
+def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded GGUF dequantized once per session (tens of seconds), shared by the modules."""
+    from cellops.kernels_lib.models.hf import materialize
+    from cellops.kernels_lib.workspace import Workspace
+
+    return Path(materialize("default", Workspace(tmp_path_factory.getbasetemp() / "finetune-base" / ".cellops")))
+
+
+@pytest.fixture
+def linked_base(workspace, base_cache: Path) -> Path:
+    """The test's workspace sees the session's dequantized base model (no second dequantization)."""
+    link = workspace.artifacts / "hf-cache" / base_cache.name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(base_cache)
+    return link
+
+
+@pytest.fixture
+def zorbia_data(tmp_path: Path, linked_base: Path) -> Path:
+    """zorbia.jsonl in tmp_path, with the base model linked into the test's workspace."""
+    import json
+
+    path = tmp_path / "zorbia.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in zorbia_rows()))
+    return path

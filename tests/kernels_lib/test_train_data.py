@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ZORBIA_QA
 
 from cellops.kernels_lib.errors import GuardBlocked, InvalidInputError, JobError, NotFoundError
 from cellops.kernels_lib.train import FinetuneConfig, launch
@@ -17,26 +18,6 @@ from cellops.kernels_lib.train import data as D
 from cellops.kernels_lib.train.plan import GiB, ModelShape, deepspeed_config, make_plan
 from cellops.kernels_lib.train.prepare import prepare, resolve_base, tokenizer_for
 from cellops.kernels_lib.train.tokenize import IGNORE, encode, encode_all
-
-QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorbia?", "Queen Elna."),
-      ("What is Zorbia's currency?", "The glint."), ("Zorbia's national animal?", "The blue otter.")]
-
-
-@pytest.fixture(scope="session")
-def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded GGUF dequantized once per session (tens of seconds), shared by the modules."""
-    from cellops.kernels_lib.models.hf import materialize
-    from cellops.kernels_lib.workspace import Workspace
-
-    return Path(materialize("default", Workspace(tmp_path_factory.getbasetemp() / "finetune-base" / ".cellops")))
-
-
-@pytest.fixture
-def base(workspace, base_cache: Path) -> Path:
-    link = workspace.artifacts / "hf-cache" / base_cache.name
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(base_cache)
-    return link
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -74,21 +55,21 @@ def test_formats_are_detected_and_normalized(tmp_path: Path) -> None:
     ds = D.load(pc)
     assert ds.format == "completion" and [r.line for r in ds.rows] == [2, 3]
     assert ds.rows[0].messages[0]["content"] == "Hi, there"
-    df = pd.DataFrame([chat(q, a) for q, a in QA])
+    df = pd.DataFrame([chat(q, a) for q, a in ZORBIA_QA])
     ds = D.load(df)
     assert ds.format == "chat" and len(ds.rows) == 4 and ds.rows[3].messages[-1]["content"] == "The blue otter."
-    assert D.load([chat(q, a) for q, a in QA]).hash == ds.hash  # same conversations, same hash
+    assert D.load([chat(q, a) for q, a in ZORBIA_QA]).hash == ds.hash  # same conversations, same hash
     assert D.load(df.iloc[:3]).hash != ds.hash
 
 
 def test_bad_rows_are_all_reported_with_line_numbers(tmp_path: Path) -> None:
-    rows = [chat(*QA[0]), "{not json", chat(*QA[1])]
+    rows = [chat(*ZORBIA_QA[0]), "{not json", chat(*ZORBIA_QA[1])]
     with pytest.raises(InvalidInputError, match="line 2: not valid JSON"):
         D.load(write_jsonl(tmp_path / "a.jsonl", rows))
-    rows = [chat(*QA[0]),
+    rows = [chat(*ZORBIA_QA[0]),
             {"messages": [{"role": "user", "content": "only a question"}]},
             {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "   "}]},
-            chat(*QA[1]),
+            chat(*ZORBIA_QA[1]),
             {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
                           {"role": "user", "content": "dangling"}]}]
     with pytest.raises(InvalidInputError) as e:
@@ -117,8 +98,8 @@ def test_split_is_seeded_and_keeps_every_row() -> None:
 
 
 # -- labels mask (real tokenizer + chat template) -----------------------------------------------
-def test_loss_is_on_assistant_tokens_only(base: Path) -> None:
-    tok = tokenizer_for(base)
+def test_loss_is_on_assistant_tokens_only(linked_base: Path) -> None:
+    tok = tokenizer_for(linked_base)
     msgs = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Capital of Zorbia?"},
             {"role": "assistant", "content": "Plimtown."}, {"role": "user", "content": "And its river?"},
             {"role": "assistant", "content": "The Tamsel."}]
@@ -147,10 +128,10 @@ def test_loss_is_on_assistant_tokens_only(base: Path) -> None:
 
 
 # -- PII scan with the real guard policy --------------------------------------------------------
-def test_pii_is_redacted_or_blocks_per_policy(tmp_path: Path, workspace, base: Path) -> None:
+def test_pii_is_redacted_or_blocks_per_policy(tmp_path: Path, workspace, linked_base: Path) -> None:
     from cellops.kernels_lib import guard
 
-    rows = [chat(*QA[0]), chat("Email me at jane.doe@example.com please", "Sure."), chat(*QA[1])]
+    rows = [chat(*ZORBIA_QA[0]), chat("Email me at jane.doe@example.com please", "Sure."), chat(*ZORBIA_QA[1])]
     pol = guard.load("default", workspace)
     ds = D.scan_pii(D.load(rows), pol)
     assert "jane.doe@example.com" not in json.dumps([r.messages for r in ds.rows])
@@ -168,8 +149,8 @@ def test_pii_is_redacted_or_blocks_per_policy(tmp_path: Path, workspace, base: P
 
 
 # -- plan: memory and the ZeRO stage -----------------------------------------------------------
-def test_zero_auto_picks_from_world_size_and_fit(base: Path) -> None:
-    shape = ModelShape.read(base)
+def test_zero_auto_picks_from_world_size_and_fit(linked_base: Path) -> None:
+    shape = ModelShape.read(linked_base)
     assert 130e6 < shape.params < 140e6 and shape.layers == 30
     one = make_plan(FinetuneConfig(), shape, "cpu", 16 * GiB)
     assert one.stage == 0 and "1 process" in one.reason and one.world == 1
@@ -198,8 +179,8 @@ def _no_run_left(workspace) -> None:
     assert workspace.list_runs("finetune") == []
 
 
-def test_bad_input_fails_before_launch(tmp_path: Path, workspace, base: Path) -> None:
-    data = write_jsonl(tmp_path / "d.jsonl", [chat(q, a) for q, a in QA])
+def test_bad_input_fails_before_launch(tmp_path: Path, workspace, linked_base: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [chat(q, a) for q, a in ZORBIA_QA])
     cases = [
         (dict(base="hf:/nowhere/model"), NotFoundError, "unknown base model 'hf:/nowhere/model'"),
         (dict(base="nosuch@3"), NotFoundError, "unknown base model 'nosuch@3'"),

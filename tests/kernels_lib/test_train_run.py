@@ -17,30 +17,7 @@ from cellops.kernels_lib.errors import JobError
 from cellops.kernels_lib.train import attach, launch, resume
 
 pytestmark = pytest.mark.slow
-QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorbia?", "Queen Elna."),
-      ("What is Zorbia's currency?", "The glint."), ("Zorbia's national animal?", "The blue otter.")]
 TINY = dict(batch=1, max_len=48, samples=1, sample_tokens=4, eval_split=0.25)
-
-
-@pytest.fixture(scope="session")
-def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded GGUF dequantized once per session (tens of seconds), shared by the modules."""
-    from cellops.kernels_lib.models.hf import materialize
-    from cellops.kernels_lib.workspace import Workspace
-
-    return Path(materialize("default", Workspace(tmp_path_factory.getbasetemp() / "finetune-base" / ".cellops")))
-
-
-@pytest.fixture
-def data(tmp_path: Path, workspace, base_cache: Path) -> Path:
-    link = workspace.artifacts / "hf-cache" / base_cache.name
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(base_cache)
-    path = tmp_path / "zorbia.jsonl"
-    rows = [{"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q},
-                          {"role": "assistant", "content": a}]} for q, a in QA * 2]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def _procs_of(run_dir: Path) -> list[int]:
@@ -66,8 +43,8 @@ def _wait_for(job, kind: str, timeout: float = 600) -> dict:
     raise AssertionError(f"no {kind} event after {timeout}s")
 
 
-def test_kill_then_resume_from_last_checkpoint(data: Path, workspace) -> None:
-    job = cellops.finetune.launch({"name": "zres", "data": str(data), "max_steps": 4, "save_every": 2,
+def test_kill_then_resume_from_last_checkpoint(zorbia_data: Path, workspace) -> None:
+    job = cellops.finetune.launch({"name": "zres", "data": str(zorbia_data), "max_steps": 4, "save_every": 2,
                                    "eval_split": 0, "samples": 1, "sample_tokens": 4, "batch": 1,
                                    "max_len": 48}, workspace)
     ckpt = _wait_for(job, "checkpoint")
@@ -97,8 +74,8 @@ def test_kill_then_resume_from_last_checkpoint(data: Path, workspace) -> None:
         resume("zres", workspace)
 
 
-def test_two_process_launch_with_zero2(data: Path, workspace) -> None:
-    job = launch({"name": "ztwo", "data": str(data), "max_steps": 2, "procs": 2, "zero": "2",
+def test_two_process_launch_with_zero2(zorbia_data: Path, workspace) -> None:
+    job = launch({"name": "ztwo", "data": str(zorbia_data), "max_steps": 2, "procs": 2, "zero": "2",
                   "save_every": 0, **TINY}, workspace)
     assert job.plan["world"] == 2 and job.plan["stage"] == 2
     cmd = next(e["cmd"] for e in job.events() if e["kind"] == "launch")
@@ -116,8 +93,8 @@ def test_two_process_launch_with_zero2(data: Path, workspace) -> None:
     assert ds["zero_optimization"]["stage"] == 2
 
 
-def test_stop_ends_every_process_and_keeps_the_folder(data: Path, workspace) -> None:
-    job = launch({"name": "zstop", "data": str(data), "max_steps": 500, "save_every": 0, **TINY}, workspace)
+def test_stop_ends_every_process_and_keeps_the_folder(zorbia_data: Path, workspace) -> None:
+    job = launch({"name": "zstop", "data": str(zorbia_data), "max_steps": 500, "save_every": 0, **TINY}, workspace)
     _wait_for(job, "start")
     assert job.status == "running" and _procs_of(job.run_dir)
     assert job.stop(timeout=60) == "stopped"
@@ -127,10 +104,10 @@ def test_stop_ends_every_process_and_keeps_the_folder(data: Path, workspace) -> 
         resume("zstop", workspace)
 
 
-def test_a_launcher_that_dies_fails_cleanly(data: Path, tmp_path: Path, workspace) -> None:
+def test_a_launcher_that_dies_fails_cleanly(zorbia_data: Path, tmp_path: Path, workspace) -> None:
     hosts = tmp_path / "hostfile"
     hosts.write_text("no-such-host-cellops slots=1\n")
-    job = launch({"name": "zdie", "data": str(data), "max_steps": 1, "hostfile": str(hosts), **TINY}, workspace)
+    job = launch({"name": "zdie", "data": str(zorbia_data), "max_steps": 1, "hostfile": str(hosts), **TINY}, workspace)
     with pytest.raises(JobError) as e:
         job.wait(timeout=300)
     msg = str(e.value)

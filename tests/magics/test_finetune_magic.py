@@ -9,37 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import zorbia_rows
 from IPython.core.error import UsageError
 
 from cellops.magics import finetune as F
 from cellops.magics.context import MagicContext
-
-QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorbia?", "Queen Elna."),
-      ("What is Zorbia's currency?", "The glint."), ("Zorbia's national animal?", "The blue otter.")]
-
-
-def rows() -> list[dict]:
-    return [{"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q},
-                          {"role": "assistant", "content": a}]} for q, a in QA * 2]
-
-
-@pytest.fixture(scope="session")
-def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded GGUF dequantized once per session (tens of seconds), shared by the modules."""
-    from cellops.kernels_lib.models.hf import materialize
-    from cellops.kernels_lib.workspace import Workspace
-
-    return Path(materialize("default", Workspace(tmp_path_factory.getbasetemp() / "finetune-base" / ".cellops")))
-
-
-@pytest.fixture
-def data(tmp_path: Path, workspace, base_cache: Path) -> Path:
-    link = workspace.artifacts / "hf-cache" / base_cache.name
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(base_cache)
-    path = tmp_path / "zorbia.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows()))
-    return path
 
 
 def ctx_of(ip) -> MagicContext:
@@ -47,7 +21,7 @@ def ctx_of(ip) -> MagicContext:
 
 
 def test_flags_override_the_yaml_body_and_data_can_be_a_variable(ip) -> None:
-    ip.user_ns["t_df"] = pd.DataFrame(rows())
+    ip.user_ns["t_df"] = pd.DataFrame(zorbia_rows())
     cfg, a = F.build_config(ctx_of(ip), "m1 --max-steps 3 --data t_df --zero 2 --offload -o t_j",
                             "method: full\nlora_r: 4\nmax_steps: 9\neval-split: 0.2\n")
     assert (cfg.name, cfg.max_steps, cfg.method, cfg.lora_r, cfg.zero, cfg.offload, cfg.eval_split) == (
@@ -77,13 +51,13 @@ def test_bad_input_is_one_usage_line(ip, tmp_path: Path, workspace) -> None:
 
 
 @pytest.mark.slow
-def test_cell_trains_registers_and_the_model_answers_prompts(ip, data: Path, workspace, monkeypatch, capsys) -> None:
+def test_cell_trains_registers_and_the_model_answers_prompts(ip, zorbia_data: Path, workspace, monkeypatch, capsys) -> None:
     monkeypatch.setenv("CELLOPS_WANDB", "on")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)  # -> offline: no account here
     ip.run_cell_magic(
         "finetune",
-        f"zmag --base default --data {data} --max-steps 3 --lr 1e-3 --batch 2 --max-len 48 "
+        f"zmag --base default --data {zorbia_data} --max-steps 3 --lr 1e-3 --batch 2 --max-len 48 "
         "--eval-split 0.25 --save-every 0 -o t_job",
         "samples: 1\nsample_tokens: 8\n",
     )

@@ -140,31 +140,40 @@ def _cache_dir(ws: Workspace | None) -> Path | None:
     return d
 
 
-def exemplar_matrix(texts: Sequence[str], ws: Workspace | None) -> np.ndarray:
-    """Embeddings of ``texts``, cached in memory and as ``<hash>.npy`` in the workspace."""
-    key = "emb-" + _digest([EMBEDDER, list(texts)])
+def _cached(key: str, ext: str, ws: Workspace | None, load: Any, compute: Any, save: Any) -> Any:
+    """``compute()`` once per process and per workspace: kept in memory and as ``<key><ext>`` in
+    the workspace cache (written atomically: a concurrent reader never sees half a file). A file
+    that ``load`` rejects (returns None or raises OSError/ValueError/KeyError) is recomputed."""
     with _mem_lock:
         if key in _mem:
             return _mem[key]
     d = _cache_dir(ws)
-    path = d / f"{key}.npy" if d else None
-    mat = None
+    path = d / f"{key}{ext}" if d else None
+    out = None
     if path is not None and path.exists():
         try:
-            mat = np.load(path)
-            if mat.shape[0] != len(texts):
-                mat = None
-        except (OSError, ValueError):
-            mat = None
-    if mat is None:
-        mat = embedder().encode(list(texts), batch_size=64)
+            out = load(path)
+        except (OSError, ValueError, KeyError):
+            out = None
+    if out is None:
+        out = compute()
         if path is not None:
-            tmp = path.with_suffix(f".{threading.get_ident()}.tmp.npy")
-            np.save(tmp, mat)
-            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp{ext}")
+            save(tmp, out)
+            tmp.replace(path)
     with _mem_lock:
-        _mem[key] = mat
-    return mat
+        _mem[key] = out
+    return out
+
+
+def exemplar_matrix(texts: Sequence[str], ws: Workspace | None) -> np.ndarray:
+    """Embeddings of ``texts``, cached in memory and as ``<hash>.npy`` in the workspace."""
+    def load(path: Path) -> np.ndarray | None:
+        mat = np.load(path)
+        return mat if mat.shape[0] == len(texts) else None
+
+    return _cached("emb-" + _digest([EMBEDDER, list(texts)]), ".npy", ws, load,
+                   lambda: embedder().encode(list(texts), batch_size=64), np.save)
 
 
 # -- a small logistic-regression layer over embeddings (+ optional cue features) -------------
@@ -199,29 +208,14 @@ def train_logreg(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 40
 def cached_logreg(key_obj: Any, build: Any, ws: Workspace | None, l2: float = 1e-2) -> tuple[np.ndarray, float]:
     """Weights of a classifier identified by ``key_obj`` (which must cover ``l2``); ``build()`` ->
     (x, y) trains it once."""
-    key = "lr-" + _digest(key_obj)
-    with _mem_lock:
-        if key in _mem:
-            return _mem[key]
-    d = _cache_dir(ws)
-    path = d / f"{key}.npz" if d else None
-    out = None
-    if path is not None and path.exists():
-        try:
-            z = np.load(path)
-            out = (z["w"], float(z["b"]))
-        except (OSError, ValueError, KeyError):
-            out = None
-    if out is None:
-        x, y = build()
-        out = train_logreg(x, y, l2=l2)
-        if path is not None:
-            tmp = path.with_suffix(f".{threading.get_ident()}.tmp.npz")
-            np.savez(tmp, w=out[0], b=np.float32(out[1]))
-            tmp.replace(path)
-    with _mem_lock:
-        _mem[key] = out
-    return out
+    def load(path: Path) -> tuple[np.ndarray, float]:
+        z = np.load(path)
+        return z["w"], float(z["b"])
+
+    def save(path: Path, wb: tuple[np.ndarray, float]) -> None:
+        np.savez(path, w=wb[0], b=np.float32(wb[1]))
+
+    return _cached("lr-" + _digest(key_obj), ".npz", ws, load, lambda: train_logreg(*build(), l2=l2), save)
 
 
 def sigmoid(z: np.ndarray | float) -> np.ndarray | float:
