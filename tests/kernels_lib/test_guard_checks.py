@@ -253,3 +253,33 @@ def test_public_api_matches_the_magic(workspace) -> None:
     assert g.active_policy(workspace) is None and workspace.get_state(g.ACTIVE_KEY) is None
     rep = g.check("mail me at q@example.com", workspace=workspace)  # no active policy: default
     assert rep.policy == "default" and rep.text == "mail me at <EMAIL_ADDRESS_1>"
+
+
+def test_streamed_answer_never_shows_what_the_final_answer_redacts() -> None:
+    from cellops.kernels_lib import guard
+
+    pol = guard.load("output:\n  - check: pii\n    action: redact\n")
+    answer = ("Sure. Write to jane.roe@example.com or call +1 415 555 0132 today.\n"
+              "Her colleague is bob@example.org. Again: jane.roe@example.com is best.")
+    checker = pol.stream_checker()
+    shown: list[str] = []
+    for i in range(0, len(answer), 3):  # 3-char pieces split every value across tokens
+        assert checker.feed(answer[i:i + 3]) is None
+        shown.append(checker.release())
+        assert "jane" not in "".join(shown) and "bob@" not in "".join(shown)
+    assert "".join(shown).startswith("Sure.")  # complete sentences are shown while streaming
+    shown.append(checker.release(final=True))
+    final = pol.check_output(answer)
+    assert "".join(shown) == final.text  # same placeholders as the final answer
+    assert final.text.count("<EMAIL_ADDRESS_1>") == 2 and "<EMAIL_ADDRESS_2>" in final.text
+
+
+def test_without_a_redact_check_the_stream_passes_through() -> None:
+    from cellops.kernels_lib import guard
+
+    checker = guard.load("output:\n  - check: length\n    max_chars: 500\n    action: block\n").stream_checker()
+    out = []
+    for piece in ["Hello", " there", ", a@b.co"]:
+        checker.feed(piece)
+        out.append(checker.release())
+    assert out == ["Hello", " there", ", a@b.co"]

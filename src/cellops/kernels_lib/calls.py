@@ -4,7 +4,9 @@ input rails -> generate (streamed; output rails watch the stream) -> output rail
 The guard policy is duck-typed here so this module does not depend on the guard package:
 ``check_input(text)`` and ``check_output(text, context)`` return a report with ``.allowed`` and
 ``.text``; the optional ``stream_checker(context)`` returns an object whose ``feed(piece)``
-returns a blocking report as soon as the partial output violates a ``block`` check.
+returns a blocking report as soon as the partial output violates a ``block`` check, and whose
+``release(final)`` returns the text that may be shown so far (held back and redacted when the
+output rail redacts).
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def guarded_generate(
             verdict = checker.feed(piece)
             if verdict is not None and not verdict.allowed:
                 raise _StreamBlocked(verdict)
-        if on_token is not None:
+            piece = checker.release()
+        if on_token is not None and piece:
             on_token(piece)
 
     t0 = time.perf_counter()
@@ -107,4 +110,7 @@ def guarded_generate(
         if not rep.allowed:
             return CallResult(_blocked_text(policy, "output", rep), gen, messages, "output", reports)
         text = rep.text
+        rest = checker.release(final=True) if checker is not None else ""
+        if on_token is not None and rest:
+            on_token(rest)  # the held-back tail, now that the whole answer passed
     return CallResult(text, gen, messages, None, reports)

@@ -162,6 +162,10 @@ class StreamChecker:
     """Watches a streamed answer; ``feed`` returns a blocking report as soon as a ``block`` check
     fires. Cheap per token: pattern checks scan only the tail of the text, embedding checks run
     once per completed sentence, and the full answer is checked again at the end by the caller.
+
+    ``release`` says what may be shown so far: with a ``redact`` check on the output rail, text is
+    held back to the last complete sentence and shown redacted (placeholders numbered as in the
+    final answer), so a streamed answer never shows a value that the final one hides.
     """
 
     WINDOW = 256  # chars re-scanned behind the new text (a PII value split across tokens)
@@ -176,6 +180,26 @@ class StreamChecker:
         self.sentence = [(c, k) for c, k in items if k.stream == "sentence"
                          and (not k.needs_context or context)]
         self.full = [(c, k) for c, k in items if k.stream == "full"]
+        self.redact = [(c, k) for c, k in policy.rails.get("output", []) if c.action == "redact"]
+        self.released = 0  # buf[:released] has been passed on for display ...
+        self.shown = 0  # ... as the first `shown` chars of its redacted text
+
+    def release(self, final: bool = False) -> str:
+        """The next part of the answer that may be shown (all that is left when ``final``)."""
+        if not self.redact:
+            out, self.released = self.buf[self.released:], len(self.buf)
+            return out
+        end = len(self.buf)
+        if not final:
+            done = sentences(self.buf[self.released:])
+            complete = [e for _, e in done if self.released + e < len(self.buf.rstrip())]
+            end = self.released + complete[-1] if complete else self.released
+        if end <= self.released:
+            return ""
+        self.released = end
+        redacted = self.policy.run_rail("output", self.buf[:end], self.context, self.redact).text
+        out, self.shown = redacted[self.shown:], len(redacted)
+        return out
 
     def feed(self, piece: str) -> Report | None:
         self.buf += piece

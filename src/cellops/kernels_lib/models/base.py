@@ -82,6 +82,37 @@ class Generation:
         return self.text
 
 
+class Pieces:
+    """Streamed text pieces as a backend receives them: the parts, the time to the first one, and
+    the caller's ``on_token`` called with each."""
+
+    def __init__(self, on_token: OnToken | None) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self.t0 = self._clock()
+        self.on_token = on_token
+        self.parts: list[str] = []
+        self.ttft: float | None = None
+
+    def add(self, piece: str) -> None:
+        if not piece:
+            return
+        if self.ttft is None:
+            self.ttft = self._clock() - self.t0
+        self.parts.append(piece)
+        if self.on_token is not None:
+            self.on_token(piece)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def elapsed(self) -> float:
+        return self._clock() - self.t0
+
+
 class LLM(Protocol):
     uri: str
     supports_concurrency: bool  # True: calls may run in parallel threads (HTTP endpoints)

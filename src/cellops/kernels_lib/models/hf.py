@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 
 from ..errors import ModelError
 from ..workspace import Workspace
-from .base import Generation, GenParams, Message, OnToken
+from .base import Generation, GenParams, Message, OnToken, Pieces
 from .weights import default_gguf, file_hash
 
 _materialize_lock = threading.Lock()
@@ -103,16 +102,11 @@ class HFModel:
         tok = self.tokenizer
         ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                       return_dict=True)
-        first: list[float] = []
-        t0 = time.perf_counter()
+        got = Pieces(on_token)
 
         class _Stream(TextStreamer):
             def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-                if text:
-                    if not first:
-                        first.append(time.perf_counter() - t0)
-                    if on_token is not None:
-                        on_token(text)
+                got.add(text)
 
         sample = params.temperature > 0
         kwargs = dict(
@@ -137,5 +131,4 @@ class HFModel:
             if s in text:
                 text = text[: text.index(s)]
         finish = "length" if len(new) >= params.max_tokens else "stop"
-        return Generation(text, self.uri, int(n_prompt), int(len(new)),
-                          time.perf_counter() - t0, first[0] if first else None, finish)
+        return Generation(text, self.uri, int(n_prompt), int(len(new)), got.elapsed, got.ttft, finish)

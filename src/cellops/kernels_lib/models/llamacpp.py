@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 from ..errors import ModelError
-from .base import Generation, GenParams, Message, OnToken
+from .base import Generation, GenParams, Message, OnToken, Pieces
 from .weights import file_hash
 
 
@@ -66,8 +65,7 @@ class LlamaCppModel:
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
         prompt, template_stops = self.render(messages)
         with self._lock:
-            t0 = time.perf_counter()
-            ttft, parts, finish, n = None, [], "stop", 0
+            got, finish, n = Pieces(on_token), "stop", 0
             stream = self._llm.create_completion(
                 prompt, max_tokens=params.max_tokens, temperature=params.temperature,
                 top_p=params.top_p, stop=list(params.stop) + template_stops,
@@ -75,18 +73,12 @@ class LlamaCppModel:
             )
             for chunk in stream:
                 choice = chunk["choices"][0]
-                piece = choice["text"]
-                if piece:
-                    if ttft is None:
-                        ttft = time.perf_counter() - t0
-                    parts.append(piece)
-                    if on_token is not None:
-                        on_token(piece)
+                got.add(choice["text"])
                 n += 1
                 finish = choice.get("finish_reason") or finish
-            latency = time.perf_counter() - t0
+            latency = got.elapsed
             prompt_tokens = self.count_tokens(prompt)
-        text = "".join(parts)
+        text = got.text
         # llama.cpp emits one chunk per sampled token (plus a final empty one carrying finish_reason)
         completion_tokens = self.count_tokens(text) if text else 0
-        return Generation(text, self.uri, prompt_tokens, completion_tokens, latency, ttft, finish)
+        return Generation(text, self.uri, prompt_tokens, completion_tokens, latency, got.ttft, finish)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 
 from ..errors import InvalidInputError, ModelError
-from .base import Generation, GenParams, Message, OnToken
+from .base import Generation, GenParams, Message, OnToken, Pieces
 
 
 class OpenAICompatModel:
@@ -48,8 +47,7 @@ class OpenAICompatModel:
         if params.seed is not None:
             body["seed"] = params.seed
         url = f"{self.base_url}/chat/completions"
-        t0 = time.perf_counter()
-        ttft, parts, finish, usage = None, [], "stop", None
+        got, finish, usage = Pieces(on_token), "stop", None
         chunks, done = 0, False
         try:
             with httpx.stream("POST", url, json=body, headers=self._headers, timeout=self.timeout_s) as r:
@@ -67,13 +65,7 @@ class OpenAICompatModel:
                     chunks += 1
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content") or ""
-                        if piece:
-                            if ttft is None:
-                                ttft = time.perf_counter() - t0
-                            parts.append(piece)
-                            if on_token is not None:
-                                on_token(piece)
+                        got.add((choice.get("delta") or {}).get("content") or "")
                         finish = choice.get("finish_reason") or finish
         except httpx.ConnectError as e:
             raise ModelError(f"endpoint {self.base_url} is down or unreachable ({e}); start the server or fix the URL") from e
@@ -82,8 +74,6 @@ class OpenAICompatModel:
         if not done and not chunks:  # e.g. llama.cpp's server on a prompt longer than its context
             raise ModelError(f"{url} closed the stream without an answer; the server log says why "
                              "(often: the prompt is longer than its context window)")
-        text = "".join(parts)
         prompt_tokens = int((usage or {}).get("prompt_tokens") or 0)
-        completion_tokens = int((usage or {}).get("completion_tokens") or len(parts))
-        return Generation(text, self.uri, prompt_tokens, completion_tokens,
-                          time.perf_counter() - t0, ttft, finish)
+        completion_tokens = int((usage or {}).get("completion_tokens") or len(got.parts))
+        return Generation(got.text, self.uri, prompt_tokens, completion_tokens, got.elapsed, got.ttft, finish)
