@@ -2,6 +2,9 @@
 
 1. A %%prompt-style call (prompts.run, embedded SmolLM2, greedy, fixed max_tokens) with the
    `default` policy on vs the same call with guard off, interleaved so both see the same machine.
+   The questions hold nothing the policy changes, so both arms send the same prompt and get the
+   same greedy answer (the token counts are printed per arm and must match): the difference is
+   the guard's own work.
 2. The non-LLM checks alone: per-input latency (p50/p95) of the default policy's input rail on
    the dev sets when present (../shared/data), else on the project's own exemplars, with the
    per-check breakdown (embedding shared by all embedding checks).
@@ -50,10 +53,9 @@ def main() -> None:
     pol = guard.load("default", ws)
     print(f"policy load (exemplar embeddings + classifier + presidio, cold): {time.perf_counter() - t0:.2f} s")
     prompts.save("bench", "Answer briefly. {{ q }}", params={"max_tokens": a.max_tokens}, workspace=ws)
-    qs = ["What is the capital of France? My email is ana@example.com",
-          "Name three primary colors.", "How do plants make food?"]
+    qs = ["What is the capital of France?", "Name three primary colors.", "How do plants make food?"]
     prompts.run("bench", {"q": "warm up"}, workspace=ws)  # load the model once
-    off, on, tokens = [], [], []
+    off, on, tokens = [], [], {False: [], True: []}
     for i in range(a.calls):
         q = qs[i % len(qs)]
         for guarded in ((False, True) if i % 2 == 0 else (True, False)):
@@ -61,10 +63,12 @@ def main() -> None:
             t = time.perf_counter()
             r = prompts.run("bench", {"q": q}, workspace=ws, cache=False)  # time the model, not the cache
             (on if guarded else off).append(time.perf_counter() - t)
-            tokens.append(r.generation.completion_tokens if r.generation else 0)
+            tokens[guarded].append(r.generation.completion_tokens if r.generation else 0)
     guard.off(ws)
     b, g = statistics.median(off), statistics.median(on)
-    print(f"%%prompt call, median of {a.calls} (max_tokens={a.max_tokens}, ~{statistics.mean(tokens):.0f} tokens):")
+    same = "same answers" if tokens[False] == tokens[True] else f"ANSWERS DIFFER: {tokens[False]} vs {tokens[True]}"
+    print(f"%%prompt call, median of {a.calls} (max_tokens={a.max_tokens}, "
+          f"~{statistics.mean(tokens[False]):.0f} tokens, {same}):")
     print(f"  guard off (baseline): {b * 1000:8.1f} ms   1.00x")
     print(f"  guard on  (default) : {g * 1000:8.1f} ms   {g / b:.2f}x   (+{(g - b) * 1000:.1f} ms per call)")
 
