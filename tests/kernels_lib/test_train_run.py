@@ -93,6 +93,21 @@ def test_two_process_launch_with_zero2(zorbia_data: Path, workspace) -> None:
     assert ds["zero_optimization"]["stage"] == 2
 
 
+def test_full_finetune_registers_merged_weights_that_answer(zorbia_data: Path, workspace) -> None:
+    job = launch({"name": "zfull", "data": str(zorbia_data), "method": "full", "max_steps": 2, "lr": 1e-4,
+                  "save_every": 0, **TINY}, workspace)
+    job.wait(timeout=900)
+    assert job.status == "done" and job.model == "zfull@1"
+    m = job.metrics
+    assert m["eval_loss_after"] < m["eval_loss_before"]  # every weight trained, on the held-out split
+    folder = workspace.artifact_dir("model", "zfull", 1)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["config"]["method"] == "full" and not (folder / "adapter").exists()
+    assert (folder / "model" / "model.safetensors").exists()
+    g = cellops.generate("What is the capital of Zorbia?", model=job.model, max_tokens=6, workspace=workspace)
+    assert g.completion_tokens > 0 and g.text.strip()
+
+
 def test_stop_ends_every_process_and_keeps_the_folder(zorbia_data: Path, workspace) -> None:
     job = launch({"name": "zstop", "data": str(zorbia_data), "max_steps": 500, "save_every": 0, **TINY}, workspace)
     _wait_for(job, "start")
