@@ -9,7 +9,7 @@
    the dev sets when present (../shared/data), else on the project's own exemplars, with the
    per-check breakdown (embedding shared by all embedding checks).
 
-    .venv/bin/python benchmarks/bench_guard.py [--calls 6] [--max-tokens 48] [--inputs 200]
+    .venv/bin/python benchmarks/bench_guard.py [--calls 24] [--max-tokens 48] [--inputs 200]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _inputs(n: int) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=6)
+    ap.add_argument("--calls", type=int, default=24)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--inputs", type=int, default=300)
     a = ap.parse_args()
@@ -54,23 +54,31 @@ def main() -> None:
     print(f"policy load (exemplar embeddings + classifier + presidio, cold): {time.perf_counter() - t0:.2f} s")
     prompts.save("bench", "Answer briefly. {{ q }}", params={"max_tokens": a.max_tokens}, workspace=ws)
     qs = ["What is the capital of France?", "Name three primary colors.", "How do plants make food?"]
-    prompts.run("bench", {"q": "warm up"}, workspace=ws)  # load the model once
-    off, on, tokens = [], [], {False: [], True: []}
+    for guarded in (False, True):  # load the model, and the guard's ONNX session, before timing
+        guard.on("default", ws) if guarded else guard.off(ws)
+        prompts.run("bench", {"q": "warm up"}, workspace=ws, cache=False)
+    off, on, diffs, tokens = [], [], [], {False: [], True: []}
     for i in range(a.calls):
         q = qs[i % len(qs)]
+        pair = {}
         for guarded in ((False, True) if i % 2 == 0 else (True, False)):
             guard.on("default", ws) if guarded else guard.off(ws)
             t = time.perf_counter()
             r = prompts.run("bench", {"q": q}, workspace=ws, cache=False)  # time the model, not the cache
-            (on if guarded else off).append(time.perf_counter() - t)
+            pair[guarded] = time.perf_counter() - t
+            (on if guarded else off).append(pair[guarded])
             tokens[guarded].append(r.generation.completion_tokens if r.generation else 0)
+        diffs.append(pair[True] - pair[False])
     guard.off(ws)
-    b, g = statistics.median(off), statistics.median(on)
-    same = "same answers" if tokens[False] == tokens[True] else f"ANSWERS DIFFER: {tokens[False]} vs {tokens[True]}"
-    print(f"%%prompt call, median of {a.calls} (max_tokens={a.max_tokens}, "
-          f"~{statistics.mean(tokens[False]):.0f} tokens, {same}):")
-    print(f"  guard off (baseline): {b * 1000:8.1f} ms   1.00x")
-    print(f"  guard on  (default) : {g * 1000:8.1f} ms   {g / b:.2f}x   (+{(g - b) * 1000:.1f} ms per call)")
+    b, g, d = statistics.median(off), statistics.median(on), statistics.median(diffs)
+    same = ("same answer lengths" if sorted(tokens[False]) == sorted(tokens[True])
+            else f"ANSWER LENGTHS DIFFER: {tokens[False]} vs {tokens[True]}")
+    print(f"%%prompt call, {a.calls} pairs (max_tokens={a.max_tokens}, ~{statistics.mean(tokens[False]):.0f} "
+          f"tokens, {same}):")
+    print(f"  guard off (baseline): median {b * 1000:8.1f} ms   1.00x")
+    print(f"  guard on  (default) : median {g * 1000:8.1f} ms   {g / b:.2f}x")
+    print(f"  median paired difference (on - off, same question back to back): {d * 1000:+.1f} ms "
+          f"= {d / b * 100:+.1f}% of a call")
 
     texts = _inputs(a.inputs)
     for t in texts[:5]:

@@ -2,8 +2,9 @@
 
 ``TextCtx`` embeds the text under check at most once (all embedding checks read
 ``ctx.embeddings``); exemplar matrices and trained classifier weights are cached in the process
-and as ``.npy``/``.npz`` files in the workspace, keyed by a hash of the exemplars, so a new
-kernel does not re-embed hundreds of exemplars.
+and as ``.npy``/``.npz`` files in the user cache (``~/.cache/cellops/guard/``), keyed by a hash of
+the exemplars and the embedder's weights: they derive from nothing else, so every workspace and
+kernel on the machine shares them and only the first ``%guard on`` embeds ~1,800 exemplars (~20 s).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..workspace import Workspace
+from ..models.weights import USER_CACHE
 
 EMBEDDER = "default"
 SEGMENT_CHARS = 1200  # ~250 MiniLM tokens: longer texts are embedded as several segments
@@ -129,10 +130,8 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def _cache_dir(ws: Workspace | None) -> Path | None:
-    if ws is None:
-        return None
-    d = ws.artifacts / "guard" / "cache"
+def _cache_dir() -> Path | None:
+    d = USER_CACHE / "guard"
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -140,14 +139,14 @@ def _cache_dir(ws: Workspace | None) -> Path | None:
     return d
 
 
-def _cached(key: str, ext: str, ws: Workspace | None, load: Any, compute: Any, save: Any) -> Any:
-    """``compute()`` once per process and per workspace: kept in memory and as ``<key><ext>`` in
-    the workspace cache (written atomically: a concurrent reader never sees half a file). A file
+def _cached(key: str, ext: str, load: Any, compute: Any, save: Any) -> Any:
+    """``compute()`` once per machine: kept in memory and as ``<key><ext>`` in the user cache
+    (written atomically: a concurrent reader never sees half a file). A file
     that ``load`` rejects (returns None or raises OSError/ValueError/KeyError) is recomputed."""
     with _mem_lock:
         if key in _mem:
             return _mem[key]
-    d = _cache_dir(ws)
+    d = _cache_dir()
     path = d / f"{key}{ext}" if d else None
     out = None
     if path is not None and path.exists():
@@ -166,13 +165,13 @@ def _cached(key: str, ext: str, ws: Workspace | None, load: Any, compute: Any, s
     return out
 
 
-def exemplar_matrix(texts: Sequence[str], ws: Workspace | None) -> np.ndarray:
-    """Embeddings of ``texts``, cached in memory and as ``<hash>.npy`` in the workspace."""
+def exemplar_matrix(texts: Sequence[str]) -> np.ndarray:
+    """Embeddings of ``texts``, cached in memory and as ``emb-<hash>.npy`` in the user cache."""
     def load(path: Path) -> np.ndarray | None:
         mat = np.load(path)
         return mat if mat.shape[0] == len(texts) else None
 
-    return _cached("emb-" + _digest([EMBEDDER, list(texts)]), ".npy", ws, load,
+    return _cached("emb-" + _digest([embedder().weights_hash, list(texts)]), ".npy", load,
                    lambda: embedder().encode(list(texts), batch_size=64), np.save)
 
 
@@ -205,7 +204,7 @@ def train_logreg(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 40
     return w.astype(np.float32), float(b)
 
 
-def cached_logreg(key_obj: Any, build: Any, ws: Workspace | None, l2: float = 1e-2) -> tuple[np.ndarray, float]:
+def cached_logreg(key_obj: Any, build: Any, l2: float = 1e-2) -> tuple[np.ndarray, float]:
     """Weights of a classifier identified by ``key_obj`` (which must cover ``l2``); ``build()`` ->
     (x, y) trains it once."""
     def load(path: Path) -> tuple[np.ndarray, float]:
@@ -215,7 +214,8 @@ def cached_logreg(key_obj: Any, build: Any, ws: Workspace | None, l2: float = 1e
     def save(path: Path, wb: tuple[np.ndarray, float]) -> None:
         np.savez(path, w=wb[0], b=np.float32(wb[1]))
 
-    return _cached("lr-" + _digest(key_obj), ".npz", ws, load, lambda: train_logreg(*build(), l2=l2), save)
+    return _cached("lr-" + _digest([embedder().weights_hash, key_obj]), ".npz", load,
+                   lambda: train_logreg(*build(), l2=l2), save)
 
 
 def sigmoid(z: np.ndarray | float) -> np.ndarray | float:

@@ -239,6 +239,9 @@ def builtin_yaml(name: str) -> str:
     return (BUILTIN_DIR / f"{name}.yaml").read_text(encoding="utf-8")
 
 
+_builtin_specs: dict[str, schema.PolicySpec] = {}
+
+
 def looks_like_yaml(s: str) -> bool:
     return "\n" in s or ":" in s
 
@@ -248,7 +251,9 @@ def resolve_spec(ref: str, ws: Workspace, depth: int = 0) -> tuple[schema.Policy
     if depth > 5:
         raise InvalidInputError("guard policy 'extends' chain is too deep (a cycle?)")
     if ref in BUILTINS:
-        return parse(builtin_yaml(ref), ws, depth + 1), ref
+        if ref not in _builtin_specs:  # parsed once: every guarded call resolves its policy
+            _builtin_specs[ref] = parse(builtin_yaml(ref), ws, depth + 1)
+        return _builtin_specs[ref], ref
     try:
         v = ws.resolve(KIND, ref)
     except NotFoundError:

@@ -142,7 +142,7 @@ def features(texts: list[str], emb: np.ndarray, tfidf: NgramTfidf | None, cues: 
     return np.hstack(parts)
 
 
-def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0, ws: Any = None) -> dict[str, float]:
+def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0) -> dict[str, float]:
     """Grouped k-fold cross-validation of the default classifier on the built-in exemplars (a
     contrastive pair stays in one fold, so a request is never scored against its own twin).
 
@@ -159,7 +159,7 @@ def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0, ws: Any = None) 
     order = np.random.default_rng(seed).permutation(sorted(set(groups)))
     fold_of = {g: i % folds for i, g in enumerate(order)}
     fold = np.array([fold_of[g] for g in groups])
-    emb = exemplar_matrix(texts, ws)
+    emb = exemplar_matrix(texts)
     oof = np.zeros(len(rows))
     for k in range(folds):
         tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
@@ -201,7 +201,7 @@ class Harmful(Check):
 
             raise InvalidInputError(f"harmful: unknown category '{unknown[0]}'; valid: {', '.join(self.cats)}")
         texts = [r["text"] for r in rows]
-        self.matrix = exemplar_matrix(texts, self.ws)
+        self.matrix = exemplar_matrix(texts)
         use_cues = self.opts["cues"]
         self.tfidf = NgramTfidf(texts) if self.opts["ngrams"] else None
         tfidf = self.tfidf
@@ -211,7 +211,7 @@ class Harmful(Check):
                     np.array([0.0 if lab == "benign" else 1.0 for lab in self.labels]))
 
         w, self.b = cached_logreg(["harmful", texts, self.labels, use_cues, CUE_SCALE, [p.pattern for _, p in CUES],
-                                   tfidf is not None, NGRAM_SCALE, NGRAM_MIN_DF, L2], build, self.ws, l2=L2)
+                                   tfidf is not None, NGRAM_SCALE, NGRAM_MIN_DF, L2], build, l2=L2)
         d = self.matrix.shape[1]
         n_cue = len(CUES) if use_cues else 0
         self.w_emb, self.w_cue, self.w_ngram = w[:d], w[d:d + n_cue], w[d + n_cue:]

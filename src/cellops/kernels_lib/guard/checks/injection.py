@@ -120,9 +120,9 @@ class Injection(Check):
         texts = pos + neg
 
         def build() -> tuple[Any, Any]:
-            return exemplar_matrix(texts, self.ws), np.array([1.0] * len(pos) + [0.0] * len(neg))
+            return exemplar_matrix(texts), np.array([1.0] * len(pos) + [0.0] * len(neg))
 
-        self.w, self.b = cached_logreg(["injection", texts], build, self.ws)
+        self.w, self.b = cached_logreg(["injection", texts], build)
 
     def run(self, ctx: TextCtx) -> Verdict:
         text = ctx.text

@@ -38,7 +38,7 @@ class Topics(Check):
                 for t in examples:
                     self.topics.append((kind, name))
                     texts.append(t)
-        self.matrix = exemplar_matrix(texts, self.ws)
+        self.matrix = exemplar_matrix(texts)
 
     def run(self, ctx: TextCtx) -> Verdict:
         sims = (self.matrix @ ctx.embeddings.T).max(axis=1)  # best segment per example
