@@ -128,3 +128,21 @@ def test_embedder_latency_path_matches_bulk_vectors(tmp_path, monkeypatch) -> No
     assert float(np.min(np.sum(small * bulk, axis=1))) > 0.9999
     pair = e.encode(texts[:2])  # padded batch through ONNX Runtime
     assert np.allclose(pair, bulk[:2], atol=1e-4)
+
+
+def test_embedder_small_and_bulk_calls_from_many_threads() -> None:
+    """A guard check, a search query and an ingest can embed at the same time (kernel threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from cellops.kernels_lib.models import get_embedder
+
+    e = get_embedder("default")
+    texts = [f"Question number {i} about tides, ranges and {i * 7} harbour walls." for i in range(24)]
+    ref = e.encode(texts)  # bulk, torch
+    with ThreadPoolExecutor(6) as pool:
+        bulk = pool.submit(e.encode, texts * 4)
+        small = list(pool.map(lambda i: e.encode([texts[i]])[0], range(24)))
+    assert np.allclose(np.stack(small), ref, atol=1e-4)
+    assert np.allclose(bulk.result()[:24], ref, atol=1e-4)

@@ -11,6 +11,7 @@ Normalize pipeline; any other model, or an export that fails, stays on torch.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -113,15 +114,20 @@ class Embedder:
         so.inter_op_num_threads = 1
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self._ort_inputs = [i.name for i in sess.get_inputs()]
+        # its own tokenizer and lock: a fast tokenizer called from two threads at once fails
+        # ("Already borrowed"), and a guard check must not wait behind a bulk encode's lock
+        self._ort_tok = copy.deepcopy(self.model.tokenizer)
+        self._ort_lock = threading.Lock()
         return sess
 
     def _encode_onnx(self, texts: list[str]) -> np.ndarray:
         import numpy as np
 
-        x = self.model.tokenizer(texts, return_tensors="np", padding=True, truncation=True,
-                                 max_length=self.model.max_seq_length)
-        feed = {k: np.asarray(x[k], dtype=np.int64) for k in self._ort_inputs}
-        v = self._ort.run(None, feed)[0]
+        with self._ort_lock:
+            x = self._ort_tok(texts, return_tensors="np", padding=True, truncation=True,
+                              max_length=self.model.max_seq_length)
+            feed = {k: np.asarray(x[k], dtype=np.int64) for k in self._ort_inputs}
+            v = self._ort.run(None, feed)[0]
         return np.asarray(v, dtype=np.float32)
 
 
