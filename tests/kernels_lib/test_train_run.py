@@ -49,6 +49,8 @@ def test_kill_then_resume_from_last_checkpoint(zorbia_data: Path, workspace) -> 
                                    "max_len": 48}, workspace)
     ckpt = _wait_for(job, "checkpoint")
     assert ckpt["step"] == 2 and (Path(ckpt["path"]) / "cellops_config.json").exists()
+    states = next(Path(ckpt["path"]).glob("global_step*/mp_rank_00_model_states.pt"))
+    assert states.stat().st_size < 20 * 2**20  # adapter + optimizer, not the frozen tied lm_head
     pgid = int((job.run_dir / "supervisor.pid").read_text())
     os.killpg(pgid, signal.SIGKILL)  # the whole job dies at once: no goodbye event
     deadline = time.monotonic() + 30

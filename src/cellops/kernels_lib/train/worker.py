@@ -111,14 +111,45 @@ def make_callback(run_dir: Path | None, cfg_json: dict[str, Any] | None, rank: i
                 phase = "after" if self.final else ("before" if state.global_step == 0 else "during")
                 self.emit("eval", step=state.global_step, eval_loss=metrics["eval_loss"], phase=phase)
 
-        def on_save(self, args, state, control, **kw):  # noqa: ANN001
+        def on_save(self, args, state, control, model=None, **kw):  # noqa: ANN001
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if rank == 0 and model is not None and ckpt.is_dir():
+                drop_frozen_tied_weights(ckpt, model)
             if self.path is not None and cfg_json is not None and ckpt.is_dir():
                 # asdict(cfg) travels with the weights, so a checkpoint explains itself
                 (ckpt / "cellops_config.json").write_text(json.dumps(cfg_json, indent=1))
             self.emit("checkpoint", step=state.global_step, path=str(ckpt))
 
     return EventCallback()
+
+
+def drop_frozen_tied_weights(ckpt: Path, model: Any) -> int:
+    """Remove frozen weights that DeepSpeed kept in a checkpoint's module states; bytes saved.
+
+    For PEFT models DeepSpeed drops frozen weights by walking ``named_parameters()``, which lists
+    a tied weight once: the frozen ``lm_head`` (the embedding, 113 MB for SmolLM2) stayed in every
+    LoRA checkpoint next to a 2 MB adapter. Resuming loads module states non-strictly for PEFT
+    models, and the frozen weights come from the base model anyway.
+    """
+    import torch
+
+    frozen = {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    if not frozen:  # full fine-tuning: nothing to drop, and no need to read gigabytes
+        return 0
+    saved = 0
+    for f in ckpt.glob("global_step*/mp_rank_*_model_states.pt"):
+        sd = torch.load(f, map_location="cpu", weights_only=False)
+        module = sd.get("module")
+        drop = [k for k in module or {} if k in frozen]
+        if not drop:
+            continue
+        saved += sum(module[k].numel() * module[k].element_size() for k in drop)
+        for k in drop:
+            del module[k]
+        tmp = f.with_suffix(".tmp")
+        torch.save(sd, tmp)
+        tmp.replace(f)
+    return saved
 
 
 def load_examples(path: Path) -> list[dict[str, Any]]:
