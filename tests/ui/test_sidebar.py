@@ -20,6 +20,20 @@ def write_notebook(path: Path, *cells: str) -> None:
     nbformat.write(nb, path)
 
 
+def open_and_run_all(lab, page, name: str) -> None:
+    """Open notebook ``name`` of the lab's root, wait for its kernel, run every cell."""
+    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+    page.wait_for_function(
+        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
+        "?.connectionStatus === 'connected'", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def output(page, n: int):
+    """The output areas of the current notebook's cell ``n``."""
+    return page.locator(".jp-Notebook .jp-Cell").nth(n).locator(".jp-OutputArea-output")
+
+
 def js_run_new_cell(page, source: str) -> None:
     """Insert a cell below the active one in the current notebook, set its source, run it."""
     page.evaluate(
@@ -45,13 +59,7 @@ def screenshot(page, tmp_path: Path, name: str) -> Path:
 
 def test_prompt_cell_shows_up_in_the_sidebar(lab, page, tmp_path):
     write_notebook(lab.root / "demo.ipynb", "%load_ext cellops", PROMPT_V1)
-    page.goto(f"{lab.url}/lab/tree/demo.ipynb?token={lab.token}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
-    page.wait_for_function(
-        "() => window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.connectionStatus"
-        " === 'connected'", timeout=120_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    open_and_run_all(lab, page, "demo.ipynb")
     page.locator(".jp-OutputArea-output", has_text="greet@1").first.wait_for(timeout=180_000)
 
     # the sidebar: its tab in the left area, then the new prompt version in its list

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_sidebar import screenshot, write_notebook
+from test_sidebar import open_and_run_all, output, screenshot, write_notebook
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -16,17 +16,9 @@ CELLS = [
 ]
 
 
-def output(page, n: int):
-    return page.locator(".jp-Notebook .jp-Cell").nth(n).locator(".jp-OutputArea-output")
-
-
 def test_prompt_feedback_compare_grid_and_guard_report(lab, page, tmp_path):
     write_notebook(lab.root / "widgets.ipynb", *CELLS)
-    page.goto(f"{lab.url}/lab/tree/widgets.ipynb?token={lab.token}")
-    page.wait_for_function(
-        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
-        "?.connectionStatus === 'connected'", timeout=120_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    open_and_run_all(lab, page, "widgets.ipynb")
 
     # %%prompt: the run with rating buttons (an ipywidgets VBox), and a click is recorded
     run_out = output(page, 1)

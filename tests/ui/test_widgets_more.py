@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_sidebar import screenshot, write_notebook
+from test_sidebar import open_and_run_all, output, screenshot, write_notebook
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -39,10 +39,6 @@ CELLS = [
     "%finetune attach tiny",
 ]
 RAG_ASK, ATTACH = 4, 5
-
-
-def output(page, n: int):
-    return page.locator(".jp-Notebook .jp-Cell").nth(n).locator(".jp-OutputArea-output")
 
 
 def wait_cell_text(page, n: int, needle: str, timeout: int = 60_000) -> None:
@@ -106,11 +102,7 @@ def test_rag_answer_and_training_dashboard(lab, page, tmp_path):
         from cellops.kernels_lib.train import events
 
         write_notebook(lab.root / "more.ipynb", *CELLS)
-        page.goto(f"{lab.url}/lab/tree/more.ipynb?token={lab.token}")
-        page.wait_for_function(
-            "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
-            "?.connectionStatus === 'connected'", timeout=120_000)
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        open_and_run_all(lab, page, "more.ipynb")
 
         # %%rag ask: the streamed answer is replaced by the answer view with its passages
         ans = output(page, RAG_ASK).locator(".cellops table")
