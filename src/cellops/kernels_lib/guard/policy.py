@@ -189,17 +189,20 @@ class StreamChecker:
         if not self.redact:
             out, self.released = self.buf[self.released:], len(self.buf)
             return out
-        end = len(self.buf)
-        if not final:
-            done = sentences(self.buf[self.released:])
-            complete = [e for _, e in done if self.released + e < len(self.buf.rstrip())]
-            end = self.released + complete[-1] if complete else self.released
+        end = len(self.buf) if final else self._complete_up_to(self.released)
         if end <= self.released:
             return ""
         self.released = end
         redacted = self.policy.run_rail("output", self.buf[:end], self.context, self.redact).text
         out, self.shown = redacted[self.shown:], len(redacted)
         return out
+
+    def _complete_up_to(self, start: int) -> int:
+        """End of the last complete sentence in ``buf[start:]`` (``start`` if none). The last
+        piece may still be growing: only sentences followed by more text are complete."""
+        ends = [start + e for _, e in sentences(self.buf[start:])]
+        complete = [e for e in ends if e < len(self.buf.rstrip())]
+        return complete[-1] if complete else start
 
     def feed(self, piece: str) -> Report | None:
         self.buf += piece
@@ -214,12 +217,9 @@ class StreamChecker:
             if rep is not None:
                 return rep
         if self.sentence:
-            done = sentences(self.buf[self.sentence_end:])
-            # the last piece may still be growing: only sentences followed by more text are complete
-            complete = [s for s in done if self.sentence_end + s[1] < len(self.buf.rstrip())]
-            if complete:
-                start, end = self.sentence_end, self.sentence_end + complete[-1][1]
-                self.sentence_end = end
+            end = self._complete_up_to(self.sentence_end)
+            if end > self.sentence_end:
+                start, self.sentence_end = self.sentence_end, end
                 return self._check(self.buf[start:end], start, self.sentence)
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -87,10 +88,7 @@ class Pieces:
     the caller's ``on_token`` called with each."""
 
     def __init__(self, on_token: OnToken | None) -> None:
-        import time
-
-        self._clock = time.perf_counter
-        self.t0 = self._clock()
+        self.t0 = time.perf_counter()
         self.on_token = on_token
         self.parts: list[str] = []
         self.ttft: float | None = None
@@ -99,7 +97,7 @@ class Pieces:
         if not piece:
             return
         if self.ttft is None:
-            self.ttft = self._clock() - self.t0
+            self.ttft = time.perf_counter() - self.t0
         self.parts.append(piece)
         if self.on_token is not None:
             self.on_token(piece)
@@ -110,7 +108,7 @@ class Pieces:
 
     @property
     def elapsed(self) -> float:
-        return self._clock() - self.t0
+        return time.perf_counter() - self.t0
 
 
 class LLM(Protocol):

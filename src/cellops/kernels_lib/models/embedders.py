@@ -5,8 +5,9 @@ Two runtimes give the same vectors (cosine 1 - 1e-6): bulk encodes (ingest, exem
 torch through sentence-transformers, which is the faster of the two on batches; a call with at
 most ``SMALL_CALL`` texts (a guard check, a search query) runs in ONNX Runtime, ~4x lower latency
 on one short text (5 vs 21 ms here). The ONNX graph is exported from the loaded torch model once
-per weights hash into the user cache (``~/.cache/cellops/onnx/``, shared by workspaces) and only for the plain Transformer -> mean pooling ->
-Normalize pipeline; any other model, or an export that fails, stays on torch.
+per weights hash into the user cache (``~/.cache/cellops/onnx/``, shared by workspaces), and only
+for the plain Transformer -> mean pooling -> Normalize pipeline; any other model, or an export
+that fails, stays on torch.
 """
 
 from __future__ import annotations

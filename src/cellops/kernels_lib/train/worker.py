@@ -123,8 +123,8 @@ def make_callback(run_dir: Path | None, cfg_json: dict[str, Any] | None, rank: i
     return EventCallback()
 
 
-def drop_frozen_tied_weights(ckpt: Path, model: Any) -> int:
-    """Remove frozen weights that DeepSpeed kept in a checkpoint's module states; bytes saved.
+def drop_frozen_tied_weights(ckpt: Path, model: Any) -> None:
+    """Remove frozen weights that DeepSpeed kept in a checkpoint's module states.
 
     For PEFT models DeepSpeed drops frozen weights by walking ``named_parameters()``, which lists
     a tied weight once: the frozen ``lm_head`` (the embedding, 113 MB for SmolLM2) stayed in every
@@ -135,21 +135,18 @@ def drop_frozen_tied_weights(ckpt: Path, model: Any) -> int:
 
     frozen = {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
     if not frozen:  # full fine-tuning: nothing to drop, and no need to read gigabytes
-        return 0
-    saved = 0
+        return
     for f in ckpt.glob("global_step*/mp_rank_*_model_states.pt"):
         sd = torch.load(f, map_location="cpu", weights_only=False)
         module = sd.get("module")
         drop = [k for k in module or {} if k in frozen]
         if not drop:
             continue
-        saved += sum(module[k].numel() * module[k].element_size() for k in drop)
         for k in drop:
             del module[k]
         tmp = f.with_suffix(".tmp")
         torch.save(sd, tmp)
         tmp.replace(f)
-    return saved
 
 
 def load_examples(path: Path) -> list[dict[str, Any]]:
