@@ -65,6 +65,11 @@ class LlamaCppModel:
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
         prompt, template_stops = self.render(messages)
         with self._lock:
+            # Evaluate the whole prompt every time. llama-cpp-python would otherwise reuse the KV
+            # cache of the previous call's common prefix and decode only the rest, in a smaller
+            # batch that rounds differently: a greedy answer then depends on what ran before it
+            # (seen: a yes/no judge flipping on an identical second call).
+            self._llm.reset()
             got, finish, n = Pieces(on_token), "stop", 0
             stream = self._llm.create_completion(
                 prompt, max_tokens=params.max_tokens, temperature=params.temperature,

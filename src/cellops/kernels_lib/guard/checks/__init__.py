@@ -7,7 +7,7 @@ from .base import RAILS, Check, Opt, checks, register
 
 def load_builtins() -> None:
     """Import the built-in check modules (they register themselves)."""
-    from . import harmful, injection, output, pii, topics  # noqa: F401
+    from . import harmful, injection, judge, output, pii, topics  # noqa: F401
 
 
 __all__ = ["RAILS", "Check", "Opt", "checks", "load_builtins", "register"]
