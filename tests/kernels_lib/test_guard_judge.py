@@ -4,7 +4,7 @@ The decision path is tested against a real HTTP endpoint speaking the OpenAI str
 and answering in Llama Guard's format. Llama Guard itself cannot run here (no hub downloads), so
 that endpoint is a stand-in with a fixed rule; the client, the policy and the eval are the real
 ones. The embedded SmolLM2 judge is tested for the plumbing (its answers are too weak to assert a
-decision on; bench_guard.py measures them).
+decision on; docs/guard.md has its dev figures).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ This is the check to use when the embedding checks are not enough: intent that t
 embeddings cannot see ("write a defamatory article" vs "write an article about defamation law")
 needs a model that reads the request. How good it is depends entirely on the model: a guard model
 behind an OpenAI-compatible endpoint (Llama Guard, ShieldGemma, a large instruct model) does well;
-the embedded SmolLM2-135M does not (benchmarks/bench_guard.py measures it) and is only the
+the embedded SmolLM2-135M does not (docs/guard.md has the measured figures) and is only the
 default so that a policy runs anywhere.
 
 Answers are read leniently: ``yes`` / ``unsafe`` / ``harmful`` flag, ``no`` / ``safe`` /
