@@ -37,6 +37,39 @@ def test_greedy_answer_does_not_depend_on_the_call_before() -> None:
     assert cellops.generate(q, max_tokens=8).text == first
 
 
+def test_llamacpp_reuses_whole_chunks_of_a_shared_prefix_and_answers_as_from_scratch() -> None:
+    from cellops.kernels_lib.models import get_llm
+    from cellops.kernels_lib.models.llamacpp import chunk_starts
+
+    assert chunk_starts(40) == [0, 16, 32] and chunk_starts(300) == [0, 16, 32, 48, 64, 192]
+    llm = get_llm("default")
+    system = "You answer questions about the fictional country of Zorbia. " * 30  # ~340 tokens
+    ask = lambda q: [{"role": "system", "content": system}, {"role": "user", "content": q}]  # noqa: E731
+    params = GenParams(max_tokens=12)
+    llm.generate(ask("What is the capital of Zorbia?"), params)
+    evaluated: list[int] = []  # prompt tokens each call evaluated
+    real_eval_prompt, real_eval = llm._eval_prompt, llm._llm.eval
+
+    def spy(tokens: list[int]) -> None:
+        calls: list[int] = []
+        llm._llm.eval = lambda toks: (calls.append(len(toks)), real_eval(toks))[1]
+        try:
+            real_eval_prompt(tokens)
+        finally:
+            llm._llm.eval = real_eval
+        evaluated.append(sum(calls))
+
+    llm._eval_prompt = spy
+    try:
+        warm = llm.generate(ask("What do Zorbians eat?"), params)
+        assert 0 < evaluated[-1] < warm.prompt_tokens - 128  # the shared system prompt was reused
+        llm._llm.reset()
+        cold = llm.generate(ask("What do Zorbians eat?"), params)
+        assert evaluated[-1] == cold.prompt_tokens and cold.text == warm.text
+    finally:
+        del llm._eval_prompt
+
+
 def test_seeded_sampling_is_reproducible_and_streams() -> None:
     pieces: list[str] = []
     a = cellops.generate(Q, temperature=0.9, seed=7, max_tokens=24, on_token=pieces.append)
@@ -90,7 +123,9 @@ def test_hf_backend_from_gguf_is_cached(workspace) -> None:
     assert g.text and g.text == g2.text and g.completion_tokens <= 8
     from cellops.kernels_lib.models import _cache
 
-    _cache.clear()
+    # forget only this model (dropping the llama.cpp one unclosed would leave it to a noisy __del__)
+    for key in [k for k in _cache if k[1] == "hf:default"]:
+        del _cache[key]
     t0 = time.perf_counter()
     get_llm("hf:default")
     assert time.perf_counter() - t0 < first  # second load reads the cached safetensors

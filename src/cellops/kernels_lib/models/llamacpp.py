@@ -2,6 +2,14 @@
 
 The chat template comes from the GGUF's own ``tokenizer.chat_template`` metadata, rendered by
 llama-cpp-python's Jinja2 formatter, so any instruct GGUF is prompted the way it was trained.
+
+Prompts are evaluated here, in chunks whose boundaries depend only on the position (16 tokens
+up to position 64, then 128), and a call reuses the cached chunks of the previous prompt that its
+own prompt starts with. The numbers for a given prompt are then the same whatever ran before it
+(a greedy answer is reproducible within a process, not only across processes), while a shared
+chat header, system prompt or few-shot prefix is still evaluated once. llama-cpp-python's own
+reuse re-decodes the tail of any common prefix in whatever batch is left over, which rounds
+differently: a yes/no judge flipped on an identical second call.
 """
 
 from __future__ import annotations
@@ -10,9 +18,20 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ModelError
 from .base import Generation, GenParams, Message, OnToken, Pieces
 from .weights import file_hash
+
+# Chunk schedule of prompt evaluation: small chunks first, so short prompts that share only a
+# chat header still reuse it; larger ones after, which evaluate long prompts as fast as 512.
+SMALL, SWITCH, LARGE = 16, 64, 128
+
+
+def chunk_starts(n: int) -> list[int]:
+    """Where the chunks of an ``n``-token prompt start (a function of the positions only)."""
+    return list(range(0, min(n, SWITCH), SMALL)) + list(range(SWITCH, n, LARGE))
 
 
 class LlamaCppModel:
@@ -24,13 +43,14 @@ class LlamaCppModel:
             raise ModelError(f"GGUF file not found: {path}; check the path in '{uri}'")
         self.uri, self.path = uri, path
         self._lock = threading.Lock()
+        self._prompt_len = 0  # tokens of the last prompt; only these (not its answer) are reused
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             self._llm = Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 2,
-                verbose=False, seed=0,
+                n_batch=LARGE, verbose=False, seed=0,
             )
         except ImportError as e:
             raise ModelError("llama-cpp-python is not installed; run: pip install llama-cpp-python") from e
@@ -62,17 +82,38 @@ class LlamaCppModel:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
 
+    def _eval_prompt(self, tokens: list[int]) -> None:
+        """Leave the context holding exactly ``tokens``: keep the cached chunks of the last prompt
+        that ``tokens`` starts with (at least one token is evaluated again, for fresh logits) and
+        evaluate the rest chunk by chunk, as an evaluation from zero would."""
+        llm = self._llm
+        if len(tokens) >= llm.n_ctx():  # the same error llama-cpp-python raises
+            raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {llm.n_ctx()}")
+        cached = np.asarray(llm.input_ids[: min(llm.n_tokens, self._prompt_len)])
+        n = min(len(cached), len(tokens))
+        differs = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
+        same = min(int(differs[0]) if differs.size else n, len(tokens) - 1)
+        starts = chunk_starts(len(tokens))
+        keep = max(s for s in starts if s <= same)
+        if keep == 0:
+            llm.reset()
+        else:
+            llm.n_tokens = keep
+        self._prompt_len = 0  # until the evaluation below completes
+        for start, end in zip(starts, starts[1:] + [len(tokens)], strict=True):
+            if start >= keep:
+                llm.eval(tokens[start:end])
+        self._prompt_len = len(tokens)
+
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
         prompt, template_stops = self.render(messages)
+        tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)
         with self._lock:
-            # Evaluate the whole prompt every time. llama-cpp-python would otherwise reuse the KV
-            # cache of the previous call's common prefix and decode only the rest, in a smaller
-            # batch that rounds differently: a greedy answer then depends on what ran before it
-            # (seen: a yes/no judge flipping on an identical second call).
-            self._llm.reset()
             got, finish, n = Pieces(on_token), "stop", 0
+            self._eval_prompt(tokens)
+            # the whole prompt is now in the context: llama-cpp-python samples from it directly
             stream = self._llm.create_completion(
-                prompt, max_tokens=params.max_tokens, temperature=params.temperature,
+                tokens, max_tokens=params.max_tokens, temperature=params.temperature,
                 top_p=params.top_p, stop=list(params.stop) + template_stops,
                 seed=params.seed, stream=True,
             )
@@ -82,7 +123,7 @@ class LlamaCppModel:
                 n += 1
                 finish = choice.get("finish_reason") or finish
             latency = got.elapsed
-            prompt_tokens = self.count_tokens(prompt)
+            prompt_tokens = len(tokens)
         text = got.text
         # llama.cpp emits one chunk per sampled token (plus a final empty one carrying finish_reason)
         completion_tokens = self.count_tokens(text) if text else 0

@@ -1,6 +1,8 @@
-"""Prompt injection and jailbreak: heuristics (instruction override, personas, system-prompt
-extraction, encoded payloads, invisible Unicode) plus an embedding classifier trained on the
-project's own exemplars (and the user's, with the ``exemplars`` option).
+"""Prompt injection and jailbreak: heuristics (instruction override, personas, refusal
+suppression, fake authority, injections aimed at an assistant inside documents, system-prompt
+extraction, exfiltration, encoded payloads, invisible Unicode) plus a logistic-regression layer
+over MiniLM embeddings and word n-grams, trained on the project's own exemplars (and the user's,
+with the ``exemplars`` option).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from ..embed import TextCtx, builtin_exemplars, cached_logreg, exemplar_matrix, read_jsonl, sigmoid
 from ..report import Span, Verdict
 from .base import Check, Opt, register
+from .harmful import NGRAM_MIN_DF, NGRAM_SCALE, NgramTfidf
 
 _F = re.IGNORECASE | re.DOTALL
 # (label, pattern, score): wording that only makes sense as an attack on the model's instructions.
@@ -34,16 +37,43 @@ HEURISTICS: list[tuple[str, re.Pattern[str], float]] = [
         r"\b(?:system prompt|system message|initial prompt|hidden (?:prompt|instructions|rules)|your (?:instructions|"
         r"rules|prompt|guidelines|configuration)|developer (?:message|prompt)|(?:text|words|everything) above|"
         r"context window)\b", _F), 0.8),
+    ("system_prompt_extraction", re.compile(
+        r"\b(?:spell(?:s|ing)? out|list|write out|copy|paste|encode|translate)\b.{0,40}?\byour (?:system |hidden |"
+        r"initial |original )?(?:instructions|prompt|guidelines|rules|developer notes|internal notes)\b", _F), 0.7),
+    # "jailbreak" alone is not here: questions *about* jailbreaks are common and benign
     ("persona_jailbreak", re.compile(
-        r"\b(?:DAN|do anything now|developer mode|jailbr(?:eak|oken)|god mode|STAN|AIM|DUDE|evil ?(?:bot|ai|"
-        r"confidant)|unfiltered|uncensored|unrestricted)\b", re.DOTALL), 0.75),
+        r"\b(?:DAN|do anything now|jailbroken|jailbreak mode|evil ?(?:bot|ai|confidant|twin))\b", re.DOTALL), 0.75),
+    # names and words that are also ordinary ("god mode" cheats, "unrestricted funds"): soft signals
     ("persona_jailbreak", re.compile(
-        r"\b(?:pretend|act as|roleplay|role-play|imagine|simulate|you are now|from now on,? you)\b.{0,80}?"
-        r"\b(?:no|without|free (?:from|of)|not bound|ignores?|beyond)\b.{0,30}?\b(?:rules|restrictions|limits|"
-        r"limitations|filters|guidelines|ethics|morals?|censorship|polic(?:y|ies)|safeguards)\b", _F), 0.85),
+        r"\b(?:developer mode|god mode|STAN|AIM|DUDE|unfiltered|uncensored|unrestricted)\b", re.DOTALL), 0.5),
     ("persona_jailbreak", re.compile(
-        r"\b(?:never|don'?t|do not|must not) (?:refuse|decline|say (?:no|you can'?t))\b|\bstay in character\b|"
-        r"\bbegin (?:your (?:reply|answer|response) )?with ['\"]sure", _F), 0.6),
+        r"\b(?:pretend|act as|roleplay|role-play|imagine|simulate|you are now|from now on,? you|persona|character|"
+        r"in (?:this|your|that) (?:world|universe|story|game))\b.{0,100}?"
+        r"\b(?:no|without|free (?:from|of)|not bound|ignores?|beyond|never)\b.{0,30}?\b(?:rules|restrictions|limits|"
+        r"limitations|filters|guidelines|ethics|morals?|moral \w+|censorship|polic(?:y|ies)|safeguards|"
+        r"refus\w*|boundaries)\b", _F), 0.85),
+    # Soft signals: each alone stays under the default threshold; two together cross it (see run()).
+    ("refusal_suppression", re.compile(
+        r"\b(?:never|don'?t|do not|must not|can(?:'|no)t|cannot|may not|not allowed to|forbidden (?:from|to)) "
+        r"(?:refus\w*|decline|say (?:no|you can'?t))\b|\bwithout (?:refusing|refusal|any refusals?)\b|"
+        r"\b(?:no|don'?t|do not|never|without|skip(?: the)?) (?:add(?:ing)? |include |including |give |any |the )?"
+        r"(?:caveats|disclaimers|moraliz\w*|lectur\w*|safety (?:tips|warnings|notes|advice)|apolog\w*)\b", _F), 0.55),
+    ("refusal_suppression", re.compile(
+        r"\b(?:begin|start) (?:your |the |each )?(?:reply|answer|response|output)s? with ['\"\u201c](?:sure|"
+        r"absolutely|of course|certainly|here is|here's)", _F), 0.6),
+    ("persona_jailbreak", re.compile(r"\bstay in (?:character|the game|role)\b", _F), 0.45),
+    ("fake_authority", re.compile(
+        r"\b(?:admin(?:istrator)?|developer|root|sudo|system) (?:override|mode|access) (?:enabled|granted|"
+        r"activated|on)\b|\b(?:safety|content) (?:filters?|mode|guidelines|restrictions) (?:are |have been |were )?"
+        r"(?:disabled|off|removed|lifted|suspended)\b|\brestrictions? (?:in your (?:prompt|instructions) )?"
+        r"(?:were|was|are|have been) (?:left in by mistake|lifted|removed|disabled|turned off|outdated)\b|"
+        r"\bnew (?:policy|guidelines|rules) (?:effective|as of|released|from today)", _F), 0.7),
+    ("indirect_injection", re.compile(
+        r"\b(?:note|message|instructions?|notice)s? (?:to|for) (?:any |all |the )?(?:ai|assistants?|"
+        r"language models?|llms?|chat ?bots?|bots?|ai (?:agents?|models?|screeners?|assistants?))\b|"
+        r"\b(?:any|all|the) (?:ai|assistants?|language models?|llms?|bots?|agents?) (?:reading|processing|"
+        r"summari[sz]ing|screening|parsing|analy[sz]ing|seeing) this\b|"
+        r"\b(?:assistant|ai|bot|llm)\s*[,:]\s*(?:when|if|as soon as) you (?:read|see|process|summari[sz]e)", _F), 0.75),
     ("fake_system_tag", re.compile(
         r"</?(?:system|im_start|im_end|assistant|sys)>|\[/?INST\]|<<SYS>>|<\|(?:im_start|system|endoftext)\|>|"
         r"^\s*#{1,3}\s*(?:system|new instructions)\b", re.IGNORECASE | re.MULTILINE), 0.8),
@@ -51,14 +81,26 @@ HEURISTICS: list[tuple[str, re.Pattern[str], float]] = [
         r"\b(?:decode|decipher|translate|reverse|unscramble|rot13|base64|hex)\b.{0,60}?\b(?:and|then)\b.{0,20}?"
         r"\b(?:follow|execute|obey|do what|run|comply|act on)\b", _F), 0.8),
     ("exfiltration", re.compile(
-        r"\b(?:send|forward|post|upload|leak|exfiltrate)\b.{0,60}?\b(?:user'?s?|conversation|chat|data|"
-        r"credentials|password|history|api keys?)\b.{0,40}?\b(?:to|at)\b\s*(?:https?://|\S+@\S+)", _F), 0.8),
+        r"\b(?:send|forward|post|upload|leak|exfiltrate|append|include|email)\b.{0,80}?\b(?:user'?s?|conversation|"
+        r"chat|data|credentials|passwords?|tokens?|history|messages|api keys?|secrets?|\.env)\b.{0,80}?"
+        r"(?:https?://|\b[\w.+-]+@[\w-]+\.\w+)", _F), 0.8),
+    ("exfiltration", re.compile(
+        r"https?://\S+[?&][\w-]+=\S*.{0,100}?\b(?:user'?s?|conversation|messages|passwords?|tokens?|"
+        r"credentials|api keys?|secrets?)\b", _F), 0.7),
 ]
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
 _TAGS = re.compile("[\U000e0020-\U000e007e]+")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/])")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 HEURISTIC_SCAN = 50_000  # regex work on huge texts is bounded to the head and tail
+SUPPORT, BOOST = 0.45, 0.1
+# L2 of the classifier: chosen by training on the built-in exemplars plus one half of a separately
+# written set (attacks and benign lookalikes) and testing on the other half (AUC 0.94-0.95).
+L2 = 3e-3
+# Same held-out halves: at 0.65, 85-86% of the attacks and 9-10% of the deliberately attack-like
+# benign prompts ("act as a Linux terminal", "ignore the typos") score at or above it; ordinary
+# requests very rarely do (none of JailbreakBench's 100 benign behaviors).
+DEFAULT_THRESHOLD = 0.65
 
 
 def _heuristics(text: str) -> list[tuple[str, float, int, int]]:
@@ -103,8 +145,9 @@ class Injection(Check):
         "embedding": Opt("bool", True, "run the embedding classifier"),
         "exemplars": Opt("str", None, "extra JSONL of {text, label}; label 'benign' is a negative, "
                                       "anything else an attack"),
+        "ngrams": Opt("bool", True, "use word 1-2 gram TF-IDF features next to the embedding"),
     }
-    default_threshold = 0.6
+    default_threshold = DEFAULT_THRESHOLD
     uses_embedding = True
     stream = "sentence"
 
@@ -118,11 +161,28 @@ class Injection(Check):
             for r in read_jsonl(self.opts["exemplars"]):
                 (neg if r["label"] == "benign" else pos).append(r["text"])
         texts = pos + neg
+        self.tfidf = NgramTfidf(texts) if self.opts["ngrams"] else None
+        tfidf = self.tfidf
 
         def build() -> tuple[Any, Any]:
-            return exemplar_matrix(texts), np.array([1.0] * len(pos) + [0.0] * len(neg))
+            x = exemplar_matrix(texts)
+            if tfidf is not None:
+                x = np.hstack([x, tfidf.matrix(texts)])
+            return x, np.array([1.0] * len(pos) + [0.0] * len(neg))
 
-        self.w, self.b = cached_logreg(["injection", texts], build)
+        w, self.b = cached_logreg(["injection", texts, tfidf is not None, NGRAM_SCALE, NGRAM_MIN_DF, L2], build, l2=L2)
+        d = exemplar_matrix(texts).shape[1]
+        self.w_emb, self.w_ngram = w[:d], w[d:]
+
+    def classifier(self, ctx: TextCtx) -> float:
+        """P(attack) of the most suspicious segment."""
+        from ..embed import segments
+
+        z = ctx.embeddings @ self.w_emb + self.b
+        if self.tfidf is not None:
+            for i, seg in enumerate(segments(ctx.text)[: len(z)]):
+                z[i] += self.tfidf.score(seg, self.w_ngram)
+        return float(np.max(sigmoid(z)))
 
     def run(self, ctx: TextCtx) -> Verdict:
         text = ctx.text
@@ -143,11 +203,13 @@ class Injection(Check):
                 for label, score, _, _ in _heuristics(decoded):
                     hits.append((f"{how}:{label}", min(1.0, score + 0.1), 0, 0))
                     notes.append(f"decoded {how}: {decoded[:80]!r}")
-        emb = 0.0
-        if self.opts["embedding"]:
-            emb = float(np.max(sigmoid(ctx.embeddings @ self.w + self.b)))
+        emb = self.classifier(ctx) if self.opts["embedding"] else 0.0
         best = max(hits, key=lambda h: h[1], default=None)
-        score = max(emb, best[1] if best else 0.0)
+        # Independent signals add up: each further heuristic (or a classifier score) of at least
+        # SUPPORT adds BOOST, so two soft signals ("no disclaimers" + "stay in character") flag
+        # a text that neither flags alone.
+        signals = sorted([h[1] for h in hits] + [emb], reverse=True)
+        score = min(0.99, signals[0] + BOOST * sum(1 for v in signals[1:] if v >= SUPPORT))
         label = best[0] if best and best[1] >= emb else ("embedding_similar" if emb > 0 else "")
         spans = [Span(s, e, lab) for lab, _, s, e in hits if e > s]
         reason = (f"matched {', '.join(sorted({h[0] for h in hits}))}" if hits else "") + (
