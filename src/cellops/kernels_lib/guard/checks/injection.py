@@ -56,12 +56,12 @@ HEURISTICS: list[tuple[str, re.Pattern[str], float]] = [
     ("refusal_suppression", re.compile(
         r"\b(?:never|don'?t|do not|must not|can(?:'|no)t|cannot|may not|not allowed to|forbidden (?:from|to)) "
         r"(?:refus\w*|decline|say (?:no|you can'?t))\b|\bwithout (?:refusing|refusal|any refusals?)\b|"
+        # not "no disclaimers / no apologies / no caveats": prompt templates say that all the time
         r"\b(?:no|don'?t|do not|never|without|skip(?: the)?) (?:add(?:ing)? |include |including |give |any |the )?"
-        r"(?:caveats|disclaimers|moraliz\w*|lectur\w*|safety (?:tips|warnings|notes|advice)|apolog\w*)\b", _F), 0.55),
+        r"(?:moraliz\w*|lectur\w*|safety (?:tips|warnings|notes|advice))\b", _F), 0.55),
     ("refusal_suppression", re.compile(
         r"\b(?:begin|start) (?:your |the |each )?(?:reply|answer|response|output)s? with ['\"\u201c](?:sure|"
         r"absolutely|of course|certainly|here is|here's)", _F), 0.6),
-    ("persona_jailbreak", re.compile(r"\bstay in (?:character|the game|role)\b", _F), 0.45),
     ("fake_authority", re.compile(
         r"\b(?:admin(?:istrator)?|developer|root|sudo|system) (?:override|mode|access) (?:enabled|granted|"
         r"activated|on)\b|\b(?:safety|content) (?:filters?|mode|guidelines|restrictions) (?:are |have been |were )?"
@@ -156,7 +156,10 @@ class Injection(Check):
             self.uses_embedding = False  # type: ignore[misc]
             return
         pos = [r["text"] for r in builtin_exemplars("injection")]
-        neg = [r["text"] for r in builtin_exemplars("benign")] + [r["text"] for r in builtin_exemplars("harmful")]
+        # negatives: ordinary benign and harmful requests (harmful, but not attacks on the model's
+        # instructions), plus benign prompts that look like attacks: role-play, "ignore the typos",
+        # questions about jailbreaks, and instruction-heavy prompt templates (RAG, JSON, rules)
+        neg = [r["text"] for name in ("benign", "harmful", "injection_benign") for r in builtin_exemplars(name)]
         if self.opts["exemplars"]:
             for r in read_jsonl(self.opts["exemplars"]):
                 (neg if r["label"] == "benign" else pos).append(r["text"])
@@ -206,7 +209,7 @@ class Injection(Check):
         emb = self.classifier(ctx) if self.opts["embedding"] else 0.0
         best = max(hits, key=lambda h: h[1], default=None)
         # Independent signals add up: each further heuristic (or a classifier score) of at least
-        # SUPPORT adds BOOST, so two soft signals ("no disclaimers" + "stay in character") flag
+        # SUPPORT adds BOOST, so two soft signals ("never refuse" + "god mode") flag
         # a text that neither flags alone.
         signals = sorted([h[1] for h in hits] + [emb], reverse=True)
         score = min(0.99, signals[0] + BOOST * sum(1 for v in signals[1:] if v >= SUPPORT))
