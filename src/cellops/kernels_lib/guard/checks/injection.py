@@ -95,9 +95,9 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 HEURISTIC_SCAN = 50_000  # regex work on huge texts is bounded to the head and tail
 SUPPORT, BOOST = 0.45, 0.1
 # L2 of the classifier: chosen by training on the built-in exemplars plus one half of a separately
-# written set (attacks and benign lookalikes) and testing on the other half (AUC 0.94-0.95).
+# written set (attacks and benign look-alikes) and testing on the other half (AUC 0.95-0.96).
 L2 = 3e-3
-# Same held-out halves: at 0.65, 85-86% of the attacks and 9-10% of the deliberately attack-like
+# Same held-out halves: at 0.65, 73-81% of the attacks and 4% of the deliberately attack-like
 # benign prompts ("act as a Linux terminal", "ignore the typos") score at or above it; ordinary
 # requests very rarely do (none of JailbreakBench's 100 benign behaviors).
 DEFAULT_THRESHOLD = 0.65
