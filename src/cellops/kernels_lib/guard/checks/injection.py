@@ -174,7 +174,7 @@ class Injection(Check):
             return x, np.array([1.0] * len(pos) + [0.0] * len(neg))
 
         w, self.b = cached_logreg(["injection", texts, tfidf is not None, NGRAM_SCALE, NGRAM_MIN_DF, L2], build, l2=L2)
-        d = exemplar_matrix(texts).shape[1]
+        d = len(w) - (len(tfidf) if tfidf is not None else 0)  # the embedding's share of the weights
         self.w_emb, self.w_ngram = w[:d], w[d:]
 
     def classifier(self, ctx: TextCtx) -> float:

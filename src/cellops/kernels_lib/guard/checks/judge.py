@@ -17,7 +17,6 @@ fail-closed), passed otherwise; the reason always quotes the answer.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from ...errors import InvalidInputError
@@ -102,12 +101,11 @@ class LLMJudge(Check):
     def run(self, ctx: TextCtx) -> Verdict:
         from ...models import GenParams
 
-        t0 = time.perf_counter()
         gen = self.llm.generate(self.messages(ctx.text, ctx.rail), GenParams(max_tokens=self.opts["max_tokens"]))
         answer = gen.text.strip()
         flagged, codes = read_answer(answer)
         detail: dict[str, Any] = {"model": self.opts["model"], "answer": answer[:200],
-                                  "judge_ms": round((time.perf_counter() - t0) * 1000, 1)}
+                                  "judge_ms": round(gen.latency_s * 1000, 1)}
         if codes:
             detail["categories"] = codes
         shown = answer[:60].replace("\n", " ")
