@@ -37,8 +37,11 @@ def test_retrieval_rail_drops_injected_passage(workspace) -> None:
     assert [h.doc_id for h in a.passages] == ["ok"]  # the injected chunk never reaches the model
     rec = workspace.get_run(a.run_id)["record"]
     names = [s["name"] for s in rec["trace"]]
-    assert names[:2] == ["retrieve", "guard"] and "generate" in names
-    guard_span = rec["trace"][1]
-    assert guard_span["attrs"] == {"rail": "retrieval", "dropped": 1}
+    assert names[:3] == ["retrieve", "embed query", "guard.retrieval"] and "generate" in names
+    guard_span = rec["trace"][2]
+    assert guard_span["kind"] == "guard" and guard_span["attrs"]["guard.dropped"] == 1
+    chunks = [s for s in rec["trace"] if s["parent_id"] == guard_span["span_id"]]
+    assert [c["name"] for c in chunks] == ["chunk 1", "chunk 2"]
+    assert sorted(c["attrs"]["guard.allowed"] for c in chunks) == [False, True]
     assert "ignore all previous" not in rec["messages"][-1]["content"]
     assert len(rec["guard"]["retrieval"]) == 2 and rec["guard_policy"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .models.base import LLM, Generation, GenParams, Message, OnToken
+from .tracking import genai
 from .tracking.trace import Trace
 
 
@@ -69,8 +70,7 @@ def guarded_generate(
     if policy is not None:
         text_in = input_text if input_text is not None else "\n".join(
             m["content"] for m in messages if m["role"] == "user")
-        with trace.span("guard.input"):
-            rep = policy.check_input(text_in)
+        rep = genai.guard_rail(trace, "input", policy, lambda: policy.check_input(text_in))
         reports["input"] = rep
         if rep.text != text_in:  # redacted: the model sees (and the record keeps) the redacted text
             messages = _redact_messages(messages, text_in, rep)
@@ -91,21 +91,21 @@ def guarded_generate(
             on_token(piece)
 
     t0 = time.perf_counter()
-    with trace.span("generate", model=llm.uri) as span:
+    with trace.span("generate", kind="llm", **genai.llm_request(llm.uri, params, messages)) as span:
         try:
             gen = llm.generate(messages, params, sink)
         except _StreamBlocked as sb:
             reports["output"] = sb.report
             gen = Generation("".join(parts), llm.uri, 0, len(parts), time.perf_counter() - t0,
                              finish_reason="guard")
-            span.attrs["blocked"] = True
+            span.attrs["cellops.blocked"] = "output"
+            genai.llm_response(span, gen)
             return CallResult(_blocked_text(policy, "output", sb.report), gen, messages, "output", reports)
-        span.attrs |= {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens}
+        genai.llm_response(span, gen)
 
     text = gen.text
     if policy is not None:
-        with trace.span("guard.output"):
-            rep = policy.check_output(text, context=context)
+        rep = genai.guard_rail(trace, "output", policy, lambda: policy.check_output(text, context=context))
         reports["output"] = rep
         if not rep.allowed:
             return CallResult(_blocked_text(policy, "output", rep), gen, messages, "output", reports)

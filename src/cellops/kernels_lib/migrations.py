@@ -3,7 +3,7 @@
 Each entry is (number, description, SQL). A migration runs once, inside a transaction, and its
 number is recorded in ``_migrations``. Never edit a released migration: add a new one.
 Number ranges by area keep parallel work from colliding:
-1-9 core · 10-19 guard · 20-29 rag · 30-39 train · 40-49 pipelines · 50-59 prompt loop.
+1-9 core · 10-19 guard · 20-29 rag · 30-39 train · 40-49 pipelines · 50-59 prompt loop · 60-64 traces.
 """
 
 from __future__ import annotations
@@ -64,6 +64,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             created_at REAL NOT NULL, PRIMARY KEY (run_id, cell)
         );
         CREATE INDEX IF NOT EXISTS prompt_feedback_by_name ON prompt_feedback(prompt_name, created_at)
+        """,
+    ),
+    (
+        60,
+        "traces: spans (indexed by trace and time) + one summary row per trace (root name, status)",
+        """
+        CREATE TABLE IF NOT EXISTS spans (
+            trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL,
+            kind TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL,
+            attributes TEXT NOT NULL, events TEXT NOT NULL, PRIMARY KEY (trace_id, span_id)
+        );
+        CREATE INDEX IF NOT EXISTS spans_by_time ON spans(started_at);
+        CREATE TABLE IF NOT EXISTS traces (
+            trace_id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+            started_at REAL NOT NULL, ended_at REAL, spans INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL, run_id TEXT
+        );
+        CREATE INDEX IF NOT EXISTS traces_by_time ON traces(started_at);
+        CREATE INDEX IF NOT EXISTS traces_by_name ON traces(name, started_at);
+        CREATE INDEX IF NOT EXISTS traces_by_status ON traces(status, started_at)
         """,
     ),
 ]

@@ -22,7 +22,7 @@ from ..calls import guarded_generate
 from ..errors import CellopsError, InvalidInputError
 from ..guard import active_policy
 from ..models import GenParams, get_llm
-from ..tracking import Trace, tracker
+from ..tracking import Trace, traces, tracker
 from ..workspace import Workspace, get_workspace
 from . import assertions, store
 from .cache import CachedLLM, CacheStats
@@ -58,6 +58,8 @@ class Plan:
         """Run every cell; ``on_cell`` is called in this thread as each one completes."""
         ws, stats = self.workspace, CacheStats()
         t0 = time.perf_counter()
+        trace = Trace("prompt grid", **{"cellops.columns": [f"{c.requested} · {c.model}" for c in self.columns],
+                                        "cellops.cases": len(self.cases)})
         llms = {c.model: CachedLLM(get_llm(c.model, ws), ws, stats, enabled=self.cache)
                 for c in self.columns}
         for llm in llms.values():
@@ -78,7 +80,8 @@ class Plan:
                 llm = llms[self.columns[t.column].model]
                 lane = pool if llm.supports_concurrency else serial
                 asserts = self.cases[t.case].asserts or None
-                futures.append(lane.submit(_run_cell, t, llm, policy, asserts, ws, grader, t0))
+                futures.append(lane.submit(_run_cell, t, llm, policy, asserts, ws, grader, t0,
+                                           trace, self.columns[t.column], self.cases[t.case]))
             for fut in as_completed(futures):
                 cell = fut.result()
                 grid[cell.case][cell.column] = cell
@@ -87,9 +90,11 @@ class Plan:
         finally:
             serial.shutdown(wait=True, cancel_futures=True)
             pool.shutdown(wait=True, cancel_futures=True)
+            traces.save(ws, trace)  # record() links the run once it has an id
         cells = [[c for c in row if c is not None] for row in grid]
         params = self.tasks[0].params.to_dict() if self.tasks else {}
-        return CompareResult(self.columns, self.cases, cells, stats, time.perf_counter() - t0, params)
+        return CompareResult(self.columns, self.cases, cells, stats, time.perf_counter() - t0, params,
+                             trace_id=trace.trace_id)
 
 
 def _error_text(e: BaseException) -> str:
@@ -98,11 +103,26 @@ def _error_text(e: BaseException) -> str:
 
 
 def _run_cell(t: Task, llm: CachedLLM, policy: Any, asserts: list[dict[str, Any]] | None,
-              ws: Workspace, grader: assertions.Grader, grid_t0: float) -> Cell:
+              ws: Workspace, grader: assertions.Grader, grid_t0: float, trace: Trace,
+              column: Column, case: Case) -> Cell:
+    """One grid cell inside its own span (worker threads parent it to the grid's root)."""
+    with trace.span(f"cell {case.number} · {column.requested} · {column.model}", kind="chain",
+                    **{"cellops.case": case.number, "cellops.prompt": column.prompt.ref,
+                       "gen_ai.request.model": column.model}) as span:
+        cell = _call_cell(t, llm, policy, asserts, ws, grader, grid_t0, trace)
+        if cell.error is not None:
+            span.status, span.attrs["error"] = "error", cell.error
+        for c in cell.checks or []:
+            span.add_event("assertion", type=c.type, passed=bool(c.passed), reason=c.reason)
+    return cell
+
+
+def _call_cell(t: Task, llm: CachedLLM, policy: Any, asserts: list[dict[str, Any]] | None,
+               ws: Workspace, grader: assertions.Grader, grid_t0: float, trace: Trace) -> Cell:
     t0 = time.perf_counter()
     cell = Cell(t.case, t.column, t.messages, start_s=t0 - grid_t0)
     try:
-        r = guarded_generate(llm, t.messages, t.params, trace=Trace(), policy=policy)
+        r = guarded_generate(llm, t.messages, t.params, trace=trace, policy=policy)
     except Exception as e:  # this cell shows the error; the other cells still run
         cell.error = _error_text(e)
         cell.checks = [] if asserts else None
@@ -189,12 +209,15 @@ def record(result: CompareResult, ws: Workspace, kind: str, source: str,
                    "vars": {k: repr(v)[:500] for k, v in c.vars.items()}} for c in result.cases],
         "cells": [cell.to_dict() for row in result.cells for cell in row],
         "params": result.params, "cache": result.stats.to_dict(), "wall_s": result.wall_s,
-        "errors": result.errors, "wandb_run_id": tracker.start(ws.root), **(extra or {}),
+        "errors": result.errors, "wandb_run_id": tracker.start(ws.root), "trace_id": result.trace_id,
+        **(extra or {}),
     }
     if name is None:
         names = {c.prompt.name for c in result.columns}
         name = names.pop() if len(names) == 1 else None
     result.run_id = ws.record_run(kind, rec, name, version, status=status)
+    if result.trace_id is not None:
+        traces.link_run(ws, result.trace_id, result.run_id)
     return result.run_id
 
 

@@ -95,6 +95,7 @@ class CompareResult:
     wall_s: float
     params: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    trace_id: str | None = None  # the grid's trace: one span per cell (tracking.traces)
 
     @property
     def errors(self) -> int:

@@ -9,7 +9,7 @@ from .. import html
 from ..calls import CallResult, guarded_generate
 from ..guard import active_policy
 from ..models import Generation, GenParams, OnToken, get_llm
-from ..tracking import Trace, tracker
+from ..tracking import Trace, genai, traces, tracker
 from ..workspace import Workspace, get_workspace
 from . import store
 from . import template as tpl
@@ -33,6 +33,7 @@ class PromptRun:
     guard: dict[str, Any] = field(default_factory=dict)
     blocked: str | None = None
     cached: bool = False  # the answer came from the workspace response cache
+    trace_id: str | None = None
 
     @property
     def version(self) -> str:
@@ -91,10 +92,10 @@ def call(
 ) -> Call:
     """render -> load model -> guarded generate (through the response cache unless ``cache=False``)."""
     ws = workspace or get_workspace()
-    trace = Trace()
+    trace = Trace(f"prompt {prompt.ref}", **{"cellops.prompt": prompt.ref})
     with trace.span("render"):
         messages, model_uri, gp = resolve_call(prompt, dict(variables or {}), model, params)
-    with trace.span("load_model", model=model_uri):
+    with trace.span("load_model", **{"gen_ai.request.model": model_uri}):
         llm = CachedLLM(get_llm(model_uri, ws), ws, stats, enabled=cache)
     policy = active_policy(ws)
     result = guarded_generate(llm, messages, gp, trace=trace, on_token=on_token, policy=policy)
@@ -126,18 +127,20 @@ def run(
         "prompt_tokens": gen.prompt_tokens if gen else 0,
         "completion_tokens": gen.completion_tokens if gen else 0,
         "latency_s": gen.latency_s if gen else 0.0, "ttft_s": gen.ttft_s if gen else None,
-        "trace": c.trace.to_list(),
+        "trace": c.trace.to_list(), "trace_id": c.trace.trace_id,
         "guard": {k: _report_dict(v) for k, v in result.reports.items()},
         "guard_policy": getattr(c.policy, "ref", None), "wandb_run_id": wandb_id,
         "cached": c.cached,
     }
     run_id = ws.record_run("prompt", record, prompt.name, prompt.version,
                            status="blocked" if result.blocked else "ok")
+    c.trace.root.attrs["output.value"] = genai.clip(result.text)
+    traces.save(ws, c.trace, run_id)
     tracker.log({f"prompt/{k}": record[k] for k in
                  ("prompt", "model", "prompt_tokens", "completion_tokens", "latency_s", "cached")}
                 | {"prompt/run_id": run_id, "prompt/output": result.text})
     return PromptRun(result.text, prompt, model_uri, run_id, result.messages, gp.to_dict(), gen,
-                     record["trace"], result.reports, result.blocked, c.cached)
+                     record["trace"], result.reports, result.blocked, c.cached, c.trace.trace_id)
 
 
 def _recorded_variables(variables: dict[str, Any] | None, reports: dict[str, Any]) -> dict[str, str]:

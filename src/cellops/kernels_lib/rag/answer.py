@@ -18,9 +18,9 @@ from .. import html, prompts
 from ..calls import guarded_generate
 from ..errors import InvalidInputError
 from ..guard import active_policy
-from ..models import Generation, OnToken, get_llm
+from ..models import Generation, OnToken, get_embedder, get_llm
 from ..prompts.run import resolve_call
-from ..tracking import Trace, tracker
+from ..tracking import Trace, genai, traces, tracker
 from ..workspace import Workspace, get_workspace
 from .retrieve import Hit, search_many
 from .store import open_index
@@ -98,6 +98,7 @@ class Answer:
     trace: list[dict[str, Any]] = field(default_factory=list)
     guard: dict[str, Any] = field(default_factory=dict)
     blocked: str | None = None
+    trace_id: str | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -134,10 +135,9 @@ def _retrieval_rail(policy: Any, hits: list[Hit], trace: Trace) -> tuple[list[Hi
     check = getattr(policy, "check_retrieval", None) if policy is not None else None
     if check is None:
         return hits, texts, None
-    with trace.span("guard", rail="retrieval") as span:
-        reports = list(check(texts))
-        kept = [(h, r.text) for h, r in zip(hits, reports, strict=True) if r.allowed]
-        span.attrs["dropped"] = len(hits) - len(kept)
+    reports = genai.guard_rail(trace, "retrieval", policy, lambda: list(check(texts)))
+    kept = [(h, r.text) for h, r in zip(hits, reports, strict=True) if r.allowed]
+    trace.find("guard.retrieval").attrs["guard.dropped"] = len(hits) - len(kept)
     return [h for h, _ in kept], [t for _, t in kept], reports
 
 
@@ -149,17 +149,16 @@ def ask(name: str, question: str, k: int = 4, model: str = "default", *, hybrid:
     if not question or not question.strip():
         raise InvalidInputError("the question is empty: put it in the cell body")
     ws = workspace or get_workspace()
-    trace = Trace()
     index = open_index(name, ws)
+    trace = Trace(f"rag ask {index.ref}", **{"input.value": genai.clip(question)})
     mode = "hybrid" if hybrid else "dense"
-    with trace.span("retrieve", k=k, mode=mode, index=index.ref):
-        hits = search_many(index, [question], k, mode)[0]
+    hits = _retrieve(trace, index, question, k, mode)
     policy = active_policy(ws)
     hits, texts, retrieval_reports = _retrieval_rail(policy, hits, trace)
     p = prompts.get(prompt, ws) if prompt else default_prompt(ws)
     passages = [{"n": i + 1, "source": h.source, "text": t} for i, (h, t) in enumerate(zip(hits, texts, strict=True))]
     context = "\n".join(f"[{x['n']}] {x['text']}" for x in passages)
-    with trace.span("render", prompt=p.ref):
+    with trace.span("render", **{"cellops.prompt": p.ref}):
         messages, model_uri, gp = resolve_call(
             p, {"question": question, "passages": passages, "context": context}, model, params)
     llm = get_llm(model_uri, ws)
@@ -170,7 +169,24 @@ def ask(name: str, question: str, k: int = 4, model: str = "default", *, hybrid:
     run_id = _record(ws, index, question, k, mode, hits, p, llm, model_uri, gp, result, citations,
                      trace, reports, policy)
     return Answer(result.text, question, citations, hits, index.ref, model_uri, p.ref, run_id,
-                  result.generation, trace.to_list(), reports, result.blocked)
+                  result.generation, trace.to_list(), reports, result.blocked, trace.trace_id)
+
+
+def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str) -> list[Hit]:
+    """retrieve (retriever span) with the query embedding as its child; ids and scores as events."""
+    with trace.span("retrieve", kind="retriever", **{"input.value": genai.clip(question),
+                    "retrieval.k": k, "retrieval.mode": mode, "cellops.index": index.ref}) as span:
+        vectors = None
+        if mode != "bm25":
+            with trace.span("embed query", kind="embedding", **{"embedding.model_name": index.embedder_uri}):
+                vectors = get_embedder(index.embedder_uri).encode([question])
+        hits = search_many(index, [question], k, mode, vectors=vectors)[0]
+        for i, h in enumerate(hits):  # OpenInference's document list: Phoenix shows it per span
+            span.attrs |= {f"retrieval.documents.{i}.document.id": h.chunk.id,
+                           f"retrieval.documents.{i}.document.score": float(h.score),
+                           f"retrieval.documents.{i}.document.content": genai.clip(h.text)}
+        span.add_event("retrieval.chunks", ids=[h.chunk.id for h in hits], scores=[float(h.score) for h in hits])
+    return hits
 
 
 def _record(ws: Workspace, index: Any, question: str, k: int, mode: str, hits: list[Hit],
@@ -187,16 +203,18 @@ def _record(ws: Workspace, index: Any, question: str, k: int, mode: str, hits: l
         "output": result.text, "citations": [c.to_dict() for c in citations],
         "blocked": result.blocked, "prompt_tokens": gen.prompt_tokens if gen else 0,
         "completion_tokens": gen.completion_tokens if gen else 0,
-        "latency_s": gen.latency_s if gen else 0.0, "trace": trace.to_list(),
+        "latency_s": gen.latency_s if gen else 0.0, "trace": trace.to_list(), "trace_id": trace.trace_id,
         "guard": {r: _report_dict(v) for r, v in reports.items()},
         "guard_policy": getattr(policy, "ref", None), "wandb_run_id": wandb_id,
     }
     run_id = ws.record_run("rag", record, index.name, index.version.version,
                            status="blocked" if result.blocked else "ok")
+    trace.root.attrs["output.value"] = genai.clip(result.text)
+    traces.save(ws, trace, run_id)
     tracker.log({"rag/index": index.ref, "rag/question": question, "rag/answer": result.text,
                  "rag/run_id": run_id, "rag/citations": len(citations),
                  "rag/latency_s": record["latency_s"],
-                 "rag/retrieve_s": next(s.duration_s for s in trace.spans if s.name == "retrieve")},
+                 "rag/retrieve_s": trace.find("retrieve").duration_s},
                 tables={"rag/passages": (["n", "source", "score", "cited", "text"],
                                          [[i + 1, h.source, h.score, any(c.n == i + 1 for c in citations),
                                            h.text[:500]] for i, h in enumerate(hits)])})
