@@ -2,7 +2,7 @@
 
 In a notebook: ``%load_ext cellops``, then ``%%prompt``, ``%%rag``, ``%%guard``, ``%%finetune``.
 From Python: ``cellops.generate``, ``cellops.prompts``, ``cellops.rag``, ``cellops.guard``,
-``cellops.finetune``, ``cellops.pipelines`` (imported on first use, so ``import cellops`` is fast).
+``cellops.finetune``, ``cellops.pipelines``, ``cellops.traces`` (imported on first use, so ``import cellops`` is fast).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _SUBMODULES = {
     "pipelines": "cellops.kernels_lib.pipelines",
     "models": "cellops.kernels_lib.models",
     "errors": "cellops.kernels_lib.errors",
+    "traces": "cellops.kernels_lib.tracking.traces",
 }
 _FUNCTIONS = {
     "generate": ("cellops.kernels_lib.models", "generate"),
