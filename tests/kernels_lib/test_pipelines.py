@@ -128,6 +128,15 @@ def test_bad_cron_is_rejected(nb: Path, cron: str) -> None:
     assert list(schedules.list_schedules()) == []
 
 
+def test_cron_that_never_fires_is_one_line_and_saves_nothing(nb: Path, capsys: pytest.CaptureFixture) -> None:
+    from cellops.cli import main
+
+    assert main(["schedule", "add", str(nb), "--cron", "0 0 31 2 *"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "matches no date" in err and "0 0 31 2 *" in err
+    assert list(schedules.list_schedules()) == []
+
+
 def test_schedules_persist_in_the_workspace_and_can_be_paused(nb: Path, workspace) -> None:
     s = schedules.add(nb, cron="0 2 * * *", params={"n": "9"}, name="nightly", retries=2,
                       on_failure="echo failed")
@@ -136,9 +145,10 @@ def test_schedules_persist_in_the_workspace_and_can_be_paused(nb: Path, workspac
         schedules.add(nb, cron="0 3 * * *", name="nightly")
     with pytest.raises(InvalidInputError, match="expects int"):
         schedules.add(nb, cron="0 3 * * *", params={"n": "x"}, name="other")
-    # a fresh process view: the job store is the workspace database
+    # a fresh process view: schedules are plain rows of the workspace database
     with workspace.db() as conn:
-        assert conn.execute("SELECT id FROM apscheduler_jobs").fetchall()[0][0] == "nightly"
+        (row,) = conn.execute("SELECT name, spec FROM schedules").fetchall()
+    assert row["name"] == "nightly" and json.loads(row["spec"])["retries"] == 2
     assert schedules.pause("nightly").paused
     listed = schedules.list_schedules()
     assert [x.name for x in listed] == ["nightly"] and listed[0].paused and "paused" in str(listed)

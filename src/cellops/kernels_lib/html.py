@@ -15,6 +15,11 @@ STYLE = (
 )
 
 
+def esc(value: Any) -> str:
+    """Any value as text safe inside HTML (element text and quoted attributes); None is ''."""
+    return escape("" if value is None else str(value))
+
+
 def box(title: str, body: str, meta: str = "") -> str:
     m = f" <span class='muted'>{escape(meta)}</span>" if meta else ""
     return f"{STYLE}<div class='cellops'><b>{escape(title)}</b>{m}{body}</div>"

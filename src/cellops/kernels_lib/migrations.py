@@ -3,7 +3,8 @@
 Each entry is (number, description, SQL). A migration runs once, inside a transaction, and its
 number is recorded in ``_migrations``. Never edit a released migration: add a new one.
 Number ranges by area keep parallel work from colliding:
-1-9 core · 10-19 guard · 20-29 rag · 30-39 train · 40-49 pipelines · 50-59 prompt loop · 60-64 traces.
+1-9 core · 10-19 guard · 20-29 rag · 30-39 train · 40-49 pipelines (41-44: sec, schedules as
+rows) · 50-59 prompt loop · 60-64 traces.
 """
 
 from __future__ import annotations
@@ -40,6 +41,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             at REAL NOT NULL, scheduled_for REAL, run_id TEXT, attempt INTEGER, detail TEXT
         );
         CREATE INDEX IF NOT EXISTS schedule_events_by_name ON schedule_events(schedule, at)
+        """,
+    ),
+    (
+        41,
+        "pipelines: schedules as plain rows; APScheduler's pickled jobs set aside, never loaded",
+        # APScheduler's table is created empty when absent so one script fits every database.
+        # Its rows are moved aside as they are: cellops reads only the plain columns (job_state
+        # is a pickle, and loading one runs code); the bytes stay for a user to recover by hand.
+        """
+        CREATE TABLE IF NOT EXISTS schedules (
+            name TEXT PRIMARY KEY, spec TEXT NOT NULL, next_run REAL, rev INTEGER NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS schedules_unmoved (
+            name TEXT PRIMARY KEY, next_run REAL, job_state BLOB
+        );
+        CREATE TABLE IF NOT EXISTS apscheduler_jobs (
+            id VARCHAR(191) NOT NULL PRIMARY KEY, next_run_time FLOAT, job_state BLOB NOT NULL
+        );
+        INSERT OR IGNORE INTO schedules_unmoved (name, next_run, job_state)
+            SELECT id, next_run_time, job_state FROM apscheduler_jobs;
+        DROP TABLE apscheduler_jobs
         """,
     ),
     (

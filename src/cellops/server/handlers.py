@@ -72,8 +72,8 @@ class CellopsHandler(APIHandler):
         parts = [p for p in path.split("/") if p]
         if not parts:
             return {"version": __version__, "resources": list(RESOURCES)}
-        ws_dir = locate(self.root_dir, self._arg("dir") or "")
-        return route(Reader(ws_dir), parts, self._arg)
+        reader = Reader(locate(self.root_dir, self._arg("dir") or ""))
+        return reader.call(lambda: route(reader, parts, self._arg))
 
     @web.authenticated
     @authorized

@@ -2,19 +2,16 @@
 
 A fine-tune run is a ``runs`` row of kind "finetune" whose record points at a run folder with an
 append-only ``events.jsonl`` (see kernels_lib/train/events.py). The server only reads that file,
-so a job started by a kernel that has since died still shows its last state. Both the train and
-the pipelines areas may be absent from an install: every lookup here degrades to "nothing".
+so a job started by a kernel that has since died still shows its last state. Schedules come from
+the pipelines area's own listing, so the panel shows what `cellops schedule list` shows.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
-from ..kernels_lib.errors import CellopsError, WorkspaceError
 from ..kernels_lib.workspace import Workspace
 
 TERMINAL = {"done": "done", "error": "error", "stopped": "stopped"}
@@ -55,17 +52,15 @@ def read_events(path: Path | None) -> list[dict[str, Any]]:
 
 
 def _summarize(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """The train area's own fold of events when it is installed, else the few fields we need."""
+    """The train area's fold of the events; for a file it cannot fold (a hand-edited or foreign
+    event file), the few fields the panel needs, with the reason."""
+    from ..kernels_lib.train.events import summarize
+
     try:
-        from ..kernels_lib.train.events import summarize
-    except ImportError:
-        summarize = None
-    if summarize is not None:
-        try:
-            return dict(summarize(events))
-        except Exception:  # noqa: BLE001 - a format change there must not break the panel
-            pass
-    m: dict[str, Any] = {"step": 0, "max_steps": None, "loss": None, "losses": []}
+        return dict(summarize(events))
+    except (KeyError, TypeError, ValueError) as e:
+        m: dict[str, Any] = {"step": 0, "max_steps": None, "loss": None, "losses": [],
+                             "error": f"event file not understood ({type(e).__name__}: {e})"}
     for ev in events:
         if ev.get("max_steps") is not None:
             m["max_steps"] = ev["max_steps"]
@@ -105,36 +100,16 @@ def job_view(run: dict[str, Any], path: Path | None,
     return view
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        return obj
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    to_dict = getattr(obj, "to_dict", None)
-    return to_dict() if callable(to_dict) else {"repr": repr(obj)}
-
-
 def schedules(ws: Workspace) -> list[dict[str, Any]]:
-    """Schedules as the pipelines area lists them; versions of kind "schedule" otherwise."""
-    for mod_name in ("cellops.kernels_lib.pipelines.schedules", "cellops.kernels_lib.pipelines"):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        fn = getattr(mod, "list_schedules", None)
-        if callable(fn):
-            try:
-                items = list(fn(ws))
-            except CellopsError:
-                raise
-            except Exception as e:  # noqa: BLE001 - their store failing must not take the panel down
-                raise WorkspaceError(f"schedules cannot be read ({type(e).__name__}: {e})") from e
-            out = []
-            for s in items:
-                d = _as_dict(s)
-                if hasattr(s, "paused"):
-                    d["paused"] = bool(s.paused)
-                out.append(json.loads(json.dumps(d, default=str)))
-            return out
-    return [{"name": v.name, "version": v.version, "ref": v.ref, **v.content}
-            for v in ws.list_versions("schedule")]
+    """Schedules from their rows (nothing unpickled); ones an older cellops left in APScheduler's
+    pickled table are listed by name, paused, with what to do."""
+    from ..kernels_lib.pipelines.schedules import list_schedules
+
+    listed = list_schedules(ws)
+    out = [{"name": s.name, "target": s.target, "trigger": s.trigger, "params": s.params,
+            "next_run": s.next_run.isoformat() if s.next_run else None, "paused": s.paused,
+            "spec": s.spec} for s in listed]
+    out += [{"name": name, "target": "", "trigger": "not carried over from an older cellops",
+             "params": {}, "next_run": None, "paused": True, "unmoved": True, "note": listed.note()}
+            for name in listed.unmoved]
+    return json.loads(json.dumps(out, default=str))

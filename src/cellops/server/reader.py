@@ -1,9 +1,11 @@
 """Read-only views of a workspace as JSON-ready dicts, for the REST API and the sidebar.
 
-Everything here goes through the kernels_lib Workspace API; nothing writes to the workspace
-except the numbered migrations that opening an existing database runs. A folder without a
-``.cellops/cellops.db`` is *not* turned into a workspace: it simply has nothing to show, so
-opening JupyterLab somewhere never litters it with an empty store.
+Everything here goes through the kernels_lib Workspace API on a :class:`ReadOnlyWorkspace`:
+nothing writes, not even a migration, since the server may be pointed at any folder under its
+root (a cloned repository included). A folder without a ``.cellops/cellops.db`` is *not* turned
+into a workspace: it simply has nothing to show, so opening JupyterLab somewhere never litters it
+with an empty store. A database from a newer cellops (migrations this one does not know) gives
+one line; one from an older cellops is shown as far as its tables go.
 """
 
 from __future__ import annotations
@@ -11,12 +13,18 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from .. import __version__
 from ..kernels_lib.errors import CellopsError, NotFoundError, WorkspaceError
-from ..kernels_lib.workspace import Version, Workspace, get_workspace
+from ..kernels_lib.migrations import MIGRATIONS
+from ..kernels_lib.workspace import Version, Workspace
 from . import jobs
+
+T = TypeVar("T")
 
 MAX_FILE_BYTES = 1_000_000  # the file endpoint serves cards, configs and logs, not weights
 LIST_LIMIT = 200
@@ -41,17 +49,93 @@ def locate(root_dir: str | os.PathLike[str], rel_dir: str = "") -> Path:
     return base / ".cellops"
 
 
+class ReadOnlyWorkspace(Workspace):
+    """A workspace opened for reading: ``mode=ro`` connections, no migrations, no folders made.
+
+    SQLite's read-only WAL reader creates the ``-wal`` and ``-shm`` files when they are missing
+    and cannot remove them afterwards. No ``-wal`` means no writer has the database open and the
+    file holds every commit, so then it is opened ``immutable=1`` (a snapshot: no locks, no side
+    files). A writer that starts and checkpoints into the file during that read could tear the
+    snapshot; :meth:`Reader.call` reads again when the file changed under it. When a ``-wal``
+    exists, its writer owns the side files and plain ``mode=ro`` reads through them.
+    """
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        try:
+            self.missing = self._check_schema()
+        except sqlite3.DatabaseError as e:
+            raise WorkspaceError(_corrupt(self.root, e)) from e
+
+    def _connect(self) -> sqlite3.Connection:
+        snapshot = "" if Path(f"{self.db_path}-wal").exists() else "&immutable=1"
+        try:
+            conn = sqlite3.connect(f"{self.db_path.as_uri()}?mode=ro{snapshot}", uri=True, timeout=60,
+                                   isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=60000")
+        except sqlite3.DatabaseError as e:
+            raise WorkspaceError(_corrupt(self.root, e)) from e
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    @contextmanager
+    def db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        if write:  # a read path that writes is a bug: keep its traceback
+            raise RuntimeError(f"write to {self.db_path} through the server's read-only view")
+        with super().db() as conn:
+            yield conn
+
+    def _check_schema(self) -> list[int]:
+        """Our migrations this database lacks (older cellops); WorkspaceError for a newer one."""
+        with self.db() as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "_migrations" not in tables:
+                raise WorkspaceError(
+                    f"{self.db_path} has no cellops tables (empty, truncated or not a cellops database); "
+                    "open that folder from a notebook with cellops to see what to do")
+            done = {r[0] for r in conn.execute("SELECT number FROM _migrations")}
+        known = {number for number, _, _ in MIGRATIONS}
+        if done - known:
+            raise WorkspaceError(
+                f"{self.db_path} was written by a newer cellops (migrations "
+                f"{', '.join(map(str, sorted(done - known)))} are unknown to cellops {__version__}); "
+                "upgrade cellops in this Jupyter server's environment to read it")
+        return sorted(known - done)
+
+
 class Reader:
-    """One workspace folder, opened lazily; ``ws`` is None when there is no database yet."""
+    """One workspace folder, opened read-only; ``ws`` is None when there is no database yet."""
 
     def __init__(self, ws_dir: Path) -> None:
         self.ws_dir = ws_dir
-        self.ws: Workspace | None = None
+        self.ws: ReadOnlyWorkspace | None = None
         if (ws_dir / "cellops.db").is_file():
-            try:
-                self.ws = get_workspace(ws_dir)
-            except sqlite3.DatabaseError as e:  # a damaged file that fails past the wrapper
-                raise WorkspaceError(_corrupt(ws_dir, e)) from e
+            self.ws = ReadOnlyWorkspace(ws_dir)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()``, read again if the database file changed meanwhile (a torn snapshot)."""
+        try:
+            before = self._stamp()
+            result = fn()
+            if self._stamp() != before:
+                result = fn()
+            return result
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e) or self.ws is None or not self.ws.missing:
+                raise
+            raise WorkspaceError(
+                f"{self.ws.db_path} was made by an older cellops (without migrations "
+                f"{', '.join(map(str, self.ws.missing))}); open that folder once from a notebook "
+                "with cellops to upgrade it") from e
+
+    def _stamp(self) -> tuple[int, int] | None:
+        if self.ws is None:
+            return None
+        try:
+            st = self.ws.db_path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
 
     # -- helpers --------------------------------------------------------------------------------
     def _versions(self, kind: str) -> list[Version]:

@@ -7,7 +7,6 @@ show the grid without a widget manager.
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 from ..kernels_lib import html
@@ -30,12 +29,12 @@ class CompareGridView:
         self.shown: set[str] = set()
         self.buttons: dict[str, FeedbackButtons] = {}
         header = [w.HTML(_box("<b>#</b>")), w.HTML(_box("<b>case</b>"))]
-        header += [w.HTML(_box(f"<b>{escape(c.label)}</b>")) for c in columns]
+        header += [w.HTML(_box(f"<b>{html.esc(c.label)}</b>")) for c in columns]
         self.slots = [[w.VBox([w.HTML(_box("<span class='muted'>waiting…</span>"))]) for _ in columns]
                       for _ in cases]
         children = list(header)
         for case, row in zip(cases, self.slots, strict=True):
-            children += [w.HTML(_box(str(case.number))), w.HTML(_box(html.pre(case.label))), *row]
+            children += [w.HTML(_box(html.esc(case.number))), w.HTML(_box(html.pre(case.label))), *row]
         self.grid = w.GridBox(children, layout=w.Layout(
             grid_template_columns=f"36px minmax(120px, 1fr) repeat({len(columns)}, minmax(220px, 2fr))",
             grid_gap="4px 8px"))
@@ -66,7 +65,7 @@ class CompareGridView:
                     self.buttons[cell.key] = b
                     slot = self.slots[cell.case][cell.column]
                     slot.children = (*slot.children, b.widget)
-        self.status.value = _box(f"<span class='muted'>{escape(result.summary())}</span>")
+        self.status.value = _box(f"<span class='muted'>{html.esc(result.summary())}</span>")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle = dict(self.widget._repr_mimebundle_() or {})

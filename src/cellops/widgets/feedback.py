@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..kernels_lib import html
 from ..kernels_lib.errors import CellopsError
 from ..kernels_lib.prompts import feedback
 from ..kernels_lib.workspace import Workspace
@@ -33,7 +34,7 @@ class FeedbackButtons:
         try:
             feedback.rate(self.run_id, value, self.comment.value, self.cell, self.workspace)
         except CellopsError as e:
-            self.status.value = f"<span style='color:#cf222e'>{e}</span>"
+            self.status.value = f"<span style='color:#cf222e'>{html.esc(e)}</span>"
             return
         self.rating = value
         self.up.button_style = "success" if value == feedback.UP else ""

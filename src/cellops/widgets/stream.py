@@ -34,9 +34,9 @@ class TokenStream:
         now = time.monotonic()
         if now - self._last >= self.interval_s:
             self._last = now
-            from html import escape
+            from ..kernels_lib import html
 
-            self._handle.update(HTML(f"<pre style='white-space:pre-wrap'>{escape(''.join(self.parts))}</pre>"))
+            self._handle.update(HTML(f"<pre style='white-space:pre-wrap'>{html.esc(''.join(self.parts))}</pre>"))
 
     def finish(self, result: Any) -> Any:
         """Show the final result where the stream was; returns what the cell should return."""

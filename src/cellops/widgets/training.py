@@ -14,16 +14,22 @@ from typing import Any
 import ipywidgets as w
 from IPython.display import display
 
+from ..kernels_lib import html
 from ..kernels_lib.train import Job
 from ..kernels_lib.train import events as ev
 from ..kernels_lib.train.view import progress_line, samples_table, summary_html, svg_curves
 
 
+def _num(v: Any) -> str:
+    """A loss from the event file (a number, unless the file was edited by hand)."""
+    return f"{v:.4f}" if isinstance(v, int | float) else str(v)
+
+
 class TrainingDashboard:
     def __init__(self, job: Job, poll_s: float = 1.0) -> None:
         self.job, self.poll_s = job, poll_s
-        self.header = w.HTML(f"<b>finetune {job.name}</b> <span style='color:#777'>run {job.run_id} · "
-                             f"{job.plan['reason']}</span>")
+        self.header = w.HTML(f"<b>finetune {html.esc(job.name)}</b> <span style='color:#777'>run "
+                             f"{html.esc(job.run_id)} · {html.esc(job.plan['reason'])}</span>")
         self.bar = w.IntProgress(value=0, min=0, max=1, description="starting", bar_style="info",
                                  layout=w.Layout(width="420px"))
         self.stats = w.HTML("")
@@ -53,18 +59,19 @@ class TrainingDashboard:
         self.bar.value = min(m.get("step") or 0, total)
         self.bar.description = status
         self.bar.bar_style = {"done": "success", "failed": "danger", "stopped": "warning"}.get(status, "info")
-        self.stats.value = f"<pre>{progress_line(m)}</pre>"
+        self.stats.value = html.pre(progress_line(m))
         self.curve.value = svg_curves(m["losses"], m["eval_losses"])
         samples = [e for e in self._events if e["kind"] == "sample"]
         before, after = m.get("eval_loss_before"), m.get("eval_loss_after")
         parts = []
         if before is not None:
-            parts.append(f"eval loss before <b>{before:.4f}</b>" +
-                         (f" → after <b>{after:.4f}</b>" if after is not None else ""))
+            parts.append(f"eval loss before <b>{html.esc(_num(before))}</b>" +
+                         (f" → after <b>{html.esc(_num(after))}</b>" if after is not None else ""))
         if self.job.model:
-            parts.append(f"registered <code>{self.job.model}</code> (use <code>--model {self.job.model}</code>)")
+            model = html.esc(self.job.model)
+            parts.append(f"registered <code>{model}</code> (use <code>--model {model}</code>)")
         if status == "failed" and self.job.error:
-            parts.append(f"<span style='color:#cf222e'>{self.job.error}</span>")
+            parts.append(f"<span style='color:#cf222e'>{html.esc(self.job.error)}</span>")
         self.result.value = "<br>".join(parts) + samples_table(samples)
         return status
 
@@ -73,7 +80,7 @@ class TrainingDashboard:
             try:
                 status = self.refresh()
             except Exception as e:  # a watcher must never take the kernel down
-                self.stats.value = f"<pre>dashboard stopped: {e}</pre>"
+                self.stats.value = html.pre(f"dashboard stopped: {e}")
                 return
             if status in ("done", "failed", "stopped"):
                 self.stop_button.disabled = True

@@ -2,8 +2,10 @@
 
 One per workspace: an exclusive ``flock`` on ``.cellops/scheduler.lock`` (released by the OS
 if the process dies, so a crash never leaves a stale lock); a second scheduler refuses.
-It wakes every ``poll`` seconds to pick up schedules added, paused or removed by other
-processes (the job store is shared through the database).
+Its APScheduler jobs live in memory only (nothing pickled): they are built from the
+``schedules`` rows at start, and every ``poll`` seconds the rows are read again so schedules
+added, paused, moved or removed by other processes take effect; a job whose run time the
+scheduler moves on is written back to its row (schedules.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from datetime import datetime
 from typing import IO, Any
 
-from ..errors import JobError
+from ..errors import CellopsError, JobError
 from ..workspace import Workspace, get_workspace
 from . import schedules
 
@@ -87,6 +89,60 @@ def _listener(ws: Workspace) -> Any:
     return on_event
 
 
+class _Sync:
+    """Keeps the scheduler's in-memory jobs equal to the ``schedules`` rows (by revision)."""
+
+    def __init__(self, ws: Workspace, sched: Any) -> None:
+        self.ws, self.sched = ws, sched
+        self.revs: dict[str, int] = {}  # job id -> the row revision it was built from
+        self._lock = threading.Lock()
+
+    def store(self) -> Any:
+        from apscheduler.jobstores.memory import MemoryJobStore
+
+        sync = self
+
+        class RowStore(MemoryJobStore):  # type: ignore[misc]
+            def update_job(self, job: Any) -> None:  # the scheduler moved a job on: keep the row in step
+                super().update_job(job)
+                rev = sync.revs.get(job.id)
+                if job.next_run_time is not None and rev is not None:
+                    schedules.record_next_run(sync.ws, job.id, job.next_run_time, rev)
+
+        return RowStore()
+
+    def __call__(self) -> None:
+        with self._lock:
+            try:
+                rows = {r.name: r for r in schedules.rows(self.ws)}
+            except CellopsError as e:  # a damaged row: keep running what we have, say why once
+                schedules.log_event(self.ws, "(scheduler)", "sync_failed", detail=str(e))
+                return
+            for name in set(self.revs) - set(rows):
+                self._drop(name)
+            for name, row in rows.items():
+                if self.revs.get(name) != row.rev:
+                    self._drop(name)
+                    self._build(row)
+
+    def _drop(self, name: str) -> None:
+        self.revs.pop(name, None)
+        if self.sched.get_job(name, "default") is not None:  # None: its row was damaged, never built
+            self.sched.remove_job(name, "default")
+
+    def _build(self, row: schedules.Row) -> None:
+        self.revs[row.name] = row.rev  # before add_job: adding may call update_job
+        try:
+            trig = schedules.trigger_of(row.spec)
+        except CellopsError as e:
+            schedules.log_event(self.ws, row.name, "invalid", detail=str(e))
+            return
+        catch_up = row.spec.get("catch_up", True)
+        self.sched.add_job(schedules.fire, trig, kwargs={"spec": row.spec}, id=row.name, name=row.name,
+                           jobstore="default", max_instances=1, coalesce=True,
+                           misfire_grace_time=None if catch_up else 1, next_run_time=row.next_run)
+
+
 def serve(workspace: Workspace | None = None, *, poll: float = 30.0, max_workers: int = 2,
           stop: threading.Event | None = None, on_ready: Any = None) -> None:
     """Run schedules until ``stop`` is set (the CLI sets it on SIGINT/SIGTERM)."""
@@ -99,15 +155,16 @@ def serve(workspace: Workspace | None = None, *, poll: float = 30.0, max_workers
     lock = _lock(ws)
     stop = stop or threading.Event()
     schedules._stopping.clear()
-    sched = BackgroundScheduler(
-        jobstores={"default": schedules.jobstore(ws), "internal": MemoryJobStore()},
-        executors={"default": _executor(max_workers), "internal": ThreadPoolExecutor(1)},
-    )
+    sched = BackgroundScheduler(executors={"default": _executor(max_workers), "internal": ThreadPoolExecutor(1)})
+    sync = _Sync(ws, sched)
+    sched.add_jobstore(sync.store(), "default")
+    sched.add_jobstore(MemoryJobStore(), "internal")
     sched.add_listener(_listener(ws), EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-    # other processes edit the shared store; a periodic wakeup makes this one notice
-    sched.add_job(sched.wakeup, "interval", seconds=poll, jobstore="internal", executor="internal",
-                  id="_wakeup", max_instances=1, coalesce=True)
     sched.start()
+    sync()
+    # other processes edit the rows; a periodic re-read makes this one notice
+    sched.add_job(sync, "interval", seconds=poll, jobstore="internal", executor="internal",
+                  id="cellops:sync", max_instances=1, coalesce=True)
     ws.set_state("scheduler", {"pid": os.getpid(), "started_at": time.time(), "poll": poll})
     try:
         if on_ready is not None:

@@ -1,9 +1,16 @@
 """Schedules: cron (or interval) jobs that run notebooks and chains, kept in the workspace DB.
 
-Built on APScheduler 3 with its SQLAlchemy job store in ``cellops.db`` (table
-``apscheduler_jobs``), so schedules survive restarts of the scheduler and of Jupyter. The CLI
-edits the store through a *paused* scheduler (APScheduler's way to manage jobs from another
-process); ``cellops scheduler`` (``serve``) is the one process that runs them.
+Each schedule is a plain row of the ``schedules`` table: its spec as JSON, the next run time (NULL
+while paused) and a revision that every edit bumps. Nothing about a schedule is pickled.
+APScheduler's SQLAlchemy job store pickles job state, and unpickling a ``cellops.db`` from a cloned
+repository would run whatever code its author put there, so ``cellops scheduler`` (scheduler.py)
+builds APScheduler jobs in memory from the rows when it starts, re-reads the rows every ``poll``
+seconds to pick up edits from other processes (the CLI, a notebook), and writes each job's next
+run time back to its row. Listing reads rows only: it never imports APScheduler.
+
+Schedules saved before migration 41 lived in APScheduler's pickled table; the migration keeps
+their names and next run times in ``schedules_unmoved`` (the pickled state is never read), and
+listings name them so the user can add them again.
 
 Per schedule: overlap is skipped (max_instances=1, recorded), missed runs after downtime are
 run once (coalesced) or recorded as missed (``catch_up=False``), each attempt runs in a child
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -24,11 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import html
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, NotFoundError, WorkspaceError
 from ..workspace import Workspace, check_name, get_workspace
-
-FUNC = "cellops.kernels_lib.pipelines.schedules:fire"
-TABLE = "apscheduler_jobs"
 
 
 @dataclass
@@ -45,7 +50,19 @@ class Schedule:
         return self.next_run is None
 
 
+@dataclass(frozen=True)
+class Row:
+    """One ``schedules`` row as the scheduler reads it."""
+
+    name: str
+    spec: dict[str, Any]
+    next_run: datetime | None
+    rev: int
+
+
 class ScheduleList(list):
+    unmoved: tuple[str, ...] = ()  # names left behind in APScheduler's old pickled table
+
     def _rows(self) -> list[tuple[Any, ...]]:
         return [(s.name, Path(s.target).name, s.trigger, json.dumps(s.params),
                  "paused" if s.paused else s.next_run.strftime("%Y-%m-%d %H:%M:%S"),
@@ -53,59 +70,57 @@ class ScheduleList(list):
 
     _COLS = ("name", "target", "when", "params", "next run", "timeout", "retries")
 
+    def note(self) -> str:
+        if not self.unmoved:
+            return ""
+        return (f"not carried over from an older cellops: {', '.join(self.unmoved)} (their saved "
+                "state is a pickle, which cellops never loads); add them again with `cellops "
+                "schedule add`, or `cellops schedule remove NAME` to forget one")
+
     def __str__(self) -> str:
-        return html.text_table(self._COLS, self._rows()) if self else "(no schedules)"
+        text = html.text_table(self._COLS, self._rows()) if self else "(no schedules)"
+        return text + (f"\n{self.note()}" if self.unmoved else "")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": str(self), "text/html": html.box("schedules", html.table(self._COLS, self._rows()))}
-
-
-def jobstore(ws: Workspace) -> Any:
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-
-    return SQLAlchemyJobStore(url=f"sqlite:///{ws.db_path}", tablename=TABLE,
-                              engine_options={"connect_args": {"timeout": 60}})
-
-
-class _Manager:
-    """A paused scheduler over the workspace's job store: add/pause/remove from any process."""
-
-    def __init__(self, ws: Workspace) -> None:
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        class EditOnly(BackgroundScheduler):  # type: ignore[misc]
-            def _process_jobs(self) -> None:  # never run a due job here: only the scheduler does
-                return None
-
-        self.s = EditOnly(jobstores={"default": jobstore(ws)})
-
-    def __enter__(self) -> Any:
-        self.s.start(paused=True)
-        return self.s
-
-    def __exit__(self, *exc: Any) -> None:
-        self.s.shutdown(wait=False)
+        body = html.table(self._COLS, self._rows())
+        if self.unmoved:
+            body += f"<div class='muted'>{html.esc(self.note())}</div>"
+        return {"text/plain": str(self), "text/html": html.box("schedules", body)}
 
 
 def trigger_for(cron: str | None, every: float | None) -> Any:
-    """A CronTrigger (5-field crontab) or an IntervalTrigger (seconds); InvalidInputError if bad."""
+    """A CronTrigger (5-field crontab) or an IntervalTrigger (seconds); InvalidInputError if bad
+    or if it would never fire (``0 0 31 2 *``: there is no 31st of February)."""
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     if (cron is None) == (every is None):
         raise InvalidInputError("give exactly one of --cron EXPR or --every SECONDS")
     if every is not None:
-        if every <= 0:
+        if not isinstance(every, int | float) or every <= 0:
             raise InvalidInputError(f"--every must be a positive number of seconds, got {every}")
         return IntervalTrigger(seconds=every)
-    fields = cron.split()
+    fields = cron.split() if isinstance(cron, str) else []
     if len(fields) != 5:
         raise InvalidInputError(f"bad cron expression '{cron}': use 5 fields (minute hour day month "
                                 "weekday), e.g. '0 2 * * *' for 02:00 every day")
     try:
-        return CronTrigger.from_crontab(cron)
+        trig = CronTrigger.from_crontab(cron)
     except ValueError as e:
         raise InvalidInputError(f"bad cron expression '{cron}': {e}; e.g. '*/15 * * * *'") from None
+    if first_run(trig) is None:
+        raise InvalidInputError(f"cron expression '{cron}' matches no date (such as the 31st of "
+                                "February), so it would never run; check its day and month fields")
+    return trig
+
+
+def first_run(trig: Any) -> datetime | None:
+    """When ``trig`` fires next from now (None: never)."""
+    return trig.get_next_fire_time(None, datetime.now(trig.timezone))
+
+
+def trigger_of(spec: dict[str, Any]) -> Any:
+    return trigger_for(spec.get("cron"), spec.get("every"))
 
 
 def _validate_target(target: str | Path, params: dict[str, Any]) -> tuple[Path, str, dict[str, Any]]:
@@ -135,56 +150,118 @@ def add(target: str | Path, *, cron: str | None = None, every: float | None = No
             "every": every, "timeout": timeout, "retries": retries, "retry_delay": retry_delay,
             "on_failure": on_failure, "catch_up": catch_up, "kernel": kernel_name,
             "workspace": str(ws.root), "created_at": time.time()}
-    with _Manager(ws) as s:
-        if s.get_job(name) is not None:
+    nxt = first_run(trig)
+    with ws.db(write=True) as conn:
+        if conn.execute("SELECT 1 FROM schedules WHERE name=?", (name,)).fetchone():
             raise InvalidInputError(f"a schedule named '{name}' exists; remove it first or pass --name")
-        s.add_job(FUNC, trig, kwargs={"spec": spec}, id=name, name=name, max_instances=1,
-                  coalesce=True, misfire_grace_time=None if catch_up else 1, replace_existing=False)
-        return _schedule(s.get_job(name))
+        conn.execute("INSERT INTO schedules (name, spec, next_run, rev, created_at) VALUES (?, ?, ?, 1, ?)",
+                     (name, json.dumps(spec), nxt.timestamp() if nxt else None, spec["created_at"]))
+        conn.execute("DELETE FROM schedules_unmoved WHERE name=?", (name,))
+    return _schedule(name, spec, nxt)
 
 
-def _schedule(job: Any) -> Schedule:
-    spec = job.kwargs["spec"]
+def _schedule(name: str, spec: dict[str, Any], next_run: datetime | None) -> Schedule:
     when = f"cron {spec['cron']}" if spec.get("cron") else f"every {spec['every']:g}s"
-    return Schedule(job.id, spec["target"], when, spec["params"], job.next_run_time, spec)
+    return Schedule(name, spec["target"], when, spec["params"], next_run, spec)
+
+
+def _when(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts).astimezone() if ts is not None else None
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def rows(ws: Workspace) -> list[Row]:
+    """Every schedule row; a row whose spec is not JSON raises WorkspaceError naming it."""
+    with ws.db() as conn:
+        raw = conn.execute("SELECT name, spec, next_run, rev FROM schedules ORDER BY name").fetchall()
+    out = []
+    for r in raw:
+        try:
+            spec = json.loads(r["spec"])
+            if not isinstance(spec, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            raise WorkspaceError(f"schedule '{r['name']}' is damaged ({e}); remove it with "
+                                 f"`cellops schedule remove {r['name']}` and add it again") from None
+        out.append(Row(r["name"], spec, _when(r["next_run"]), r["rev"]))
+    return out
 
 
 def list_schedules(workspace: Workspace | None = None) -> ScheduleList:
-    with _Manager(workspace or get_workspace()) as s:
-        return ScheduleList(_schedule(j) for j in sorted(s.get_jobs(), key=lambda j: j.id))
+    """The schedules, from their rows (no APScheduler, nothing unpickled)."""
+    ws = workspace or get_workspace()
+    with ws.db() as conn:
+        have = _tables(conn)
+        if "schedules_unmoved" in have:
+            unmoved = [r[0] for r in conn.execute("SELECT name FROM schedules_unmoved ORDER BY name")]
+        elif "apscheduler_jobs" in have and "schedules" not in have:  # not migrated (read-only view)
+            unmoved = [r[0] for r in conn.execute("SELECT id FROM apscheduler_jobs ORDER BY id")]
+        else:
+            unmoved = []
+    out = ScheduleList()
+    if "schedules" in have:
+        for r in rows(ws):
+            try:
+                out.append(_schedule(r.name, r.spec, r.next_run))
+            except (KeyError, TypeError, ValueError) as e:
+                raise WorkspaceError(f"schedule '{r.name}' is damaged ({type(e).__name__}: {e}); remove "
+                                     f"it with `cellops schedule remove {r.name}` and add it again") from None
+    out.unmoved = tuple(unmoved)
+    return out
 
 
-def _job_op(name: str, op: str, workspace: Workspace | None) -> Schedule | None:
-    from apscheduler.jobstores.base import JobLookupError
+def _update(ws: Workspace, name: str, sets: str, args: tuple[Any, ...]) -> None:
+    """UPDATE one row and bump its revision (the scheduler re-reads it); NotFoundError if absent."""
+    with ws.db(write=True) as conn:
+        if conn.execute(f"UPDATE schedules SET {sets}, rev=rev+1 WHERE name=?", (*args, name)).rowcount == 0:
+            have = ", ".join(r[0] for r in conn.execute("SELECT name FROM schedules ORDER BY name")) or "(none)"
+            raise NotFoundError(f"no schedule '{name}'; schedules: {have}")
 
-    with _Manager(workspace or get_workspace()) as s:
-        try:
-            if op == "remove":
-                s.remove_job(name)
-                return None
-            getattr(s, f"{op}_job")(name)
-            return _schedule(s.get_job(name))
-        except JobLookupError:
-            have = ", ".join(j.id for j in s.get_jobs()) or "(none)"
-            raise NotFoundError(f"no schedule '{name}'; schedules: {have}") from None
+
+def _get(ws: Workspace, name: str) -> Schedule:
+    for r in rows(ws):
+        if r.name == name:
+            return _schedule(r.name, r.spec, r.next_run)
+    raise NotFoundError(f"no schedule '{name}'")
 
 
 def pause(name: str, workspace: Workspace | None = None) -> Schedule:
-    return _job_op(name, "pause", workspace)  # type: ignore[return-value]
+    ws = workspace or get_workspace()
+    _update(ws, name, "next_run=NULL", ())
+    return _get(ws, name)
 
 
 def resume(name: str, workspace: Workspace | None = None) -> Schedule:
-    return _job_op(name, "resume", workspace)  # type: ignore[return-value]
+    """Back on its trigger from now (runs missed while paused are not caught up)."""
+    ws = workspace or get_workspace()
+    spec = next((r.spec for r in rows(ws) if r.name == name), None)
+    nxt = first_run(trigger_of(spec)) if spec is not None else None
+    _update(ws, name, "next_run=?", (nxt.timestamp() if nxt else None,))
+    return _get(ws, name)
 
 
 def remove(name: str, workspace: Workspace | None = None) -> None:
-    _job_op(name, "remove", workspace)
+    ws = workspace or get_workspace()
+    with ws.db(write=True) as conn:
+        gone = conn.execute("DELETE FROM schedules WHERE name=?", (name,)).rowcount
+        gone += conn.execute("DELETE FROM schedules_unmoved WHERE name=?", (name,)).rowcount
+        if not gone:
+            have = ", ".join(r[0] for r in conn.execute("SELECT name FROM schedules ORDER BY name")) or "(none)"
+            raise NotFoundError(f"no schedule '{name}'; schedules: {have}")
 
 
 def set_next_run(name: str, when: datetime, workspace: Workspace | None = None) -> None:
     """Move a schedule's next run time (used to simulate downtime; also a manual 'run at')."""
-    with _Manager(workspace or get_workspace()) as s:
-        s.modify_job(name, next_run_time=when)
+    _update(workspace or get_workspace(), name, "next_run=?", (when.timestamp(),))
+
+
+def record_next_run(ws: Workspace, name: str, when: datetime, rev: int) -> None:
+    """The scheduler moved a job on: store it, unless the row was edited since (the edit wins)."""
+    with ws.db(write=True) as conn:
+        conn.execute("UPDATE schedules SET next_run=? WHERE name=? AND rev=?", (when.timestamp(), name, rev))
 
 
 # -- events -------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ class PromptRun:
         for rail, rep in self.guard.items():
             rep_html = getattr(rep, "_repr_html_", None)
             if rep_html is not None:
-                body += f"<details {'open' if self.blocked else ''}><summary>guard: {rail}</summary>{rep_html()}</details>"
+                body += f"<details {'open' if self.blocked else ''}><summary>guard: {html.esc(rail)}</summary>{rep_html()}</details>"
         return {"text/plain": f"{self.text}\n[{self._meta()}]",
                 "text/html": html.box("prompt run", body, self._meta())}
 

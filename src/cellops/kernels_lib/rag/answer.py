@@ -124,7 +124,7 @@ class Answer:
         for rail, rep in self.guard.items():
             rep_html = getattr(rep, "_repr_html_", None)
             if rep_html is not None:
-                body += f"<details><summary>guard: {rail}</summary>{rep_html()}</details>"
+                body += f"<details><summary>guard: {html.esc(rail)}</summary>{rep_html()}</details>"
         return {"text/plain": "\n".join(lines) + f"\n[{self._meta()}]",
                 "text/html": html.box(self.question, body, self._meta())}
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import html
 from ..workspace import Workspace, get_workspace
 from .retrieve import search_many
 from .store import open_index
@@ -36,7 +37,8 @@ class EmbeddingMap:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         b64 = base64.b64encode(self.png).decode()
         return {"image/png": b64, "text/plain": self._title(),
-                "text/html": f"<div><b>{self._title()}</b><br><img src='data:image/png;base64,{b64}'/></div>"}
+                "text/html": f"<div><b>{html.esc(self._title())}</b><br>"
+                             f"<img src='data:image/png;base64,{b64}'/></div>"}
 
 
 def _pca(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
