@@ -18,6 +18,7 @@ _SUBMODULES = {
     "guard": "cellops.kernels_lib.guard",
     "finetune": "cellops.kernels_lib.train",
     "pipelines": "cellops.kernels_lib.pipelines",
+    "chains": "cellops.kernels_lib.chains",
     "models": "cellops.kernels_lib.models",
     "errors": "cellops.kernels_lib.errors",
     "traces": "cellops.kernels_lib.tracking.traces",

@@ -14,7 +14,7 @@ from traitlets import Unicode
 from ..kernels_lib.errors import CellopsError
 from .context import MagicContext
 
-MAGICS = ("prompt", "rag", "guard", "finetune")
+MAGICS = ("prompt", "rag", "guard", "finetune", "chain")
 
 
 @magics_class
@@ -47,6 +47,10 @@ class Cellops(Magics):
     @line_cell_magic
     def finetune(self, line: str, cell: str | None = None) -> Any:
         return self._dispatch("finetune", line, cell)
+
+    @line_cell_magic
+    def chain(self, line: str, cell: str | None = None) -> Any:
+        return self._dispatch("chain", line, cell)
 
 
 def _attach_help() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,3 +129,27 @@ class LlamaCppModel:
         # llama.cpp emits one chunk per sampled token (plus a final empty one carrying finish_reason)
         completion_tokens = self.count_tokens(text) if text else 0
         return Generation(text, self.uri, prompt_tokens, completion_tokens, latency, got.ttft, finish)
+
+    def chat_tools(self, messages: list[Message], tools: list[dict], tool_choice: Any,
+                   params: GenParams) -> Any:
+        """Function calling through llama-cpp-python's chatml-function-calling handler (see tools.py)."""
+        import time
+
+        from llama_cpp.llama_chat_format import chatml_function_calling
+
+        from .tools import reply_from_message
+
+        if "<|im_start|>" not in (self._llm.metadata.get("tokenizer.chat_template") or ""):
+            raise ModelError(f"{self.uri} does not use the ChatML chat format, which tool calling "
+                             "with llama.cpp needs here; use an openai: endpoint that supports tools")
+        with self._lock:
+            self._prompt_len = 0  # the handler evaluates its own prompt: nothing cached stays valid
+            t0 = time.perf_counter()
+            try:
+                resp = chatml_function_calling(
+                    llama=self._llm, messages=messages, tools=tools, tool_choice=tool_choice,
+                    temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
+                    stop=list(params.stop))
+            finally:
+                self._prompt_len = 0
+        return reply_from_message(resp["choices"][0], resp.get("usage"), time.perf_counter() - t0)

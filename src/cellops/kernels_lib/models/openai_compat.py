@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Any
 
 from ..errors import InvalidInputError, ModelError
 from .base import Generation, GenParams, Message, OnToken, Pieces
@@ -77,3 +78,32 @@ class OpenAICompatModel:
         prompt_tokens = int((usage or {}).get("prompt_tokens") or 0)
         completion_tokens = int((usage or {}).get("completion_tokens") or len(got.parts))
         return Generation(got.text, self.uri, prompt_tokens, completion_tokens, got.elapsed, got.ttft, finish)
+
+    def chat_tools(self, messages: list[Message], tools: list[dict], tool_choice: Any,
+                   params: GenParams) -> Any:
+        """One non-streamed chat completion with ``tools``; the reply's tool calls (see tools.py)."""
+        import time
+
+        import httpx
+
+        from .tools import reply_from_message
+
+        body = {"model": self.model, "messages": messages, "tools": tools, "tool_choice": tool_choice,
+                "temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens}
+        if params.seed is not None:
+            body["seed"] = params.seed
+        url = f"{self.base_url}/chat/completions"
+        t0 = time.perf_counter()
+        try:
+            r = httpx.post(url, json=body, headers=self._headers, timeout=self.timeout_s)
+        except httpx.ConnectError as e:
+            raise ModelError(f"endpoint {self.base_url} is down or unreachable ({e}); start the server or fix the URL") from e
+        except httpx.TimeoutException as e:
+            raise ModelError(f"endpoint {self.base_url} did not answer within {self.timeout_s:.0f}s") from e
+        if r.status_code >= 400:
+            raise ModelError(f"{url} answered HTTP {r.status_code} to a request with tools "
+                             f"(does it support function calling?): {r.text[:200]}")
+        data = r.json()
+        if not data.get("choices"):
+            raise ModelError(f"{url} sent no choices: {str(data)[:200]}")
+        return reply_from_message(data["choices"][0], data.get("usage"), time.perf_counter() - t0)

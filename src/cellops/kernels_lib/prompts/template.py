@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from ..errors import InvalidInputError
@@ -41,3 +41,24 @@ def render(source: str, values: dict[str, Any], where: str = "template") -> str:
         raise InvalidInputError(f"{where} is not allowed to do that: {e}") from None
     except TemplateSyntaxError as e:
         raise InvalidInputError(f"template syntax error on line {e.lineno}: {e.message}") from None
+
+
+def parse(source: str) -> nodes.Template:
+    """The template's syntax tree (chains read which ``steps.NAME`` a template refers to)."""
+    _compile(source)
+    return _env.parse(source)
+
+
+def evaluate(expression: str, values: dict[str, Any], where: str = "expression") -> Any:
+    """A Jinja2 expression (``steps.split.output``) evaluated in the sandbox; keeps the value's type."""
+    try:
+        value = _env.compile_expression(expression, undefined_to_none=False)(**values)
+    except TemplateSyntaxError as e:
+        raise InvalidInputError(f"{where}: bad expression {expression.strip()!r}: {e.message}") from None
+    except UndefinedError as e:
+        raise InvalidInputError(f"{where}: {e.message}") from None
+    except SecurityError as e:
+        raise InvalidInputError(f"{where} is not allowed to do that: {e}") from None
+    if isinstance(value, Undefined):
+        raise InvalidInputError(f"{where}: {expression.strip()!r} is undefined")
+    return value

@@ -32,6 +32,7 @@ class PromptTestFailed(CellopsError):
 @dataclass
 class TestReport:
     __test__ = False  # not a pytest test class
+    WHAT = "prompt"  # what was tested (chains.evaluate reuses this report with "chain")
 
     prompt: store.Prompt
     model: str
@@ -82,8 +83,8 @@ class TestReport:
         f = self.failures
         named = "; ".join(f"case {r['case']} {r['assertion']}: {r['reason'][:80]}" for r in f[:limit])
         more = f" (+{len(f) - limit} more)" if len(f) > limit else ""
-        return (f"prompt {self.prompt.ref} failed {len(f)} of {len(self.results)} assertions on "
-                f"{self.model}: {named}{more}; see %prompt test {self.prompt.ref}")
+        return (f"{self.WHAT} {self.prompt.ref} failed {len(f)} of {len(self.results)} assertions on "
+                f"{self.model}: {named}{more}; see %{self.WHAT} test {self.prompt.ref}")
 
     def to_frame(self) -> Any:
         import pandas as pd
@@ -100,7 +101,7 @@ class TestReport:
                   "<span class='ok'>PASS</span>" if r["passed"] else "<span class='bad'>FAIL</span>",
                   html.pre(r["reason"]), html.pre((r["output"] or "")[:400])] for r in self.results]
         return {"text/plain": html.text_table(cols, rows) + "\n" + self.summary(),
-                "text/html": html.box("prompt test", html.table(cols, marks, raw=True), self.summary())}
+                "text/html": html.box(f"{self.WHAT} test", html.table(cols, marks, raw=True), self.summary())}
 
 
 def test(
