@@ -19,7 +19,6 @@ from ..prompts import template as tpl
 from ..workspace import Workspace
 
 Resolver = Callable[[str], Callable[..., Any]]
-PREVIEW_CHARS = 1000  # span attributes and run records keep this much of each value
 _WHOLE = re.compile(r"^\s*\{\{(.*?)\}\}\s*$", re.S)
 
 
@@ -113,6 +112,11 @@ def as_text(value: Any) -> str:
         return str(value)
 
 
-def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
+def preview(value: Any, limit: int | None = None) -> str:
+    """A value as text, clipped like every span attribute (``tracking.genai.clip``) or to ``limit``."""
+    from ..tracking.genai import clip
+
     text = as_text(value)
+    if limit is None:
+        return clip(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -20,7 +20,7 @@ from ..prompts.cases import Case, load_cases
 from ..prompts.compare import record
 from ..prompts.grid import Cell, Column, CompareResult
 from ..prompts.testing import PromptTestFailed, TestReport
-from ..tracking import tracker
+from ..tracking import Trace, traces, tracker
 from ..workspace import Workspace, get_workspace
 from . import store
 from .context import Resolver, as_text
@@ -123,14 +123,18 @@ def compare_grid(
                for req, c in zip(refs, chains, strict=True) for m in (list(models) if models else [None])]
     stats, t0 = CacheStats(), time.perf_counter()
     cells: list[list[Cell]] = []
-    for i, case in enumerate(cases):
-        row = []
-        for j, col in enumerate(columns):
-            row.append(_cell(case, i, j, col, ws, resolver, cache, stats, dict(variables or {}), t0))
-            if on_cell is not None:
-                on_cell(row[-1])
-        cells.append(row)
-    result = CompareResult(columns, cases, cells, stats, time.perf_counter() - t0)
+    # one trace for the grid: each cell's chain run joins it as a child chain span
+    trace = Trace("chain grid", **{"cellops.columns": [c.label for c in columns], "cellops.cases": len(cases)})
+    with trace:
+        for i, case in enumerate(cases):
+            row = []
+            for j, col in enumerate(columns):
+                row.append(_cell(case, i, j, col, ws, resolver, cache, stats, dict(variables or {}), t0))
+                if on_cell is not None:
+                    on_cell(row[-1])
+            cells.append(row)
+    traces.save(ws, trace)  # record() links the run once it has an id
+    result = CompareResult(columns, cases, cells, stats, time.perf_counter() - t0, trace_id=trace.trace_id)
     if record_it:
         record(result, ws, kind, source)
     return result

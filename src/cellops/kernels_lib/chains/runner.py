@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 from ..errors import CellopsError, InvalidInputError
-from ..tracking import Trace
+from ..tracking import Trace, traces
 from ..workspace import Workspace, get_workspace
 from . import store
-from .context import PREVIEW_CHARS, Resolver, RunContext, StepStopped, import_resolver, preview, resolve
+from .context import Resolver, RunContext, StepStopped, import_resolver, preview, resolve
 from .result import ChainRun, ChainStepError, StepResult
 from .spec import ChainSpec, StepSpec
 from .steps import step_types
@@ -124,7 +124,8 @@ def run(
     result = ChainRun(chain.ref, output, results, trace.trace_id, None, status, given, model,
                       time.perf_counter() - t0, stopped)
     if record:
-        result.run_id = _record(ws, chain, result, trace, source)
+        result.run_id = _record(ws, chain, result, source)
+    traces.save(ws, trace, result.run_id)
     if failure is not None:
         raise ChainStepError(_failure_line(chain, result, failure), result) from failure
     return result
@@ -146,7 +147,7 @@ def _run_step(step: StepSpec, ctx: RunContext, values: dict[str, Any]) -> StepRe
                 span.attrs["blocked"] = e.text
                 span.status = "error"
             span.attrs["output.value"] = preview(res.output)
-            res.tokens = int(span.attrs.get("gen_ai.usage.output_tokens") or 0)
+            res.tokens = int(span.attrs.get("cellops.completion_tokens") or 0)
     except Exception as e:  # the span has recorded it (status error, traceback event)
         res.status, res.error, res.exception = "error", _error_text(e), e
     finally:
@@ -178,13 +179,10 @@ def _failure_line(chain: store.Chain, result: ChainRun, e: Exception) -> str:
             f"the traceback is in its span (trace {result.trace_id})")
 
 
-def _record(ws: Workspace, chain: store.Chain, result: ChainRun, trace: Any, source: str) -> str:
-    from ..tracking import save_trace
-
-    save_trace(trace, ws)
+def _record(ws: Workspace, chain: store.Chain, result: ChainRun, source: str) -> str:
     record = {
         "source": source, "chain": chain.ref, "chain_hash": chain.hash, "model": result.model,
-        "inputs": {k: preview(v, PREVIEW_CHARS) for k, v in result.inputs.items()},
+        "inputs": {k: preview(v, 1000) for k, v in result.inputs.items()},
         "output": preview(result.output), "steps": [r.to_dict() for r in result.results],
         "stopped_at": result.stopped_at, "trace_id": result.trace_id, "wall_s": round(result.wall_s, 4),
     }

@@ -36,13 +36,9 @@ def model_call(step: StepSpec, ctx: RunContext, uri: str, messages: list[Message
     result = guarded_generate(ctx.llm(uri), messages, gp, trace=ctx.trace, policy=active_policy(ctx.ws),
                               context=context, input_text=input_text)
     g = result.generation
-    span.attrs.update({"gen_ai.request.model": uri, "gen_ai.request.temperature": gp.temperature,
-                       "gen_ai.request.max_tokens": gp.max_tokens,
-                       "input.value": preview(messages[-1]["content"])})
-    if g is not None:
-        span.attrs.update({"gen_ai.usage.input_tokens": g.prompt_tokens,
-                           "gen_ai.usage.output_tokens": g.completion_tokens,
-                           "cached": bool(g.meta.get("cached"))})
+    # token counts stay on the nested generate span only: a trace's totals sum every span
+    span.attrs.update({"gen_ai.request.model": uri, "input.value": preview(messages[-1]["content"]),
+                       "cellops.completion_tokens": g.completion_tokens if g is not None else 0})
     if result.blocked:
         raise StepStopped(step.name, result.text)
     return result

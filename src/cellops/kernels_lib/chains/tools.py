@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..models.base import GenParams, Message
+from ..tracking import genai
 from .context import RunContext, as_text, preview, resolve
 from .spec import StepSpec
 
@@ -82,13 +83,15 @@ def run_tool_step(step: StepSpec, ctx: RunContext, values: dict[str, Any], span:
     gp = GenParams.from_dict({k: v for k, v in (step.options.get("params") or {}).items() if k != "model"})
     span.attrs.update({"gen_ai.request.model": uri, "tools": list(fns), "tool_choice": choice,
                        "input.value": preview(messages[-1]["content"])})
-    with ctx.trace.span("chat_tools", kind="llm", **{"gen_ai.request.model": uri}) as call_span:
+    with ctx.trace.span("chat_tools", kind="llm", **genai.llm_request(uri, gp, messages),
+                        **{"gen_ai.tool.names": list(fns)}) as call_span:
         try:
             reply = chat(messages, tools, choice_for(choice, list(fns)), gp)
         except (RuntimeError, ValueError) as e:
             raise ModelError(f"step '{step.name}': model {uri} failed on the tool call: {e}") from e
         call_span.attrs.update({"gen_ai.usage.input_tokens": reply.prompt_tokens,
-                                "gen_ai.usage.output_tokens": reply.completion_tokens})
+                                "gen_ai.usage.output_tokens": reply.completion_tokens,
+                                "output.value": preview(reply.text or [c.__dict__ for c in reply.calls])})
     span.attrs["tool_calls"] = len(reply.calls)
     if not reply.calls:
         return reply.text
