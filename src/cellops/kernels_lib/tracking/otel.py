@@ -29,6 +29,7 @@ OI_MIRROR = {"gen_ai.usage.input_tokens": "llm.token_count.prompt",
              "gen_ai.usage.output_tokens": "llm.token_count.completion",
              "gen_ai.request.model": "llm.model_name"}
 DEFAULT_TIMEOUT_S = 2.0
+MAX_PENDING = 4096  # spans kept while the exporter is being built (then dropped from export only)
 
 
 class _State:
@@ -39,6 +40,8 @@ class _State:
         self.switch: Any = None  # our processor that forwards to the current exporter
         self.configured: str | None = None  # set by configure(); "" means explicitly off
         self.active: str | None = None  # the endpoint the current exporter sends to
+        self.ready: threading.Event | None = None  # set once the current exporter is installed
+        self.stats: dict[str, Any] = {}
 
 
 _state = _State()
@@ -81,14 +84,19 @@ def _build() -> None:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
     class Switch(SpanProcessor):  # type: ignore[misc]
-        """Forwards to the current BatchSpanProcessor, so the endpoint can change at run time."""
+        """Forwards ended spans to the current BatchSpanProcessor (the endpoint may change at run
+        time); while a new one is being built in the background, spans wait in ``pending``."""
 
         def __init__(self) -> None:
             self.target: Any = None
+            self.pending: list[Any] | None = None  # a list while an exporter is being built
 
         def on_end(self, span: Any) -> None:
-            t = self.target
-            if t is not None:
+            t, p = self.target, self.pending
+            if p is not None and t is None:
+                if len(p) < MAX_PENDING:
+                    p.append(span)
+            elif t is not None:
                 t.on_end(span)
 
         def shutdown(self) -> None:
@@ -96,6 +104,9 @@ def _build() -> None:
                 self.target.shutdown()
 
         def force_flush(self, timeout_millis: int = 30000) -> bool:
+            ready = _state.ready
+            if ready is not None and not ready.wait(timeout_millis / 1000):
+                return False
             return self.target.force_flush(timeout_millis) if self.target is not None else True
 
     if os.environ.get("CELLOPS_OTEL_PROVIDER", "").lower() == "global":
@@ -105,6 +116,7 @@ def _build() -> None:
             "service.name": os.environ.get("OTEL_SERVICE_NAME", "cellops"),
             "openinference.project.name": os.environ.get("CELLOPS_OTEL_PROJECT", "cellops")})
         provider = TracerProvider(resource=resource)
+    _quiet_export_logs()
     switch = None
     if isinstance(provider, TracerProvider):
         switch = Switch()
@@ -114,7 +126,8 @@ def _build() -> None:
 
 
 def _sync_exporter() -> None:
-    """Point the exporter at ``traces_endpoint()`` (cheap when nothing changed)."""
+    """Point the exporter at ``traces_endpoint()`` (cheap when nothing changed). The exporter is
+    built on a background thread (importing it costs ~0.1 s), so no cell waits for it."""
     url = traces_endpoint()
     if url == _state.active and _state.tracer is not None:
         return
@@ -124,20 +137,59 @@ def _sync_exporter() -> None:
         if url == _state.active or _state.switch is None:
             _state.active = url
             return
-        old, _state.switch.target = _state.switch.target, _make_processor(url) if url else None
         _state.active = url
-    if old is not None:  # flushing to a dead collector may take the timeout: not on this thread
-        threading.Thread(target=old.shutdown, name="cellops-otlp-old", daemon=True).start()
+        sw, old = _state.switch, _state.switch.target
+        sw.target, sw.pending = None, ([] if url else None)
+        ready = _state.ready = threading.Event()
+    threading.Thread(target=_install, args=(sw, url, old, ready), name="cellops-otlp-setup",
+                     daemon=True).start()
+
+
+def _install(sw: Any, url: str | None, old: Any, ready: threading.Event) -> None:
+    try:
+        if old is not None:  # flushing to a dead collector may take its timeout: not in a cell
+            old.shutdown()
+        if url is None:
+            return
+        proc = _make_processor(url)
+        with _state.lock:
+            if _state.active != url:  # reconfigured meanwhile: this one is already stale
+                proc.shutdown()
+                return
+            pending, sw.pending, sw.target = sw.pending or [], None, proc
+        for span in pending:
+            proc.on_end(span)
+    except Exception as e:  # export is best effort; the spans are in the workspace anyway
+        _state.stats["last_error"] = f"{type(e).__name__}: {e}"
+    finally:
+        ready.set()
 
 
 def _make_processor(url: str) -> Any:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+
+    class Counting(OTLPSpanExporter):  # type: ignore[misc]
+        """Counts what reached the collector, so ``status()`` can say why nothing shows up."""
+
+        def export(self, spans: Any) -> Any:
+            result = super().export(spans)
+            key = "exported" if result == SpanExportResult.SUCCESS else "failed"
+            _state.stats[key] = _state.stats.get(key, 0) + len(spans)
+            if key == "failed":
+                _state.stats["last_error"] = f"export to {url} failed"
+            return result
 
     timeout = float(os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "") or DEFAULT_TIMEOUT_S * 1000) / 1000
-    exporter = OTLPSpanExporter(endpoint=url, timeout=timeout)
+    exporter = Counting(endpoint=url, timeout=timeout)
     return BatchSpanProcessor(exporter, schedule_delay_millis=500,
                               export_timeout_millis=int(timeout * 1000))
+
+
+def status() -> dict[str, Any]:
+    """Where spans go and how that went: endpoint, exported/failed span counts, last error."""
+    return {"endpoint": _state.active, "exported": _state.stats.get("exported", 0),
+            "failed": _state.stats.get("failed", 0), "last_error": _state.stats.get("last_error")}
 
 
 def flush(timeout_s: float = 5.0) -> bool:
@@ -145,6 +197,18 @@ def flush(timeout_s: float = 5.0) -> bool:
     if _state.switch is None:
         return True
     return bool(_state.switch.force_flush(int(timeout_s * 1000)))
+
+
+def _quiet_export_logs() -> None:
+    """A failed export is counted in ``status()``; without this, Python's last-resort handler would
+    print the exporter's warning into whichever notebook cell happens to be running."""
+    import logging
+
+    for name in ("opentelemetry.exporter.otlp.proto.http", "opentelemetry.sdk.trace.export",
+                 "opentelemetry.exporter.otlp"):
+        log = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())
 
 
 # -- the span calls trace.py makes --------------------------------------------------------------
