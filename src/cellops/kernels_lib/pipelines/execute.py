@@ -20,6 +20,8 @@ from typing import Any
 
 from .. import html
 from ..errors import InvalidInputError
+from ..tracking import Trace, traces
+from ..tracking.cells import CellSpans
 from ..workspace import Workspace, get_workspace
 from . import kernel, notebook, provenance
 from .values import ENV_VALUES, metrics_of, read_values
@@ -113,28 +115,39 @@ def run(
     }
     if declared is None:
         record["warnings"].append("notebook has no 'parameters' cell")
+    trace = Trace(f"pipeline {src.name}", **{"cellops.notebook": str(src), "cellops.run_id": run_id})
+    record["trace_id"] = trace.trace_id
     ws.record_run(KIND, record, name=name or src.stem, status="running", run_id=run_id)
     try:
-        status = _attempts(record, source_copy, run_dir / f"{src.stem}.ipynb", given, retries, ws, run_id)
+        status = _attempts(record, source_copy, run_dir / f"{src.stem}.ipynb", given, retries, ws,
+                           run_id, trace)
     except BaseException as e:  # SIGTERM/Ctrl-C: keep the record honest, then stop
         record["error"] = {"kind": "interrupted", "message": f"run interrupted ({type(e).__name__})"}
-        _finish(ws, run_id, record, "failed", run_dir / f"{src.stem}.ipynb", out_dir)
+        _finish(ws, run_id, record, "failed", run_dir / f"{src.stem}.ipynb", out_dir, trace)
         raise
-    return _finish(ws, run_id, record, status, run_dir / f"{src.stem}.ipynb", out_dir)
+    return _finish(ws, run_id, record, status, run_dir / f"{src.stem}.ipynb", out_dir, trace)
 
 
 def _attempts(record: dict[str, Any], source: Path, output: Path, params: dict[str, Any],
-              retries: int, ws: Workspace, run_id: str) -> str:
+              retries: int, ws: Workspace, run_id: str, trace: Trace) -> str:
     record["attempts"] = []
     values_path = output.parent / "values.jsonl"
     for attempt in range(retries + 1):
         values_path.unlink(missing_ok=True)
+        span = trace.start_span(f"attempt {attempt + 1}", "chain")
+        cells = CellSpans(trace, span, output.parent)  # the kernel's spans nest under each cell
         env = {"CELLOPS_BATCH": "1", ENV_VALUES: str(values_path), "CELLOPS_PIPELINE_RUN": run_id,
                "CELLOPS_HOME": str(ws.root), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
-               **record["kernel_env"]}
+               **cells.env(), **record["kernel_env"]}
         t0 = time.time()
-        error = execute(source, output, params, record["kernel"]["name"], env,
-                        Path(record["cwd"]), record["timeout"], record.get("progress", False))
+        try:
+            error = execute(source, output, params, record["kernel"]["name"], env,
+                            Path(record["cwd"]), record["timeout"], record.get("progress", False), cells)
+        finally:
+            cells.close()
+        if error is not None:
+            span.status, span.attrs["error"] = "error", error["message"]
+        trace.end_span(span)
         record["attempts"].append({"attempt": attempt + 1, "started_at": t0,
                                    "duration_s": round(time.time() - t0, 3),
                                    "status": "ok" if error is None else "failed", "error": error})
@@ -146,7 +159,7 @@ def _attempts(record: dict[str, Any], source: Path, output: Path, params: dict[s
 
 def execute(source: Path, output: Path, params: dict[str, Any], kernel_name: str,
             env: dict[str, str], cwd: Path, timeout: float | None,
-            progress: bool = False) -> dict[str, Any] | None:
+            progress: bool = False, cells: CellSpans | None = None) -> dict[str, Any] | None:
     """One papermill execution; None when every cell ran, else what went wrong and where."""
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -158,7 +171,7 @@ def execute(source: Path, output: Path, params: dict[str, Any], kernel_name: str
             str(source), str(output), parameters=params or None, engine_name=kernel.ENGINE,
             kernel_name=kernel_name, language=notebook.language(source), progress_bar=progress,
             cwd=str(cwd), cellops_env=env,
-            cellops_deadline=deadline,
+            cellops_deadline=deadline, cellops_cells=cells,
         )
         return None
     except pm.PapermillExecutionError as e:
@@ -246,7 +259,7 @@ def to_html(nb_path: Path) -> Path | None:
 
 
 def _finish(ws: Workspace, run_id: str, record: dict[str, Any], status: str, output: Path,
-            out_dir: str | Path | None) -> PipelineRun:
+            out_dir: str | Path | None, trace: Trace) -> PipelineRun:
     record["finished_at"] = time.time()
     record["duration_s"] = round(record["finished_at"] - record["started_at"], 3)
     values = read_values(output.parent / "values.jsonl")
@@ -267,6 +280,8 @@ def _finish(ws: Workspace, run_id: str, record: dict[str, Any], status: str, out
         _copy_out(record, Path(out_dir))
     record["wandb_run_id"] = _log_wandb(ws, run_id, record, status)
     ws.update_run(run_id, status=status, **record)
+    trace.end(status="error" if status != "ok" else None)
+    traces.save(ws, trace, run_id)
     return PipelineRun(run_id, status, record)
 
 

@@ -72,6 +72,9 @@ def register_engine() -> None:
                                      **kwargs: Any) -> Any:
             env = {**os.environ, **kwargs.pop("cellops_env")}  # the kernel inherits PATH, HOME...
             deadline = kwargs.pop("cellops_deadline", None)
+            cells = kwargs.pop("cellops_cells", None)
+            if cells is not None:  # a span per cell (tracking.cells.CellSpans)
+                _hook_cells(nb_man, cells)
             client = PapermillNotebookClient(
                 nb_man, kernel_name=kernel_name, kernel_manager_class=manager,
                 startup_timeout=start_timeout, log_output=log_output, stdout_file=stdout_file,
@@ -84,6 +87,27 @@ def register_engine() -> None:
             return client.execute(env=env)
 
     papermill_engines.register(ENGINE, CellopsEngine)
+
+
+def _hook_cells(nb_man: Any, cells: Any) -> None:
+    """Call ``cells.start/exception/complete`` around papermill's own per-cell bookkeeping."""
+    start, exception, complete = nb_man.cell_start, nb_man.cell_exception, nb_man.cell_complete
+
+    def cell_start(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+        cells.start(cell, cell_index)
+        return start(cell, cell_index, **kw)
+
+    def cell_exception(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+        cells.exception(cell, cell_index, kw.get("exception"))
+        return exception(cell, cell_index, **kw)
+
+    def cell_complete(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+        try:
+            return complete(cell, cell_index, **kw)
+        finally:
+            cells.complete(cell, cell_index)
+
+    nb_man.cell_start, nb_man.cell_exception, nb_man.cell_complete = cell_start, cell_exception, cell_complete
 
 
 def _budget(deadline: float | None) -> Any:

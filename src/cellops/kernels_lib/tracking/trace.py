@@ -167,6 +167,15 @@ class Trace:
             _current.reset(token)
             self._close(s)
 
+    def start_span(self, name: str, kind: str = "step", parent: Span | None = None, **attrs: Any) -> Span:
+        """Open a span without a ``with`` block (callbacks such as papermill's cell hooks); it
+        does not become the open span; close it with ``end_span``."""
+        p = parent or self._parent()
+        return self._open(name, kind, attrs, (p.trace_id, p.span_id), p._otel)
+
+    def end_span(self, span: Span, error: BaseException | None = None) -> None:
+        self._close(span, error)
+
     def add_span(self, name: str, kind: str, start: float, end: float, parent: Span | None = None,
                  status: str = "ok", events: list[tuple[str, dict[str, Any]]] | None = None,
                  **attrs: Any) -> Span:
