@@ -12,6 +12,7 @@ import pytest
 from conftest import zorbia_rows
 from IPython.core.error import UsageError
 
+from cellops.kernels_lib.tracking import traces
 from cellops.magics import finetune as F
 from cellops.magics.context import MagicContext
 
@@ -65,6 +66,9 @@ def test_cell_trains_registers_and_the_model_answers_prompts(ip, zorbia_data: Pa
     out = capsys.readouterr().out
     assert "ZeRO-0 (auto): 1 process" in out and "step 3/3" in out  # progress streamed to the cell
     assert job.status == "done" and job.model == "zmag@1"
+    launch_trace = traces.get(workspace.get_run(job.run_id)["record"]["trace_id"])
+    assert [s.name for s in launch_trace.spans] == ["finetune zmag", "prepare", "launch"]
+    assert launch_trace.summary.run_id == job.run_id and launch_trace.spans[2].attrs["cellops.pid"] > 0
     m = job.metrics
     assert m["eval_loss_after"] < m["eval_loss_before"]  # it learned the held-out facts' style
     assert [s for s, _ in m["losses"]] == [1, 2, 3] and m["tokens_per_s"] > 0

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, JobError, NotFoundError
+from ..tracking import Trace, traces
 from ..workspace import Workspace, check_name, get_workspace
 from . import events
 from .config import FinetuneConfig
@@ -54,22 +55,31 @@ def launch(config: FinetuneConfig | dict[str, Any], workspace: Workspace | None 
     run_id = uuid.uuid4().hex[:12]
     run_dir = runs_dir(ws, cfg.name) / run_id
     run_dir.mkdir(parents=True)
+    trace = Trace(f"finetune {cfg.name}", **{"gen_ai.request.model": cfg.base, "cellops.method": cfg.method,
+                                             "cellops.run_id": run_id})
     try:
         from ..guard import active_policy
 
-        spec = prepare(cfg, ws, run_dir, active_policy(ws))
+        with trace.span("prepare", kind="step"):  # data, tokenizer, plan: all checked here
+            spec = prepare(cfg, ws, run_dir, active_policy(ws))
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing started: leave no half run behind
+        traces.save(ws, trace)  # the failed launch is still one trace, its error on "prepare"
         raise
     from ..tracking.wandb_log import wandb_enabled
 
     spec |= {"run_id": run_id, "wandb": wandb_enabled(), "wandb_id": f"ft-{run_id}"}
     (run_dir / "run.json").write_text(json.dumps(spec, indent=1, default=str))
     ws.record_run(RUNS, {k: spec[k] for k in ("config", "plan", "base_uri", "data_hash", "run_dir",
-                                             "n_train", "n_eval")},
+                                             "n_train", "n_eval")} | {"trace_id": trace.trace_id},
                   name=cfg.name, status="running", run_id=run_id)
     plan_event(run_dir, spec)
-    return _spawn(Job(run_dir), port=port or free_port(0), resume=False)
+    with trace.span("launch", kind="tool", **{"cellops.procs": cfg.procs,
+                                              "cellops.device": str(spec["plan"].get("device"))}) as span:
+        job = _spawn(Job(run_dir), port=port or free_port(0), resume=False)
+        span.attrs["cellops.pid"] = job._popen.pid if job._popen is not None else 0
+    traces.save(ws, trace, run_id)
+    return job
 
 
 def launcher_cmd(spec: dict[str, Any], run_dir: Path, port: int, resume: bool) -> list[str]:
