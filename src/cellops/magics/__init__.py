@@ -8,13 +8,13 @@ import importlib
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets import Unicode
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from traitlets import TraitError, Unicode, observe, validate
 
 from ..kernels_lib.errors import CellopsError
 from .context import MagicContext
 
-MAGICS = ("prompt", "rag", "guard", "finetune", "chain")
+MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace")
 
 
 @magics_class
@@ -24,6 +24,29 @@ class Cellops(Magics):
     workspace = Unicode(
         "", help="Workspace folder (default: CELLOPS_HOME or .cellops in the current directory)."
     ).tag(config=True)
+
+    otlp_endpoint = Unicode(
+        "", help="OTLP/HTTP collector for traces (http://host:4318); '' = OTEL_EXPORTER_OTLP_ENDPOINT, 'off' = none."
+    ).tag(config=True)
+
+    @validate("otlp_endpoint")
+    def _otlp_valid(self, proposal: dict[str, Any]) -> str:
+        from ..kernels_lib.tracking import otel
+
+        value = str(proposal["value"]).strip()
+        if value and value != "off":
+            try:
+                otel.traces_url(value)
+            except CellopsError as e:  # %config shows this one line and keeps the old value
+                raise TraitError(str(e)) from None
+        return value
+
+    @observe("otlp_endpoint")
+    def _otlp_changed(self, change: dict[str, Any]) -> None:
+        from ..kernels_lib.tracking import otel
+
+        value = change["new"]
+        otel.configure(None if not value else "" if value == "off" else value)
 
     def _dispatch(self, name: str, line: str, cell: str | None) -> Any:
         module = importlib.import_module(f"{__name__}.{name}")
@@ -51,6 +74,10 @@ class Cellops(Magics):
     @line_cell_magic
     def chain(self, line: str, cell: str | None = None) -> Any:
         return self._dispatch("chain", line, cell)
+
+    @line_magic
+    def trace(self, line: str) -> Any:
+        return self._dispatch("trace", line, None)
 
 
 def _attach_help() -> None:

@@ -51,15 +51,15 @@ def traces_endpoint() -> str | None:
     """The OTLP/HTTP traces URL spans go to now, or None (export off)."""
     if _state.configured is not None:
         base = _state.configured
-        return _traces_url(base) if base else None
+        return traces_url(base) if base else None
     full = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
     if full:
         return full
     base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    return _traces_url(base) if base else None
+    return traces_url(base) if base else None
 
 
-def _traces_url(base: str) -> str:
+def traces_url(base: str) -> str:
     if not base.startswith(("http://", "https://")):
         raise InvalidInputError(f"OTLP endpoint {base!r} must start with http:// or https://")
     base = base.rstrip("/")
@@ -70,7 +70,7 @@ def configure(endpoint: str | None = None, *, provider: Any = None) -> None:
     """Export to ``endpoint`` (base URL or full /v1/traces URL); "" turns export off, None goes
     back to the environment variables. ``provider`` replaces cellops' TracerProvider."""
     if endpoint:
-        _traces_url(endpoint)  # validate now: the caller gets the error, not a later span
+        traces_url(endpoint)  # validate now: the caller gets the error, not a later span
     with _state.lock:
         _state.configured = endpoint
         if provider is not None:

@@ -48,6 +48,28 @@ class TraceSummary:
         return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"duration_s": self.duration_s}
 
 
+class TraceList(list):  # type: ignore[type-arg]
+    """``search`` results: a list of TraceSummary that displays as a table."""
+
+    def _rows(self) -> list[tuple[Any, ...]]:
+        return [(t.trace_id[:12], t.name, t.kind, t.status,
+                 datetime.fromtimestamp(t.start).strftime("%Y-%m-%d %H:%M:%S"),
+                 "" if t.duration_s is None else f"{t.duration_s * 1000:.0f}", t.spans,
+                 f"{t.input_tokens}+{t.output_tokens}" if t.input_tokens or t.output_tokens else "",
+                 t.run_id or "") for t in self]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .. import html
+
+        cols = ("trace", "name", "kind", "status", "started", "ms", "spans", "tokens", "run")
+        if not self:
+            msg = "no traces yet: run a %%prompt, %%rag ask or pipeline"
+            return {"text/plain": msg, "text/html": html.box("traces", f"<p>{html.escape(msg)}</p>")}
+        meta = f"{len(self)} traces · `%trace show ID` for one"
+        return {"text/plain": html.text_table(cols, self._rows()) + f"\n[{meta}]",
+                "text/html": html.box("traces", html.table(cols, self._rows()), meta)}
+
+
 @dataclass
 class StoredTrace:
     """A trace read back from the workspace: ``.spans`` in start order, root first."""
@@ -188,7 +210,7 @@ def _since(since: float | str | datetime | None) -> float | None:
 
 def search(name: str | None = None, since: float | str | datetime | None = None,
            status: str | None = None, limit: int = 50,
-           workspace: Workspace | None = None) -> list[TraceSummary]:
+           workspace: Workspace | None = None) -> TraceList:
     """Recent traces, newest first. ``name`` matches the root exactly, as its first word
     (``prompt`` finds ``prompt qa@1``) or as a glob (``rag*``); ``status`` is ok|error|unset."""
     ws = workspace or get_workspace()
@@ -206,4 +228,4 @@ def search(name: str | None = None, since: float | str | datetime | None = None,
         q, args = q + " AND started_at >= ?", [*args, t]
     with ws.db() as conn:
         rows = conn.execute(q + " ORDER BY started_at DESC LIMIT ?", [*args, int(limit)]).fetchall()
-    return [_summary(r) for r in rows]
+    return TraceList(_summary(r) for r in rows)
