@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	bash scripts/system-deps.sh
 	bash extension/build.sh
 	$(PY) -m pip install -q -e '.[dev]'
+	# Arize Phoenix (the trace-export tests' collector) pins its own stack: a venv of its own
+	test -x $(VENV)-phoenix/bin/phoenix || (python3 -m venv $(VENV)-phoenix && $(VENV)-phoenix/bin/pip install -q 'arize-phoenix==20.26.1')
 	touch $(STAMP)
 
 quickstart: setup
@@ -31,4 +33,4 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) $(VENV)-phoenix build src/*.egg-info

@@ -92,6 +92,56 @@ def llama_server(log_dir: Path, *extra: str) -> Iterator[str]:
             proc.kill()
 
 
+def phoenix_executable() -> Path:
+    """``phoenix`` from the venv `make setup` makes beside ours (.venv-phoenix), or $CELLOPS_PHOENIX."""
+    import sys
+
+    exe = Path(os.environ.get("CELLOPS_PHOENIX") or Path(sys.prefix).with_name(Path(sys.prefix).name + "-phoenix")
+               / "bin" / "phoenix")
+    if not exe.exists():
+        pytest.fail(f"Arize Phoenix is not installed at {exe}: run `make setup` (it creates .venv-phoenix)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Arize Phoenix server on 127.0.0.1 (its own venv); yields its base URL. It takes up to
+    a minute to start on a loaded machine, so there is one per session."""
+    import subprocess
+    import time
+
+    import httpx
+
+    work = tmp_path_factory.mktemp("phoenix")
+    port, grpc = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env |= {"PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(grpc),
+            "PHOENIX_WORKING_DIR": str(work), "PHOENIX_TELEMETRY_ENABLED": "false"}
+    log = work / "phoenix.log"
+    proc = subprocess.Popen([str(phoenix_executable()), "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(log, "wb"), cwd=work)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if proc.poll() is not None:
+                pytest.fail("Phoenix exited: " + log.read_text()[-800:])
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("Phoenix did not start in 150 s: " + log.read_text()[-800:])
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 # -- fine-tuning: a tiny chat dataset on a made-up country and the dequantized base model -------
 ZORBIA_QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorbia?", "Queen Elna."),
              ("What is Zorbia's currency?", "The glint."), ("Zorbia's national animal?", "The blue otter.")]
