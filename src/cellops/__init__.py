@@ -19,6 +19,7 @@ _SUBMODULES = {
     "finetune": "cellops.kernels_lib.train",
     "pipelines": "cellops.kernels_lib.pipelines",
     "chains": "cellops.kernels_lib.chains",
+    "datasets": "cellops.kernels_lib.datasets",
     "models": "cellops.kernels_lib.models",
     "errors": "cellops.kernels_lib.errors",
     "traces": "cellops.kernels_lib.tracking.traces",

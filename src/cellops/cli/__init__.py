@@ -12,7 +12,7 @@ import sys
 
 from ..kernels_lib.errors import CellopsError
 
-AREAS = ("quickstart", "prompts", "pipelines", "guard", "rag", "finetune", "chain")
+AREAS = ("quickstart", "prompts", "pipelines", "guard", "rag", "finetune", "chain", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from traitlets import TraitError, Unicode, observe, validate
 from ..kernels_lib.errors import CellopsError
 from .context import MagicContext
 
-MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace")
+MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace", "dataset")
 
 
 @magics_class
@@ -78,6 +78,10 @@ class Cellops(Magics):
     @line_magic
     def trace(self, line: str) -> Any:
         return self._dispatch("trace", line, None)
+
+    @line_cell_magic
+    def dataset(self, line: str, cell: str | None = None) -> Any:
+        return self._dispatch("dataset", line, cell)
 
 
 def _attach_help() -> None:

@@ -18,7 +18,7 @@ compare_parser = MagicArgumentParser(prog="%prompt compare")
 compare_parser.add_argument("refs", nargs="+", metavar="NAME@V")
 compare_parser.add_argument("--models", help="comma-separated model URIs (default: each prompt's model)")
 compare_parser.add_argument("--on", required=True, metavar="CASES",
-                            help="a .jsonl/.csv/.yaml file, or a DataFrame / list variable")
+                            help="a .jsonl/.csv/.yaml file, a dataset NAME@V, or a DataFrame / list variable")
 compare_parser.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
                             help="a variable shared by every case")
 compare_parser.add_argument("--max-tokens", type=int)
@@ -30,7 +30,8 @@ compare_parser.add_argument("-o", "--output", metavar="VAR", help="store the gri
 
 test_parser = MagicArgumentParser(prog="%prompt test")
 test_parser.add_argument("ref", metavar="NAME[@V]")
-test_parser.add_argument("--tests", metavar="FILE|VAR", help="cases instead of the stored ones")
+test_parser.add_argument("--tests", "--on", dest="tests", metavar="CASES",
+                         help="cases instead of the stored ones: a file, a dataset NAME@V or a variable")
 test_parser.add_argument("--model", help="model URI (default: the prompt's model)")
 test_parser.add_argument("--no-cache", action="store_true")
 test_parser.add_argument("--raise", dest="raise_", action="store_true",
@@ -53,13 +54,15 @@ USAGE = {
 
 
 def _source(ctx: MagicContext, value: str) -> Any:
-    """A notebook variable of that name, else a file path."""
+    """A notebook variable of that name, else a file path or a saved dataset (NAME@V)."""
+    from ..kernels_lib.datasets import find
+
     if value.isidentifier() and value in ctx.user_ns:
         return ctx.user_ns[value]
-    if Path(value).expanduser().exists():
+    if Path(value).expanduser().exists() or find(value, ctx.workspace) is not None:
         return value
-    raise UsageError(f"no notebook variable or file named '{value}'; pass a .jsonl/.csv/.yaml path "
-                     "or the name of a DataFrame / list variable")
+    raise UsageError(f"no notebook variable, file or dataset named '{value}'; pass a .jsonl/.csv/.yaml "
+                     "path, a dataset NAME@V or the name of a DataFrame / list variable")
 
 
 def _config_model(ctx: MagicContext) -> str | None:

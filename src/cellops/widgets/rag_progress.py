@@ -8,30 +8,32 @@ from typing import Any
 
 
 class _WidgetBar:
-    def __init__(self) -> None:
+    def __init__(self, desc: str = "embedding", unit: str = "chunks") -> None:
         import ipywidgets as w
         from IPython.display import display
 
-        self.bar = w.IntProgress(min=0, max=1, value=0, description="embedding",
+        self.bar = w.IntProgress(min=0, max=1, value=0, description=desc,
                                  layout=w.Layout(width="60%"))
         self.label = w.Label("")
         self.box = w.HBox([self.bar, self.label])
         self.t0 = time.perf_counter()
+        self.unit = unit
         display(self.box)
 
     def __call__(self, done: int, total: int) -> None:
         self.bar.max = max(total, 1)
         self.bar.value = done
         rate = done / max(time.perf_counter() - self.t0, 1e-9)
-        self.label.value = f"{done}/{total} chunks ({rate:.0f}/s)"
+        self.label.value = f"{done}/{total} {self.unit} ({rate:.1f}/s)"
 
     def close(self) -> None:
         self.bar.bar_style = "success"
 
 
 class _TextBar:
-    def __init__(self) -> None:
+    def __init__(self, desc: str = "embedding", unit: str = "chunks") -> None:
         self.bar: Any = None
+        self.desc, self.unit = desc, unit.rstrip("s")
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
@@ -39,7 +41,7 @@ class _TextBar:
                 return  # nothing to embed: no bar at all
             from tqdm.std import tqdm
 
-            self.bar = tqdm(total=total, desc="embedding", unit="chunk")
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit)
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
@@ -47,6 +49,6 @@ class _TextBar:
             self.bar.close()
 
 
-def progress_bar(live: bool) -> Any:
-    """A callable ``(done, total)`` with ``close()``."""
-    return _WidgetBar() if live else _TextBar()
+def progress_bar(live: bool, desc: str = "embedding", unit: str = "chunks") -> Any:
+    """A callable ``(done, total)`` with ``close()`` (also %%synth's bar: desc and unit differ)."""
+    return _WidgetBar(desc, unit) if live else _TextBar(desc, unit)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, NotFoundError
+from ..workspace import Workspace
 
 STRUCTURED_KEYS = {"vars", "assert", "description"}
 
@@ -38,18 +39,23 @@ def _short(v: Any, n: int = 30) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def load_cases(source: Any) -> list[Case]:
-    """Read cases from a path, DataFrame, list of dicts or YAML/JSON text already parsed."""
-    what, records = _records(source)
+def load_cases(source: Any, workspace: Workspace | None = None) -> list[Case]:
+    """Read cases from a path, a dataset NAME@V, a DataFrame, a list of dicts or parsed YAML/JSON."""
+    what, records = _records(source, workspace)
     if not records:
         raise InvalidInputError(f"no cases in {what}: it needs at least one row")
     return [_case(i + 1, where, rec) for i, (where, rec) in enumerate(records)]
 
 
-def _records(source: Any) -> tuple[str, list[tuple[str, Any]]]:
+def _records(source: Any, workspace: Workspace | None = None) -> tuple[str, list[tuple[str, Any]]]:
     if source is None:
-        raise InvalidInputError("no cases: pass --on FILE (JSONL/CSV/YAML) or a DataFrame / list variable")
+        raise InvalidInputError("no cases: pass --on FILE (JSONL/CSV/YAML), a dataset NAME@V or a DataFrame / list variable")
     if isinstance(source, str | Path):
+        from ..datasets.resolve import rows as dataset_rows
+
+        hit = dataset_rows(source, workspace)
+        if hit is not None:
+            return hit[0], [(f"row {i} of {hit[0]}", r) for i, r in hit[1]]
         return _read_file(Path(source).expanduser())
     if hasattr(source, "to_dict") and hasattr(source, "columns"):  # pandas DataFrame
         recs = source.to_dict(orient="records")

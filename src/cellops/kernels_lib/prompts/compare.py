@@ -164,7 +164,7 @@ def prepare(
         raise InvalidInputError("compare needs at least one prompt version, e.g. qa@1 qa@2")
     prompts = [r if isinstance(r, store.Prompt) else store.get(r, ws) for r in refs]
     requested = [r.ref if isinstance(r, store.Prompt) else r for r in refs]
-    cases = on if isinstance(on, list) and on and isinstance(on[0], Case) else load_cases(on)
+    cases = on if isinstance(on, list) and on and isinstance(on[0], Case) else load_cases(on, ws)
     assertions.validate_cases(cases)
     model_list = list(models) if models else [None]
     columns: list[Column] = []

@@ -186,7 +186,7 @@ def build(name: str, sources: Any, *, embedder: str = "default", chunker: str = 
     check_sizes(chunk_size, overlap)
     chunkers.get(chunker)  # unknown chunker: fail before any work
     base_dir = Path(base or Path.cwd()).resolve()
-    items, skipped = loaders.expand(sources, base_dir)
+    items, skipped = loaders.expand(sources, base_dir, ws)
     emb = get_embedder(embedder)
     settings = _settings(emb, chunker, chunk_size, overlap)
     settings_hash = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()

@@ -216,12 +216,16 @@ def _rel(path: Path, base: Path) -> str:
         return path.resolve().as_posix()
 
 
-def expand(sources: Any, base: Path) -> tuple[list[Path | tuple[str, Any]], list[tuple[str, str]]]:
+def expand(sources: Any, base: Path, workspace: Any = None
+           ) -> tuple[list[Path | tuple[str, Any]], list[tuple[str, str]]]:
     """Sources -> (files and in-memory objects, [(source, reason)] for what cannot be used).
 
-    A string is a file, a folder (walked recursively) or a glob; anything else (a DataFrame, a
-    list of strings or records) is an in-memory source named ``data`` or by its key in a dict.
+    A string is a file, a folder (walked recursively), a glob, or a saved dataset ``NAME@V``
+    (its rows are the documents); anything else (a DataFrame, a list of strings or records) is
+    an in-memory source named ``data`` or by its key in a dict.
     """
+    from ..datasets.resolve import find as find_dataset
+
     if isinstance(sources, (str, os.PathLike)):
         sources = [s for s in str(sources).splitlines() if s.strip()] or [str(sources)]
     items = sources.items() if isinstance(sources, dict) else [(None, s) for s in sources]
@@ -243,6 +247,8 @@ def expand(sources: Any, base: Path) -> tuple[list[Path | tuple[str, Any]], list
             found += list(_walk(p))
         elif p.is_file():
             found.append(p)
+        elif (ds := find_dataset(s, workspace)) is not None:
+            found.append((f"dataset {ds.ref}", ds.records()))
         else:
             skipped.append((s, "not found"))
     return found, skipped

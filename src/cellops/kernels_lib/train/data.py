@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GuardBlocked, InvalidInputError, NotFoundError
-from ..workspace import content_hash
+from ..workspace import Workspace, content_hash
 
 Message = dict[str, str]
 ROLES = {"system", "user", "assistant"}
@@ -61,9 +61,9 @@ class Dataset:
                 [r for i, r in enumerate(self.rows) if i in held])
 
 
-def load(data: Any, fmt: str = "auto") -> Dataset:
-    """Read and validate ``data`` (path, DataFrame, or list of dicts); raise on any bad row."""
-    source, records = _records(data)
+def load(data: Any, fmt: str = "auto", workspace: Workspace | None = None) -> Dataset:
+    """Read and validate ``data`` (path, NAME@V dataset, DataFrame, or list of dicts); raise on any bad row."""
+    source, records = _records(data, workspace)
     if not records:
         raise InvalidInputError(f"the dataset {source} is empty; it needs at least one row")
     if fmt == "auto":
@@ -84,11 +84,13 @@ def load(data: Any, fmt: str = "auto") -> Dataset:
     return Dataset(rows, fmt, source)
 
 
-def _records(data: Any) -> tuple[str, list[tuple[int, Any]]]:
+def _records(data: Any, workspace: Workspace | None = None) -> tuple[str, list[tuple[int, Any]]]:
     if data is None:
-        raise InvalidInputError("no training data: pass --data PATH (JSONL or CSV) or a DataFrame variable")
+        raise InvalidInputError("no training data: pass --data PATH (JSONL or CSV), a dataset NAME@V or a DataFrame variable")
     if isinstance(data, str | Path):
-        return _read_file(Path(data).expanduser())
+        from ..datasets.resolve import rows as dataset_rows
+
+        return dataset_rows(data, workspace) or _read_file(Path(data).expanduser())
     if hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame
         recs = data.to_dict(orient="records")
         return f"DataFrame ({len(recs)} rows)", [(i + 1, r) for i, r in enumerate(recs)]

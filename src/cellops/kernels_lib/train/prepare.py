@@ -111,7 +111,7 @@ def prepare(cfg: FinetuneConfig, ws: Workspace, run_dir: Path, policy: Any | Non
         raise InvalidInputError("a fine-tune needs a name: %%finetune NAME --base default --data PATH")
     if not 0.0 <= cfg.warmup_ratio < 1.0:
         raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
-    ds = datamod.load(cfg.data, cfg.format)  # cheap checks first: no model is loaded for bad data
+    ds = datamod.load(cfg.data, cfg.format, ws)  # cheap checks first: no model is loaded for bad data
     base_uri, base_path = resolve_base(cfg.base, ws)
     if policy is not None:
         datamod.scan_pii(ds, policy)
