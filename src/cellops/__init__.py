@@ -8,9 +8,16 @@ From Python: ``cellops.generate``, ``cellops.prompts``, ``cellops.rag``, ``cello
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
+
+# torch's OpenMP threads spin-wait after each parallel region by default, holding the cores the
+# next llama.cpp or ONNX Runtime call in this process needs; PASSIVE makes them sleep at once.
+# Every OpenMP runtime reads it once, when it loads, so it is set here, before any of them can
+# (benchmarks/bench_omp_wait.py measures it). A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _SUBMODULES = {
     "prompts": "cellops.kernels_lib.prompts",

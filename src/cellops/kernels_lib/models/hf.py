@@ -85,8 +85,12 @@ class HFModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
+            # a folder inside the workspace (a registered model, the GGUF cache) may have come
+            # with a cloned repository: safetensors only, never a pickled .bin
+            inside = Path(self.path).resolve().is_relative_to(ws.artifacts.resolve())
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=torch.float32, **({"use_safetensors": True} if inside else {}))
         except OSError as e:
             raise ModelError(f"cannot load '{source}' with transformers: {e}") from e
         self.model.eval()

@@ -30,6 +30,16 @@ from .weights import file_hash
 SMALL, SWITCH, LARGE = 16, 64, 128
 
 
+N_CTX_ENV = "CELLOPS_N_CTX"  # context length of llama.cpp models, in tokens
+
+
+def _n_ctx() -> int:
+    raw = os.environ.get(N_CTX_ENV, "4096")
+    if not raw.isdigit() or int(raw) < 256:
+        raise ModelError(f"{N_CTX_ENV}={raw!r}: use a whole number of tokens, at least 256 (default 4096)")
+    return int(raw)
+
+
 def chunk_starts(n: int) -> list[int]:
     """Where the chunks of an ``n``-token prompt start (a function of the positions only)."""
     return list(range(0, min(n, SWITCH), SMALL)) + list(range(SWITCH, n, LARGE))
@@ -38,8 +48,9 @@ def chunk_starts(n: int) -> list[int]:
 class LlamaCppModel:
     supports_concurrency = False  # one llama.cpp context serves one request at a time
 
-    def __init__(self, path: Path, uri: str, n_ctx: int = 4096) -> None:
+    def __init__(self, path: Path, uri: str, n_ctx: int | None = None) -> None:
         path = Path(path).expanduser()
+        n_ctx = n_ctx or _n_ctx()
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {path}; check the path in '{uri}'")
         self.uri, self.path = uri, path
@@ -88,8 +99,6 @@ class LlamaCppModel:
         that ``tokens`` starts with (at least one token is evaluated again, for fresh logits) and
         evaluate the rest chunk by chunk, as an evaluation from zero would."""
         llm = self._llm
-        if len(tokens) >= llm.n_ctx():  # the same error llama-cpp-python raises
-            raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {llm.n_ctx()}")
         cached = np.asarray(llm.input_ids[: min(llm.n_tokens, self._prompt_len)])
         n = min(len(cached), len(tokens))
         differs = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
@@ -106,9 +115,19 @@ class LlamaCppModel:
                 llm.eval(tokens[start:end])
         self._prompt_len = len(tokens)
 
+    def _check_fits(self, n: int) -> None:
+        """llama.cpp refuses a prompt that fills the context with a bare ValueError; say what to do."""
+        n_ctx = self._llm.n_ctx()
+        if n >= n_ctx:
+            raise ModelError(
+                f"the prompt is {n} tokens, more than the {n_ctx}-token context window of {self.uri} "
+                f"(prompt and answer share it); shorten it (fewer or shorter passages, a smaller -k for "
+                f"%%rag), or set {N_CTX_ENV}={2 * n_ctx} before the model loads (then restart the kernel)")
+
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
         prompt, template_stops = self.render(messages)
         tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        self._check_fits(len(tokens))
         with self._lock:
             got, finish, n = Pieces(on_token), "stop", 0
             self._eval_prompt(tokens)

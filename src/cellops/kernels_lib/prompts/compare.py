@@ -5,8 +5,9 @@ so a bad row fails fast with its name. Calls then go through the same guarded pa
 (``calls.guarded_generate``) and the workspace response cache. Backends that allow it
 (``supports_concurrency``: HTTP endpoints) get a thread pool; in-process backends (llama.cpp,
 transformers) share ONE serial lane, because running two CPU/GPU-bound models at once in this
-process only oversubscribes the cores. A cell whose model fails shows the error; the rest of the
-grid completes.
+process only oversubscribes the cores. A cell whose model fails (a CellopsError: an endpoint down,
+a prompt too long for the context) shows that one line; the rest of the grid completes. Any other
+exception is a bug and propagates with its traceback.
 """
 
 from __future__ import annotations
@@ -97,9 +98,8 @@ class Plan:
                              trace_id=trace.trace_id)
 
 
-def _error_text(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return msg[:300] if isinstance(e, CellopsError) else f"{type(e).__name__}: {msg[:300]}"
+def _error_text(e: CellopsError) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
 
 
 def _run_cell(t: Task, llm: CachedLLM, policy: Any, asserts: list[dict[str, Any]] | None,
@@ -123,7 +123,7 @@ def _call_cell(t: Task, llm: CachedLLM, policy: Any, asserts: list[dict[str, Any
     cell = Cell(t.case, t.column, t.messages, start_s=t0 - grid_t0)
     try:
         r = guarded_generate(llm, t.messages, t.params, trace=trace, policy=policy)
-    except Exception as e:  # this cell shows the error; the other cells still run
+    except CellopsError as e:  # this cell shows the error; the other cells still run
         cell.error = _error_text(e)
         cell.checks = [] if asserts else None
         cell.wall_s = time.perf_counter() - t0
@@ -143,7 +143,7 @@ def _check(a: dict[str, Any], output: str, g: Any, ws: Workspace,
            grader: assertions.Grader) -> assertions.Check:
     try:
         return assertions.evaluate(a, output, g, workspace=ws, grader=grader)
-    except Exception as e:  # a grader model that fails fails this assertion, not the grid
+    except CellopsError as e:  # a grader model that fails fails this assertion, not the grid
         return assertions.Check(a["type"], a.get("value"), False, f"could not evaluate: {_error_text(e)}")
 
 

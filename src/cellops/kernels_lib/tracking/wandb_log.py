@@ -7,6 +7,12 @@ The run id is chosen up front so records can cite it immediately.
 Mode: ``WANDB_MODE`` if set; otherwise ``online`` when the user has logged in (an API key is
 configured), else ``offline`` (no account needed; ``wandb sync`` uploads later).
 ``CELLOPS_WANDB=off`` disables W&B entirely (records still go to the workspace).
+
+When W&B fails (not installed, its folder blocked, no API key for online mode) it is off for the
+rest of the process: the failure is shown once as a RuntimeWarning, later ``start`` calls return
+None, and every record that already cited the run id (written while ``wandb.init`` was still
+running) has its ``wandb_run_id`` cleared and the reason put in ``wandb_error``, so no record
+points at a run that was never written.
 """
 
 from __future__ import annotations
@@ -15,10 +21,14 @@ import atexit
 import os
 import queue
 import secrets
+import sqlite3
 import string
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
+
+from ..errors import CellopsError
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -49,6 +59,9 @@ class _Tracker:
         self.run_id: str | None = None
         self.run_dir: str | None = None
         self.error: str | None = None
+        self.failed = False  # wandb.init failed: no run exists for run_id
+        self._warned = False
+        self._roots: set[Path] = set()  # workspaces whose records may cite run_id
         self._dir: Path | None = None
         self._config: dict[str, Any] = {}
 
@@ -60,12 +73,37 @@ class _Tracker:
         with self._lock:
             if self._thread is None:
                 self.run_id = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+                self.error, self.failed, self._warned, self._roots = None, False, False, set()
                 self._dir = Path(workspace_root)
                 self._config = {"job_type": job_type, **(config or {})}
                 self._thread = threading.Thread(target=self._serve, name="cellops-wandb", daemon=True)
                 self._thread.start()
                 atexit.register(self.finish)  # a short script still gets its run written
+            self._roots.add(Path(workspace_root))
+            failed = self.failed
+        if failed:
+            self._uncite()  # a record written while init was failing
+            return None
         return self.run_id
+
+    def _fail(self, message: str) -> None:
+        """W&B is unusable: say so once; no record may keep citing the run."""
+        with self._lock:
+            self.error, first = message, not self._warned
+            self._warned = True
+        if first:
+            warnings.warn(f"{message}; W&B tracking is off for this session (runs are still recorded "
+                          "in the workspace)", RuntimeWarning, stacklevel=2)
+
+    def _uncite(self) -> None:
+        """Clear ``wandb_run_id`` in every record citing a run that was never written."""
+        from ..workspace import get_workspace
+
+        for root in list(self._roots):
+            with get_workspace(root).db(write=True) as conn:
+                conn.execute(
+                    "UPDATE runs SET record = json_set(record, '$.wandb_run_id', NULL, '$.wandb_error', ?)"
+                    " WHERE json_extract(record, '$.wandb_run_id') = ?", (self.error, self.run_id))
 
     def log(self, data: dict[str, Any], tables: dict[str, tuple[list[str], list[list[Any]]]] | None = None) -> None:
         """Log scalars/text; ``tables`` maps a key to (columns, rows) logged as a wandb.Table."""
@@ -85,6 +123,8 @@ class _Tracker:
 
     def finish(self) -> None:
         """Flush and close the run; idempotent (it is registered twice with atexit)."""
+        if self.failed and self._thread is not None:
+            self._uncite()  # records written since the failure
         if self._thread is None or not self._thread.is_alive():
             self._thread = None
             return
@@ -111,7 +151,12 @@ class _Tracker:
             # LIFO): the run must finish while wandb's service process is still there.
             atexit.register(self.finish)
         except Exception as e:  # tracking must never break the user's work
-            self.error = f"W&B disabled: {type(e).__name__}: {e}"
+            self.failed = True
+            self._fail(f"W&B could not start ({type(e).__name__}: {e})")
+            try:
+                self._uncite()
+            except (CellopsError, sqlite3.Error) as db_error:  # the next start() or finish() retries
+                self.error = f"{self.error}; records citing {self.run_id} not cleared yet ({db_error})"
         while True:
             item = self._q.get()
             if item is None:
@@ -131,8 +176,8 @@ class _Tracker:
                     run.log(payload)
                 elif op == "summary":
                     run.summary.update(arg)
-            except Exception as e:
-                self.error = f"W&B log failed: {type(e).__name__}: {e}"
+            except Exception as e:  # the run exists; this one entry is lost, the work is not
+                self._fail(f"W&B could not log to run {self.run_id} ({type(e).__name__}: {e})")
         if run is not None:
             run.finish()
 

@@ -137,7 +137,8 @@ def drop_frozen_tied_weights(ckpt: Path, model: Any) -> None:
     if not frozen:  # full fine-tuning: nothing to drop, and no need to read gigabytes
         return
     for f in ckpt.glob("global_step*/mp_rank_*_model_states.pt"):
-        sd = torch.load(f, map_location="cpu", weights_only=False)
+        # deepspeed checkpoint: DeepSpeed's own file, which this job just wrote into its run folder
+        sd = torch.load(f, map_location="cpu", weights_only=False)  # deepspeed checkpoint
         module = sd.get("module")
         drop = [k for k in module or {} if k in frozen]
         if not drop:
