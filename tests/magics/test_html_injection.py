@@ -109,6 +109,15 @@ def runs() -> list[dict[str, Any]]:
             for i in range(2)]
 
 
+def trace() -> Any:
+    from cellops.kernels_lib.tracking import Trace
+
+    t = Trace(P, **{P: P})
+    with t.span(P, **{"input.value": P, P: P}) as span:
+        span.add_event(P, **{P: P})
+    return t
+
+
 def views() -> dict[str, Any]:
     from cellops.magics.finetune import RunsView
     from cellops.magics.guard import _Saved
@@ -143,6 +152,7 @@ def views() -> dict[str, Any]:
         "text": TextView(P),
         "prompt list": PromptListView([prompt()]),
         "finetune runs": RunsView([job()]),
+        "trace waterfall": trace(),
     }
 
 
