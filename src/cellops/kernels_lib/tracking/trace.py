@@ -16,6 +16,7 @@ with the same ids, times, attributes and events, so an OTLP collector sees the s
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import traceback
@@ -216,15 +217,17 @@ class Trace:
 
     # -- listeners (the live waterfall) ---------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
-        """``listener(span, "start"|"end"|"event")`` on every change; errors in it are ignored."""
+        """``listener(span, "start"|"end"|"event")`` on every change; one that raises is dropped."""
         self._listeners.append(listener)
 
     def _notify(self, s: Span, what: str) -> None:
-        for fn in self._listeners:
+        for fn in list(self._listeners):
             try:
                 fn(s, what)
-            except Exception:  # a broken view must not break the call it watches
-                pass
+            except Exception as e:  # a broken view must not break the call it watches: drop it, say why
+                self._listeners.remove(fn)
+                logging.getLogger(__name__).warning(
+                    "trace %s: a live view stopped updating (%s: %s)", self.trace_id, type(e).__name__, e)
 
     # -- views ----------------------------------------------------------------------------------
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
