@@ -161,7 +161,15 @@ def test_static_views_escape_untrusted_text(name: str) -> None:
     assert_inert(views()[name]._repr_mimebundle_()["text/html"], name)
 
 
-def test_report_and_training_pages_escape_untrusted_text() -> None:
+def test_report_training_and_dataset_pages_escape_untrusted_text() -> None:
+    from cellops.kernels_lib.datasets.card import card_bundle
+
+    card = {"rows": 1, "bad_count": 1, "format": P, "schema": {P: P}, "splits": {P: 1},
+            "sources": [{"source": P, "split": P, "rows": 1, "sha256": P}],
+            "duplicates": {"count": 0, "rows": []}, "label_balance": {P: {P: 1}}, "lengths": {"min": P},
+            "pii": {"scanned": 0, "note": P}, "bad_rows": [{"where": P, "reason": P}], "description": P,
+            "hash": "ab" * 32}
+    assert_inert(card_bundle(P, card)["text/html"], "dataset card")
     r = runs()
     assert_inert(build_html(r, {P: {r[0]["id"]: 1.0, r[1]["id"]: 2.0}}), "run report")
     assert_inert(summary_html(job()), "finetune summary")

@@ -82,6 +82,8 @@ def test_planted_pickle_is_never_loaded(server, tmp_path: Path) -> None:
     listed = server.get("schedules", dir=rel).json()
     assert [(s["name"], s["paused"], s.get("unmoved")) for s in listed] == [("nightly", True, True)]
     assert [p["name"] for p in server.get("prompts", dir=rel).json()] == ["greet"]
+    assert server.get("prompts/greet", dir=rel).json()["versions"][0]["template"] == "Hello {{ name }}"
+    assert server.get("prompts/greet/diff", dir=rel, a="1", b="1").status_code == 200
     assert snapshot(folder / ".cellops") == before  # byte-identical, same mtimes, no side files
     assert not marker.exists()
 
