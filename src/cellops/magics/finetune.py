@@ -1,4 +1,4 @@
-"""%%finetune: supervised fine-tuning as a real DeepSpeed job; %finetune status|attach|stop|resume."""
+"""%%finetune: SFT or preference tuning (DPO/KTO) as a real DeepSpeed job; %finetune status|attach|stop|resume."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import yaml
 from IPython.core.error import UsageError
 
 from ..kernels_lib import train
-from ..kernels_lib.train.config import FORMATS, METHODS, ZERO
+from ..kernels_lib.train.config import ADAPTERS, FORMATS, METHODS, ZERO
 from .context import MagicArgumentParser, MagicContext
 from .views import TextView
 
@@ -18,7 +18,9 @@ parser.add_argument("name", help="registry name of the resulting model (NAME@V)"
 parser.add_argument("--base", help="base model: default | hf:<dir> | <file.gguf> | NAME@V")
 parser.add_argument("--data", help="JSONL/CSV path, or the name of a DataFrame/list variable")
 parser.add_argument("--format", choices=FORMATS, help="row format (default: detected)")
-parser.add_argument("--method", choices=METHODS)
+parser.add_argument("--method", choices=METHODS, help="lora | full (SFT), dpo | kto (preference pairs)")
+parser.add_argument("--adapter", choices=ADAPTERS, help="dpo/kto: lora (default) or none (full)")
+parser.add_argument("--beta", type=float, help="dpo/kto: pull towards the base model (default 0.1)")
 parser.add_argument("--epochs", type=float)
 parser.add_argument("--max-steps", type=int)
 parser.add_argument("--lr", type=float)
@@ -43,7 +45,7 @@ sub.add_argument("name", nargs="?")
 sub.add_argument("--wait", action="store_true")
 sub.add_argument("-o", "--output", metavar="VAR")
 
-HELP = f"""Fine-tune a causal LM on your data with a real DeepSpeed job (LoRA or full).
+HELP = f"""Fine-tune a causal LM on your data with a real DeepSpeed job (SFT or DPO/KTO; LoRA or full).
 
 Cell:  {parser.format_usage().strip()}
   The body may hold the same settings as YAML (flags win), e.g.
@@ -52,6 +54,8 @@ Cell:  {parser.format_usage().strip()}
       lora_r: 16
   Data rows: chat {{"messages": [...]}}, alpaca (instruction/input/output) or prompt/completion;
   loss is on assistant tokens only, with the base model's chat template.
+  --method dpo|kto: preference rows {{"prompt" or "messages", "chosen", "rejected"}} through TRL;
+  the model card shows the held-out log-prob margin chosen - rejected before and after.
   In a live notebook the cell returns at once with a live dashboard; the kernel stays free.
   The result is a registered model: use it as %%prompt --model NAME@V.
 Line:  %finetune NAME --data PATH ...   (the same run, all settings as flags)
@@ -59,7 +63,7 @@ Line:  %finetune NAME --data PATH ...   (the same run, all settings as flags)
 Settings: {', '.join(f.name for f in train.FinetuneConfig.__dataclass_fields__.values())}
 """
 
-_FLAG_KEYS = ("base", "format", "method", "epochs", "max_steps", "lr", "batch", "grad_accum",
+_FLAG_KEYS = ("base", "format", "method", "adapter", "beta", "epochs", "max_steps", "lr", "batch", "grad_accum",
               "max_len", "zero", "offload", "procs", "hostfile", "eval_split", "seed",
               "save_every", "port")
 

@@ -17,7 +17,13 @@ from IPython.display import display
 from ..kernels_lib import html
 from ..kernels_lib.train import Job
 from ..kernels_lib.train import events as ev
-from ..kernels_lib.train.view import progress_line, samples_table, summary_html, svg_curves
+from ..kernels_lib.train.view import (
+    margin_line,
+    progress_line,
+    samples_table,
+    summary_html,
+    svg_curves,
+)
 
 
 def _num(v: Any) -> str:
@@ -67,6 +73,8 @@ class TrainingDashboard:
         if before is not None:
             parts.append(f"eval loss before <b>{html.esc(_num(before))}</b>" +
                          (f" → after <b>{html.esc(_num(after))}</b>" if after is not None else ""))
+        if m.get("eval_margin_before") is not None:
+            parts.append(html.esc(margin_line(m)))
         if self.job.model:
             model = html.esc(self.job.model)
             parts.append(f"registered <code>{model}</code> (use <code>--model {model}</code>)")

@@ -13,8 +13,10 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..workspace import check_name
 
-METHODS = ("lora", "full")
-FORMATS = ("auto", "chat", "alpaca", "completion")
+METHODS = ("lora", "full", "dpo", "kto")
+PREFERENCE = ("dpo", "kto")  # preference objectives: TRL's DPOTrainer / KTOTrainer on the same launcher
+ADAPTERS = ("auto", "lora", "none")
+FORMATS = ("auto", "chat", "alpaca", "completion", "preference")
 ZERO = ("auto", "0", "1", "2", "3")
 
 
@@ -23,8 +25,10 @@ class FinetuneConfig:
     name: str = ""  # registry name of the resulting model version (NAME@V afterwards)
     base: str = "default"  # base model: default | hf:<dir> | <file.gguf> | NAME@V of a fine-tune
     data: Any = None  # JSONL / CSV path, a DataFrame, or a list of dicts (rows)
-    format: str = "auto"  # auto | chat (messages) | alpaca | completion (prompt/completion)
-    method: str = "lora"  # lora (adapter, merged for inference) | full (all weights train)
+    format: str = "auto"  # auto | chat (messages) | alpaca | completion | preference (chosen/rejected)
+    method: str = "lora"  # SFT: lora (adapter, merged) | full (all weights); preference: dpo | kto
+    adapter: str = "auto"  # for dpo/kto: lora (auto) or none (every weight trains); SFT: set by method
+    beta: float = 0.1  # dpo/kto: strength of the pull towards the base model (TRL's default)
     epochs: float = 1.0  # passes over the training split; ignored when max_steps > 0
     max_steps: int = -1  # optimizer steps; > 0 overrides epochs (short runs, tests)
     lr: float | None = None  # None: 2e-4 for lora, 2e-5 for full (the usual stable choices)
@@ -58,14 +62,42 @@ class FinetuneConfig:
         self.validate()
 
     @property
+    def objective(self) -> str:
+        """sft | dpo | kto: what the loss is (``method`` also says which weights train for SFT)."""
+        return self.method if self.method in PREFERENCE else "sft"
+
+    @property
+    def use_lora(self) -> bool:
+        return self.method == "lora" or (self.method in PREFERENCE and self.adapter != "none")
+
+    @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 2e-5)
+        if self.lr is not None:
+            return self.lr
+        if self.objective == "sft":
+            return 2e-4 if self.use_lora else 2e-5
+        # preference losses move a model further per step than SFT: TRL's usual choices
+        return 5e-5 if self.use_lora else 1e-6
 
     def validate(self) -> None:
         if self.name:
             check_name(self.name)
         _choice("method", self.method, METHODS)
         _choice("format", self.format, FORMATS)
+        _choice("adapter", self.adapter, ADAPTERS)
+        if self.method not in PREFERENCE and self.adapter != "auto":
+            raise InvalidInputError(f"--adapter applies to --method {'|'.join(PREFERENCE)}; for SFT "
+                                    "use --method lora or --method full")
+        if self.method in PREFERENCE and self.format not in ("auto", "preference"):
+            raise InvalidInputError(f"--method {self.method} trains on preference rows (prompt or "
+                                    "messages, chosen, rejected): use --format preference or auto")
+        if self.format == "preference" and self.method not in PREFERENCE:
+            raise InvalidInputError("preference rows (chosen/rejected) train with --method dpo or kto")
+        if self.method == "kto" and self.batch < 2:
+            raise InvalidInputError("kto needs --batch >= 2: its KL term pairs each answer with "
+                                    "another one in the same micro-batch")
+        if not 0.0 < self.beta <= 10.0:
+            raise InvalidInputError(f"beta must be in (0, 10], got {self.beta}")
         self.zero = str(self.zero)
         _choice("zero", self.zero, ZERO)
         _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
@@ -101,6 +133,7 @@ class FinetuneConfig:
         if _is_table(self.data):
             d["data"] = f"<{type(self.data).__name__}>"
         d["learning_rate"] = self.learning_rate
+        d["objective"], d["use_lora"] = self.objective, self.use_lora
         return d
 
     def replace(self, **changes: Any) -> FinetuneConfig:

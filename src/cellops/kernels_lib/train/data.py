@@ -3,7 +3,9 @@
 Three row formats (axolotl / TRL names): chat ``messages`` (a list of {role, content}), alpaca
 (``instruction``, optional ``input``, ``output``, optional ``system``) and ``prompt`` /
 ``completion``. Every row becomes a list of messages; the base model's chat template formats it
-later (tokenize.py). Invalid rows are collected with their line numbers and reasons and reported
+later (tokenize.py). Preference rows (``--method dpo|kto``) have a prompt (``prompt`` text or
+messages, or ``messages`` ending with the user's turn), ``chosen`` and ``rejected`` (text, or TRL's
+one-assistant-message lists): ``messages`` is then prompt + chosen, ``rejected`` the other answer. Invalid rows are collected with their line numbers and reasons and reported
 together, before anything starts: nothing is silently dropped.
 """
 
@@ -28,6 +30,11 @@ MAX_REPORTED = 8  # problems listed in one error line; the rest are counted
 class Row:
     line: int  # 1-based line in the file (JSONL line, CSV record + header, DataFrame index + 1)
     messages: list[Message]
+    rejected: str | None = None  # preference rows: the dispreferred last answer
+
+    @property
+    def prompt(self) -> list[Message]:
+        return self.messages[:-1]
 
 
 @dataclass
@@ -40,7 +47,8 @@ class Dataset:
     @property
     def hash(self) -> str:
         """Content hash of the normalized conversations (what the model actually sees)."""
-        return content_hash([r.messages for r in self.rows])
+        return content_hash([r.messages if r.rejected is None else [r.messages, r.rejected]
+                             for r in self.rows])
 
     def split(self, fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
         """(train, eval): a seeded, reproducible hold-out of ``fraction`` of the rows (>= 1)."""
@@ -61,18 +69,25 @@ class Dataset:
                 [r for i, r in enumerate(self.rows) if i in held])
 
 
-def load(data: Any, fmt: str = "auto", workspace: Workspace | None = None) -> Dataset:
-    """Read and validate ``data`` (path, NAME@V dataset, DataFrame, or list of dicts); raise on any bad row."""
+def load(data: Any, fmt: str = "auto", workspace: Workspace | None = None,
+         preference: bool = False) -> Dataset:
+    """Read and validate ``data`` (path, NAME@V dataset, DataFrame, or list of dicts); raise on any
+    bad row. ``preference``: every row must be a preference pair (the method is dpo/kto)."""
     source, records = _records(data, workspace)
     if not records:
         raise InvalidInputError(f"the dataset {source} is empty; it needs at least one row")
-    if fmt == "auto":
+    if preference:
+        fmt = "preference"
+    elif fmt == "auto":
         fmt = detect(records[0][1], source)
+        if fmt == "preference":
+            raise InvalidInputError(f"{source} holds preference rows (chosen/rejected): train them "
+                                    "with --method dpo (or kto), or give SFT rows")
     rows: list[Row] = []
     problems: list[str] = []
     for line, rec in records:
         try:
-            rows.append(Row(line, to_messages(rec, fmt)))
+            rows.append(to_preference(line, rec) if fmt == "preference" else Row(line, to_messages(rec, fmt)))
         except ValueError as e:
             problems.append(f"line {line}: {e}")
     if problems:
@@ -132,6 +147,8 @@ def _read_file(path: Path) -> tuple[str, list[tuple[int, Any]]]:
 def detect(rec: Any, source: str) -> str:
     """The format from the first row's keys."""
     keys = set(rec) if isinstance(rec, dict) else set()
+    if {"chosen", "rejected"} <= keys:
+        return "preference"
     if "messages" in keys:
         return "chat"
     if {"instruction", "output"} <= keys:
@@ -178,6 +195,47 @@ def to_messages(rec: Any, fmt: str) -> list[Message]:
             {"role": "assistant", "content": _text(rec, "completion")}]
 
 
+def _json_cell(rec: dict[str, Any], key: str) -> Any:
+    v = rec.get(key)
+    if isinstance(v, str) and v.lstrip().startswith("[{"):  # CSV cells hold JSON lists of messages
+        try:
+            parsed = json.loads(v)
+        except json.JSONDecodeError:
+            return v  # text that happens to start like JSON
+        return parsed if isinstance(parsed, list) else v
+    return v
+
+
+def _answer(rec: dict[str, Any], key: str) -> str:
+    """``chosen`` / ``rejected``: text, or a list holding one assistant message (TRL's form)."""
+    v = _json_cell(rec, key)
+    if isinstance(v, list):
+        if len(v) != 1 or not isinstance(v[0], dict) or v[0].get("role") != "assistant":
+            raise ValueError(f"'{key}' must be text or a list of one assistant message")
+        v = v[0].get("content")
+    return _text({key: v}, key)
+
+
+def to_preference(line: int, rec: Any) -> Row:
+    """One preference row -> Row(messages = prompt + chosen, rejected); ValueError says what is wrong."""
+    if not isinstance(rec, dict):
+        raise ValueError(f"a row must be an object, got {type(rec).__name__}")
+    prompt = _json_cell(rec, "prompt") if "prompt" in rec else _json_cell(rec, "messages")
+    if isinstance(prompt, str):
+        system = _text(rec, "system", required=False)
+        prompt = ([{"role": "system", "content": system}] if system.strip() else []) + [
+            {"role": "user", "content": _text(rec, "prompt")}]
+    if not isinstance(prompt, list) or not prompt:
+        raise ValueError("needs a 'prompt' (text or messages) or 'messages' ending with the user's turn")
+    chosen, rejected = _answer(rec, "chosen"), _answer(rec, "rejected")
+    msgs = _check_chat(prompt + [{"role": "assistant", "content": chosen}])
+    if len(msgs) < 2 or msgs[-2]["role"] != "user":
+        raise ValueError("the prompt must end with the user's turn (chosen/rejected answer it)")
+    if chosen.strip() == rejected.strip():
+        raise ValueError("'chosen' and 'rejected' are the same answer: nothing to prefer")
+    return Row(line, msgs, rejected)
+
+
 def _check_chat(msgs: Any) -> list[Message]:
     if not isinstance(msgs, list) or not msgs:
         raise ValueError("'messages' must be a non-empty list of {role, content}")
@@ -207,7 +265,8 @@ def scan_pii(ds: Dataset, policy: Any) -> Dataset:
     changed: list[int] = []
     flagged: list[int] = []
     for row in ds.rows:
-        for m in row.messages:
+        texts = [*row.messages, *([{"role": "rejected", "content": row.rejected}] if row.rejected else [])]
+        for m in texts:
             rep = policy.check_input(m["content"])
             if not rep.allowed:
                 blocked.append(f"line {row.line} ({m['role']}): {rep.reason or 'blocked'}")
@@ -217,6 +276,8 @@ def scan_pii(ds: Dataset, policy: Any) -> Dataset:
                 changed.append(row.line)
             elif getattr(rep, "triggered", None):  # warn/log actions: train on it, but say so
                 flagged.append(row.line)
+        if row.rejected is not None:
+            row.rejected = texts[-1]["content"]
     ref = getattr(policy, "ref", "guard policy")
     if blocked:
         more = f" (+{len(blocked) - MAX_REPORTED} more)" if len(blocked) > MAX_REPORTED else ""

@@ -64,8 +64,8 @@ def read_all(path: Path) -> list[Event]:
 def summarize(events: list[Event]) -> dict[str, Any]:
     """Fold events into the current metrics: step, loss, eval loss before/after, tokens/s, ETA."""
     m: dict[str, Any] = {"step": 0, "max_steps": None, "loss": None, "eval_loss_before": None,
-                         "eval_loss_after": None, "tokens_per_s": None, "eta_s": None,
-                         "losses": [], "eval_losses": []}
+                         "eval_loss_after": None, "eval_margin_before": None, "eval_margin_after": None,
+                         "tokens_per_s": None, "eta_s": None, "losses": [], "eval_losses": []}
     for ev in events:
         kind = ev.get("kind")
         if kind in ("start", "resume"):
@@ -82,8 +82,10 @@ def summarize(events: list[Event]) -> dict[str, Any]:
             m["eval_losses"].append((ev.get("step", 0), ev.get("eval_loss")))
             if ev.get("phase") == "before" and m["eval_loss_before"] is None:
                 m["eval_loss_before"] = ev.get("eval_loss")
+                m["eval_margin_before"] = ev.get("margin")  # preference runs: the base model's
             elif ev.get("phase") == "after":
                 m["eval_loss_after"] = ev.get("eval_loss")
+                m["eval_margin_after"] = ev.get("margin")
         elif kind == "done":
             for k, v in ev.items():
                 if k not in ("t", "kind"):

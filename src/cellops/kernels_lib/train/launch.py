@@ -100,6 +100,7 @@ def _env(spec: dict[str, Any], run_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["CELLOPS_HOME"] = spec["workspace"]
     env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL's trainers ping the Hub when they start
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")
     if spec["plan"]["device"] == "cpu":

@@ -101,9 +101,11 @@ class Memory:
 def estimate(cfg: FinetuneConfig, m: ModelShape, stage: int, world: int, dtype_bytes: int,
              on_gpu: bool) -> Memory:
     """Bytes per process at a ZeRO stage (what each stage shards over ``world`` processes)."""
-    trainable = lora_params(cfg, m) if cfg.method == "lora" else m.params
+    trainable = lora_params(cfg, m) if cfg.use_lora else m.params
     mixed = dtype_bytes < 4
-    weights = m.params * dtype_bytes
+    # full preference tuning keeps a frozen reference copy (LoRA gets it by switching the adapter off)
+    copies = 2 if cfg.objective != "sft" and not cfg.use_lora else 1
+    weights = m.params * dtype_bytes * copies
     grads = trainable * dtype_bytes
     optimizer = trainable * (8 + (4 if mixed else 0))  # Adam m and v (+ fp32 master weights)
     if stage >= 1:
@@ -116,7 +118,8 @@ def estimate(cfg: FinetuneConfig, m: ModelShape, stage: int, world: int, dtype_b
         optimizer = 0.0
         if stage >= 3:
             weights = 0.0
-    b, s = cfg.batch, cfg.max_len
+    # a preference batch holds chosen and rejected sequences: twice the rows per micro-batch
+    b, s = cfg.batch * (1 if cfg.objective == "sft" else 2), cfg.max_len
     act_bytes = max(dtype_bytes, 2)
     if cfg.gradient_checkpointing:  # one saved input per layer + one layer live
         per_layer = b * s * m.hidden * act_bytes * m.layers + b * s * (10 * m.hidden + 4 * m.inter) * act_bytes
@@ -182,7 +185,7 @@ def make_plan(cfg: FinetuneConfig, m: ModelShape, device: str, budget_bytes: flo
                   f"{budget_bytes / GiB:.1f} GiB {where}")
         if world == 1 and stage > 0:
             notes.append("with 1 process ZeRO shards nothing and only adds overhead; --zero auto would use 0")
-    trainable = lora_params(cfg, m) if cfg.method == "lora" else m.params
+    trainable = lora_params(cfg, m) if cfg.use_lora else m.params
     mem = mems[stage]
     return Plan(stage, reason, world, nodes, device, dtype, round(budget_bytes / GiB, 2),
                 round(mem.total / GiB, 2),

@@ -105,22 +105,33 @@ def write_examples(path: Path, rows: list[datamod.Row], examples: list[Any]) -> 
             f.write(json.dumps({**ex.to_dict(), "messages": row.messages}) + "\n")
 
 
+def encode_split(cfg: FinetuneConfig, tok: Any, rows: list[datamod.Row]) -> tuple[list[Any], list[int], int]:
+    """(examples, truncated lines, tokens): SFT rows get their labels mask, preference pairs a
+    length check (TRL's trainers tokenize them with the same chat template)."""
+    from .tokenize import encode_all, encode_pairs
+
+    if cfg.objective == "sft":
+        ex, cut = encode_all(tok, rows, cfg.max_len)
+        return ex, cut, sum(len(e.input_ids) for e in ex)
+    pairs, cut = encode_pairs(tok, rows, cfg.max_len)
+    return pairs, cut, sum(e.tokens for e in pairs)
+
+
 def prepare(cfg: FinetuneConfig, ws: Workspace, run_dir: Path, policy: Any | None) -> dict[str, Any]:
     """Validate everything and write the run folder; returns the run spec (run.json)."""
     if not cfg.name:
         raise InvalidInputError("a fine-tune needs a name: %%finetune NAME --base default --data PATH")
     if not 0.0 <= cfg.warmup_ratio < 1.0:
         raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
-    ds = datamod.load(cfg.data, cfg.format, ws)  # cheap checks first: no model is loaded for bad data
+    # cheap checks first: no model is loaded for bad data
+    ds = datamod.load(cfg.data, cfg.format, ws, preference=cfg.objective != "sft")
     base_uri, base_path = resolve_base(cfg.base, ws)
     if policy is not None:
         datamod.scan_pii(ds, policy)
     train_rows, eval_rows = ds.split(cfg.eval_split, cfg.seed)
     tok = tokenizer_for(base_path)
-    from .tokenize import encode_all
-
-    train_ex, cut = encode_all(tok, train_rows, cfg.max_len)
-    eval_ex, cut_eval = encode_all(tok, eval_rows, cfg.max_len)
+    train_ex, cut, train_tokens = encode_split(cfg, tok, train_rows)
+    eval_ex, cut_eval, _ = encode_split(cfg, tok, eval_rows)
     device, budget, bf16_ok = device_and_budget(cfg)
     plan = make_plan(cfg, ModelShape.read(base_path), device, budget, bf16_ok)
     if cut or cut_eval:
@@ -143,7 +154,7 @@ def prepare(cfg: FinetuneConfig, ws: Workspace, run_dir: Path, policy: Any | Non
         "base_path": str(base_path), "base_hash": file_hash(base_path),
         "data_hash": ds.hash, "data_source": ds.source, "data_format": ds.format,
         "n_train": len(train_ex), "n_eval": len(eval_ex),
-        "train_tokens": sum(len(e.input_ids) for e in train_ex),
+        "train_tokens": train_tokens,
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..workspace import get_workspace
 from . import events
+from .worker import uses_lora
 
 
 def _generate(model: Any, tok: Any, messages: list[dict[str, str]], max_new: int) -> str:
@@ -65,7 +66,7 @@ def merged_model(spec: dict[str, Any], run_dir: Path, staging: Path) -> tuple[An
     base.eval()
     for s in prompts:
         s["before"] = _generate(base, tok, s["messages"], cfg["sample_tokens"])
-    if cfg["method"] == "lora":
+    if uses_lora(cfg):
         from peft import PeftModel
 
         shutil.copytree(final, staging / "adapter")
@@ -89,11 +90,15 @@ def card_markdown(card: dict[str, Any]) -> str:
         "---", f"base_model: {card['base_model']}", "library_name: transformers",
         f"tags: [cellops, {cfg['method']}, deepspeed]", "---", "",
         f"# {card['name']} (fine-tune of {card['base_model']})", "",
-        f"Method **{cfg['method']}**, ZeRO-{card['zero_stage']} on {card['world']} process(es); "
+        f"Method **{cfg['method']}**{' (LoRA)' if cfg['method'] in ('dpo', 'kto') and uses_lora(cfg) else ''}, "
+        f"ZeRO-{card['zero_stage']} on {card['world']} process(es); "
         f"data hash `{card['data_hash'][:16]}` ({card['n_train']} train / {card['n_eval']} held-out rows).", "",
         "| metric | value |", "|---|---|",
         f"| eval loss before | {fmt(m.get('eval_loss_before'))} |",
         f"| eval loss after | {fmt(m.get('eval_loss_after'))} |",
+        *([f"| held-out margin log p(chosen) - log p(rejected), base model | {fmt(m['eval_margin_before'])} |",
+           f"| held-out margin log p(chosen) - log p(rejected), tuned | {fmt(m.get('eval_margin_after'))} |"]
+          if m.get("eval_margin_before") is not None else []),
         f"| train loss | {fmt(m.get('train_loss'))} |", f"| steps | {fmt(m.get('steps'))} |",
         f"| tokens/s | {fmt(m.get('tokens_per_s'))} |", "", "## Samples (held-out prompts)", "",
     ]
@@ -108,7 +113,8 @@ def register(run_dir: Path, spec: dict[str, Any], metrics: dict[str, Any]) -> st
     ws = get_workspace(spec["workspace"])
     cfg = spec["config"]
     ev = events.summarize(events.read_all(run_dir / "events.jsonl"))
-    metrics = {"eval_loss_before": ev["eval_loss_before"], "eval_loss_after": ev["eval_loss_after"], **metrics}
+    metrics = {k: ev[k] for k in ("eval_loss_before", "eval_loss_after", "eval_margin_before",
+                                  "eval_margin_after")} | metrics
     staging = ws.staging_dir()
     try:
         _, _, samples = merged_model(spec, run_dir, staging)
@@ -125,7 +131,7 @@ def register(run_dir: Path, spec: dict[str, Any], metrics: dict[str, Any]) -> st
         (staging / "card.json").write_text(json.dumps(card, indent=1, default=str))
         (staging / "README.md").write_text(card_markdown(card))
         content = {
-            "format": "hf", "subdir": "model", "adapter": "adapter" if cfg["method"] == "lora" else None,
+            "format": "hf", "subdir": "model", "adapter": "adapter" if uses_lora(cfg) else None,
             "base": spec["base_uri"], "base_weights_hash": spec["base_hash"], "method": cfg["method"],
             "data_hash": spec["data_hash"], "config": cfg, "metrics": metrics, "run_id": spec["run_id"],
         }

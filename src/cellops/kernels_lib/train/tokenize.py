@@ -104,3 +104,46 @@ def collate(batch: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
         labels[i, :k] = torch.tensor(b["labels"])
         mask[i, :k] = 1
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+@dataclass
+class PairExample:
+    """A preference pair as TRL's trainers read it (conversational: they apply the chat template),
+    with our own token counts so the plan can refuse or report before anything launches."""
+
+    line: int
+    prompt: list[Message]
+    chosen: str
+    rejected: str
+    tokens: int  # prompt + chosen + prompt + rejected, before truncation
+    truncated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        answer = lambda t: [{"role": "assistant", "content": t}]  # noqa: E731
+        return {"line": self.line, "prompt": self.prompt, "chosen": answer(self.chosen),
+                "rejected": answer(self.rejected), "tokens": self.tokens}
+
+
+def encode_pairs(tokenizer: Any, rows: list[Row], max_len: int) -> tuple[list[PairExample], list[int]]:
+    """Check preference rows against ``max_len`` with the chat template TRL will apply: a prompt
+    that fills ``max_len`` would be dropped by TRL without a word, so it is an error here."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise InvalidInputError("the base model has no chat template; use an instruct/chat model")
+    out: list[PairExample] = []
+    full: list[str] = []
+    for row in rows:
+        n = lambda msgs, gen: len(tokenizer(_render(tokenizer, msgs, gen), add_special_tokens=False)["input_ids"])  # noqa: E731
+        p = n(row.prompt, True)
+        c = n(row.messages, False)
+        r = n(row.prompt + [{"role": "assistant", "content": row.rejected or ""}], False)
+        if p >= max_len:
+            full.append(f"line {row.line} (prompt {p} tokens)")
+        out.append(PairExample(row.line, row.prompt, row.messages[-1]["content"], row.rejected or "",
+                               c + r, max(c, r) > max_len))
+    if full:
+        more = f" (+{len(full) - MAX_REPORTED} more)" if len(full) > MAX_REPORTED else ""
+        raise InvalidInputError(
+            f"{len(full)} preference row(s) have no answer token within --max-len {max_len}: "
+            + "; ".join(full[:MAX_REPORTED]) + more + ". Raise --max-len or shorten the prompts"
+        )
+    return out, [e.line for e in out if e.truncated]

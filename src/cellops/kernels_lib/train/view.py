@@ -65,11 +65,18 @@ def progress_line(m: dict[str, Any]) -> str:
             f"tokens/s {_fmt(tps, 0) if tps else '-'}  ETA {eta_text(m.get('eta_s'))}")
 
 
+def margin_line(m: dict[str, Any]) -> str:
+    return (f"held-out margin log p(chosen) - log p(rejected): base {_fmt(m.get('eval_margin_before'), 2)}"
+            f"  tuned {_fmt(m.get('eval_margin_after'), 2)}")
+
+
 def summary_text(job: Any) -> str:
     m = job.metrics
     p = job.plan
     lines = [f"finetune {job.name}  run {job.run_id}  {m['status']}", p["reason"], progress_line(m),
              f"eval loss before {_fmt(m.get('eval_loss_before'))}  after {_fmt(m.get('eval_loss_after'))}"]
+    if m.get("eval_margin_before") is not None:
+        lines.append(margin_line(m))
     lines += [f"note: {n}" for n in p.get("notes", [])]
     if job.model:
         lines.append(f"model: {job.model}  (use --model {job.model})")
@@ -100,6 +107,7 @@ def summary_html(job: Any) -> str:
         + html.table(("eval loss before", "eval loss after", "train loss", "model"),
                      [(_fmt(m.get("eval_loss_before")), _fmt(m.get("eval_loss_after")),
                        _fmt(m.get("train_loss")), job.model or "-")])
+        + (f"<div>{escape(margin_line(m))}</div>" if m.get("eval_margin_before") is not None else "")
         + "".join(f"<div class='muted'>note: {escape(n)}</div>" for n in p.get("notes", []))
         + (f"<div class='bad'>{escape(job.error)}</div>" if job.error else "")
         + samples_table(job.samples)

@@ -108,8 +108,11 @@ def make_callback(run_dir: Path | None, cfg_json: dict[str, Any] | None, rank: i
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):  # noqa: ANN001
             if metrics and "eval_loss" in metrics:
+                from .preference import margin
+
                 phase = "after" if self.final else ("before" if state.global_step == 0 else "during")
-                self.emit("eval", step=state.global_step, eval_loss=metrics["eval_loss"], phase=phase)
+                self.emit("eval", step=state.global_step, eval_loss=metrics["eval_loss"], phase=phase,
+                          margin=margin(metrics), reward_accuracy=metrics.get("eval_rewards/accuracies"))
 
         def on_save(self, args, state, control, model=None, **kw):  # noqa: ANN001
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -157,21 +160,37 @@ def load_examples(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def build_model(spec: dict[str, Any], dtype: Any) -> Any:
+def uses_lora(cfg: dict[str, Any]) -> bool:
+    """Runs recorded before preference tuning existed have no ``use_lora`` key."""
+    return bool(cfg.get("use_lora", cfg["method"] == "lora"))
+
+
+def lora_config(cfg: dict[str, Any]) -> Any:
+    """The peft LoraConfig of a run, or None for full fine-tuning."""
+    if not uses_lora(cfg):
+        return None
+    from peft import LoraConfig
+
+    targets = cfg["lora_targets"]
+    target_modules: Any = None if targets == "auto" else (
+        "all-linear" if targets == "all-linear" else [t.strip() for t in targets.split(",")])
+    return LoraConfig(r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=cfg["lora_dropout"],
+                      target_modules=target_modules, task_type="CAUSAL_LM")
+
+
+def build_model(spec: dict[str, Any], dtype: Any, wrap_lora: bool = True) -> Any:
+    """The base model, wrapped with a LoRA adapter for LoRA runs unless ``wrap_lora`` is False
+    (TRL's preference trainers wrap it themselves from the LoraConfig)."""
     from transformers import AutoModelForCausalLM
 
     cfg = spec["config"]
     model = AutoModelForCausalLM.from_pretrained(spec["base_path"], dtype=dtype)
     if cfg["gradient_checkpointing"]:
         model.config.use_cache = False
-    if cfg["method"] == "lora":
-        from peft import LoraConfig, get_peft_model
+    lc = lora_config(cfg) if wrap_lora else None
+    if lc is not None:
+        from peft import get_peft_model
 
-        targets = cfg["lora_targets"]
-        target_modules: Any = None if targets == "auto" else (
-            "all-linear" if targets == "all-linear" else [t.strip() for t in targets.split(",")])
-        lc = LoraConfig(r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=cfg["lora_dropout"],
-                        target_modules=target_modules, task_type="CAUSAL_LM")
         if cfg["gradient_checkpointing"]:
             model.enable_input_require_grads()
         model = get_peft_model(model, lc)
@@ -179,12 +198,22 @@ def build_model(spec: dict[str, Any], dtype: Any) -> Any:
 
 
 def training_args(spec: dict[str, Any], run_dir: Path, resume: bool, n_eval: int) -> Any:
+    """TrainingArguments (SFT) or TRL's DPOConfig/KTOConfig built from the same values."""
     from transformers import TrainingArguments
 
+    kwargs = training_kwargs(spec, run_dir, resume, n_eval)
+    if spec["config"].get("objective", "sft") != "sft":
+        from .preference import trainer_config
+
+        return trainer_config(spec, kwargs)
+    return TrainingArguments(**kwargs)
+
+
+def training_kwargs(spec: dict[str, Any], run_dir: Path, resume: bool, n_eval: int) -> dict[str, Any]:
     cfg, plan = spec["config"], spec["plan"]
     cpu = plan["device"] == "cpu"
     wandb_on = spec.get("wandb", False)
-    return TrainingArguments(
+    return dict(
         output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=cfg["batch"], per_device_eval_batch_size=cfg["batch"],
         gradient_accumulation_steps=cfg["grad_accum"], learning_rate=cfg["learning_rate"],
@@ -238,12 +267,18 @@ def train(run_dir: Path, resume: bool) -> int:
     args = training_args(spec, run_dir, resume, len(eval_rows))
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec["plan"]["dtype"]]
     tok = AutoTokenizer.from_pretrained(spec["base_path"])
-    model = build_model(spec, dtype)
     cb = make_callback(run_dir, spec["config"], rank)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    trainer = Trainer(model=model, args=args, train_dataset=train_rows,
-                      eval_dataset=eval_rows or None, data_collator=partial(collate, pad_id=pad),
-                      callbacks=[cb])
+    if spec["config"].get("objective", "sft") != "sft":
+        from .preference import make_trainer
+
+        model = build_model(spec, dtype, wrap_lora=False)
+        trainer = make_trainer(spec, args, model, tok, train_rows, eval_rows, [cb])
+    else:
+        model = build_model(spec, dtype)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        trainer = Trainer(model=model, args=args, train_dataset=train_rows,
+                          eval_dataset=eval_rows or None, data_collator=partial(collate, pad_id=pad),
+                          callbacks=[cb])
     ckpt = last_checkpoint(run_dir / "checkpoints") if resume else None
     out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     cb.final = True
