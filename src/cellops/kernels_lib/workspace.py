@@ -12,24 +12,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
+import socket
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import InvalidInputError, NotFoundError, WorkspaceError
 from .migrations import MIGRATIONS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+VERSION_DIR_RE = re.compile(r"^v[0-9]+$")
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
+T = TypeVar("T")
+# Opening a new workspace from several processes at once makes SQLite answer "database is
+# locked" while one of them switches the file to WAL or migrates (the busy handler is not used
+# for every lock it needs then); those steps are retried with backoff for this long.
+SETUP_WAIT_S = 30.0
+HEARTBEAT_S = 10.0  # a running run's owner beats this often ...
+STALE_S = 120.0  # ... and a run whose last beat is older than this is dead
+HOST = socket.gethostname()
 
 
 def content_hash(content: Any) -> str:
@@ -50,6 +61,38 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     """'NAME@V' -> ('NAME', 'V'); 'NAME' -> ('NAME', None)."""
     name, _, spec = ref.partition("@")
     return check_name(name.strip()), (spec.strip() or None)
+
+
+def _is_busy(e: sqlite3.Error) -> bool:
+    msg = str(e).lower()
+    return isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+def _with_retry(fn: Callable[[], T], wait_s: float | None = None) -> T:
+    """``fn()``, retried with jittered exponential backoff while SQLite says locked / busy."""
+    deadline = time.monotonic() + (SETUP_WAIT_S if wait_s is None else wait_s)
+    delay = 0.02
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 1.0)
+
+
+def _db_error(path: Path, e: sqlite3.Error) -> WorkspaceError:
+    """One line for a database problem; only real corruption is told to move the file aside."""
+    msg = str(e)
+    if _is_busy(e):
+        return WorkspaceError(f"workspace database {path} stayed locked by another process for "
+                              f"{SETUP_WAIT_S:.0f}s ({msg}); wait for it to finish and try again")
+    if "not a database" in msg or "malformed" in msg:
+        return WorkspaceError(f"workspace database {path} is corrupt ({msg}); move it aside "
+                              "(mv cellops.db cellops.db.bad) to start a fresh workspace")
+    return WorkspaceError(f"workspace database {path} cannot be used ({msg}); check that the "
+                          "folder exists, is writable and has free space")
 
 
 @dataclass(frozen=True)
@@ -93,15 +136,22 @@ class Workspace:
     # -- database ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            conn.execute("PRAGMA foreign_keys=ON")
+            conn = _with_retry(self._open_wal)
         except sqlite3.DatabaseError as e:
-            raise WorkspaceError(
-                f"workspace database {self.db_path} is unreadable ({e}); move it aside to start fresh"
-            ) from e
+            raise _db_error(self.db_path, e) from e
         conn.row_factory = sqlite3.Row
+        return conn
+
+    def _open_wal(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=60000")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once per database
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @contextmanager
@@ -124,27 +174,67 @@ class Workspace:
         with _migrate_lock:
             if key in _migrated:
                 return
+            self._refuse_lost_database()
             try:
-                with self.db(write=True) as conn:
-                    conn.execute(
-                        "CREATE TABLE IF NOT EXISTS _migrations (number INTEGER PRIMARY KEY,"
-                        " description TEXT, applied_at REAL)"
-                    )
-                    done = {r[0] for r in conn.execute("SELECT number FROM _migrations")}
-                    for number, desc, sql in sorted(MIGRATIONS):
-                        if number in done:
-                            continue
-                        for stmt in filter(str.strip, sql.split(";")):
-                            conn.execute(stmt)
-                        conn.execute(
-                            "INSERT INTO _migrations VALUES (?, ?, ?)", (number, desc, time.time())
-                        )
+                _with_retry(self._apply_migrations)
             except sqlite3.DatabaseError as e:
-                raise WorkspaceError(
-                    f"workspace database {self.db_path} is corrupt ({e}); "
-                    "move it aside (mv cellops.db cellops.db.bad) to start a fresh workspace"
-                ) from e
+                raise _db_error(self.db_path, e) from e
             _migrated.add(key)
+
+    def _apply_migrations(self) -> None:
+        with self.db(write=True) as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (number INTEGER PRIMARY KEY,"
+                " description TEXT, applied_at REAL)"
+            )
+            done = {r[0] for r in conn.execute("SELECT number FROM _migrations")}
+            for number, desc, sql in sorted(MIGRATIONS):
+                if number in done:
+                    continue
+                for stmt in filter(str.strip, sql.split(";")):
+                    conn.execute(stmt)
+                conn.execute(
+                    "INSERT INTO _migrations VALUES (?, ?, ?)", (number, desc, time.time())
+                )
+
+    def _refuse_lost_database(self) -> None:
+        """A database without its migrations table (deleted, truncated to 0 bytes, replaced)
+        beside artifact folders of versions it no longer knows would be taken for a new
+        workspace, and its next save would land on those folders: refuse, touching nothing."""
+        folders = self.version_folders()
+        if not folders or self._has_migrations_table():
+            return
+        example = folders[0].relative_to(self.artifacts).as_posix()
+        state = "is missing" if not self.db_path.exists() else "has no cellops tables (emptied or replaced)"
+        raise WorkspaceError(
+            f"workspace database {self.db_path} {state} but {self.artifacts} holds {len(folders)} "
+            f"version folder(s) (e.g. {example}); restore cellops.db from a backup, or move "
+            "artifacts aside (mv artifacts artifacts.orphaned) to start a fresh workspace"
+        )
+
+    def _has_migrations_table(self) -> bool:
+        if not self.db_path.exists():
+            return False
+
+        def probe() -> bool:  # read-only: a refused database is left exactly as it was
+            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=60)
+            try:
+                return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table'"
+                                    " AND name='_migrations'").fetchone() is not None
+            finally:
+                conn.close()
+
+        try:
+            return _with_retry(probe)
+        except sqlite3.DatabaseError as e:
+            raise _db_error(self.db_path, e) from e
+
+    def version_folders(self) -> list[Path]:
+        """Artifact folders laid out as versions (``artifacts/KIND/NAME/vN``), sorted."""
+        if not self.artifacts.is_dir():
+            return []
+        return sorted(p for p in self.artifacts.glob("*/*/v*")
+                      if not p.parts[-3].startswith(".") and VERSION_DIR_RE.match(p.name) and p.is_dir())
 
     # -- versions ---------------------------------------------------------------------------
     def save_version(
@@ -157,28 +247,51 @@ class Workspace:
         """
         check_name(name)
         h = content_hash(content)
-        with self.db(write=True) as conn:
-            row = conn.execute(
-                "SELECT * FROM versions WHERE kind=? AND name=? ORDER BY version DESC LIMIT 1",
-                (kind, name),
-            ).fetchone()
-            if row is not None and row["hash"] == h:
+        moved: Path | None = None
+        try:
+            with self.db(write=True) as conn:
+                row = conn.execute(
+                    "SELECT * FROM versions WHERE kind=? AND name=? ORDER BY version DESC LIMIT 1",
+                    (kind, name),
+                ).fetchone()
+                if row is not None and row["hash"] == h:
+                    if artifact is not None:
+                        shutil.rmtree(artifact, ignore_errors=True)
+                    return self._same_version(conn, row, content), False
+                number = (row["version"] + 1) if row else 1
                 if artifact is not None:
-                    shutil.rmtree(artifact, ignore_errors=True)
-                return self._version(conn, row), False
-            number = (row["version"] + 1) if row else 1
-            now = time.time()
-            conn.execute(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)",
-                (kind, name, number, h, json.dumps(content, default=str), now),
-            )
-            if artifact is not None:
-                dest = self.artifact_dir(kind, name, number)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if dest.exists():  # left over by a crash between rename and commit
-                    shutil.rmtree(dest)
-                os.replace(artifact, dest)
-            return Version(kind, name, number, h, content, now), True
+                    # A folder at the next number that no version row owns (a crash between rename
+                    # and commit, a database restored from an older backup) is never deleted:
+                    # the new version takes the next free number instead.
+                    while self.artifact_dir(kind, name, number).exists():
+                        number += 1
+                now = time.time()
+                conn.execute(
+                    "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)",
+                    (kind, name, number, h, json.dumps(content, default=str), now),
+                )
+                if artifact is not None:
+                    dest = self.artifact_dir(kind, name, number)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(artifact, dest)
+                    moved = dest
+                return Version(kind, name, number, h, content, now), True
+        except BaseException:
+            if moved is not None and artifact is not None and not artifact.exists():
+                os.replace(moved, artifact)  # not committed: no folder without its version row
+            raise
+
+    def _same_version(self, conn: sqlite3.Connection, row: sqlite3.Row, content: dict[str, Any]) -> Version:
+        """The latest version, whose hash equals ``content``'s; a stored copy that no longer
+        parses is rewritten from ``content`` (same hash, so the very same version)."""
+        try:
+            return self._version(conn, row)
+        except WorkspaceError:
+            conn.execute("UPDATE versions SET content=? WHERE kind=? AND name=? AND version=?",
+                         (json.dumps(content, default=str), row["kind"], row["name"], row["version"]))
+            return self._version(conn, conn.execute(
+                "SELECT * FROM versions WHERE kind=? AND name=? AND version=?",
+                (row["kind"], row["name"], row["version"])).fetchone())
 
     def _version(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Version:
         aliases = tuple(
@@ -188,9 +301,16 @@ class Workspace:
                 (row["kind"], row["name"], row["version"]),
             )
         )
+        try:
+            content = json.loads(row["content"])
+        except (TypeError, ValueError) as e:
+            ref = f"{row['kind']} {row['name']}@{row['version']}"
+            raise WorkspaceError(
+                f"stored {ref} is corrupt in {self.db_path} (its content is not valid JSON: {e}); "
+                f"save {row['name']} again to make a new version, or restore cellops.db from a backup"
+            ) from None
         return Version(
-            row["kind"], row["name"], row["version"], row["hash"],
-            json.loads(row["content"]), row["created_at"], aliases,
+            row["kind"], row["name"], row["version"], row["hash"], content, row["created_at"], aliases,
         )
 
     def resolve(self, kind: str, ref: str) -> Version:
@@ -254,10 +374,79 @@ class Workspace:
         return self.artifacts / kind / name / f"v{version}"
 
     def staging_dir(self) -> Path:
-        """A fresh folder to write a new artifact into before :meth:`save_version`."""
-        d = self.artifacts / ".staging" / uuid.uuid4().hex
+        """A fresh folder to write a new artifact into before :meth:`save_version`.
+
+        Its name carries this host and pid, so folders left by killed processes are found and
+        removed (:meth:`sweep_staging`) without touching one a live process is writing.
+        """
+        self.sweep_staging()
+        d = self._staging_path()
         d.mkdir(parents=True)
         return d
+
+    def _staging_path(self) -> Path:
+        return self.artifacts / ".staging" / f"{_host_tag()}.{os.getpid()}.{uuid.uuid4().hex}"
+
+    def resume_staging(self, state_key: str) -> Path:
+        """A staging folder for work that can resume after a kill (hold the build lock).
+
+        The folder a killed predecessor left (its path is kept in state ``state_key``) is moved
+        into a fresh folder owned by this process, so what it saved is carried over and survives
+        a second kill too. Call ``set_state(state_key, None)`` once the work is saved.
+        """
+        old = self.get_state(state_key)
+        new = self._staging_path()
+        new.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if not old:
+                raise FileNotFoundError
+            os.rename(old, new)
+        except (FileNotFoundError, NotADirectoryError):
+            new.mkdir()
+        self.set_state(state_key, str(new))
+        return new
+
+    def sweep_staging(self) -> int:
+        """Remove staging folders whose owner process is gone (not those kept for a resume)."""
+        root = self.artifacts / ".staging"
+        if not root.is_dir():
+            return 0
+        with self.db() as conn:
+            kept = {json.loads(r[0]) for r in conn.execute("SELECT value FROM state")
+                    if r[0].startswith('"')}
+        removed = 0
+        for d in root.iterdir():
+            if str(d) not in kept and _staging_is_stale(d):
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+        return removed
+
+    @contextmanager
+    def build_lock(self, kind: str, name: str) -> Iterator[None]:
+        """Hold the one build of ``kind`` ``name`` (an flock: the kernel frees it when the holder
+        dies, however it dies); a second builder fails at once, naming the holder's pid."""
+        import fcntl
+
+        locks = self.artifacts / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        f = open(locks / f"{kind}.{check_name(name)}.lock", "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise WorkspaceError(f"{kind} {name} is being built by pid {holder}; wait for that "
+                                 "build to finish (or stop it) and run again") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()} on {HOST}")
+            f.flush()
+            yield
+        finally:
+            f.truncate(0)
+            f.close()  # closing the file releases the lock
 
     # -- runs -------------------------------------------------------------------------------
     def record_run(
@@ -308,6 +497,32 @@ class Workspace:
             rows = conn.execute(q + " ORDER BY created_at DESC LIMIT ?", [*args, limit]).fetchall()
         return [_run_dict(r) for r in rows]
 
+    @contextmanager
+    def heartbeat(self, run_id: str) -> Iterator[None]:
+        """While the block runs, run ``run_id`` names this process (pid, host) as its owner and
+        beats every HEARTBEAT_S; readers show it ``dead`` once the owner is gone or silent."""
+        beat = "UPDATE runs SET record=json_set(record, '$.heartbeat_at', ?) WHERE id=? AND status='running'"
+        with self.db(write=True) as conn:
+            conn.execute("UPDATE runs SET record=json_set(record, '$.owner', json(?), '$.heartbeat_at', ?)"
+                         " WHERE id=?", (json.dumps({"pid": os.getpid(), "host": HOST}), time.time(), run_id))
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                try:
+                    with self.db(write=True) as conn:
+                        conn.execute(beat, (time.time(), run_id))
+                except (WorkspaceError, sqlite3.Error):
+                    continue  # a missed beat is harmless; STALE_S spans many of them
+
+        thread = threading.Thread(target=loop, name=f"cellops-heartbeat-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     # -- small key/value state (active guard policy, ...) -------------------------------------
     def get_state(self, key: str, default: Any = None) -> Any:
         with self.db() as conn:
@@ -323,11 +538,56 @@ class Workspace:
 
 
 def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
+    record = json.loads(row["record"])
     return {
         "id": row["id"], "kind": row["kind"], "name": row["name"], "version": row["version"],
-        "status": row["status"], "created_at": row["created_at"],
-        "record": json.loads(row["record"]),
+        "status": run_status(row["status"], record), "created_at": row["created_at"],
+        "record": record,
     }
+
+
+def run_status(status: str, record: dict[str, Any], now: float | None = None) -> str:
+    """The status to show: a ``running`` run whose owner process is gone (same host) or whose
+    heartbeat is older than STALE_S is ``dead``. Derived when read; nothing is written."""
+    owner = record.get("owner")
+    if status != "running" or not isinstance(owner, dict):
+        return status
+    if owner.get("host") == HOST and isinstance(owner.get("pid"), int) and not _pid_alive(owner["pid"]):
+        return "dead"
+    beat = record.get("heartbeat_at")
+    if isinstance(beat, (int, float)) and (now or time.time()) - beat > STALE_S:
+        return "dead"
+    return status
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(HOST.encode()).hexdigest()[:8]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    try:  # a killed process its parent has not reaped yet is a zombie: dead all the same
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _staging_is_stale(d: Path) -> bool:
+    host, _, rest = d.name.partition(".")
+    pid = rest.partition(".")[0]
+    if host == _host_tag() and pid.isdigit():
+        return not _pid_alive(int(pid))
+    if re.fullmatch(r"[0-9a-f]{32}", d.name):  # unnamed (older cellops): stale after a day
+        try:
+            return time.time() - d.stat().st_mtime > 86400
+        except OSError:
+            return False
+    return False  # another host's: only that host can tell whether its owner lives
 
 
 def workspace_path(start: str | os.PathLike[str] | None = None) -> Path:
