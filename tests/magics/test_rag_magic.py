@@ -94,3 +94,27 @@ def test_ask_streams_cites_and_records(ip, docs: Path, workspace, capsys) -> Non
     assert "[1] # Eiffel Tower\n\nThe Eiffel Tower in Paris" in rec["messages"][-1]["content"]
     bundle = a._repr_mimebundle_()
     assert "tower.md" in bundle["text/plain"] and "<details>" in bundle["text/html"]
+
+
+def test_build_a_corpus_of_web_text_with_line_separators(ip, tmp_path: Path) -> None:
+    # MS MARCO-like passages: U+2028, U+0085, vertical tab, form feed, group separators inside
+    # the texts; line 4 really is broken and is reported, the rest is indexed
+    passages = ["The Great Barrier Reef\u2028lies off Queensland, Australia.",
+                "Mount Fuji\u0085is the highest mountain in Japan.",
+                "Photosynthesis\x0bturns light into chemical energy\x0cin plants.",
+                "The Nile\x1cflows north\x1dthrough Egypt\x1einto the Mediterranean."]
+    lines = [json.dumps({"_id": f"p{i}", "text": t}, ensure_ascii=False) for i, t in enumerate(passages)]
+    lines = [ln.replace("\\u000b", "\x0b").replace("\\f", "\x0c").replace("\\u001c", "\x1c")
+             .replace("\\u001d", "\x1d").replace("\\u001e", "\x1e") for ln in lines]
+    lines.insert(3, '{"_id": "bad", "text": "cut off')
+    corpus = tmp_path / "marco.jsonl"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ip.run_cell_magic("rag", "build marco -o t_v", str(corpus))
+    v = ip.user_ns["t_v"]
+    assert v.counts["documents"] == 4 and v.counts["files"] == 1
+    assert [s for s, _ in v.skipped] == ["marco.jsonl line 4"] and "not valid JSON" in v.skipped[0][1]
+    assert "marco.jsonl line 4" in v._repr_mimebundle_()["text/plain"]
+    df = ip.run_line_magic("rag", "search marco which river flows through Egypt -k 1")
+    assert df.iloc[0]["doc_id"] == "p3" and "\x1d" in df.iloc[0]["text"]
+    df = ip.run_line_magic("rag", "search marco coral reef in Australia -k 1")
+    assert df.iloc[0]["doc_id"] == "p0" and "\u2028" in df.iloc[0]["text"]

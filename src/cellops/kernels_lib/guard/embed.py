@@ -107,18 +107,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise NotFoundError(f"exemplar file {p} not found; give a JSONL file of {{\"text\", \"label\"}} rows")
+    from ..jsonl import read_jsonl as read_lines
+
     rows = []
-    with p.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InvalidInputError(f"{p}:{i} is not valid JSON ({e.msg}); one JSON object per line") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
-                raise InvalidInputError(f"{p}:{i} needs a string 'text' and a 'label'")
-            rows.append(row)
+    for i, row in read_lines(p):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
+            raise InvalidInputError(f"{p}:{i} needs a string 'text' and a 'label'")
+        rows.append(row)
     return rows
 
 

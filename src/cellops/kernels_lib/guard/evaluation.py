@@ -9,7 +9,6 @@ Figures: per-label precision / recall / F1, benign false-positive rate, recall a
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from .. import html
 from ..errors import InvalidInputError, NotFoundError
+from ..jsonl import read_jsonl
 from ..workspace import Workspace, get_workspace
 
 NEGATIVE = {"benign", "safe", "negative", "ok", "0", "false"}
@@ -80,14 +80,7 @@ def read_rows(data: Any) -> tuple[list[dict[str, Any]], str]:
         path = Path(data).expanduser()
         if not path.is_file():
             raise NotFoundError(f"no data file {path}; give a JSONL of {{text, label}} or {{text, spans}} rows")
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise InvalidInputError(f"{path}:{i} is not valid JSON ({e.msg})") from None
-        return rows, str(path)
+        return [row for _, row in read_jsonl(path)], str(path)  # a broken row raises, by line
     return list(data), "(rows)"
 
 

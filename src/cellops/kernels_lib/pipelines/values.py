@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import html
 from ..errors import InvalidInputError
+from ..jsonl import BadLines, read_jsonl
 
 ENV_VALUES = "CELLOPS_PIPELINE_VALUES"
 PARAM_VALUES = "cellops_values_file"
@@ -78,12 +79,10 @@ def read_values(path: Path) -> dict[str, Any]:
     """All recorded values in order; later calls win."""
     out: dict[str, Any] = {}
     if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                try:
-                    out.update(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a dying kernel
+        # a line cut short by a dying kernel is skipped (BadLines), the rest kept
+        for _, row in read_jsonl(path, BadLines(str(path))):
+            if isinstance(row, dict):
+                out.update(row)
     return out
 
 

@@ -73,16 +73,11 @@ def _read_file(path: Path) -> tuple[str, list[tuple[str, Any]]]:
     if not path.is_file():
         raise NotFoundError(f"cases file not found: {path}")
     name, suffix = path.name, path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
     if suffix in (".jsonl", ".ndjson"):
-        out: list[tuple[str, Any]] = []
-        for i, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    out.append((f"line {i} of {name}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise InvalidInputError(f"line {i} of {name} is not valid JSON ({e.msg})") from None
-        return name, out
+        from ..jsonl import read_jsonl
+
+        return name, [(f"line {i} of {name}", row) for i, row in read_jsonl(path)]
+    text = path.read_text(encoding="utf-8")
     if suffix in (".csv", ".tsv"):
         reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
         return name, [(f"line {reader.line_num} of {name}", dict(r)) for r in reader]

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import html
 from ..errors import InvalidInputError, NotFoundError
+from ..jsonl import read_jsonl
 from ..tracking import tracker
 from ..workspace import Workspace, get_workspace
 from .retrieve import MODES, Hit, search_many
@@ -32,14 +33,8 @@ ANSWER_FIELDS = ("answers", "answer", "long_answer")
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise NotFoundError(f"queries file {path} not found")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise InvalidInputError(f"{path.name} line {n} is not valid JSON") from None
-    return rows
+    # a broken query row raises (naming its line): a metric over part of the set would mislead
+    return [row for _, row in read_jsonl(path)]
 
 
 def load_queries(queries: Any) -> list[dict[str, Any]]:

@@ -141,6 +141,8 @@ def _embed(embedder: Any, texts: list[str], keys: list[str], partial: dict[str, 
     # length-sorted groups keep padding (and so wasted compute) low, as one big encode call would
     todo.sort(key=lambda i: -len(texts[i]))
     checkpoint.mkdir(parents=True, exist_ok=True)
+    # groups a killed build saved keep their files: number the new ones after them
+    first = 1 + max((int(p.stem) for p in checkpoint.glob("*.npy") if p.stem.isdigit()), default=-1)
     done = len(texts) - len(todo)
     if progress:
         progress(done, len(texts))
@@ -148,8 +150,9 @@ def _embed(embedder: Any, texts: list[str], keys: list[str], partial: dict[str, 
         ids = todo[g:g + GROUP]
         vecs = embedder.encode([texts[i] for i in ids])
         out[ids] = vecs
-        np.save(checkpoint / f"{g // GROUP:05d}.npy", vecs)
-        (checkpoint / f"{g // GROUP:05d}.json").write_text(json.dumps([keys[i] for i in ids]))
+        stem = f"{first + g // GROUP:05d}"
+        np.save(checkpoint / f"{stem}.npy", vecs)
+        (checkpoint / f"{stem}.json").write_text(json.dumps([keys[i] for i in ids]))
         done += len(ids)
         if progress:
             progress(done, len(texts))
@@ -185,7 +188,13 @@ def build(name: str, sources: Any, *, embedder: str = "default", chunker: str = 
     check_name(name)
     check_sizes(chunk_size, overlap)
     chunkers.get(chunker)  # unknown chunker: fail before any work
-    base_dir = Path(base or Path.cwd()).resolve()
+    with ws.build_lock(KIND, name):  # one build per name: a second one fails, naming the pid
+        return _build(ws, name, sources, embedder, chunker, chunk_size, overlap,
+                      Path(base or Path.cwd()).resolve(), progress, t0)
+
+
+def _build(ws: Workspace, name: str, sources: Any, embedder: str, chunker: str, chunk_size: int,
+           overlap: int, base_dir: Path, progress: Progress | bool | None, t0: float) -> IndexVersion:
     items, skipped = loaders.expand(sources, base_dir, ws)
     emb = get_embedder(embedder)
     settings = _settings(emb, chunker, chunk_size, overlap)
@@ -204,6 +213,7 @@ def build(name: str, sources: Any, *, embedder: str = "default", chunker: str = 
             label = item[0] if isinstance(item, tuple) else loaders._rel(item, base_dir)
             skipped.append((label, str(e)))
             continue
+        skipped += [(f"{sf.source} line {n}", why) for n, why in sf.bad_rows]
         if sf.source in files:  # listed twice (a folder and a glob): keep the first
             continue
         files[sf.source] = sf.hash
@@ -255,10 +265,16 @@ def _write(ws: Workspace, name: str, content: dict[str, Any], chunks: list[Chunk
            skipped: list[tuple[str, str]], progress: Progress | bool | None, t0: float,
            repair: Version | None = None) -> IndexVersion:
     state_key = f"rag.building.{name}"
-    old_staging = ws.get_state(state_key)
-    partial = _load_partial(Path(old_staging) if old_staging else None)
-    staging = ws.staging_dir()
-    ws.set_state(state_key, str(staging))
+    # the folder a killed build of this name left becomes ours (we hold the name's build lock),
+    # so its checkpointed vectors are reused now and survive a second kill as well
+    staging = ws.resume_staging(state_key)
+    for p in staging.iterdir():  # what a build killed while writing its final files left
+        if p.is_dir() and p.name != "partial":
+            shutil.rmtree(p)
+        elif not p.is_dir():
+            p.unlink()
+    partial = _load_partial(staging)
+    ws.sweep_staging()
     todo = [i for i, v in enumerate(vec_rows) if v is None]
     texts = [chunks[i].embed_text for i in todo]
     keys = [_text_key(settings_hash, t) for t in texts]
@@ -288,8 +304,6 @@ def _write(ws: Workspace, name: str, content: dict[str, Any], chunks: list[Chunk
     else:
         version, created = ws.save_version(KIND, name, content, artifact=staging)
     ws.set_state(state_key, None)
-    if old_staging and Path(old_staging).is_dir():
-        shutil.rmtree(old_staging, ignore_errors=True)
     result = IndexVersion(version, created, skipped, len(todo) - recovered,
                           len(chunks) - len(todo) + recovered, time.perf_counter() - t0)
     ws.record_run("rag-build", {"index": version.ref, "corpus_hash": content["corpus_hash"],

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..jsonl import read_rows
 from ..registry import Registry
 
 
@@ -37,6 +38,15 @@ class SourceFile:
     source: str
     hash: str
     documents: list[Document]
+    bad_rows: list[tuple[int, str]] = field(default_factory=list)  # (line, reason): skipped rows
+
+
+class Documents(list):  # type: ignore[type-arg]
+    """What a loader of many records returns: the documents, plus the rows it had to skip."""
+
+    def __init__(self, docs: Iterable[Document], bad_rows: list[tuple[int, str]]) -> None:
+        super().__init__(docs)
+        self.bad_rows = bad_rows
 
 
 Loader = Callable[[Path, str], list[Document]]
@@ -168,14 +178,9 @@ def _records(rows: Iterable[Any], source: str) -> list[Document]:
 
 @loaders.register(".jsonl")
 def _jsonl(path: Path, source: str) -> list[Document]:
-    rows = []
-    for n, line in enumerate(_read_text(path).splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise InvalidInputError(f"line {n} is not valid JSON") from None
-    return _records(rows, source)
+    """One document per record; a broken row is reported by its line and the rest is used."""
+    rows, bad = read_rows(path)
+    return Documents(_records((r for _, r in rows), source), bad.lines)
 
 
 @loaders.register(".json")
@@ -268,7 +273,8 @@ def load_file(path: Path, base: Path) -> SourceFile:
         data = path.read_bytes()
     except OSError as e:
         raise InvalidInputError(f"unreadable ({e.strerror})") from None
-    return SourceFile(source, _hash_bytes(data), loaders.get(ext)(path, source))
+    docs = loaders.get(ext)(path, source)
+    return SourceFile(source, _hash_bytes(data), docs, list(getattr(docs, "bad_rows", [])))
 
 
 def load_object(label: str, obj: Any) -> SourceFile:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import WorkspaceError
+from ..jsonl import read_jsonl
 from ..workspace import Version, Workspace
 from .ann import AnnConfig, DenseIndex
 
@@ -97,12 +98,10 @@ def verify(folder: Path, name: str) -> None:
 
 def read_chunks(folder: Path) -> list[Chunk]:
     chunks = []
-    with open(folder / "chunks.jsonl", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            d = json.loads(line)
-            chunks.append(Chunk(i, d["text"], d["source"], d["doc_id"], d.get("start", 0),
-                                d.get("end", 0), d.get("heading", ""), d.get("file_hash", ""),
-                                d.get("meta") or {}))
+    for i, (_, d) in enumerate(read_jsonl(folder / "chunks.jsonl")):  # a bad row raises: damaged
+        chunks.append(Chunk(i, d["text"], d["source"], d["doc_id"], d.get("start", 0),
+                            d.get("end", 0), d.get("heading", ""), d.get("file_hash", ""),
+                            d.get("meta") or {}))
     return chunks
 
 

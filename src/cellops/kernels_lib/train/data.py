@@ -121,20 +121,12 @@ def _read_file(path: Path) -> tuple[str, list[tuple[int, Any]]]:
         raise NotFoundError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        out: list[tuple[int, Any]] = []
-        bad: list[str] = []
-        with open(path, encoding="utf-8") as f:
-            for i, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    out.append((i, json.loads(text)))
-                except json.JSONDecodeError as e:
-                    bad.append(f"line {i}: not valid JSON ({e.msg})")
-        if bad:
-            raise InvalidInputError(
-                f"{len(bad)} unreadable line(s) in {path}: " + "; ".join(bad[:MAX_REPORTED])
-            )
+        from ..jsonl import read_rows
+
+        out, bad = read_rows(path)
+        if bad:  # training data is all or nothing (see load): every bad line is named
+            raise InvalidInputError(f"{len(bad.lines)} unreadable line(s) in {path}: " + "; ".join(
+                f"line {n}: {why}" for n, why in bad.lines[:MAX_REPORTED]))
         return str(path), out
     if suffix in (".csv", ".tsv"):
         with open(path, encoding="utf-8", newline="") as f:

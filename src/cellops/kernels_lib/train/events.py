@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import parse_line
+
 Event = dict[str, Any]
 
 
@@ -51,8 +53,8 @@ class Tail:
         for raw in lines:
             if raw.strip():
                 try:
-                    out.append(json.loads(raw))
-                except json.JSONDecodeError:
+                    out.append(parse_line(raw))
+                except ValueError:
                     continue  # a line torn by a crash mid-write: skip it, keep the rest
         return out
 

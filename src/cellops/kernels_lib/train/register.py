@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import read_jsonl
 from ..workspace import get_workspace
 from . import events
 from .worker import uses_lora
@@ -37,8 +38,7 @@ def sample_prompts(run_dir: Path, n: int) -> list[dict[str, Any]]:
     for name in ("eval.jsonl", "train.jsonl"):
         path = run_dir / "data" / name
         if path.exists():
-            for line in path.read_text().splitlines():
-                row = json.loads(line)
+            for _, row in read_jsonl(path):
                 msgs = row["messages"]
                 out.append({"line": row["line"], "messages": msgs[:-1], "reference": msgs[-1]["content"],
                             "split": name.split(".")[0]})

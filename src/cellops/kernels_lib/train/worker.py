@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import read_jsonl
 from . import events
 from .job import last_checkpoint
 
@@ -156,8 +157,7 @@ def drop_frozen_tied_weights(ckpt: Path, model: Any) -> None:
 def load_examples(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [row for _, row in read_jsonl(path)]
 
 
 def uses_lora(cfg: dict[str, Any]) -> bool:
