@@ -46,7 +46,7 @@ def test_bad_data_is_one_line(workspace, tmp_path) -> None:
         guard.evaluate("default", tmp_path / "missing.jsonl", workspace=workspace)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "hi", "label": "benign"}\nnot json\n')
-    with pytest.raises(InvalidInputError, match="bad.jsonl:2 is not valid JSON"):
+    with pytest.raises(InvalidInputError, match="bad.jsonl line 2 is not valid JSON"):
         guard.evaluate("default", bad, workspace=workspace)
     with pytest.raises(InvalidInputError, match="needs a 'label'"):
         guard.evaluate("default", [{"text": "x"}], workspace=workspace)

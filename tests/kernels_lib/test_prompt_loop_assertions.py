@@ -129,7 +129,7 @@ def test_cases_from_files_and_frames(tmp_path) -> None:
     assert load_cases(tmp_path / "c.yaml")[0].label == "first"
     df = pd.DataFrame({"q": ["a", None]})
     assert load_cases(df)[1].vars == {}  # a blank cell is a missing variable, named later
-    with pytest.raises(InvalidInputError, match="line 2 of bad.jsonl is not valid JSON"):
+    with pytest.raises(InvalidInputError, match="bad.jsonl line 2 is not valid JSON"):
         (tmp_path / "bad.jsonl").write_text('{"q": 1}\n{oops\n')
         load_cases(tmp_path / "bad.jsonl")
     with pytest.raises(InvalidInputError, match=r"case 1 \(item 0 of the list\) has unknown key\(s\) asserts"):

@@ -43,8 +43,10 @@ def cellops_value(dag_id, step, key, run_id):
     """A value an upstream step recorded with cellops.pipelines.record (Jinja macro)."""
     values = {{}}
     path = OUTPUT_DIR / dag_id / run_id / f"{{step}}.values.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        values.update(json.loads(line))
+    # JSON Lines end at "\\n" only (splitlines() would also cut at U+2028 inside a value)
+    for line in path.read_text(encoding="utf-8").split("\\n") if path.exists() else []:
+        if line.strip():
+            values.update(json.loads(line, strict=False))
     if key not in values:
         raise KeyError(f"step {{step}} recorded no value {{key!r}} (recorded: {{sorted(values)}})")
     return values[key]
