@@ -94,6 +94,31 @@ def test_runs_show_params_metrics_and_record(server):
     assert server.get("runs", dir=rel, limit="many").status_code == 400
 
 
+def test_traces_list_and_one_trace_with_its_spans(server):
+    from cellops.kernels_lib.tracking import Trace, traces
+
+    rel, ws = make_ws(server)
+    assert server.get("traces", dir=rel).json() == []
+    t = Trace("prompt greet@1")
+    with t.span("generate", kind="llm", **{"gen_ai.usage.output_tokens": 4, "output.value": "<b>hi</b>"}):
+        pass
+    traces.save(ws, t, run_id="r1")
+    bad = Trace("rag ask kb@1")
+    bad.end(status="error")
+    traces.save(ws, bad)
+    listed = server.get("traces", dir=rel).json()
+    assert [x["name"] for x in listed] == ["rag ask kb@1", "prompt greet@1"]
+    assert [x["trace_id"] for x in server.get("traces", dir=rel, status="error").json()] == [bad.trace_id]
+    assert [x["name"] for x in server.get("traces", dir=rel, name="prompt").json()] == ["prompt greet@1"]
+    one = server.get(f"traces/{t.trace_id[:8]}", dir=rel).json()
+    assert one["trace_id"] == t.trace_id and one["summary"]["run_id"] == "r1"
+    assert [s["name"] for s in one["spans"]] == ["prompt greet@1", "generate"]
+    assert one["spans"][1]["parent_id"] == one["spans"][0]["span_id"]
+    assert one["spans"][1]["attributes"]["output.value"] == "<b>hi</b>"  # JSON: the panel escapes
+    assert server.get("traces/abcdef12", dir=rel).status_code == 404
+    assert server.get("traces", dir=rel, since="soon").status_code == 400
+
+
 def _artifact(ws: Workspace, files: dict[str, bytes]) -> Path:
     d = ws.staging_dir()
     for name, data in files.items():

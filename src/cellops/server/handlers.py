@@ -21,7 +21,7 @@ from .. import __version__
 from ..kernels_lib.errors import CellopsError, NotFoundError, WorkspaceError
 from .reader import OutsideError, Reader, locate
 
-RESOURCES = ("status", "prompts", "runs", "indexes", "models", "jobs", "schedules", "file")
+RESOURCES = ("status", "prompts", "runs", "indexes", "models", "jobs", "schedules", "traces", "file")
 
 
 def _int(value: str | None, default: int) -> int:
@@ -47,6 +47,10 @@ def route(reader: Reader, parts: list[str], arg: Callable[[str], str | None]) ->
         return reader.runs(arg("kind"), arg("name"), _int(arg("limit"), 50))
     if head == "runs" and len(rest) == 1:
         return reader.run(rest[0])
+    if head == "traces" and not rest:
+        return reader.traces(arg("name"), arg("status"), arg("since"), _int(arg("limit"), 50))
+    if head == "traces" and len(rest) == 1:
+        return reader.trace(rest[0])
     if head == "jobs" and len(rest) == 1:
         return reader.job(rest[0], since=_int(arg("since"), 0))
     if head == "file" and not rest:

@@ -200,6 +200,25 @@ class Reader:
         r = self.ws.get_run(run_id)
         return _run_summary(r) | {"record": r["record"]}
 
+    def traces(self, name: str | None = None, status: str | None = None, since: str | None = None,
+               limit: int = 50) -> list[dict[str, Any]]:
+        """Trace summaries, newest first (``%trace list``'s rows)."""
+        if self.ws is None:
+            return []
+        from ..kernels_lib.tracking import traces
+
+        found = traces.search(name or None, since or None, status or None,
+                              min(max(limit, 1), LIST_LIMIT), workspace=self.ws)
+        return [t.to_dict() for t in found]
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        """One trace with every span (the waterfall's data), by id, id prefix or run id."""
+        if self.ws is None:
+            raise NotFoundError(f"no trace '{trace_id}' in this workspace")
+        from ..kernels_lib.tracking import traces
+
+        return traces.get(trace_id, self.ws).to_dict()
+
     def indexes(self) -> list[dict[str, Any]]:
         return [self._artifact_view(v) for v in self._versions("index")]
 
