@@ -58,3 +58,42 @@ def test_rag_ask_spans_read_back_from_phoenix(ip, phoenix: str, workspace) -> No
     assert gen["llm.token_count.prompt"] == answer.generation.prompt_tokens
     assert gen["gen_ai.usage.output_tokens"] == answer.generation.completion_tokens
     assert names["retrieve"]["attributes"]["retrieval.documents.0.document.id"] == answer.passages[0].chunk.id
+
+
+CHAIN = """
+inputs: [text]
+steps:
+  words: {python: split, args: {s: "{{ inputs.text }}"}}
+  upper:
+    map: "{{ steps.words.output }}"
+    as: w
+    step: {python: up, args: {t: "{{ w }}"}}
+  answer: {generate: "Say {{ steps.upper.output | join(' ') }}.", params: {max_tokens: 6}}
+output: "{{ steps.answer.output }}"
+"""
+
+
+@pytest.mark.slow
+def test_chain_spans_read_back_from_phoenix(phoenix: str, workspace) -> None:
+    from cellops.kernels_lib import chains
+
+    chains.save("shout", CHAIN)
+    resolver = chains.namespace_resolver({"split": lambda s: s.split(), "up": lambda t: t.upper()})
+    otel.configure(phoenix)
+    try:
+        r = chains.run("shout", {"text": "hello big world"}, resolver=resolver)
+        assert otel.flush(30)
+    finally:
+        otel.configure(None)
+    ours = traces.get(r.trace_id, workspace)
+    theirs = {s["context"]["span_id"]: s for s in phoenix_spans(phoenix, r.trace_id, len(ours.spans))}
+    assert len(theirs) == len(ours.spans)
+    for s in ours.spans:
+        assert (theirs[s.span_id]["name"], theirs[s.span_id]["parent_id"]) == (s.name, s.parent_id)
+    by = {s.name: s for s in ours.spans}
+    mapped = [s for s in ours.spans if s.parent_id == by["upper"].span_id]
+    assert [s.name for s in mapped] == ["upper[0]", "upper[1]", "upper[2]"]  # nesting kept in Phoenix
+    gen = next(s for s in ours.spans if s.kind == "llm")
+    assert theirs[gen.span_id]["span_kind"] == "LLM"
+    assert theirs[gen.span_id]["attributes"]["llm.token_count.completion"] == \
+        gen.attrs["gen_ai.usage.output_tokens"] > 0
