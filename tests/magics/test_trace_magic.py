@@ -57,6 +57,8 @@ def test_prompt_traces_list_show_diff(ip, workspace) -> None:
     assert gen.attrs["gen_ai.usage.output_tokens"] == a.generation.completion_tokens
     assert gen.attrs["gen_ai.request.model"] == "default" and gen.attrs["output.value"] == a.generation.text
     assert "the sea" in gen.attrs["input.value"] and "guard.output" in by
+    folded = a._repr_mimebundle_()["text/html"]  # the call's own output carries its waterfall
+    assert f"trace {a.trace_id[:12]}" in folded and folded.count("class='wf-row'") == len(st.spans)
 
     listed = ip.run_line_magic("trace", "list --name prompt --last 5 -o t_l")
     assert [t.trace_id for t in listed] == [b.trace_id, a.trace_id]

@@ -9,7 +9,7 @@ from .. import html
 from ..calls import CallResult, guarded_generate
 from ..guard import active_policy
 from ..models import Generation, GenParams, OnToken, get_llm
-from ..tracking import Trace, genai, traces, tracker
+from ..tracking import Trace, genai, traces, tracker, waterfall
 from ..workspace import Workspace, get_workspace
 from . import store
 from . import template as tpl
@@ -34,6 +34,7 @@ class PromptRun:
     blocked: str | None = None
     cached: bool = False  # the answer came from the workspace response cache
     trace_id: str | None = None
+    spans: Any = field(default=None, repr=False)  # the Trace, for the folded waterfall
 
     @property
     def version(self) -> str:
@@ -55,7 +56,7 @@ class PromptRun:
             if rep_html is not None:
                 body += f"<details {'open' if self.blocked else ''}><summary>guard: {html.esc(rail)}</summary>{rep_html()}</details>"
         return {"text/plain": f"{self.text}\n[{self._meta()}]",
-                "text/html": html.box("prompt run", body, self._meta())}
+                "text/html": html.box("prompt run", body + waterfall.details(self.spans), self._meta())}
 
 
 def resolve_call(prompt: store.Prompt, variables: dict[str, Any], model: str | None,
@@ -140,7 +141,7 @@ def run(
                  ("prompt", "model", "prompt_tokens", "completion_tokens", "latency_s", "cached")}
                 | {"prompt/run_id": run_id, "prompt/output": result.text})
     return PromptRun(result.text, prompt, model_uri, run_id, result.messages, gp.to_dict(), gen,
-                     record["trace"], result.reports, result.blocked, c.cached, c.trace.trace_id)
+                     record["trace"], result.reports, result.blocked, c.cached, c.trace.trace_id, c.trace)
 
 
 def _recorded_variables(variables: dict[str, Any] | None, reports: dict[str, Any]) -> dict[str, str]:

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from ..guard import active_policy
 from ..models import Generation, OnToken, get_embedder, get_llm
 from ..prompts.run import resolve_call
-from ..tracking import Trace, genai, traces, tracker
+from ..tracking import Trace, genai, traces, tracker, waterfall
 from ..workspace import Workspace, get_workspace
 from .retrieve import Hit, search_many
 from .store import open_index
@@ -99,6 +99,7 @@ class Answer:
     guard: dict[str, Any] = field(default_factory=dict)
     blocked: str | None = None
     trace_id: str | None = None
+    spans: Any = field(default=None, repr=False)  # the Trace, for the folded waterfall
 
     def __str__(self) -> str:
         return self.text
@@ -126,7 +127,7 @@ class Answer:
             if rep_html is not None:
                 body += f"<details><summary>guard: {html.esc(rail)}</summary>{rep_html()}</details>"
         return {"text/plain": "\n".join(lines) + f"\n[{self._meta()}]",
-                "text/html": html.box(self.question, body, self._meta())}
+                "text/html": html.box(self.question, body + waterfall.details(self.spans), self._meta())}
 
 
 def _retrieval_rail(policy: Any, hits: list[Hit], trace: Trace) -> tuple[list[Hit], list[str], Any]:
@@ -169,7 +170,7 @@ def ask(name: str, question: str, k: int = 4, model: str = "default", *, hybrid:
     run_id = _record(ws, index, question, k, mode, hits, p, llm, model_uri, gp, result, citations,
                      trace, reports, policy)
     return Answer(result.text, question, citations, hits, index.ref, model_uri, p.ref, run_id,
-                  result.generation, trace.to_list(), reports, result.blocked, trace.trace_id)
+                  result.generation, trace.to_list(), reports, result.blocked, trace.trace_id, trace)
 
 
 def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str) -> list[Hit]:

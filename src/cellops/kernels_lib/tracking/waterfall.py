@@ -95,3 +95,12 @@ def render(trace: Any) -> dict[str, str]:
     rows = "".join(_row(s, d, t0, total) for s, d in tree(spans))
     meta = f"{trace.trace_id} · {len(spans)} spans · {total * 1000:.1f} ms"
     return {"text/plain": text(trace), "text/html": html.box(f"trace: {tree(spans)[0][0].name}", _CSS + rows, meta)}
+
+
+def details(trace: Any) -> str:
+    """The waterfall folded under a call's own output (a result's text/html)."""
+    if trace is None or not trace.spans:
+        return ""
+    spans = list(trace.spans)
+    return (f"<details><summary>trace {escape(trace.trace_id[:12])} · {len(spans)} spans</summary>"
+            f"{render(trace)['text/html']}</details>")
