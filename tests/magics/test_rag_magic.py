@@ -89,7 +89,7 @@ def test_ask_streams_cites_and_records(ip, docs: Path, workspace, capsys) -> Non
     for c in a.citations:  # every citation maps to a retrieved passage's source and text
         assert c.source == a.passages[c.n - 1].source and c.text == a.passages[c.n - 1].text
     rec = workspace.get_run(a.run_id)["record"]
-    assert [s["name"] for s in rec["trace"]] == ["retrieve", "embed query", "render", "generate"]
+    assert [s["name"] for s in rec["trace"]] == ["retrieve", "embed query", "render", "load_model", "generate"]
     assert rec["index"] == "kb@1" and rec["prompt"] == "short-rag@1" and rec["output"] == a.text
     assert "[1] # Eiffel Tower\n\nThe Eiffel Tower in Paris" in rec["messages"][-1]["content"]
     bundle = a._repr_mimebundle_()

@@ -162,7 +162,8 @@ def ask(name: str, question: str, k: int = 4, model: str = "default", *, hybrid:
     with trace.span("render", **{"cellops.prompt": p.ref}):
         messages, model_uri, gp = resolve_call(
             p, {"question": question, "passages": passages, "context": context}, model, params)
-    llm = get_llm(model_uri, ws)
+    with trace.span("load_model", **{"gen_ai.request.model": model_uri}):
+        llm = get_llm(model_uri, ws)
     result = guarded_generate(llm, messages, gp, trace=trace, on_token=on_token, policy=policy,
                               context=texts, input_text=question)
     citations = [] if result.blocked else cite(result.text, hits)
