@@ -241,3 +241,26 @@ def test_compare_grid_two_chain_versions(workspace) -> None:
 
 def test_errors_are_cellops_errors() -> None:
     assert issubclass(chains.ChainStepError, CellopsError) and issubclass(chains.ChainTestFailed, CellopsError)
+
+
+def test_chain_as_a_pipeline_step(workspace, tmp_path) -> None:
+    from cellops.kernels_lib.pipelines.chain import load_chain, run_chain
+
+    chains.save("base", {"steps": {"b": {"python": "os.path:basename", "args": {"p": "{{ inputs.path }}"}}}})
+    chains.save("ext", {"steps": {"e": {"python": "os.path:splitext", "args": {"p": "{{ inputs.name }}"}}},
+                        "output": "{{ steps.e.output[1] }}"})
+    pipe = tmp_path / "pipe.yaml"
+    pipe.write_text("params: {path: /data/report.csv}\nsteps:\n"
+                    "  ext: {chain: ext@1, inputs: {name: '${base.output}'}}\n"
+                    "  base: {chain: base, inputs: {path: '${params.path}'}}\n")
+    assert list(load_chain(pipe).steps) == ["base", "ext"]  # order from the references
+    run = run_chain(pipe)
+    assert run.status == "ok", run.record
+    steps = run.record["steps"]
+    assert steps["base"]["values"]["output"] == "report.csv" and steps["ext"]["values"]["output"] == ".csv"
+    chain_run = workspace.get_run(steps["ext"]["run_id"])
+    assert chain_run["kind"] == "chain" and chain_run["record"]["source"] == "pipeline"
+    assert chain_run["record"]["trace_id"] == steps["ext"]["trace_id"]
+    pipe.write_text("steps:\n  a: {chain: nope}\n")
+    with pytest.raises(NotFoundError, match=r"pipe.yaml: step 'a': no chain named 'nope'; available: base, ext"):
+        load_chain(pipe)

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInputError
 from ..workspace import Workspace, get_workspace
 from . import chain
 from .schedules import list_schedules
@@ -113,6 +114,11 @@ def _dag_spec(s: Any) -> dict[str, Any]:
     dag_id = "cellops_" + re.sub(r"\W", "_", s.name)
     if spec["kind"] == "chain":
         c = chain.load_chain(spec["target"], spec["params"])
+        in_process = [st.name for st in c.steps.values() if st.chain is not None]
+        if in_process:  # the DAG template runs notebooks with papermill; a chain step has none
+            raise InvalidInputError(
+                f"schedule {s.name}: step {in_process[0]} runs a chain, which the Airflow export does not "
+                "support yet; call cellops.chains.run from a notebook step instead")
         steps = [{"name": st.name, "notebook": str(st.notebook), "needs": st.needs,
                   "kernel": st.kernel or spec["kernel"],
                   "params": {k: _jinja(v, dag_id, c.params) for k, v in st.params.items()}}

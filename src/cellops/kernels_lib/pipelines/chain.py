@@ -13,6 +13,9 @@ steps:
     params: {model: ${finetune.model_ref}}   # value recorded by finetune with record(...)
     timeout: 900
     retries: 1
+  answer:
+    chain: qa@prod             # a saved chain (cellops.chains) instead of a notebook: runs in
+    inputs: {question: ${params.question}}   # this process; records output, trace_id, run_id
 ```
 A reference that is the whole value keeps its type; inside a longer string it is interpolated.
 A failed step stops its dependants (recorded as skipped, naming the step that failed); steps that
@@ -34,17 +37,20 @@ from . import notebook
 
 REF = re.compile(r"\$\{\s*([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\s*\}")
 STEP_KEYS = {"notebook", "params", "needs", "timeout", "retries", "kernel"}
+CHAIN_STEP_KEYS = {"chain", "inputs", "model", "needs"}  # a step that runs a saved chain
 
 
 @dataclass
 class Step:
     name: str
-    notebook: Path
-    params: dict[str, Any] = field(default_factory=dict)
+    notebook: Path | None  # None: a chain step
+    params: dict[str, Any] = field(default_factory=dict)  # a chain step's inputs
     needs: list[str] = field(default_factory=list)
     timeout: float | None = None
     retries: int | None = None
     kernel: str | None = None
+    chain: str | None = None  # NAME[@V] of a saved chain (cellops.chains)
+    model: str | None = None  # the chain's model override
 
 
 @dataclass
@@ -88,8 +94,10 @@ def load_chain(path: str | Path, overrides: dict[str, Any] | None = None) -> Cha
 def _step(p: Path, name: str, body: Any) -> Step:
     if not re.fullmatch(r"[A-Za-z_][\w-]*", name or "") or name == "params":
         raise InvalidInputError(f"{p.name}: bad step name {name!r} (letters, digits, _ or -; not 'params')")
+    if isinstance(body, dict) and "chain" in body:
+        return _chain_step(p, name, body)
     if not isinstance(body, dict) or "notebook" not in body:
-        raise InvalidInputError(f"{p.name}: step '{name}' needs a 'notebook:' path")
+        raise InvalidInputError(f"{p.name}: step '{name}' needs a 'notebook:' path (or 'chain: NAME@V')")
     unknown = set(body) - STEP_KEYS - {"name"}
     if unknown:
         raise InvalidInputError(f"{p.name}: step '{name}' has unknown key(s) {', '.join(sorted(unknown))}; "
@@ -100,6 +108,26 @@ def _step(p: Path, name: str, body: Any) -> Step:
     return Step(name, nb, dict(body.get("params") or {}),
                 [needs] if isinstance(needs, str) else list(needs),
                 body.get("timeout"), body.get("retries"), body.get("kernel"))
+
+
+def _chain_step(p: Path, name: str, body: dict[str, Any]) -> Step:
+    from .. import chains
+
+    unknown = set(body) - CHAIN_STEP_KEYS - {"name"}
+    if unknown:
+        raise InvalidInputError(f"{p.name}: chain step '{name}' has unknown key(s) {', '.join(sorted(unknown))}; "
+                                f"valid: {', '.join(sorted(CHAIN_STEP_KEYS))}")
+    ref = str(body["chain"])
+    try:
+        chains.get(ref)  # NotFoundError now, not halfway through the pipeline
+    except NotFoundError as e:
+        raise NotFoundError(f"{p.name}: step '{name}': {e}") from None
+    inputs = body.get("inputs") or {}
+    if not isinstance(inputs, dict):
+        raise InvalidInputError(f"{p.name}: chain step '{name}': 'inputs' must be a mapping name: value")
+    needs = body.get("needs") or []
+    return Step(name, None, dict(inputs), [needs] if isinstance(needs, str) else list(needs),
+                chain=ref, model=body.get("model"))
 
 
 def _check_refs(p: Path, steps: dict[str, Step], params: dict[str, Any]) -> None:
@@ -121,7 +149,8 @@ def _check_refs(p: Path, steps: dict[str, Step], params: dict[str, Any]) -> None
         for need in step.needs:
             if need not in steps:
                 raise InvalidInputError(f"{p.name}: step '{step.name}' needs unknown step '{need}'")
-        notebook.check_parameters(step.notebook, static)  # typos and types, before anything runs
+        if step.notebook is not None:
+            notebook.check_parameters(step.notebook, static)  # typos and types, before anything runs
 
 
 def _topo(p: Path, steps: dict[str, Step]) -> dict[str, Step]:
@@ -168,7 +197,7 @@ def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir
               workspace: Workspace | None = None, run_id: str | None = None,
               extra: dict[str, Any] | None = None, **_: Any) -> Any:
     """Run every step of a pipeline file in dependency order; returns a PipelineRun."""
-    from .execute import KIND, PipelineRun, run
+    from .execute import KIND, PipelineRun
 
     ws = workspace or get_workspace()
     chain = load_chain(path, params)
@@ -181,27 +210,19 @@ def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir
     ws.record_run(KIND, record, name=chain.name, status="running", run_id=run_id)
     values: dict[str, dict[str, Any]] = {"params": chain.params}
     for step in chain.steps.values():
-        info: dict[str, Any] = {"notebook": str(step.notebook), "needs": step.needs}
+        info: dict[str, Any] = ({"chain": step.chain} if step.chain else {"notebook": str(step.notebook)}) | {
+            "needs": step.needs}
         record["steps"][step.name] = info
         bad = [n for n in step.needs if record["steps"][n]["status"] != "ok"]
         if bad:
             info.update(status="skipped", reason=f"needs {', '.join(bad)}, which did not succeed")
             continue
-        try:
-            step_params = {k: resolve(v, values, step.name) for k, v in step.params.items()}
-            result = run(step.notebook, step_params,
-                         out_dir=Path(out_dir) / step.name if out_dir else None,
-                         timeout=step.timeout or timeout, retries=step.retries if step.retries is not None else retries,
-                         kernel_name=step.kernel or kernel_name, workspace=ws,
-                         extra={"chain": run_id, "step": step.name})
-        except InvalidInputError as e:
-            info.update(status="failed", error={"kind": "params", "message": str(e)})
+        if step.chain is not None:
+            got = _run_chain_step(step, values, info, ws)
         else:
-            info.update(status=result.status, run_id=result.id, params=step_params,
-                        values=result.values, error=result.error,
-                        output_notebook=result.record.get("output_notebook"),
-                        output_html=result.record.get("output_html"))
-            values[step.name] = result.values
+            got = _run_notebook_step(step, values, info, ws, run_id, out_dir, timeout, retries, kernel_name)
+        if got is not None:
+            values[step.name] = got
         if info["status"] == "failed" and record["failed_step"] is None:
             record["failed_step"] = step.name
         ws.update_run(run_id, steps=record["steps"])
@@ -217,3 +238,52 @@ def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir
                            "message": f"step {record['failed_step']} failed: {err.get('message', '')}"}
     ws.update_run(run_id, status=status, **record)
     return PipelineRun(run_id, status, record)
+
+
+def _run_notebook_step(step: Step, values: dict[str, dict[str, Any]], info: dict[str, Any],
+                       ws: Workspace, run_id: str, out_dir: Any, timeout: float | None, retries: int,
+                       kernel_name: str) -> dict[str, Any] | None:
+    """Run one notebook step; returns the values it recorded (None when it could not start)."""
+    from .execute import run
+
+    assert step.notebook is not None
+    try:
+        step_params = {k: resolve(v, values, step.name) for k, v in step.params.items()}
+        result = run(step.notebook, step_params,
+                     out_dir=Path(out_dir) / step.name if out_dir else None,
+                     timeout=step.timeout or timeout, retries=step.retries if step.retries is not None else retries,
+                     kernel_name=step.kernel or kernel_name, workspace=ws,
+                     extra={"chain": run_id, "step": step.name})
+    except InvalidInputError as e:
+        info.update(status="failed", error={"kind": "params", "message": str(e)})
+        return None
+    info.update(status=result.status, run_id=result.id, params=step_params,
+                values=result.values, error=result.error,
+                output_notebook=result.record.get("output_notebook"),
+                output_html=result.record.get("output_html"))
+    return result.values
+
+
+def _run_chain_step(step: Step, values: dict[str, dict[str, Any]], info: dict[str, Any],
+                    ws: Workspace) -> dict[str, Any] | None:
+    """Run a saved chain in this process (no kernel to start: a chain is one function call); its
+    output, status, trace id and run id become the step's values for later ``${step.output}``."""
+    from .. import chains
+    from ..errors import CellopsError
+
+    try:
+        inputs = {k: resolve(v, values, step.name) for k, v in step.params.items()}
+        r = chains.run(step.chain or "", inputs, step.model, workspace=ws, source="pipeline")
+    except chains.ChainStepError as e:
+        r = e.run
+        info.update(status="failed", error={"kind": "chain", "message": str(e)})
+    except CellopsError as e:
+        info.update(status="failed", error={"kind": "params", "message": str(e)})
+        return None
+    else:
+        ok = r.status == "ok"
+        info.update(status="ok" if ok else "failed", error=None if ok else {
+            "kind": "blocked", "message": f"chain {r.chain} was blocked at step {r.stopped_at}"})
+    got = {"output": r.output, "status": r.status, "trace_id": r.trace_id, "run_id": r.run_id}
+    info.update(run_id=r.run_id, trace_id=r.trace_id, params=inputs, values=got)
+    return got
