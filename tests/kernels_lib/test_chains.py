@@ -54,6 +54,7 @@ def test_python_map_when_references_trace_and_record(workspace) -> None:
     assert run["record"]["trace_id"] == r.trace_id and run["record"]["output"] == "A-B-C"
     bundle = r._repr_mimebundle_()
     assert "A-B-C" in bundle["text/plain"] and "skipped" in bundle["text/html"]
+    assert "wf-bar" in bundle["text/html"]  # the run's static trace waterfall
 
 
 def test_inputs_defaults_missing_unknown_and_html_escaped(workspace) -> None:

@@ -43,6 +43,7 @@ class ChainRun:
     model: str | None = None
     wall_s: float = 0.0
     stopped_at: str | None = None  # the step that blocked or failed
+    trace: Any = field(default=None, repr=False)  # the run's Trace (its waterfall is in the HTML)
 
     @property
     def steps(self) -> dict[str, Any]:
@@ -65,6 +66,10 @@ class ChainRun:
                   f"<span class='{'bad' if r.status in ('error', 'blocked') else 'ok'}'>{escape(r.status)}</span>",
                   f"{r.latency_s:.2f}", html.pre(r.error or preview(r.output, 2000))] for r in self.results]
         body = html.pre(preview(self.output, 10_000)) + html.table(cols, marks, raw=True)
+        if self.trace is not None:
+            from ..tracking import waterfall
+
+            body += f"<details><summary>trace</summary>{waterfall.render(self.trace)['text/html']}</details>"
         plain = f"{preview(self.output, 10_000)}\n\n{html.text_table(cols, rows)}\n[{self.summary()}]"
         return {"text/plain": plain, "text/html": html.box(f"chain {self.chain}", body, self.summary())}
 

@@ -122,7 +122,7 @@ def run(
         trace.root.attrs["output.value"] = preview(output)
         trace.end("error" if status == "error" else None)
     result = ChainRun(chain.ref, output, results, trace.trace_id, None, status, given, model,
-                      time.perf_counter() - t0, stopped)
+                      time.perf_counter() - t0, stopped, trace)
     if record:
         result.run_id = _record(ws, chain, result, source)
     traces.save(ws, trace, result.run_id)
