@@ -45,7 +45,7 @@ def test_python_map_when_references_trace_and_record(workspace) -> None:
     assert [s.name for s in spans if s.parent_id == root.span_id] == ["words", "upper", "count", "never"]
     assert [s.name for s in spans if s.parent_id == by_name["upper"].span_id] == ["upper[0]", "upper[1]", "upper[2]"]
     assert {by_name[n].kind for n in ("words", "upper", "upper[0]")} == {"step"}
-    assert by_name["never"].attrs["skipped"] is True
+    assert by_name["never"].attrs["cellops.skipped"] is True
     assert by_name["words"].attrs["output.value"] == '["a", "b", "c"]'
     assert root.attrs["output.value"] == "A-B-C"
 
@@ -182,7 +182,7 @@ def test_rag_retrieve_step_feeds_python(workspace) -> None:
                    resolver=resolver(ids=lambda hits: [h["doc_id"] for h in hits]))
     assert r.output == ["hours"] and r.steps["hits"][0]["text"].startswith("The museum opens")
     span = next(s for s in cellops.traces.get(r.trace_id).spans if s.name == "hits")
-    assert span.kind == "retriever" and span.attrs["index"] == "museum@1"
+    assert span.kind == "retriever" and span.attrs["cellops.index"] == "museum@1"
     ev = next(e for e in span.events if e["name"] == "retrieved")["attributes"]
     assert len(ev["chunks"]) == 1 and len(ev["scores"]) == 1
 

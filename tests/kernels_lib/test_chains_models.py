@@ -45,7 +45,7 @@ def test_prompt_and_generate_steps_nest_their_model_calls(workspace) -> None:
     assert r.status == "ok" and r.output == r.steps["again"] and r.steps["named"]
     spans = cellops.traces.get(r.trace_id).spans
     by = {s.name: s for s in spans}
-    assert by["named"].kind == "llm" and by["again"].kind == "llm" and by["named"].attrs["prompt"] == "name_it@1"
+    assert by["named"].kind == "llm" and by["again"].kind == "llm" and by["named"].attrs["cellops.prompt"] == "name_it@1"
     gens = [s for s in spans if s.name == "generate"]
     assert [g.parent_id for g in gens] == [by["named"].span_id, by["again"].span_id]
     assert all(g.attrs["gen_ai.usage.output_tokens"] > 0 for g in gens)

@@ -100,8 +100,8 @@ def run(
     resolver = resolver or import_resolver
     preflight(chain, ws, resolver)
     t0 = time.perf_counter()
-    trace = Trace(chain.ref, kind="chain", chain=chain.ref, chain_hash=chain.hash,
-                  **{"input.value": preview(given)})
+    trace = Trace(chain.ref, kind="chain", **{"cellops.chain": chain.ref, "cellops.chain_hash": chain.hash,
+                                              "input.value": preview(given)})
     ctx = RunContext(ws, trace, model, chain.spec.model, resolver, cache, stats)
     values: dict[str, Any] = {"inputs": given, "steps": {}}
     results: list[StepResult] = []
@@ -135,16 +135,17 @@ def _run_step(step: StepSpec, ctx: RunContext, values: dict[str, Any]) -> StepRe
     res = StepResult(step.name, step.type, step.kind, "ok")
     t0 = time.perf_counter()
     try:
-        with ctx.trace.span(step.name, kind=step.kind, type=step.type, **{"chain.step": step.label}) as span:
+        with ctx.trace.span(step.name, kind=step.kind,
+                            **{"cellops.step.type": step.type, "cellops.step": step.label}) as span:
             if not _when(step, values):
                 res.status = "skipped"
-                span.attrs["skipped"] = True
+                span.attrs["cellops.skipped"] = True
                 return res
             try:
                 res.output = step_types.get(step.type)(step, ctx, values, span)
             except StepStopped as e:
                 res.status, res.output = "blocked", e.text
-                span.attrs["blocked"] = e.text
+                span.attrs["cellops.blocked"] = e.text
                 span.status = "error"
             span.attrs["output.value"] = preview(res.output)
             res.tokens = int(span.attrs.get("cellops.completion_tokens") or 0)

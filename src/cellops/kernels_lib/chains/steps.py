@@ -52,7 +52,7 @@ def run_prompt(step: StepSpec, ctx: RunContext, values: dict[str, Any], span: An
     prompt = store.get(step.arg, ctx.ws)
     variables = dict(values["inputs"]) | resolve(step.options.get("vars") or {}, values, where(step, "vars"))
     messages, uri, gp = resolve_call(prompt, variables, ctx.model_for(step.options), _gen_params(step))
-    span.attrs["prompt"] = prompt.ref
+    span.attrs["cellops.prompt"] = prompt.ref
     return model_call(step, ctx, uri, messages, gp, span).text
 
 
@@ -78,12 +78,13 @@ def run_rag(step: StepSpec, ctx: RunContext, values: dict[str, Any], span: Any) 
         raise InvalidInputError(f"{where(step, 'query')}: the query rendered empty")
     index = open_index(step.arg, ctx.ws)
     k, mode = int(step.options.get("k", 4)), step.options.get("search", "dense")
-    span.attrs.update({"index": index.ref, "k": k, "search": mode, "input.value": preview(query)})
+    span.attrs.update({"cellops.index": index.ref, "cellops.k": k, "cellops.search": mode,
+                       "input.value": preview(query)})
     if step.options.get("mode", "retrieve") == "retrieve":
         hits = search_many(index, [query], k, mode)[0]
         span.add_event("retrieved", chunks=[h.chunk.id for h in hits], scores=[round(h.score, 4) for h in hits])
         return [h.to_dict() for h in hits]
-    with ctx.trace.span("retrieve", kind="retriever", index=index.ref, k=k) as child:
+    with ctx.trace.span("retrieve", kind="retriever", **{"cellops.index": index.ref, "cellops.k": k}) as child:
         hits = search_many(index, [query], k, mode)[0]
         child.add_event("retrieved", chunks=[h.chunk.id for h in hits], scores=[round(h.score, 4) for h in hits])
     return _rag_answer(step, ctx, query, hits, span)
@@ -103,7 +104,7 @@ def _rag_answer(step: StepSpec, ctx: RunContext, question: str, hits: list[Any],
     messages, uri, gp = resolve_call(p, {"question": question, "passages": passages, "context": context},
                                      ctx.model_for(step.options), _gen_params(step))
     result = model_call(step, ctx, uri, messages, gp, span, context=texts, input_text=question)
-    span.attrs["citations"] = [c.n for c in cite(result.text, hits)]
+    span.attrs["cellops.citations"] = [c.n for c in cite(result.text, hits)]
     return result.text
 
 
@@ -115,8 +116,8 @@ def run_guard(step: StepSpec, ctx: RunContext, values: dict[str, Any], span: Any
     policy = load(step.arg, ctx.ws)
     rail = step.options.get("rail", "input")
     rep = policy.check_input(text) if rail == "input" else policy.check_output(text)
-    span.attrs.update({"policy": policy.ref, "rail": rail, "allowed": rep.allowed,
-                       "redacted": rep.redacted, "input.value": preview(text)})
+    span.attrs.update({"guard.policy": policy.ref, "guard.rail": rail, "guard.allowed": rep.allowed,
+                       "guard.redacted": rep.redacted, "input.value": preview(text)})
     span.add_event("guard.verdict", policy=policy.ref, rail=rail, allowed=rep.allowed, reason=rep.reason,
                    checks=[f.check for f in rep.triggered])
     if rep.allowed:
@@ -131,7 +132,7 @@ def run_guard(step: StepSpec, ctx: RunContext, values: dict[str, Any], span: Any
 def run_python(step: StepSpec, ctx: RunContext, values: dict[str, Any], span: Any) -> Any:
     fn = ctx.resolver(step.arg)
     kwargs = resolve(step.options.get("args") or {}, values, where(step, "args"))
-    span.attrs.update({"function": step.arg, "input.value": preview(kwargs)})
+    span.attrs.update({"cellops.function": step.arg, "input.value": preview(kwargs)})
     return fn(**kwargs)
 
 
@@ -152,9 +153,9 @@ def run_map(step: StepSpec, ctx: RunContext, values: dict[str, Any], span: Any) 
     assert sub is not None  # the spec parser always sets it for map
     run_sub = step_types.get(sub.type)
     out = []
-    span.attrs["items"] = len(items)
+    span.attrs["cellops.items"] = len(items)
     for i, item in enumerate(items):
-        with ctx.trace.span(f"{step.name}[{i}]", kind=sub.kind, type=sub.type) as child:
+        with ctx.trace.span(f"{step.name}[{i}]", kind=sub.kind, **{"cellops.step.type": sub.type}) as child:
             out.append(run_sub(sub, ctx, values | {var: item, "index": i}, child))
             child.attrs["output.value"] = preview(out[-1])
     return out

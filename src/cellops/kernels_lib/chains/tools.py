@@ -81,10 +81,10 @@ def run_tool_step(step: StepSpec, ctx: RunContext, values: dict[str, Any], span:
         raise ModelError(f"step '{step.name}', key 'tool_choice': '{choice}' is not one of its tools "
                          f"({', '.join(fns)}); use auto, required, none or a tool name")
     gp = GenParams.from_dict({k: v for k, v in (step.options.get("params") or {}).items() if k != "model"})
-    span.attrs.update({"gen_ai.request.model": uri, "tools": list(fns), "tool_choice": choice,
+    span.attrs.update({"gen_ai.request.model": uri, "cellops.tools": list(fns), "cellops.tool_choice": choice,
                        "input.value": preview(messages[-1]["content"])})
     with ctx.trace.span("chat_tools", kind="llm", **genai.llm_request(uri, gp, messages),
-                        **{"gen_ai.tool.names": list(fns)}) as call_span:
+                        **{"cellops.tools": list(fns)}) as call_span:
         try:
             reply = chat(messages, tools, choice_for(choice, list(fns)), gp)
         except (RuntimeError, ValueError) as e:
@@ -92,7 +92,7 @@ def run_tool_step(step: StepSpec, ctx: RunContext, values: dict[str, Any], span:
         call_span.attrs.update({"gen_ai.usage.input_tokens": reply.prompt_tokens,
                                 "gen_ai.usage.output_tokens": reply.completion_tokens,
                                 "output.value": preview(reply.text or [c.__dict__ for c in reply.calls])})
-    span.attrs["tool_calls"] = len(reply.calls)
+    span.attrs["cellops.tool_calls"] = len(reply.calls)
     if not reply.calls:
         return reply.text
     results = [_run_call(step, ctx, fns, c.name, c.arguments, span) for c in reply.calls]
