@@ -15,7 +15,7 @@ run record's ``trace`` list is built from stay in both arms; they existed before
 
 Targets (issue 13): overhead <= 2% of the call and <= 1 ms per span (p50); export <= 1 ms.
 
-    .venv/bin/python benchmarks/bench_traces.py [--pairs 12] [--max-tokens 16] [--no-phoenix]
+    .venv/bin/python benchmarks/bench_traces.py [--pairs 12] [--max-tokens 16] [--no-phoenix] [--model URI]
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=12)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--no-phoenix", action="store_true")
+    ap.add_argument("--model", default="default", help="model URI for the prompt and the chain")
     a = ap.parse_args()
     start_load = load()
     print(f"load average at start: {start_load:.2f} (2 cores, shared with other work today)")
@@ -166,7 +167,7 @@ def main() -> None:
     shell = get_ipython()
     shell.run_line_magic("load_ext", "cellops")
     body = "Answer in one short sentence: what is the capital of France?"
-    line = f"bench --max-tokens {a.max_tokens} --no-cache"
+    line = f"bench --max-tokens {a.max_tokens} --no-cache --model {a.model}"
 
     def cell() -> None:
         with contextlib.redirect_stdout(io.StringIO()):  # the streamed answer
@@ -179,7 +180,7 @@ def main() -> None:
     results = {"prompt": report("%%prompt cell", *paired(cell, contextlib.nullcontext, tracing_off, a.pairs),
                                 last.spans)}
 
-    chains.save("bench5", CHAIN)
+    chains.save("bench5", f"model: {a.model}\n" + CHAIN)
     resolver = chains.namespace_resolver({"shout": lambda t: str(t).upper()})
 
     def chain() -> None:

@@ -116,7 +116,7 @@ def save(ws: Workspace, trace: Trace, run_id: str | None = None) -> str:
     rows = [(s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start, s.end, s.status,
              json.dumps(s.attrs, default=str), json.dumps(s.events, default=str)) for s in trace.spans]
     top = trace.root.parent_id is None
-    with ws.db(write=True) as conn:
+    with ws.fast_write() as conn:  # no checkpoint + fsync on the call's path (~40 ms here)
         conn.executemany("INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         _summarize(conn, trace.trace_id, run_id, top)
     return trace.trace_id
@@ -124,7 +124,7 @@ def save(ws: Workspace, trace: Trace, run_id: str | None = None) -> str:
 
 def link_run(ws: Workspace, trace_id: str, run_id: str) -> None:
     """Point a saved trace at the run recorded after it (the compare grid saves first)."""
-    with ws.db(write=True) as conn:
+    with ws.fast_write() as conn:
         conn.execute("UPDATE traces SET run_id=? WHERE trace_id=?", (run_id, trace_id))
 
 
