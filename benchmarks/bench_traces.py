@@ -184,7 +184,7 @@ def main() -> None:
     resolver = chains.namespace_resolver({"shout": lambda t: str(t).upper()})
 
     def chain() -> None:
-        chains.run("bench5", {"topic": "the sea"}, resolver=resolver)
+        chains.run("bench5", {"topic": "the sea"}, resolver=resolver, cache=False)
 
     chain()
     with tracing_off():
