@@ -95,6 +95,14 @@ def _db_error(path: Path, e: sqlite3.Error) -> WorkspaceError:
                           "folder exists, is writable and has free space")
 
 
+class CorruptVersion(WorkspaceError):
+    """A stored version whose content no longer parses; ``ref`` names it (KIND NAME@V)."""
+
+    def __init__(self, message: str, kind: str, ref: str) -> None:
+        super().__init__(message)
+        self.kind, self.ref = kind, ref
+
+
 @dataclass(frozen=True)
 class Version:
     kind: str
@@ -304,7 +312,7 @@ class Workspace:
         parses is rewritten from ``content`` (same hash, so the very same version)."""
         try:
             return self._version(conn, row)
-        except WorkspaceError:
+        except CorruptVersion:
             conn.execute("UPDATE versions SET content=? WHERE kind=? AND name=? AND version=?",
                          (json.dumps(content, default=str), row["kind"], row["name"], row["version"]))
             return self._version(conn, conn.execute(
@@ -322,11 +330,11 @@ class Workspace:
         try:
             content = json.loads(row["content"])
         except (TypeError, ValueError) as e:
-            ref = f"{row['kind']} {row['name']}@{row['version']}"
-            raise WorkspaceError(
-                f"stored {ref} is corrupt in {self.db_path} (its content is not valid JSON: {e}); "
-                f"save {row['name']} again to make a new version, or restore cellops.db from a backup"
-            ) from None
+            ref = f"{row['name']}@{row['version']}"
+            raise CorruptVersion(
+                f"stored {row['kind']} {ref} is corrupt in {self.db_path} (its content is not valid "
+                f"JSON: {e}); save {row['name']} again to make a new version, or restore cellops.db "
+                "from a backup", row["kind"], ref) from None
         return Version(
             row["kind"], row["name"], row["version"], row["hash"], content, row["created_at"], aliases,
         )

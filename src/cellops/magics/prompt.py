@@ -74,6 +74,10 @@ def execute(ctx: MagicContext, ref: Any, variables: dict[str, Any], model: str |
     stream = TokenStream(ctx.live)
     result = prompts.run(ref, variables, model=model or _config_model(ctx), params=params,
                          on_token=stream, workspace=ctx.workspace, source="magic", cache=cache)
+    return _shown(ctx, stream, result, out)
+
+
+def _shown(ctx: MagicContext, stream: Any, result: Any, out: str | None) -> Any:
     ctx.store(out, result)
     if ctx.live and not result.blocked:  # rating buttons under the answer
         from ..widgets.feedback import RunWithFeedback
@@ -105,14 +109,22 @@ def cell(ctx: MagicContext, line: str, body: str) -> Any:
         tests = (tests or []) + read_tests(ctx, a.tests)
     if not template.strip():
         raise UsageError("%%prompt needs a template in the cell body")
+    given = parse_kv(a.param)  # everything is checked before the version is saved
     params = _gen_params(a) | ({"model": a.model} if a.model else {})
-    prompt, created = prompts.save(a.name, template, a.system, params, tests, ctx.workspace)
     if a.no_run:
+        prompt, created, _ = prompts.save_and_run(a.name, template, system=a.system, params=params,
+                                                  tests=tests, run=False, workspace=ctx.workspace)
         ctx.store(a.output, prompt)
         state = "saved new version" if created else "unchanged, still"
         return TextView(f"{state} {prompt.ref} (hash {prompt.hash[:10]})")
-    variables = _variables(ctx, template + (a.system or ""), parse_kv(a.param))
-    return execute(ctx, prompt, variables, None, None, a.output, cache=not a.no_cache)
+    from ..widgets.stream import TokenStream
+
+    stream = TokenStream(ctx.live)
+    _, _, result = prompts.save_and_run(
+        a.name, template, _variables(ctx, template + (a.system or ""), given), system=a.system,
+        params=params, tests=tests, model=a.model or _config_model(ctx), on_token=stream,
+        workspace=ctx.workspace, source="magic", cache=not a.no_cache)
+    return _shown(ctx, stream, result, a.output)
 
 
 def line_command(ctx: MagicContext, line: str) -> Any:

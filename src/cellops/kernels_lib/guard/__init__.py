@@ -111,7 +111,9 @@ def list_policies(workspace: Workspace | None = None) -> Any:
         p = _load(name, ws)
         rows.append((f"{name} (built-in)", p.hash[:10], "", p.spec.description[:80]))
     for v in ws.list_versions("guard"):
-        rows.append((v.ref, v.hash[:10], ", ".join(v.aliases), v.content["spec"].get("description", "")[:80]))
+        spec = v.content.get("spec")
+        desc = str(spec.get("description", "")) if isinstance(spec, dict) else "(corrupt: save it again)"
+        rows.append((v.ref, v.hash[:10], ", ".join(v.aliases), desc[:80]))
     return PolicyList(rows)
 
 
@@ -127,7 +129,12 @@ def show(name: str, workspace: Workspace | None = None) -> str:
     if name in BUILTINS:
         return builtin_yaml(name)
     ws = workspace or get_workspace()
-    return ws.resolve("guard", name).content["yaml"]
+    v = ws.resolve("guard", name)
+    if not isinstance(v.content.get("yaml"), str):
+        from .policy import corrupt
+
+        raise corrupt(v.ref, "its YAML text is missing")
+    return v.content["yaml"]
 
 
 def evaluate(policy: Any, data: Any, **kwargs: Any) -> Any:

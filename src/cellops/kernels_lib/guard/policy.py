@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError, NotFoundError
-from ..workspace import Workspace, content_hash, get_workspace
+from ..errors import InvalidInputError, NotFoundError, WorkspaceError
+from ..workspace import CorruptVersion, Workspace, content_hash, get_workspace
 from . import schema
 from .checks import Check, checks
 from .embed import TextCtx, sentences
@@ -261,7 +261,20 @@ def resolve_spec(ref: str, ws: Workspace, depth: int = 0) -> tuple[schema.Policy
         raise NotFoundError(
             f"no guard policy '{ref}'; built-in: {', '.join(BUILTINS)}; saved: {', '.join(saved) or '(none)'}"
         ) from None
-    return schema.from_dict(v.content["spec"]), v.ref
+    except CorruptVersion as e:
+        raise corrupt(e.ref, "not valid JSON") from None
+    try:
+        return schema.from_dict(v.content["spec"]), v.ref
+    except (KeyError, TypeError, AttributeError, InvalidInputError) as e:
+        raise corrupt(v.ref, f"its spec does not load: {e}") from None
+
+
+def corrupt(ref: str, why: str) -> WorkspaceError:
+    """One line for a stored policy version that no longer loads, and what to do about it."""
+    name = ref.split("@")[0]
+    return WorkspaceError(f"guard policy {ref} is corrupt in this workspace ({why}); save it again "
+                          f"with %%guard {name} (or cellops.guard.save), or turn guarding off with "
+                          "%guard off")
 
 
 def parse(yaml_text: str, ws: Workspace, depth: int = 0) -> schema.PolicySpec:

@@ -17,7 +17,7 @@ from .compare import compare, compare_grid
 from .feedback import export as export_feedback
 from .feedback import list_feedback, rate
 from .grid import CompareResult
-from .run import PromptRun, run
+from .run import PromptRun, run, save_and_run
 from .store import Prompt, alias, diff, get, history, list_prompts, save
 from .testing import PromptTestFailed, TestReport, test
 
@@ -35,5 +35,5 @@ def clear_cache(model: str | None = None, workspace: Workspace | None = None) ->
 __all__ = [
     "Check", "CompareResult", "Prompt", "PromptRun", "PromptTestFailed", "TestReport", "alias",
     "cache_stats", "clear_cache", "compare", "compare_grid", "diff", "export_feedback", "get",
-    "history", "list_feedback", "list_prompts", "rate", "run", "save", "test",
+    "history", "list_feedback", "list_prompts", "rate", "run", "save", "save_and_run", "test",
 ]

@@ -96,9 +96,9 @@ def call(
     trace = Trace(f"prompt {prompt.ref}", **{"cellops.prompt": prompt.ref})
     with trace.span("render"):
         messages, model_uri, gp = resolve_call(prompt, dict(variables or {}), model, params)
+    policy = active_policy(ws)  # a broken policy fails before a model is loaded
     with trace.span("load_model", **{"gen_ai.request.model": model_uri}):
         llm = CachedLLM(get_llm(model_uri, ws), ws, stats, enabled=cache)
-    policy = active_policy(ws)
     result = guarded_generate(llm, messages, gp, trace=trace, on_token=on_token, policy=policy)
     gen = result.generation
     return Call(result, model_uri, llm.weights_hash(), gp, trace, policy,
@@ -118,6 +118,34 @@ def run(
     prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
     c = call(prompt, dict(variables or {}), model=model, params=params, on_token=on_token,
              workspace=ws, cache=cache)
+    return _record(ws, prompt, c, variables, source)
+
+
+def save_and_run(
+    name: str, template: str, variables: dict[str, Any] | None = None, *, system: str | None = None,
+    params: dict[str, Any] | None = None, tests: list[dict[str, Any]] | None = None,
+    model: str | None = None, run: bool = True, on_token: OnToken | None = None,
+    workspace: Workspace | None = None, source: str = "python", cache: bool = True,
+) -> tuple[store.Prompt, bool, PromptRun | None]:
+    """Save a prompt version and run it, saving only once everything has worked: parameters
+    parsed, model resolved, template rendered and the model called. A failure (unknown or
+    unreachable model, bad parameter, undefined variable) leaves no new version behind.
+    ``model`` overrides the prompt's own. Returns (prompt, created, run); ``run=False`` checks the
+    parameters, saves and returns no run.
+    """
+    ws = workspace or get_workspace()
+    GenParams.from_dict({k: v for k, v in (params or {}).items() if k != "model"})
+    if not run:
+        return (*store.save(name, template, system, params, tests, ws), None)
+    draft = store.pending(name, template, system, params, tests, ws)
+    c = call(draft, dict(variables or {}), model=model, on_token=on_token, workspace=ws, cache=cache)
+    prompt, created = store.save(name, template, system, params, tests, ws)
+    return prompt, created, _record(ws, prompt, c, variables, source)
+
+
+def _record(ws: Workspace, prompt: store.Prompt, c: Call, variables: dict[str, Any] | None,
+            source: str) -> PromptRun:
+    """Record a finished call as a run of ``prompt`` (workspace, trace, W&B)."""
     result, gen, gp, model_uri = c.result, c.result.generation, c.params, c.model_uri
     wandb_id = tracker.start(ws.root)
     record = {

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..workspace import Version, Workspace, get_workspace
+from ..workspace import Version, Workspace, check_name, content_hash, get_workspace
 from . import template as tpl
 
 KIND = "prompt"
@@ -42,6 +43,26 @@ def save(name: str, template: str, system: str | None = None, params: dict[str, 
          tests: list[dict[str, Any]] | None = None, workspace: Workspace | None = None) -> tuple[Prompt, bool]:
     """Save a prompt; a new version is made only when the content changed. Returns (prompt, created)."""
     ws = workspace or get_workspace()
+    v, created = ws.save_version(KIND, name, _content(template, system, params, tests))
+    return Prompt.from_version(v), created
+
+
+def pending(name: str, template: str, system: str | None = None, params: dict[str, Any] | None = None,
+            tests: list[dict[str, Any]] | None = None, workspace: Workspace | None = None) -> Prompt:
+    """The version :func:`save` would make (or keep), without saving it: run it first, so that a
+    cell that fails (bad model, params or variables) leaves no new version behind."""
+    ws = workspace or get_workspace()
+    content = _content(template, system, params, tests)
+    h = content_hash(content)
+    have = ws.list_versions(KIND, check_name(name))
+    if have and have[-1].hash == h:
+        return Prompt.from_version(have[-1])
+    nxt = Version(KIND, name, (have[-1].version + 1) if have else 1, h, content, time.time())
+    return Prompt.from_version(nxt)
+
+
+def _content(template: str, system: str | None, params: dict[str, Any] | None,
+             tests: list[dict[str, Any]] | None) -> dict[str, Any]:
     tpl.variables(template)  # syntax errors surface now, with their line
     if system:
         tpl.variables(system)
@@ -49,8 +70,7 @@ def save(name: str, template: str, system: str | None = None, params: dict[str, 
                                "params": dict(params or {})}
     if tests:
         content["tests"] = tests
-    v, created = ws.save_version(KIND, name, content)
-    return Prompt.from_version(v), created
+    return content
 
 
 def get(ref: str, workspace: Workspace | None = None) -> Prompt:
