@@ -208,24 +208,25 @@ def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir
         "steps": {}, "failed_step": None, "started_at": time.time(), **(extra or {}),
     }
     ws.record_run(KIND, record, name=chain.name, status="running", run_id=run_id)
-    values: dict[str, dict[str, Any]] = {"params": chain.params}
-    for step in chain.steps.values():
-        info: dict[str, Any] = ({"chain": step.chain} if step.chain else {"notebook": str(step.notebook)}) | {
-            "needs": step.needs}
-        record["steps"][step.name] = info
-        bad = [n for n in step.needs if record["steps"][n]["status"] != "ok"]
-        if bad:
-            info.update(status="skipped", reason=f"needs {', '.join(bad)}, which did not succeed")
-            continue
-        if step.chain is not None:
-            got = _run_chain_step(step, values, info, ws)
-        else:
-            got = _run_notebook_step(step, values, info, ws, run_id, out_dir, timeout, retries, kernel_name)
-        if got is not None:
-            values[step.name] = got
-        if info["status"] == "failed" and record["failed_step"] is None:
-            record["failed_step"] = step.name
-        ws.update_run(run_id, steps=record["steps"])
+    with ws.heartbeat(run_id):  # readers show the chain dead once this process is gone
+        values: dict[str, dict[str, Any]] = {"params": chain.params}
+        for step in chain.steps.values():
+            info: dict[str, Any] = ({"chain": step.chain} if step.chain else {"notebook": str(step.notebook)}) | {
+                "needs": step.needs}
+            record["steps"][step.name] = info
+            bad = [n for n in step.needs if record["steps"][n]["status"] != "ok"]
+            if bad:
+                info.update(status="skipped", reason=f"needs {', '.join(bad)}, which did not succeed")
+                continue
+            if step.chain is not None:
+                got = _run_chain_step(step, values, info, ws)
+            else:
+                got = _run_notebook_step(step, values, info, ws, run_id, out_dir, timeout, retries, kernel_name)
+            if got is not None:
+                values[step.name] = got
+            if info["status"] == "failed" and record["failed_step"] is None:
+                record["failed_step"] = step.name
+            ws.update_run(run_id, steps=record["steps"])
     status = "ok" if all(s["status"] == "ok" for s in record["steps"].values()) else "failed"
     record["finished_at"] = time.time()
     record["duration_s"] = round(record["finished_at"] - record["started_at"], 3)

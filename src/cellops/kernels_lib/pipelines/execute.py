@@ -118,14 +118,15 @@ def run(
     trace = Trace(f"pipeline {src.name}", **{"cellops.notebook": str(src), "cellops.run_id": run_id})
     record["trace_id"] = trace.trace_id
     ws.record_run(KIND, record, name=name or src.stem, status="running", run_id=run_id)
-    try:
-        status = _attempts(record, source_copy, run_dir / f"{src.stem}.ipynb", given, retries, ws,
-                           run_id, trace)
-    except BaseException as e:  # SIGTERM/Ctrl-C: keep the record honest, then stop
-        record["error"] = {"kind": "interrupted", "message": f"run interrupted ({type(e).__name__})"}
-        _finish(ws, run_id, record, "failed", run_dir / f"{src.stem}.ipynb", out_dir, trace)
-        raise
-    return _finish(ws, run_id, record, status, run_dir / f"{src.stem}.ipynb", out_dir, trace)
+    with ws.heartbeat(run_id):  # a SIGKILL stops the beats: readers then show the run as dead
+        try:
+            status = _attempts(record, source_copy, run_dir / f"{src.stem}.ipynb", given, retries,
+                               ws, run_id, trace)
+        except BaseException as e:  # SIGTERM/Ctrl-C: keep the record honest, then stop
+            record["error"] = {"kind": "interrupted", "message": f"run interrupted ({type(e).__name__})"}
+            _finish(ws, run_id, record, "failed", run_dir / f"{src.stem}.ipynb", out_dir, trace)
+            raise
+        return _finish(ws, run_id, record, status, run_dir / f"{src.stem}.ipynb", out_dir, trace)
 
 
 def _attempts(record: dict[str, Any], source: Path, output: Path, params: dict[str, Any],

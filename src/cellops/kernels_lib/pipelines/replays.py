@@ -179,10 +179,13 @@ def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | 
             raise InvalidInputError(f"run {original['id']} is a chain; replay its steps: {ids}")
         raise InvalidInputError(f"run {original['id']} is a {original['kind']} run, not a pipeline run")
     src = Path(rec["source_copy"])
-    done = rec.get("output_notebook_run_dir") or rec.get("output_notebook")
-    if not src.is_file() or not done or not Path(done).is_file():
-        raise NotFoundError(f"run {original['id']}'s notebooks are gone from {rec.get('run_dir')}")
-    notes = []
+    if not src.is_file():  # the copy is all a replay needs
+        raise NotFoundError(f"run {original['id']}'s source copy {src.name} is gone from "
+                            f"{rec.get('run_dir')}; run the notebook again with `cellops run`")
+    done = _executed_notebook(rec, src)
+    notes = [] if done is not None else [
+        f"run {original['id']} ({original['status']}) left no executed notebook: replayed from its "
+        "source copy, with nothing to compare its cells against"]
     if Path(rec["notebook"]).is_file() and notebook.file_hash(rec["notebook"]) != rec["notebook_hash"]:
         notes.append(f"{rec['notebook']} changed since the run; replayed the recorded copy")
     new = run(src, rec.get("given_params") or {}, timeout=timeout or rec.get("timeout"),
@@ -196,10 +199,21 @@ def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | 
         cells: list[CellComparison] = []
         notes.append("the replay produced no notebook: " + str((new.error or {}).get("message")))
     else:
-        cells = compare(nbformat.read(done, as_version=4), nbformat.read(replayed, as_version=4))
+        recorded = nbformat.read(done, as_version=4) if done else nbformat.v4.new_notebook()
+        cells = compare(recorded, nbformat.read(replayed, as_version=4))
     result = Replay(original["id"], new.id, original["status"], new.status, cells, notes)
     ws.update_run(new.id, replay=result.to_dict())
     return result
+
+
+def _executed_notebook(rec: dict[str, Any], src: Path) -> Path | None:
+    """The run's executed notebook: the recorded one, else the partial notebook papermill was
+    writing in the run folder when the run was killed, else None."""
+    for p in (rec.get("output_notebook_run_dir"), rec.get("output_notebook"),
+              Path(rec.get("run_dir") or src.parent) / src.name.replace(".source.ipynb", ".ipynb")):
+        if p and Path(p).is_file() and Path(p) != src:
+            return Path(p)
+    return None
 
 
 def _env_notes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
