@@ -13,6 +13,7 @@ from .. import html
 COLORS = {"chain": "#8250df", "llm": "#0969da", "retriever": "#1a7f37", "embedding": "#bf8700",
           "guard": "#cf222e", "tool": "#bc4c00", "reranker": "#1b7c83", "step": "#6e7781"}
 _IO = ("input.value", "output.value")
+MAX_ROWS = 400  # a 100-case grid has thousands of spans: show the first ones, say how many more
 _CSS = ("<style>.cellops .wf-row summary{display:flex;align-items:center;gap:6px;cursor:pointer;"
         "list-style:none}.cellops .wf-name{width:260px;flex:none;overflow:hidden;text-overflow:ellipsis;"
         "white-space:nowrap}.cellops .wf-track{position:relative;flex:1;height:12px;background:#f6f8fa;"
@@ -72,14 +73,21 @@ def _row(s: Any, depth: int, t0: float, total: float) -> str:
             f"{_details(s)}</details>")
 
 
+def _more(n: int) -> str:
+    return f"... {n - MAX_ROWS} more spans: cellops.traces.get(ID).spans has them all"
+
+
 def text(trace: Any) -> str:
     lines = [f"trace {trace.trace_id}"]
-    for s, depth in tree(trace.spans):
+    rows = tree(trace.spans)
+    for s, depth in rows[:MAX_ROWS]:
         mark = "" if s.status == "ok" else f"  [{s.status}]"
         tokens = ""
         if "gen_ai.usage.output_tokens" in s.attrs:
             tokens = f"  {s.attrs.get('gen_ai.usage.input_tokens', 0)}+{s.attrs['gen_ai.usage.output_tokens']} tokens"
         lines.append(f"{'  ' * (depth + 1)}{s.name} ({s.kind})  {_ms(s):.1f} ms{tokens}{mark}")
+    if len(rows) > MAX_ROWS:
+        lines.append(_more(len(rows)))
     return "\n".join(lines)
 
 
@@ -92,9 +100,12 @@ def render(trace: Any) -> dict[str, str]:
     t0 = min(s.start for s in spans)
     t1 = max(s.start + s.duration_s for s in spans)
     total = max(t1 - t0, 1e-6)
-    rows = "".join(_row(s, d, t0, total) for s, d in tree(spans))
+    ordered = tree(spans)
+    rows = "".join(_row(s, d, t0, total) for s, d in ordered[:MAX_ROWS])
+    if len(ordered) > MAX_ROWS:
+        rows += f"<p class='muted'>{escape(_more(len(ordered)))}</p>"
     meta = f"{trace.trace_id} · {len(spans)} spans · {total * 1000:.1f} ms"
-    return {"text/plain": text(trace), "text/html": html.box(f"trace: {tree(spans)[0][0].name}", _CSS + rows, meta)}
+    return {"text/plain": text(trace), "text/html": html.box(f"trace: {ordered[0][0].name}", _CSS + rows, meta)}
 
 
 def details(trace: Any) -> str:
