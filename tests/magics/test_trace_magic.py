@@ -90,3 +90,22 @@ def test_compare_grid_is_one_trace_with_a_span_per_cell(ip, workspace) -> None:
     for c in cells:  # each cell's model call nests under its own cell span, thread or not
         (gen,) = [s for s in st.children(c) if s.name == "generate"]
         assert gen.kind == "llm" and gen.attrs["gen_ai.usage.output_tokens"] >= 1
+
+
+@pytest.mark.slow
+def test_a_cell_with_a_dead_collector_still_runs_and_keeps_its_trace(ip, workspace) -> None:
+    from conftest import free_port
+
+    from cellops.kernels_lib.tracking import otel
+
+    before = otel.status()["failed"]
+    ip.run_line_magic("config", f"Cellops.otlp_endpoint = 'http://127.0.0.1:{free_port()}'")
+    try:
+        ip.run_cell_magic("prompt", "dead --max-tokens 4 -o t_r", "Say yes.")
+        otel.flush(10)
+        status = ip.run_line_magic("trace", "status")._repr_mimebundle_()["text/plain"]
+    finally:
+        ip.run_line_magic("config", "Cellops.otlp_endpoint = ''")
+    r = ip.user_ns["t_r"]
+    assert r.text and len(traces.get(r.trace_id).spans) >= 4
+    assert otel.status()["failed"] > before and "failed" in status and "127.0.0.1" in status
