@@ -10,7 +10,8 @@ Each process loads the embedded SmolLM2 (llama.cpp) and MiniLM (torch for bulk c
 for up to 4 texts), warms both up, then repeats:
   torch call (a bulk embed of 64 texts, what %%rag build does) -> timed llama.cpp generate
   (the same prompt, greedy, 16 tokens) -> torch call -> timed ONNX embed of one query,
-plus a generate with no torch call before it, for reference. Both arms run the same calls from
+plus a generate with no torch call before it, and the torch call's own time (what PASSIVE may
+cost torch itself), for reference. Both arms run the same calls from
 the same cache state; processes alternate arms so both see the same machine; medians over all
 repeats of all processes.
 
@@ -48,10 +49,13 @@ def child(arm: str, repeats: int) -> None:
         emb.encode(TEXTS)
         emb.encode(["warm up"])
         llm.generate(MESSAGES, params)
-    out: dict[str, list[float]] = {"gen_after_torch": [], "onnx_after_torch": [], "gen_alone": []}
+    out: dict[str, list[float]] = {"gen_after_torch": [], "onnx_after_torch": [], "gen_alone": [],
+                                   "torch_embed_64": []}
     tokens = set()
     for _ in range(repeats):
-        emb.encode(TEXTS)  # torch
+        t = time.perf_counter()
+        emb.encode(TEXTS)  # torch (its own cost is measured too: PASSIVE may slow torch itself)
+        out["torch_embed_64"].append(time.perf_counter() - t)
         t = time.perf_counter()
         g = llm.generate(MESSAGES, params)
         out["gen_after_torch"].append(time.perf_counter() - t)

@@ -76,7 +76,7 @@ def test_compare_grid_errors_cache_and_dataframe(cap) -> None:
     assert len(df) == 3 and list(df["country"][:2]) == ["France", "Japan"]
     assert df.attrs["cache"] == {"hits": 4, "misses": 2, "uncacheable": 0}  # errors were re-tried
     assert list(df["cap@1 · default"][:2]) == [c.output for c in grid.cells[0][:1] + grid.cells[1][:1]]
-    assert df["cap@prod (cap@2) · default error"][2].startswith("ValueError")
+    assert df["cap@prod (cap@2) · default error"][2].startswith("the prompt is ")
     assert df["cap@1 · default cached"][:2].all()
     fresh = prompts.compare(["cap@1"], on=cases[:1], cache=False)
     assert fresh.attrs["cache"]["hits"] == 0 and fresh["cap@1 · default"][0] == df["cap@1 · default"][0]
