@@ -14,7 +14,7 @@ from pathlib import Path
 from test_pipelines import write_nb
 
 from cellops.kernels_lib import pipelines
-from cellops.kernels_lib.workspace import HOST, STALE_S, run_status
+from cellops.kernels_lib.liveness import HOST, STALE_S, run_status
 from cellops.server.reader import Reader
 
 CLI = [sys.executable, "-c", "import sys; from cellops.cli import main; sys.exit(main(sys.argv[1:]))"]

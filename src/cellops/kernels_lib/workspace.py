@@ -15,7 +15,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import sqlite3
 import threading
 import time
@@ -26,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .artifacts import ArtifactFolders
 from .errors import InvalidInputError, NotFoundError, WorkspaceError
+from .liveness import HEARTBEAT_S, HOST, run_status
 from .migrations import MIGRATIONS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-VERSION_DIR_RE = re.compile(r"^v[0-9]+$")
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 T = TypeVar("T")
@@ -38,9 +38,7 @@ T = TypeVar("T")
 # locked" while one of them switches the file to WAL or migrates (the busy handler is not used
 # for every lock it needs then); those steps are retried with backoff for this long.
 SETUP_WAIT_S = 30.0
-HEARTBEAT_S = 10.0  # a running run's owner beats this often ...
-STALE_S = 120.0  # ... and a run whose last beat is older than this is dead
-HOST = socket.gethostname()
+
 
 
 def content_hash(content: Any) -> str:
@@ -119,7 +117,7 @@ class Version:
 
 
 @dataclass
-class Workspace:
+class Workspace(ArtifactFolders):
     """A .cellops folder. Cheap to create; connections are opened per operation."""
 
     root: Path
@@ -255,13 +253,6 @@ class Workspace:
         except sqlite3.DatabaseError as e:
             raise _db_error(self.db_path, e) from e
 
-    def version_folders(self) -> list[Path]:
-        """Artifact folders laid out as versions (``artifacts/KIND/NAME/vN``), sorted."""
-        if not self.artifacts.is_dir():
-            return []
-        return sorted(p for p in self.artifacts.glob("*/*/v*")
-                      if not p.parts[-3].startswith(".") and VERSION_DIR_RE.match(p.name) and p.is_dir())
-
     # -- versions ---------------------------------------------------------------------------
     def save_version(
         self, kind: str, name: str, content: dict[str, Any], artifact: Path | None = None
@@ -395,85 +386,6 @@ class Workspace:
             )
         return self.resolve(kind, f"{v.name}@{v.version}")
 
-    # -- artifacts --------------------------------------------------------------------------
-    def artifact_dir(self, kind: str, name: str, version: int) -> Path:
-        return self.artifacts / kind / name / f"v{version}"
-
-    def staging_dir(self) -> Path:
-        """A fresh folder to write a new artifact into before :meth:`save_version`.
-
-        Its name carries this host and pid, so folders left by killed processes are found and
-        removed (:meth:`sweep_staging`) without touching one a live process is writing.
-        """
-        self.sweep_staging()
-        d = self._staging_path()
-        d.mkdir(parents=True)
-        return d
-
-    def _staging_path(self) -> Path:
-        return self.artifacts / ".staging" / f"{_host_tag()}.{os.getpid()}.{uuid.uuid4().hex}"
-
-    def resume_staging(self, state_key: str) -> Path:
-        """A staging folder for work that can resume after a kill (hold the build lock).
-
-        The folder a killed predecessor left (its path is kept in state ``state_key``) is moved
-        into a fresh folder owned by this process, so what it saved is carried over and survives
-        a second kill too. Call ``set_state(state_key, None)`` once the work is saved.
-        """
-        old = self.get_state(state_key)
-        new = self._staging_path()
-        new.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if not old:
-                raise FileNotFoundError
-            os.rename(old, new)
-        except (FileNotFoundError, NotADirectoryError):
-            new.mkdir()
-        self.set_state(state_key, str(new))
-        return new
-
-    def sweep_staging(self) -> int:
-        """Remove staging folders whose owner process is gone (not those kept for a resume)."""
-        root = self.artifacts / ".staging"
-        if not root.is_dir():
-            return 0
-        with self.db() as conn:
-            kept = {json.loads(r[0]) for r in conn.execute("SELECT value FROM state")
-                    if r[0].startswith('"')}
-        removed = 0
-        for d in root.iterdir():
-            if str(d) not in kept and _staging_is_stale(d):
-                shutil.rmtree(d, ignore_errors=True)
-                removed += 1
-        return removed
-
-    @contextmanager
-    def build_lock(self, kind: str, name: str) -> Iterator[None]:
-        """Hold the one build of ``kind`` ``name`` (an flock: the kernel frees it when the holder
-        dies, however it dies); a second builder fails at once, naming the holder's pid."""
-        import fcntl
-
-        locks = self.artifacts / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        f = open(locks / f"{kind}.{check_name(name)}.lock", "a+", encoding="utf-8")  # noqa: SIM115
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            f.close()
-            raise WorkspaceError(f"{kind} {name} is being built by pid {holder}; wait for that "
-                                 "build to finish (or stop it) and run again") from None
-        try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"{os.getpid()} on {HOST}")
-            f.flush()
-            yield
-        finally:
-            f.truncate(0)
-            f.close()  # closing the file releases the lock
-
     # -- runs -------------------------------------------------------------------------------
     def record_run(
         self, kind: str, record: dict[str, Any], name: str | None = None,
@@ -590,50 +502,6 @@ def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
         "status": run_status(row["status"], record), "created_at": row["created_at"],
         "record": record,
     }
-
-
-def run_status(status: str, record: dict[str, Any], now: float | None = None) -> str:
-    """The status to show: a ``running`` run whose owner process is gone (same host) or whose
-    heartbeat is older than STALE_S is ``dead``. Derived when read; nothing is written."""
-    owner = record.get("owner")
-    if status != "running" or not isinstance(owner, dict):
-        return status
-    if owner.get("host") == HOST and isinstance(owner.get("pid"), int) and not _pid_alive(owner["pid"]):
-        return "dead"
-    beat = record.get("heartbeat_at")
-    if isinstance(beat, (int, float)) and (now or time.time()) - beat > STALE_S:
-        return "dead"
-    return status
-
-
-def _host_tag() -> str:
-    return hashlib.sha1(HOST.encode()).hexdigest()[:8]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    try:  # a killed process its parent has not reaped yet is a zombie: dead all the same
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _staging_is_stale(d: Path) -> bool:
-    host, _, rest = d.name.partition(".")
-    pid = rest.partition(".")[0]
-    if host == _host_tag() and pid.isdigit():
-        return not _pid_alive(int(pid))
-    if re.fullmatch(r"[0-9a-f]{32}", d.name):  # unnamed (older cellops): stale after a day
-        try:
-            return time.time() - d.stat().st_mtime > 86400
-        except OSError:
-            return False
-    return False  # another host's: only that host can tell whether its owner lives
 
 
 def workspace_path(start: str | os.PathLike[str] | None = None) -> Path:
