@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from .weights import file_hash
 SMALL, SWITCH, LARGE = 16, 64, 128
 
 
+EXTRA_BUFTS_ENV = "CELLOPS_LLAMA_EXTRA_BUFTS"  # 1: keep llama.cpp's AMX/repack CPU buffers
+_params_lock = threading.Lock()
 N_CTX_ENV = "CELLOPS_N_CTX"  # context length of llama.cpp models, in tokens
 
 
@@ -44,6 +48,34 @@ def chunk_starts(n: int) -> list[int]:
     """Where the chunks of an ``n``-token prompt start (a function of the positions only)."""
     return list(range(0, min(n, SWITCH), SMALL)) + list(range(SWITCH, n, LARGE))
 
+
+
+
+@contextmanager
+def _plain_cpu_buffers() -> Iterator[None]:
+    """Load with llama.cpp's "extra" CPU buffer types off. They include its AMX matmul, which
+    dies with SIGILL (the whole process) where the CPU reports AMX but the VM never enabled the
+    tile state, as on this Firecracker VM; batches of 2+ tokens hit it. llama-cpp-python has no
+    argument for ``use_extra_bufts``, so its default model params are patched while a model loads.
+    ``CELLOPS_LLAMA_EXTRA_BUFTS=1`` keeps them (bare-metal AMX machines)."""
+    if os.environ.get(EXTRA_BUFTS_ENV) == "1":
+        yield
+        return
+    import llama_cpp.llama_cpp as low
+
+    with _params_lock:
+        original = low.llama_model_default_params
+
+        def params() -> Any:
+            p = original()
+            p.use_extra_bufts = False
+            return p
+
+        low.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
 
 class LlamaCppModel:
     supports_concurrency = False  # one llama.cpp context serves one request at a time
@@ -60,10 +92,11 @@ class LlamaCppModel:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            self._llm = Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 2,
-                n_batch=LARGE, verbose=False, seed=0,
-            )
+            with _plain_cpu_buffers():
+                self._llm = Llama(
+                    model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 2,
+                    n_batch=LARGE, verbose=False, seed=0,
+                )
         except ImportError as e:
             raise ModelError("llama-cpp-python is not installed; run: pip install llama-cpp-python") from e
         except (ValueError, RuntimeError) as e:
