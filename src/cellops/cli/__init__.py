@@ -12,7 +12,8 @@ import sys
 
 from ..kernels_lib.errors import CellopsError
 
-AREAS = ("quickstart", "prompts", "pipelines", "guard", "rag", "finetune", "chain", "datasets")
+AREAS = ("quickstart", "prompts", "pipelines", "guard", "rag", "finetune", "chain", "datasets", "serve",
+         "monitor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@ Each entry is (number, description, SQL). A migration runs once, inside a transa
 number is recorded in ``_migrations``. Never edit a released migration: add a new one.
 Number ranges by area keep parallel work from colliding:
 1-9 core · 10-19 guard · 20-29 rag · 30-39 train · 40-49 pipelines (41-44: sec, schedules as
-rows) · 50-59 prompt loop · 60-64 traces.
+rows) · 50-59 prompt loop · 60-64 traces ·
+90-99 serving and monitoring.
 """
 
 from __future__ import annotations
@@ -107,6 +108,30 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX IF NOT EXISTS traces_by_time ON traces(started_at);
         CREATE INDEX IF NOT EXISTS traces_by_name ON traces(name, started_at);
         CREATE INDEX IF NOT EXISTS traces_by_status ON traces(status, started_at)
+        """,
+    ),
+    (
+        90,
+        "serving: one row per served request (app, variant, client, status, tokens, latency, run)",
+        """
+        CREATE TABLE IF NOT EXISTS serve_requests (
+            id TEXT PRIMARY KEY, app TEXT NOT NULL, variant TEXT NOT NULL, target TEXT NOT NULL,
+            client TEXT, status TEXT NOT NULL, created_at REAL NOT NULL, latency_s REAL NOT NULL,
+            ttft_s REAL, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0, run_id TEXT, trace_id TEXT, model TEXT,
+            input TEXT NOT NULL DEFAULT '', output TEXT NOT NULL DEFAULT '', stream INTEGER NOT NULL,
+            pid INTEGER, record TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS serve_requests_by_app ON serve_requests(app, created_at);
+        CREATE INDEX IF NOT EXISTS serve_requests_by_run ON serve_requests(run_id)
+        """,
+    ),
+    (
+        91,
+        "serving: feedback keeps a 1-5 score and a corrected answer next to up/down",
+        """
+        ALTER TABLE prompt_feedback ADD COLUMN score INTEGER;
+        ALTER TABLE prompt_feedback ADD COLUMN correction TEXT NOT NULL DEFAULT ''
         """,
     ),
 ]

@@ -1,16 +1,20 @@
 """Ratings (up/down + comment) on outputs, and their export as training data.
 
-A rating points at a run (a single %%prompt run, or one cell ``"case:column"`` of a compare grid
-or a test run). It is stored in table ``prompt_feedback`` (migration 51) together with the exact
+A rating points at a run (a single %%prompt run, a served request's prompt or rag run, or one
+cell ``"case:column"`` of a compare grid or a test run). Served feedback may carry a 1-5 score
+(4-5 count as up, 1-2 as down, 3 as neutral: kept, never exported) and a corrected answer
+(migration 91). It is stored in table ``prompt_feedback`` (migration 51) together with the exact
 messages and output it rates, and mirrored into the run's record (``record["feedback"]``) in
 the same transaction, so the run shows its ratings and the export needs nothing else.
 
 Export (``%prompt feedback export NAME --format sft|preference FILE``):
-- ``sft``: every up-rated output as a chat row ``{"messages": [..., assistant]}``.
+- ``sft``: every up-rated output as a chat row ``{"messages": [..., assistant]}``; a corrected
+  answer is a row of its own, whatever the rating.
 - ``preference``: for each exact input (same messages) with an up- and a down-rated output, a
   TRL conversational pair ``{"prompt": [...], "chosen": [assistant], "rejected": [assistant]}``;
   each row also carries ``messages`` (prompt + chosen), so %%finetune reads the file as chat SFT
-  on the preferred answers while DPO trainers read prompt/chosen/rejected.
+  on the preferred answers while DPO trainers read prompt/chosen/rejected. A corrected answer is
+  preferred over the output it corrects.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from .. import html
 from ..errors import InvalidInputError, NotFoundError
 from ..workspace import Workspace, get_workspace, split_ref
 
-UP, DOWN = 1, -1
+UP, DOWN, NEUTRAL = 1, -1, 0
 _WORDS = {"up": UP, "+1": UP, "1": UP, "good": UP, "👍": UP,
           "down": DOWN, "-1": DOWN, "bad": DOWN, "👎": DOWN}
 FORMATS = ("sft", "preference")
@@ -44,7 +48,7 @@ def parse_rating(rating: str | int) -> int:
 def _target(run: dict[str, Any], cell: str | None) -> dict[str, Any]:
     """prompt ref, model, messages and output of the rated thing."""
     rec = run["record"]
-    if run["kind"] == "prompt":
+    if run["kind"] in ("prompt", "rag"):
         if cell:
             raise InvalidInputError(f"run {run['id']} is a single prompt run; rate it without a cell")
         return {"prompt": rec["prompt"], "model": rec["model"], "messages": rec["messages"],
@@ -63,11 +67,22 @@ def _target(run: dict[str, Any], cell: str | None) -> dict[str, Any]:
             "output": c["output"], "blocked": c.get("blocked")}
 
 
-def rate(run_id: str, rating: str | int, comment: str = "", cell: str | None = None,
-         workspace: Workspace | None = None) -> dict[str, Any]:
-    """Store (or replace) the rating of a run's output, or of one grid cell ``"case:column"``."""
+def score_rating(score: int) -> int:
+    """A 1-5 score as up (4-5), down (1-2) or neutral (3)."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise InvalidInputError(f"a score must be a whole number from 1 to 5, got {score!r}")
+    return UP if score >= 4 else DOWN if score <= 2 else NEUTRAL
+
+
+def rate(run_id: str, rating: str | int | None, comment: str = "", cell: str | None = None,
+         workspace: Workspace | None = None, correction: str = "",
+         score: int | None = None) -> dict[str, Any]:
+    """Store (or replace) the rating of a run's output, or of one grid cell ``"case:column"``.
+
+    ``rating``: up/down (+1/-1), or None with a 1-5 ``score``; ``correction``: the answer it
+    should have given (a training row of its own)."""
     ws = workspace or get_workspace()
-    value = parse_rating(rating)
+    value = score_rating(score) if score is not None else parse_rating(rating)  # type: ignore[arg-type]
     run = ws.get_run(run_id)
     t = _target(run, cell)
     if t["blocked"]:
@@ -75,17 +90,20 @@ def rate(run_id: str, rating: str | int, comment: str = "", cell: str | None = N
     name, _ = split_ref(t["prompt"])
     row = {"run_id": run["id"], "cell": cell or "", "prompt": t["prompt"], "prompt_name": name,
            "model": t["model"], "rating": value, "comment": comment or "", "messages": t["messages"],
-           "output": t["output"], "created_at": time.time()}
+           "output": t["output"], "created_at": time.time(), "score": score,
+           "correction": correction or ""}
     with ws.db(write=True) as conn:
         conn.execute(
-            "INSERT OR REPLACE INTO prompt_feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO prompt_feedback (run_id, cell, prompt, prompt_name, model, rating,"
+            " comment, messages, output, created_at, score, correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row["run_id"], row["cell"], row["prompt"], name, row["model"], value, row["comment"],
-             json.dumps(row["messages"]), row["output"], row["created_at"]),
+             json.dumps(row["messages"]), row["output"], row["created_at"], score, row["correction"]),
         )
         rec_row = conn.execute("SELECT record FROM runs WHERE id=?", (run["id"],)).fetchone()
         rec = json.loads(rec_row[0])
         rec.setdefault("feedback", {})[cell or ""] = {"rating": value, "comment": row["comment"],
-                                                      "at": row["created_at"]}
+                                                      "at": row["created_at"], "score": score,
+                                                      "correction": row["correction"]}
         conn.execute("UPDATE runs SET record=? WHERE id=?", (json.dumps(rec, default=str), run["id"]))
     return row
 

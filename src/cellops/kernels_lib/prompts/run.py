@@ -60,8 +60,12 @@ class PromptRun:
 
 
 def resolve_call(prompt: store.Prompt, variables: dict[str, Any], model: str | None,
-                 params: dict[str, Any] | None) -> tuple[list[dict[str, str]], str, GenParams]:
-    """Render a prompt version with ``variables`` -> (messages, model URI, generation params)."""
+                 params: dict[str, Any] | None, history: list[dict[str, str]] | None = None,
+                 ) -> tuple[list[dict[str, str]], str, GenParams]:
+    """Render a prompt version with ``variables`` -> (messages, model URI, generation params).
+
+    ``history`` (earlier user/assistant turns of a conversation, e.g. a served chat) goes
+    between the system prompt and the rendered template."""
     stored = dict(prompt.params)
     model_uri = model or stored.pop("model", None) or "default"
     stored.pop("model", None)
@@ -69,6 +73,7 @@ def resolve_call(prompt: store.Prompt, variables: dict[str, Any], model: str | N
     messages = []
     if prompt.system:
         messages.append({"role": "system", "content": tpl.render(prompt.system, variables, f"{prompt.ref} system")})
+    messages += [dict(m) for m in history or []]
     messages.append({"role": "user", "content": tpl.render(prompt.template, variables, prompt.ref)})
     return messages, model_uri, gp
 
@@ -90,13 +95,17 @@ def call(
     prompt: store.Prompt, variables: dict[str, Any], *, model: str | None = None,
     params: dict[str, Any] | None = None, on_token: OnToken | None = None,
     workspace: Workspace | None = None, cache: bool = True, stats: CacheStats | None = None,
+    history: list[dict[str, str]] | None = None, policy: Any = "active",
 ) -> Call:
-    """render -> load model -> guarded generate (through the response cache unless ``cache=False``)."""
+    """render -> load model -> guarded generate (through the response cache unless ``cache=False``).
+
+    ``policy``: "active" (the workspace's ``%guard on`` policy), a loaded policy, or None (off)."""
     ws = workspace or get_workspace()
     trace = Trace(f"prompt {prompt.ref}", **{"cellops.prompt": prompt.ref})
     with trace.span("render"):
-        messages, model_uri, gp = resolve_call(prompt, dict(variables or {}), model, params)
-    policy = active_policy(ws)  # a broken policy fails before a model is loaded
+        messages, model_uri, gp = resolve_call(prompt, dict(variables or {}), model, params, history)
+    if isinstance(policy, str) and policy == "active":
+        policy = active_policy(ws)  # a broken policy fails before a model is loaded
     with trace.span("load_model", **{"gen_ai.request.model": model_uri}):
         llm = CachedLLM(get_llm(model_uri, ws), ws, stats, enabled=cache)
     result = guarded_generate(llm, messages, gp, trace=trace, on_token=on_token, policy=policy)
@@ -109,6 +118,7 @@ def run(
     ref: str | store.Prompt, variables: dict[str, Any] | None = None, *, model: str | None = None,
     params: dict[str, Any] | None = None, on_token: OnToken | None = None,
     workspace: Workspace | None = None, source: str = "python", cache: bool = True,
+    history: list[dict[str, str]] | None = None, policy: Any = "active",
 ) -> PromptRun:
     """Run prompt ``ref`` (``NAME``, ``NAME@3``, ``NAME@prod`` or a Prompt) and record the run.
 
@@ -117,7 +127,7 @@ def run(
     ws = workspace or get_workspace()
     prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
     c = call(prompt, dict(variables or {}), model=model, params=params, on_token=on_token,
-             workspace=ws, cache=cache)
+             workspace=ws, cache=cache, history=history, policy=policy)
     return _record(ws, prompt, c, variables, source)
 
 

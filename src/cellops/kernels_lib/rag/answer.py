@@ -145,8 +145,10 @@ def _retrieval_rail(policy: Any, hits: list[Hit], trace: Trace) -> tuple[list[Hi
 def ask(name: str, question: str, k: int = 4, model: str = "default", *, hybrid: bool = False,
         prompt: str | None = None, params: dict[str, Any] | None = None,
         on_token: OnToken | None = None, workspace: Workspace | None = None,
-        source: str = "python") -> Answer:
-    """Answer ``question`` from index ``name`` with citations; recorded as a ``rag`` run."""
+        source: str = "python", policy: Any = "active") -> Answer:
+    """Answer ``question`` from index ``name`` with citations; recorded as a ``rag`` run.
+
+    ``policy``: "active" (the workspace's ``%guard on`` policy), a loaded policy, or None (off)."""
     if not question or not question.strip():
         raise InvalidInputError("the question is empty: put it in the cell body")
     ws = workspace or get_workspace()
@@ -154,7 +156,8 @@ def ask(name: str, question: str, k: int = 4, model: str = "default", *, hybrid:
     trace = Trace(f"rag ask {index.ref}", **{"input.value": genai.clip(question)})
     mode = "hybrid" if hybrid else "dense"
     hits = _retrieve(trace, index, question, k, mode)
-    policy = active_policy(ws)
+    if isinstance(policy, str) and policy == "active":
+        policy = active_policy(ws)
     hits, texts, retrieval_reports = _retrieval_rail(policy, hits, trace)
     p = prompts.get(prompt, ws) if prompt else default_prompt(ws)
     passages = [{"n": i + 1, "source": h.source, "text": t} for i, (h, t) in enumerate(zip(hits, texts, strict=True))]

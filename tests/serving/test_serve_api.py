@@ -1,0 +1,156 @@
+"""`cellops serve` against the official openai client: chat, stream, models, feedback, errors."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+
+import httpx
+import pytest
+
+from cellops.kernels_lib.serving import ab, records
+
+pytestmark = pytest.mark.slow
+
+
+def _rows(served) -> list[dict]:
+    return records.rows(served.ws(), "helper")
+
+
+def test_models_chat_stream_and_feedback(served) -> None:
+    client = served.client()
+    assert [m.id for m in client.models.list().data] == ["helper"]
+
+    r = client.chat.completions.create(model="helper", max_tokens=5, user="alice",
+                                       messages=[{"role": "user", "content": "What colour is the sky?"}])
+    text = r.choices[0].message.content
+    assert text and r.usage.completion_tokens <= 5 and r.id.startswith("chatcmpl-")
+    row = records.get(served.ws(), r.id)
+    assert row["status"] == "ok" and row["client"] == "alice" and row["output"] == text
+    assert row["input"] == "What colour is the sky?" and row["completion_tokens"] == r.usage.completion_tokens
+    assert row["variant"] == ab.assign("helper", "alice", 0.5)
+    run = served.ws().get_run(row["run_id"])  # the same prompt run record a notebook cell makes
+    assert run["kind"] == "prompt" and run["record"]["source"] == "serve"
+    assert run["record"]["prompt"] == row["target"] and run["record"]["output"] == text
+
+    stream = client.chat.completions.create(model="helper", max_tokens=5, stream=True, user="alice",
+                                            stream_options={"include_usage": True},
+                                            messages=[{"role": "user", "content": "What colour is the sky?"}])
+    chunks = list(stream)
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 5
+    srow = records.get(served.ws(), chunks[0].id)
+    assert srow["stream"] and srow["output"] == streamed and streamed == text  # greedy: same answer
+
+    fb = httpx.post(f"{served.v1}/feedback", headers=served.headers(), json={
+        "response_id": r.id, "rating": "down", "comment": "too vague", "correction": "The sky is blue."})
+    assert fb.status_code == 200, fb.text
+    from cellops.kernels_lib.prompts import feedback
+
+    [item] = [f for f in feedback.list_feedback("helper", served.ws()) if f["run_id"] == row["run_id"]]
+    assert item["rating"] == -1 and item["correction"] == "The sky is blue." and item["output"] == text
+    assert httpx.post(f"{served.v1}/feedback", headers=served.headers(),
+                      json={"response_id": r.id, "rating": 5}).json()["score"] == 5
+    missing = httpx.post(f"{served.v1}/feedback", headers=served.headers(), json={"response_id": "chatcmpl-nope", "rating": "up"})
+    assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_bad_requests_get_openai_errors_and_are_not_recorded(served) -> None:
+    import openai
+
+    before = len(_rows(served))
+    url, h = f"{served.v1}/chat/completions", served.headers()
+    ok_msg = [{"role": "user", "content": "hi"}]
+    cases = {
+        "invalid json": httpx.post(url, headers=h | {"Content-Type": "application/json"}, content=b"{not json"),
+        "wrong schema": httpx.post(url, headers=h, json={"model": "helper", "messages": "hi"}),
+        "no messages": httpx.post(url, headers=h, json={"model": "helper", "messages": []}),
+        "huge body": httpx.post(url, headers=h, json={"model": "helper", "messages": [{"role": "user", "content": "x" * 30000}]}),
+        "max_tokens": httpx.post(url, headers=h, json={"model": "helper", "messages": ok_msg, "max_tokens": 5000}),
+        "unknown model": httpx.post(url, headers=h, json={"model": "gpt-9", "messages": ok_msg}),
+        "no token": httpx.post(url, json={"model": "helper", "messages": ok_msg}),
+        "wrong token": httpx.post(url, headers={"Authorization": "Bearer nope"}, json={"model": "helper", "messages": ok_msg}),
+        "missing variable route": httpx.get(f"{served.v1}/nothing-here", headers=h),
+    }
+    want = {"invalid json": 400, "wrong schema": 400, "no messages": 400, "huge body": 413,
+            "max_tokens": 400, "unknown model": 404, "no token": 401, "wrong token": 401,
+            "missing variable route": 404}
+    for name, resp in cases.items():
+        assert resp.status_code == want[name], (name, resp.status_code, resp.text)
+        err = resp.json()["error"]
+        assert err["message"] and err["type"], name
+    assert len(_rows(served)) == before  # no answer recorded for any of them
+
+    bad = served.client()
+    bad.api_key = "wrong-token"
+    with pytest.raises(openai.AuthenticationError):
+        bad.chat.completions.create(model="helper", messages=ok_msg)
+    with pytest.raises(openai.NotFoundError):
+        served.client().chat.completions.create(model="gpt-9", messages=ok_msg)
+    with pytest.raises(openai.BadRequestError):
+        served.client().chat.completions.create(model="helper", messages=ok_msg, max_tokens=5000)
+    assert len(_rows(served)) == before
+    assert httpx.get(served.base + "/healthz").json()["status"] == "ok"  # no token needed
+
+
+def test_ab_split_and_sticky_assignment() -> None:
+    ids = [f"user-{i}" for i in range(1000)]
+    share_b = sum(ab.assign("helper", u, 0.5) == "b" for u in ids) / len(ids)
+    assert abs(share_b - 0.5) <= 0.03
+    share_b20 = sum(ab.assign("helper", u, 0.2) == "b" for u in ids) / len(ids)
+    assert abs(share_b20 - 0.2) <= 0.03
+    assert all(ab.assign("helper", u, 0.5) == ab.assign("helper", u, 0.5) for u in ids[:50])
+    assert {ab.assign("x", u, 0.5) for u in ids[:20]} == {"a", "b"}
+
+
+def test_ab_real_traffic_is_sticky_per_user(served) -> None:
+    client = served.client()
+    users = [f"u{i}" for i in range(8)] * 2
+    seen: dict[str, set[str]] = {}
+    for u in users:  # X-User-Id header for half of them, the openai `user` field for the rest
+        kw = {"user": u} if int(u[1:]) % 2 else {"extra_headers": {"X-User-Id": u}}
+        r = client.chat.completions.create(model="helper", max_tokens=2, messages=[{"role": "user", "content": "Hi"}], **kw)
+        seen.setdefault(u, set()).add(r.model_extra["cellops"]["variant"])
+        assert records.get(served.ws(), r.id)["client"] == u
+    assert all(len(v) == 1 for v in seen.values())
+    assert {next(iter(v)) for v in seen.values()} == {"a", "b"}
+    assert {u: next(iter(v)) for u, v in seen.items()} == {u: ab.assign("helper", u, 0.5) for u in seen}
+
+
+def test_per_client_concurrency_limit_answers_429(served) -> None:
+    body = {"model": "helper", "max_tokens": 6, "user": "greedy",
+            "messages": [{"role": "user", "content": "Count to ten."}]}
+    before = len(_rows(served))
+    with cf.ThreadPoolExecutor(6) as pool:
+        resps = list(pool.map(lambda _: httpx.post(f"{served.v1}/chat/completions", headers=served.headers(),
+                                                   json=body, timeout=120), range(6)))
+    codes = [r.status_code for r in resps]
+    assert set(codes) <= {200, 429} and 429 in codes and 200 in codes, codes
+    for r in resps:
+        if r.status_code == 429:
+            assert r.json()["error"]["type"] == "rate_limit_error" and r.headers["retry-after"]
+    ok_ids = {r.json()["id"] for r in resps if r.status_code == 200}
+    new = _rows(served)[before:]
+    assert {row["id"] for row in new} == ok_ids and len(new) == len(ok_ids)
+
+
+def test_variables_from_extra_body_and_history_reach_the_prompt(served) -> None:
+    from cellops.kernels_lib import prompts
+
+    # a second, in-process app over the same workspace: the prompt reads two variables
+    ws = served.ws()
+    prompts.save("tone", "In a {{ tone }} tone, answer: {{ question }}", params={"max_tokens": 4}, workspace=ws)
+    from cellops.kernels_lib.serving import targets
+
+    t = targets.parse("tone", targets.Options(ws, policy=None, input_var="question"))
+    out = t.answer(targets.Turns("Why is grass green?", [{"role": "user", "content": "Hello"},
+                                                          {"role": "assistant", "content": "Hi!"}],
+                                 {"tone": "cheerful"}, {"max_tokens": 3}), None)
+    msgs = ws.get_run(out.run_id)["record"]["messages"]
+    assert msgs[-3:-1] == [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"}]
+    assert msgs[-1]["content"] == "In a cheerful tone, answer: Why is grass green?"
+    with pytest.raises(Exception, match="input-var"):
+        targets.parse("tone", targets.Options(ws, policy=None))
+    assert json.loads(json.dumps(out.versions))["target"] == "tone@1"
