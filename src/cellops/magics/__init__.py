@@ -14,7 +14,7 @@ from traitlets import TraitError, Unicode, observe, validate
 from ..kernels_lib.errors import CellopsError
 from .context import MagicContext
 
-MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace", "dataset")
+MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace", "dataset", "serve", "monitor")
 
 
 @magics_class
@@ -82,6 +82,14 @@ class Cellops(Magics):
     @line_cell_magic
     def dataset(self, line: str, cell: str | None = None) -> Any:
         return self._dispatch("dataset", line, cell)
+
+    @line_magic
+    def serve(self, line: str) -> Any:
+        return self._dispatch("serve", line, None)
+
+    @line_magic
+    def monitor(self, line: str) -> Any:
+        return self._dispatch("monitor", line, None)
 
 
 def _attach_help() -> None:

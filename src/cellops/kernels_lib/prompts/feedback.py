@@ -131,23 +131,34 @@ def export_rows(name: str, fmt: str, workspace: Workspace | None = None) -> list
         raise InvalidInputError(f"no ratings for prompt '{name}' yet; rate outputs with the 👍/👎 "
                                 "buttons or %prompt feedback RUN[:CELL] up|down")
     items.reverse()  # oldest first: a stable file order
+    return build_rows(items, fmt, f"prompt '{name}'")
+
+
+def build_rows(items: list[dict[str, Any]], fmt: str, what: str) -> list[dict[str, Any]]:
+    """Feedback items (oldest first) -> SFT or preference rows; ``what`` names them in errors."""
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"unknown export format {fmt!r}; use {' or '.join(FORMATS)}")
     usable = [i for i in items if i["output"].strip()]
+    fixes = [i for i in items if (i.get("correction") or "").strip()]
     if fmt == "sft":
         seen: set[str] = set()
         rows = []
-        for i in usable:
-            if i["rating"] == UP:
-                row = {"messages": i["messages"] + _assistant(i["output"])}
+        for i in items:
+            answer = (i.get("correction") or "").strip() or (i["output"] if i["rating"] == UP else "")
+            if answer.strip():
+                row = {"messages": i["messages"] + _assistant(answer)}
                 key = json.dumps(row, sort_keys=True)
                 if key not in seen:
                     seen.add(key)
                     rows.append(row)
         if not rows:
-            raise InvalidInputError(f"prompt '{name}' has no up-rated outputs to export as SFT rows")
+            raise InvalidInputError(f"{what} has no up-rated or corrected outputs to export as SFT rows")
         return rows
     groups: dict[str, dict[int, list[str]]] = {}
     prompts: dict[str, list[dict[str, str]]] = {}
     for i in usable:
+        if i["rating"] not in (UP, DOWN):
+            continue
         key = json.dumps(i["messages"], sort_keys=True)
         prompts[key] = i["messages"]
         outs = groups.setdefault(key, {UP: [], DOWN: []})[i["rating"]]
@@ -156,10 +167,13 @@ def export_rows(name: str, fmt: str, workspace: Workspace | None = None) -> list
     rows = [{"prompt": prompts[k], "chosen": _assistant(c), "rejected": _assistant(r),
              "messages": prompts[k] + _assistant(c)}
             for k, g in groups.items() for c in g[UP] for r in g[DOWN] if c != r]
+    rows += [{"prompt": i["messages"], "chosen": _assistant(i["correction"].strip()),
+              "rejected": _assistant(i["output"]), "messages": i["messages"] + _assistant(i["correction"].strip())}
+             for i in fixes if i["correction"].strip() != i["output"].strip() and i["output"].strip()]
     if not rows:
         raise InvalidInputError(
-            f"no preference pairs for prompt '{name}': a pair needs one 👍 and one 👎 output for the "
-            "same input (e.g. two models in a compare grid); use --format sft for up-rated rows"
+            f"no preference pairs for {what}: a pair needs one 👍 and one 👎 output for the "
+            "same input (e.g. two models in a compare grid) or a corrected answer; use --format sft for up-rated rows"
         )
     return rows
 
@@ -180,6 +194,10 @@ def export(name: str, fmt: str, path: str | os.PathLike[str],
            workspace: Workspace | None = None) -> Export:
     """Write the ratings of prompt ``name`` as JSONL training rows (atomically)."""
     rows = export_rows(name, fmt, workspace)
+    return Export(write_jsonl(rows, path), fmt, len(rows), len(list_feedback(name, workspace)))
+
+
+def write_jsonl(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     dest = Path(path).expanduser()
     if dest.suffix.lower() not in (".jsonl", ".ndjson"):
         raise InvalidInputError(f"export to a .jsonl file (got {dest.name}); %%finetune reads JSONL")
@@ -189,4 +207,4 @@ def export(name: str, fmt: str, path: str | os.PathLike[str],
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     os.replace(tmp, dest)
-    return Export(dest, fmt, len(rows), len(list_feedback(name, workspace)))
+    return dest
