@@ -51,3 +51,21 @@ def test_serve_start_outlives_its_kernel_then_list_logs_stop(ip, workspace, tmp_
         ip.run_line_magic("serve", "logs nobody")
     with pytest.raises(UsageError, match="usage: %serve"):
         ip.run_line_magic("serve", "restart greeter")
+
+
+def test_monitor_magic_shows_the_dashboard_and_one_line_errors(ip, workspace) -> None:
+    from cellops.kernels_lib.serving import records
+
+    for i, (status, lat) in enumerate((("ok", 0.2), ("ok", 0.4), ("error", 0.1))):
+        records.insert(workspace, records.RequestRow(f"chatcmpl-{i}", "shop", "a", "shop@1", f"u{i}", status, lat,
+                                                     False, completion_tokens=3, input="hi", output="hello"))
+    board = ip.run_line_magic("monitor", "shop --since 1h -o t_board")
+    out = board._repr_mimebundle_()
+    assert out["text/plain"].startswith("shop: 3 requests") and "not enough data" in out["text/plain"]
+    assert ip.user_ns["t_board"].data["overall"]["error_rate"] == pytest.approx(1 / 3)
+    assert ip.user_ns["t_board"].data["overall"]["latency_p50_s"] == pytest.approx(0.3)
+    assert "<table>" in out["text/html"]
+    with pytest.raises(UsageError, match="no served requests for app 'nope'; apps with traffic: shop"):
+        ip.run_line_magic("monitor", "nope")
+    with pytest.raises(UsageError, match="--since"):
+        ip.run_line_magic("monitor", "shop --since yesterday")

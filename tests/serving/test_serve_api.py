@@ -154,3 +154,35 @@ def test_variables_from_extra_body_and_history_reach_the_prompt(served) -> None:
     with pytest.raises(Exception, match="input-var"):
         targets.parse("tone", targets.Options(ws, policy=None))
     assert json.loads(json.dumps(out.versions))["target"] == "tone@1"
+
+
+def test_rag_app_answers_with_citations_and_records_redacted_input(workspace) -> None:
+    from starlette.testclient import TestClient
+
+    from cellops.kernels_lib import rag
+    from cellops.kernels_lib.serving import ServeConfig, auth, create_app
+
+    rag.build("museum", {"docs": [{"id": "hours", "text": "The museum opens at 9 am every day except Monday."},
+                                  {"id": "cafe", "text": "The museum cafe serves soup and bread until 4 pm."}]},
+              progress=False)
+    app = create_app(ServeConfig("rag:museum", guard="default", workspace=str(workspace.root)))
+    token, created = auth.load_token(workspace, "museum", None)
+    assert not created and len(token) > 30
+    question = "When does the museum open? My card is 4111 1111 1111 1111."
+    with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        r = c.post("/v1/chat/completions", json={"model": "museum", "max_tokens": 12, "user": "v1",
+                                                  "messages": [{"role": "user", "content": question}]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert isinstance(body["citations"], list) and body["cellops"]["target"] == "museum@1"
+        assert all({"n", "source", "chunk", "score"} <= set(c) for c in body["citations"])
+        with c.stream("POST", "/v1/chat/completions", json={"model": "museum", "max_tokens": 12, "stream": True,
+                                                             "messages": [{"role": "user", "content": question}]}) as s:
+            events = [ln[6:] for ln in s.iter_lines() if ln.startswith("data: ")]
+    assert events[-1] == "[DONE]" and "citations" in json.loads(events[-2])
+    row = records.get(workspace, body["id"])
+    assert "4111" not in row["input"] and "<CREDIT_CARD" in row["input"]
+    run = workspace.get_run(row["run_id"])
+    assert run["kind"] == "rag" and "4111" not in json.dumps(run["record"]["messages"])
+    assert row["record"]["guard"]["input"]["allowed"] and row["record"]["versions"]["guard_policy"]

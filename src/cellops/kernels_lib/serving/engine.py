@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import CellopsError, InvalidInputError
 from ..models import OnToken
+from ..tracking import Trace, traces
 from ..workspace import Workspace
 from . import ab, records, targets
 from .api import APIError, from_cellops_error
@@ -138,23 +139,35 @@ class Engine:
 
         row = records.RequestRow(rid, self.app, variant, target.ref if target.kind == "prompt" else f"{target.kind}:{target.ref}",
                                  client, "ok", 0.0, stream)
+        # one trace per request; the prompt / rag run's own trace joins it as a child
+        trace = Trace(f"serve {self.app}", kind="chain", **{
+            "cellops.app": self.app, "cellops.variant": variant, "cellops.target": row.target,
+            "cellops.response_id": rid, "enduser.id": client or "", "input.value": turns.last_user[:500]})
+        row.trace_id = trace.trace_id
         try:
-            out = target.answer(turns, tok)
+            with trace:
+                out = target.answer(turns, tok)
+                trace.root.attrs |= {"gen_ai.usage.input_tokens": out.prompt_tokens,
+                                     "gen_ai.usage.output_tokens": out.completion_tokens,
+                                     "output.value": out.text[:500]}
         except Stopped:
-            self._record_failure(row, t0, cancel.reason, f"stopped: {cancel.reason}")
+            self._record_failure(row, t0, cancel.reason, f"stopped: {cancel.reason}", trace=trace)
             raise
         except InvalidInputError as e:
-            raise from_cellops_error(e) from None  # the client's mistake: not an answer, not recorded
+            trace.end("error")  # the client's mistake: not an answer, not recorded (nor its trace)
+            raise from_cellops_error(e) from None
         except CellopsError as e:
-            self._record_failure(row, t0, "error", str(e))
+            self._record_failure(row, t0, "error", str(e), trace=trace)
             raise from_cellops_error(e) from None
         except Exception as e:
-            self._record_failure(row, t0, "error", f"{type(e).__name__}: {e}", traceback.format_exc())
+            self._record_failure(row, t0, "error", f"{type(e).__name__}: {e}", traceback.format_exc(), trace)
             raise
+        out.trace_id = trace.trace_id
+        traces.save(self.ws, trace, out.run_id)
         row.status = "blocked" if out.blocked else "ok"
         row.latency_s = time.perf_counter() - t0
         row.ttft_s, row.prompt_tokens, row.completion_tokens = out.ttft_s, out.prompt_tokens, out.completion_tokens
-        row.run_id, row.trace_id, row.model = out.run_id, out.trace_id, out.model
+        row.run_id, row.model = out.run_id, out.model
         row.input, row.output = out.input_text, out.text
         row.record = {"versions": out.versions, "guard": out.guard, "blocked": out.blocked,
                       "finish_reason": out.finish_reason, "params": turns.params,
@@ -165,9 +178,12 @@ class Engine:
         return out
 
     def _record_failure(self, row: records.RequestRow, t0: float, status: str, error: str,
-                        tb: str | None = None) -> None:
+                        tb: str | None = None, trace: Trace | None = None) -> None:
         row.status, row.latency_s = status, time.perf_counter() - t0
         row.record = {"error": error[:2000]} | ({"traceback": tb[-4000:]} if tb else {})
+        if trace is not None:
+            trace.end("error")
+            traces.save(self.ws, trace)
         records.insert(self.ws, row)
 
     async def run_sync(self, fn: Any, *args: Any) -> Any:
