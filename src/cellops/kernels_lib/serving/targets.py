@@ -9,6 +9,7 @@ version is pinned: ``NAME`` becomes ``NAME@3`` for the whole life of the server)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -195,3 +196,54 @@ def _finish(gen: Any, blocked: str | None) -> str:
 
 TARGETS.register("prompt", PromptTarget)
 TARGETS.register("rag", RagTarget)
+
+
+class ChainTarget:
+    """``chain:NAME@V``: the last user message fills the chain's one input without a default
+    (or ``--input-var``); ``variables`` fill the others; earlier turns go to an input named
+    ``history`` when the chain declares one. Chains do not stream: the output comes at the end."""
+
+    kind = "chain"
+
+    def __init__(self, ref: str, opts: Options) -> None:
+        try:
+            from .. import chains
+        except ImportError:
+            raise InvalidInputError("chain targets need cellops.chains, which this install lacks") from None
+        self.opts, self._chains = opts, chains
+        self.chain = chains.get(ref, opts.workspace)
+        self.ref = self.chain.ref
+        spec = self.chain.spec
+        free = list(getattr(spec, "required", []) or [])
+        declared = list(getattr(spec, "inputs", {}) or {})
+        if opts.input_var:
+            if declared and opts.input_var not in declared:
+                raise InvalidInputError(f"--input-var {opts.input_var}: chain {self.ref} has inputs {', '.join(declared)}")
+            self.input_var = opts.input_var
+        elif len(free) == 1:
+            self.input_var = free[0]
+        else:
+            raise InvalidInputError(f"chain {self.ref} needs {len(free)} inputs ({', '.join(free) or 'none'}); "
+                                    "say which one the user's message fills with --input-var NAME")
+        self.takes_history = "history" in declared
+        self.model_uri = opts.model or "default"
+
+    def warm(self) -> bool:
+        return bool(get_llm(self.model_uri, self.opts.workspace).supports_concurrency)
+
+    def answer(self, turns: Turns, on_token: OnToken | None) -> Outcome:
+        inputs = {**turns.variables, self.input_var: turns.last_user}
+        if self.takes_history:
+            inputs["history"] = turns.history
+        r = self._chains.run(self.chain, inputs, self.opts.model, workspace=self.opts.workspace, source="serve")
+        text = r.output if isinstance(r.output, str) else json.dumps(r.output, default=str)
+        if on_token is not None and text:
+            on_token(text)
+        versions = {"target": f"chain:{self.ref}", "model": r.model or self.model_uri,
+                    "guard_policy": _policy_ref(self.opts.policy, self.opts.workspace)}
+        blocked = "chain" if r.status == "blocked" else None
+        return Outcome(text, turns.last_user, r.model or self.model_uri, versions, r.run_id, r.trace_id,
+                       finish_reason="content_filter" if blocked else "stop", blocked=blocked)
+
+
+TARGETS.register("chain", ChainTarget)
