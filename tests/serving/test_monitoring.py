@@ -4,8 +4,6 @@ embedder), then the dashboard, drift and A/B tests, and alert rules through the 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from serve_proc import SHORT
@@ -60,17 +58,18 @@ def _ask(c, name: str, question: str, user: str) -> dict:
     return r.json()
 
 
-def _check(tmp_path, name: str) -> tuple[int, bool, str]:
+def _check(tmp_path, name: str, capsys) -> tuple[int, bool, str]:
+    """`cellops monitor check` (the CLI's own main, in this process: the embedder loads once)."""
+    from cellops.cli import main
+
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     flag = tmp_path / f"alert-{name}"
-    p = subprocess.run([sys.executable, "-c", "import sys; from cellops.cli import main; sys.exit(main())",
-                        "monitor", "check", name, "--rules", str(rules), "--on-alert", f"echo \"$CELLOPS_ALERTS\" > {flag}"],
-                       capture_output=True, text=True, timeout=300)
-    return p.returncode, flag.exists(), p.stdout + p.stderr
+    code = main(["monitor", "check", name, "--rules", str(rules), "--on-alert", f"echo \"$CELLOPS_ALERTS\" > {flag}"])
+    return code, flag.exists(), capsys.readouterr().out
 
 
-def test_drift_alert_fires_when_the_topic_switches_and_not_otherwise(workspace, tmp_path) -> None:
+def test_drift_alert_fires_when_the_topic_switches_and_not_otherwise(workspace, tmp_path, capsys) -> None:
     from cellops.kernels_lib import prompts
 
     prompts.save("helper", SHORT, params={"max_tokens": 4}, workspace=workspace)
@@ -85,10 +84,10 @@ def test_drift_alert_fires_when_the_topic_switches_and_not_otherwise(workspace, 
             rating = "up" if body["cellops"]["variant"] == "a" else "down"
             assert c.post("/v1/feedback", json={"response_id": body["id"], "rating": rating}).status_code == 200
 
-    code, fired, out = _check(tmp_path, "drifting")
+    code, fired, out = _check(tmp_path, "drifting", capsys)
     assert code == 1 and fired, out
     assert json.loads((tmp_path / "alert-drifting").read_text())[0]["rule"] == "inputs drifted"
-    code, fired, out = _check(tmp_path, "steady")
+    code, fired, out = _check(tmp_path, "steady", capsys)
     assert code == 0 and not fired, out
 
     from cellops.kernels_lib import monitoring
@@ -105,10 +104,10 @@ def test_drift_alert_fires_when_the_topic_switches_and_not_otherwise(workspace, 
     board = monitoring.monitor("steady", reference=8, workspace=workspace)._repr_mimebundle_()
     assert "A/B: not enough data" in board["text/plain"] and "<img" in board["text/html"]
 
-    cli = subprocess.run([sys.executable, "-c", "import sys; from cellops.cli import main; sys.exit(main())",
-                          "monitor", "steady", "--json", "--reference", "8"], capture_output=True, text=True, timeout=300)
-    assert cli.returncode == 0, cli.stderr
-    assert json.loads(cli.stdout)["requests"] == 16
+    from cellops.cli import main
+
+    assert main(["monitor", "steady", "--json", "--reference", "8"]) == 0
+    assert json.loads(capsys.readouterr().out)["requests"] == 16
 
 
 def test_ab_verdict_needs_data_and_names_the_better_variant() -> None:

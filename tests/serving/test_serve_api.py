@@ -52,9 +52,27 @@ def test_models_chat_stream_and_feedback(served) -> None:
     [item] = [f for f in feedback.list_feedback("helper", served.ws()) if f["run_id"] == row["run_id"]]
     assert item["rating"] == -1 and item["correction"] == "The sky is blue." and item["output"] == text
     assert httpx.post(f"{served.v1}/feedback", headers=served.headers(),
-                      json={"response_id": r.id, "rating": 5}).json()["score"] == 5
+                      json={"response_id": chunks[0].id, "rating": 5}).json()["score"] == 5
     missing = httpx.post(f"{served.v1}/feedback", headers=served.headers(), json={"response_id": "chatcmpl-nope", "rating": "up"})
     assert missing.status_code == 404 and "error" in missing.json()
+    bad = httpx.post(f"{served.v1}/feedback", headers=served.headers(), json={"response_id": r.id, "rating": 9})
+    assert bad.status_code == 400 and "rating" in bad.json()["error"]["message"]
+
+    # served ratings -> training rows (`cellops feedback export`), read the way %%finetune reads them
+    from cellops.cli import main
+    from cellops.kernels_lib.train import data
+
+    out = served.home.parent / "fb"
+    for fmt in ("sft", "preference"):
+        assert main(["--workspace", str(served.home), "feedback", "export", "helper", str(out / f"{fmt}.jsonl"),
+                     "--format", fmt]) == 0
+    sft = [json.loads(x) for x in (out / "sft.jsonl").read_text().splitlines()]
+    answers = [row["messages"][-1]["content"] for row in sft]
+    assert answers == ["The sky is blue.", streamed]  # the correction of the 👎 answer, the 👍 answer
+    assert all(row["messages"][-2]["role"] == "user" for row in sft)
+    assert len(data.load(out / "sft.jsonl").rows) == len(sft)
+    [pair] = [json.loads(x) for x in (out / "preference.jsonl").read_text().splitlines()]
+    assert pair["chosen"][0]["content"] == "The sky is blue." and pair["rejected"][0]["content"] == text
 
 
 def test_bad_requests_get_openai_errors_and_are_not_recorded(served) -> None:

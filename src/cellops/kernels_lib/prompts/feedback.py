@@ -152,7 +152,7 @@ def build_rows(items: list[dict[str, Any]], fmt: str, what: str) -> list[dict[st
                     seen.add(key)
                     rows.append(row)
         if not rows:
-            raise InvalidInputError(f"{what} has no up-rated or corrected outputs to export as SFT rows")
+            raise InvalidInputError(f"{what} has no up-rated outputs (nor corrected answers) to export as SFT rows")
         return rows
     groups: dict[str, dict[int, list[str]]] = {}
     prompts: dict[str, list[dict[str, str]]] = {}
