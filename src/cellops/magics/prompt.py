@@ -48,6 +48,7 @@ Line:  %prompt list | show NAME[@V] | history NAME | diff NAME@A NAME@B
        %prompt run NAME[@V] [-p k=v ...] [--model URI] [--no-cache] [-o VAR]
        %prompt compare NAME@A NAME@B ... [--models URI,URI] --on CASES [-o VAR]
        %prompt test NAME[@V] [--tests FILE] [--model URI]   (raises in papermill runs)
+       %prompt optimize NAME[@V] --on CASES [--search system,fewshot,params,model] [--budget CALLS] [--holdout 0.3]
        %prompt alias NAME@V prod
        %prompt feedback RUN[:CELL] up|down [COMMENT] | list [NAME] | export NAME FILE --format sft|preference
        %prompt cache [stats | clear [MODEL]]

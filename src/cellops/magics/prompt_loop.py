@@ -1,4 +1,4 @@
-"""%prompt compare | test | alias | feedback | cache: the prompt engineering loop's line commands."""
+"""%prompt compare | test | optimize | alias | feedback | cache: the prompt engineering loop's line commands."""
 
 from __future__ import annotations
 
@@ -38,6 +38,21 @@ test_parser.add_argument("--raise", dest="raise_", action="store_true",
                          help="raise on failure (automatic in a papermill run: CELLOPS_BATCH=1)")
 test_parser.add_argument("-o", "--output", metavar="VAR", help="store the TestReport")
 
+optimize_parser = MagicArgumentParser(prog="%prompt optimize")
+optimize_parser.add_argument("ref", metavar="NAME[@V]")
+optimize_parser.add_argument("--on", metavar="CASES", help="cases with assertions (default: the stored ones)")
+optimize_parser.add_argument("--search", default="system,fewshot,params",
+                             help="comma list of system, fewshot, params, model")
+optimize_parser.add_argument("--budget", type=int, default=40, help="model calls, all included")
+optimize_parser.add_argument("--tokens", type=int, help="token budget (default: none)")
+optimize_parser.add_argument("--seconds", type=float, help="time budget (default: none)")
+optimize_parser.add_argument("--holdout", type=float, default=0.3, help="held-out fraction reported on")
+optimize_parser.add_argument("--models", help="candidate model URIs for --search model")
+optimize_parser.add_argument("--proposer", help="model URI that proposes system prompts")
+optimize_parser.add_argument("--seed", type=int, default=0)
+optimize_parser.add_argument("--no-cache", action="store_true")
+optimize_parser.add_argument("-o", "--output", metavar="VAR", help="store the OptimizeResult")
+
 export_parser = MagicArgumentParser(prog="%prompt feedback export")
 export_parser.add_argument("name")
 export_parser.add_argument("file")
@@ -46,6 +61,7 @@ export_parser.add_argument("--format", choices=feedback.FORMATS, default="sft")
 USAGE = {
     "compare": compare_parser.format_usage().strip(),
     "test": test_parser.format_usage().strip(),
+    "optimize": optimize_parser.format_usage().strip(),
     "alias": "usage: %prompt alias NAME@V ALIAS   (then NAME@ALIAS works everywhere)",
     "feedback": ("usage: %prompt feedback RUN[:CASE:COLUMN] up|down [COMMENT] | feedback list [NAME] | "
                  "feedback export NAME FILE.jsonl --format sft|preference"),
@@ -111,6 +127,28 @@ def test(ctx: MagicContext, rest: str) -> Any:
     return report
 
 
+def optimize(ctx: MagicContext, rest: str) -> Any:
+    a = optimize_parser.parse_line(rest)
+    budget = {"calls": a.budget, "tokens": a.tokens, "seconds": a.seconds}
+    models = [m.strip() for m in a.models.split(",") if m.strip()] if a.models else None
+    progress: Any = True
+    if ctx.live:  # a notebook bar instead of text on stderr
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=a.budget, desc="optimize", unit="call")
+
+        def progress(done: int, _total: int, status: str) -> None:
+            bar.update(done - bar.n)
+            bar.set_postfix_str(status)
+
+    result = prompts.optimize(a.ref, _source(ctx, a.on) if a.on else None, search=a.search, budget=budget,
+                              holdout=a.holdout, models=models, proposer=a.proposer, seed=a.seed,
+                              cache=not a.no_cache, progress=progress, workspace=ctx.workspace,
+                              source="magic")
+    ctx.store(a.output, result)
+    return result
+
+
 def alias(ctx: MagicContext, rest: str) -> Any:
     words = rest.split()
     if len(words) != 2 or "@" not in words[0]:
@@ -167,4 +205,4 @@ def read_tests(ctx: MagicContext, source: str) -> list[dict[str, Any]]:
     return check_tests(_source(ctx, source))
 
 
-COMMANDS = {"compare": compare, "test": test, "alias": alias, "feedback": feedback_cmd, "cache": cache_cmd}
+COMMANDS = {"compare": compare, "test": test, "optimize": optimize, "alias": alias, "feedback": feedback_cmd, "cache": cache_cmd}

@@ -3,7 +3,8 @@
 ``run`` one version; ``compare`` versions x models over cases (a DataFrame; ``compare_grid``
 gives the displayable grid); ``test`` a version against its assertions (``raise_on_failure``
 fails a pipeline); ``rate`` / ``export_feedback`` turn ratings into training data; the response
-cache (``cache_stats`` / ``clear_cache``) makes re-runs instant.
+cache (``cache_stats`` / ``clear_cache``) makes re-runs instant; ``optimize`` searches system
+prompts, few-shot demos, parameters and models against the assertions, within a call budget.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .compare import compare, compare_grid
 from .feedback import export as export_feedback
 from .feedback import list_feedback, rate
 from .grid import CompareResult
+from .optimize import optimize  # Optuna and DSPy load only when a search runs
+from .optimize_view import OptimizeResult
 from .run import PromptRun, run, save_and_run
 from .store import Prompt, alias, diff, get, history, list_prompts, save
 from .testing import PromptTestFailed, TestReport, test
@@ -33,7 +36,8 @@ def clear_cache(model: str | None = None, workspace: Workspace | None = None) ->
 
 
 __all__ = [
-    "Check", "CompareResult", "Prompt", "PromptRun", "PromptTestFailed", "TestReport", "alias",
+    "Check", "CompareResult", "OptimizeResult", "Prompt", "PromptRun", "PromptTestFailed", "TestReport",
+    "alias",
     "cache_stats", "clear_cache", "compare", "compare_grid", "diff", "export_feedback", "get",
-    "history", "list_feedback", "list_prompts", "rate", "run", "save", "save_and_run", "test",
+    "history", "list_feedback", "list_prompts", "optimize", "rate", "run", "save", "save_and_run", "test",
 ]

@@ -257,8 +257,9 @@ def parse_verdict(text: str) -> bool | None:
     return None if m is None else m.group(1).upper() == "PASS"
 
 
-def default_grader(ws: Workspace | None) -> Grader:
-    """A grader that asks a model (any URI) through the response cache, greedy."""
+def default_grader(ws: Workspace | None, llm_for: Callable[[str], Any] | None = None) -> Grader:
+    """A grader that asks a model (any URI) through the response cache, greedy. ``llm_for``
+    (model URI -> LLM) replaces how the grader model is loaded (the optimizer meters it)."""
     from ..models import get_llm
     from ..workspace import get_workspace
     from .cache import CachedLLM
@@ -266,7 +267,7 @@ def default_grader(ws: Workspace | None) -> Grader:
     workspace = ws or get_workspace()
 
     def grade(model: str, rubric: str, output: str) -> str:
-        llm = CachedLLM(get_llm(model, workspace), workspace)
+        llm = llm_for(model) if llm_for is not None else CachedLLM(get_llm(model, workspace), workspace)
         messages = [{"role": "system", "content": RUBRIC_SYSTEM},
                     {"role": "user", "content": f"Rubric: {rubric}\n\nOutput:\n{output}\n\n"
                                                 "Does the output satisfy the rubric? Answer PASS or FAIL."}]

@@ -1,0 +1,175 @@
+"""Benchmark: DPO training tokens/s of the %%finetune path (TRL's DPOTrainer inside a real DeepSpeed
+job) vs TRL's DPOTrainer run directly without DeepSpeed: same model (embedded SmolLM2-135M, LoRA),
+same preference pairs (the run folder's train split of ../shared/data/pref/hh_harmless_dev.jsonl,
+generated pairs when that is absent), same batch, max length, steps and seed, measured the same way
+(non-padding tokens of prompt+chosen and prompt+rejected over optimizer steps 2..N, excluding the
+warm-up step, evals and saves: worker.Throughput).
+
+    .venv/bin/python benchmarks/bench_dpo.py [--steps 6 --batch 2 --max-len 192 --repeats 3]
+    .venv/bin/python benchmarks/bench_dpo.py --paths   # the other launcher paths, checked (slow)
+
+The arms alternate (%%finetune, direct, %%finetune, direct, ...) so a change in machine load hits
+both; the direct arm runs in a child process like the DeepSpeed rank does. Prints the median of
+each arm, the ratio (target >= 0.9), and the load average at start and end (a run above 1.5 per
+core is marked noisy: the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pref" / "hh_harmless_dev.jsonl"
+
+
+def make_data(path: Path, n: int) -> Path:
+    """The first n single-turn hh-rlhf pairs short enough for the max length (most of the set are
+    long multi-turn conversations), or generated pairs when the set is absent."""
+    if SHARED.is_file():
+        def short(r: dict) -> bool:
+            return len(r["messages"]) == 1 and len(r["messages"][0]["content"]) < 200 and \
+                max(len(r["chosen"]), len(r["rejected"])) < 300
+
+        lines = [ln for ln in SHARED.read_text().splitlines() if short(json.loads(ln))][:n]
+    else:
+        lines = [json.dumps({"prompt": f"Tell me something useful about topic {i} for a short note.",
+                             "chosen": f"Here is a careful, friendly note about topic {i}: keep it simple.",
+                             "rejected": f"No. Topic {i} is boring and I will not help with it."}) for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def direct(run_dir: Path, steps: int) -> None:
+    """Child process: TRL's DPOTrainer on the run folder's pairs, no DeepSpeed."""
+    import torch
+    from transformers import AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from cellops.kernels_lib.train.preference import pairs_dataset
+    from cellops.kernels_lib.train.worker import (
+        build_model,
+        load_examples,
+        lora_config,
+        make_callback,
+    )
+
+    spec = json.loads((run_dir / "run.json").read_text())
+    cfg = spec["config"]
+    tok = AutoTokenizer.from_pretrained(spec["base_path"])
+    model = build_model(spec, torch.float32, wrap_lora=False)
+    cb = make_callback(None, None, 0)
+    args = DPOConfig(
+        output_dir=str(run_dir / "direct"), per_device_train_batch_size=cfg["batch"],
+        learning_rate=cfg["learning_rate"], max_steps=steps, seed=cfg["seed"], data_seed=cfg["seed"],
+        logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
+        remove_unused_columns=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+        max_grad_norm=cfg["grad_clip"], beta=cfg["beta"], max_length=cfg["max_len"],
+        gradient_checkpointing=False, bf16=False,
+    )
+    trainer = DPOTrainer(model=model, args=args, processing_class=tok,
+                         train_dataset=pairs_dataset(load_examples(run_dir / "data" / "train.jsonl")),
+                         peft_config=lora_config(cfg), callbacks=[cb])
+    trainer.train()
+    print("RESULT " + json.dumps({"tokens_per_s": cb.tp.tokens_per_s,
+                                  "tokens_seen": trainer.state.num_input_tokens_seen}))
+
+
+def run_finetune(name: str, data: Path, a: argparse.Namespace) -> tuple[float, Path, int]:
+    import cellops
+
+    job = cellops.finetune.launch({"name": name, "data": str(data), "method": "dpo", "max_steps": a.steps,
+                                   "batch": a.batch, "max_len": a.max_len, "eval_split": 0, "samples": 0,
+                                   "save_every": 0, "log_every": 1})
+    job.wait()
+    m = job.metrics
+    return m["tokens_per_s"], job.run_dir, m["tokens_seen"]
+
+
+def run_direct(run_dir: Path, steps: int) -> tuple[float, int]:
+    out = subprocess.run([sys.executable, __file__, "--direct-of", str(run_dir), "--steps", str(steps)],
+                         capture_output=True, text=True)
+    res = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not res:
+        sys.exit(f"direct DPOTrainer failed:\n{out.stderr[-3000:]}")
+    r = json.loads(res[0][7:])
+    return r["tokens_per_s"], r["tokens_seen"]
+
+
+def check_paths(data: Path) -> None:
+    """The paths the suite leaves out to stay small: 2 processes with ZeRO-2, full DPO (a frozen
+    reference copy), KTO, and a DPO run killed after its first checkpoint and resumed."""
+    import signal
+    import time
+
+    import cellops
+
+    tiny = {"data": str(data), "max_steps": 4, "batch": 2, "max_len": 96, "eval_split": 0.25,
+            "samples": 1, "sample_tokens": 4, "save_every": 0}
+    for name, extra in (("two", {"method": "dpo", "procs": 2, "zero": "2"}),
+                        ("full", {"method": "dpo", "adapter": "none", "lr": 1e-5}),
+                        ("kto", {"method": "kto"})):
+        t0 = time.perf_counter()
+        job = cellops.finetune.launch({"name": name, **tiny, **extra}).wait()
+        m = job.metrics
+        print(f"{name}: {job.status} {job.model} world {job.plan['world']} ZeRO-{job.plan['stage']} margin "
+              f"{m['eval_margin_before']:.3f} -> {m['eval_margin_after']:.3f} ({time.perf_counter() - t0:.0f} s)")
+        assert job.status == "done" and m["eval_margin_after"] is not None
+    job = cellops.finetune.launch({"name": "res", **tiny, "method": "dpo", "save_every": 2})
+    while not any(e["kind"] == "checkpoint" for e in job.events()):
+        assert job.status in ("starting", "running"), job.error
+        time.sleep(1)
+    os.killpg(int((job.run_dir / "supervisor.pid").read_text()), signal.SIGKILL)
+    time.sleep(3)
+    resumed = cellops.finetune.resume("res").wait()
+    res = [e for e in resumed.events() if e["kind"] == "resume"]
+    print(f"resume: {resumed.status} {resumed.model} resumed at step {res[0]['step']}, "
+          f"steps {resumed.metrics['steps']}, margin {resumed.metrics['eval_margin_before']:.3f} -> "
+          f"{resumed.metrics['eval_margin_after']:.3f}")
+    assert resumed.status == "done" and res and res[0]["step"] >= 2 and resumed.metrics["steps"] == 4
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--max-len", type=int, default=192)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--paths", action="store_true", help="check 2 procs, full, KTO and resume instead")
+    ap.add_argument("--direct-of", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.direct_of:
+        return direct(Path(a.direct_of), a.steps)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_dpo_"))
+    os.environ.setdefault("CELLOPS_HOME", str(tmp / ".cellops"))
+    os.environ.setdefault("CELLOPS_WANDB", "off")
+    data = make_data(tmp / "pairs.jsonl", a.steps * a.batch + 4)
+    if a.paths:
+        return check_paths(data)
+    cores = os.cpu_count() or 1
+    load0 = os.getloadavg()[0]
+    print(f"load average at start: {load0:.1f} on {cores} cores{' (noisy: machine shared)' if load0 > 1.5 * cores else ''}")
+    ft, dr = [], []
+    for i in range(a.repeats):
+        tps, run_dir, seen = run_finetune(f"bench{i}", data, a)
+        ft.append(tps)
+        dtps, dseen = run_direct(run_dir, a.steps)
+        dr.append(dtps)
+        same = "same tokens" if seen == dseen else f"TOKENS DIFFER {seen} vs {dseen}"
+        print(f"repeat {i + 1}: %%finetune {tps:.1f} tok/s · direct DPOTrainer {dtps:.1f} tok/s · {seen} tokens ({same})")
+    f, d = statistics.median(ft), statistics.median(dr)
+    print(f"\nSmolLM2-135M DPO LoRA, {a.steps} steps x batch {a.batch} pairs x max-len {a.max_len}, fp32 CPU, "
+          f"median of {a.repeats}")
+    print(f"{'direct DPOTrainer (no DeepSpeed)':<36}{d:>9.1f} tok/s  1.00")
+    print(f"{'%%finetune --method dpo (DeepSpeed)':<36}{f:>9.1f} tok/s  {f / d:.2f}  (target >= 0.90)")
+    load1 = os.getloadavg()[0]
+    print(f"load average at end: {load1:.1f}{' (noisy: machine shared)' if load1 > 1.5 * cores else ''}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Benchmark: prompt optimization on PubMedQA's yes/no/maybe decisions with the embedded SmolLM2.
+
+Cases: the first N rows of ../shared/data/rag/pubmedqa_dev.jsonl (question + the abstract's
+sections, cut to --context-chars), each asserting that the answer starts with the expert decision
+(regex ``(?i)^\\W*yes\\b`` ...). The original prompt asks for yes, no or maybe; ``optimize`` searches
+system prompts, few-shot demonstrations and parameters within --budget model calls, scored on the
+train split, reported on the held-out split (both the original and the optimized version).
+
+    .venv/bin/python benchmarks/bench_optimize.py [--n 40 --budget 160 --holdout 0.3]
+
+A single run (the search is seeded; answers are greedy unless a trial samples with its seed).
+The machine is shared: the load average at start and end is printed, and above 1.5 per core the
+run is marked noisy (time only; scores do not depend on load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rag" / "pubmedqa_dev.jsonl"
+TEMPLATE = "Context: {{context}}\n\nQuestion: {{question}}\nAnswer yes, no or maybe."
+
+
+def cases(n: int, context_chars: int) -> list[dict]:
+    rows = [json.loads(ln) for ln in DATA.read_text().splitlines()[:n]]
+    return [{"vars": {"question": r["question"], "context": " ".join(r["contexts"])[:context_chars]},
+             "assert": [{"type": "regex", "value": rf"(?i)^\W*{r['decision']}\b"}],
+             "description": f"pmid {r['id']} ({r['decision']})"} for r in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--budget", type=int, default=160)
+    ap.add_argument("--holdout", type=float, default=0.3)
+    ap.add_argument("--context-chars", type=int, default=700)
+    ap.add_argument("--search", default="system,fewshot,params")
+    a = ap.parse_args()
+    if not DATA.is_file():
+        raise SystemExit(f"{DATA} is not present (dev data lives outside the repo)")
+    os.environ.setdefault("CELLOPS_HOME", str(Path(tempfile.mkdtemp(prefix="bench_optimize_")) / ".cellops"))
+    os.environ.setdefault("CELLOPS_WANDB", "off")
+    from cellops.kernels_lib import prompts
+
+    cores = os.cpu_count() or 1
+    load0 = os.getloadavg()[0]
+    print(f"load average at start: {load0:.1f} on {cores} cores{' (noisy)' if load0 > 1.5 * cores else ''}")
+    prompts.save("pubmedqa", TEMPLATE, params={"max_tokens": 16})
+    c = cases(a.n, a.context_chars)
+    decisions = [x["description"].rsplit("(", 1)[1].rstrip(")") for x in c]
+    print(f"{len(c)} cases: " + ", ".join(f"{d} {decisions.count(d)}" for d in ("yes", "no", "maybe")))
+    t0 = time.perf_counter()
+    r = prompts.optimize("pubmedqa", c, search=a.search, budget=a.budget, holdout=a.holdout)
+    print(r._repr_mimebundle_()["text/plain"])
+    print(f"\nheld-out accuracy: original {r.baseline_score:.3f} -> {r.version} {r.score:.3f} "
+          f"({r.n_holdout} held-out / {r.n_train} train cases; {r.used['calls']} of {a.budget} calls, "
+          f"{time.perf_counter() - t0:.0f} s)")
+    load1 = os.getloadavg()[0]
+    print(f"load average at end: {load1:.1f}{' (noisy)' if load1 > 1.5 * cores else ''}")
+
+
+if __name__ == "__main__":
+    main()
