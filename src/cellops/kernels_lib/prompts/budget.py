@@ -5,7 +5,9 @@ grading) goes through :class:`MeteredLLM`, which *reserves* before the call reac
 
 - calls: one per call;
 - tokens: an upper bound on what the call can use: the UTF-8 bytes of the messages (a BPE token
-  covers at least one byte) plus a few template tokens per message, plus ``max_tokens``;
+  covers at least one byte) plus a few template tokens per message, plus what the chat template
+  adds on its own (a default system prompt, say: ``FIRST_CALL_OVERHEAD`` until a call has been
+  seen, then the largest overhead observed), plus ``max_tokens``;
 - time: a call starts only if the slowest call so far still fits in what is left.
 
 A reservation that does not fit raises :class:`BudgetSpent` and nothing is sent. After the call
@@ -24,6 +26,7 @@ from ..errors import CellopsError, InvalidInputError
 from ..models.base import Generation, GenParams, Message, OnToken
 
 TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators a chat template adds
+FIRST_CALL_OVERHEAD = 256  # template text beyond the messages, before any call has shown it
 
 
 class BudgetSpent(CellopsError):
@@ -75,6 +78,7 @@ class Meter:
     calls: int = 0
     tokens: int = 0
     slowest_s: float = 0.0
+    overhead: int | None = None  # largest prompt tokens seen beyond the message bound
     t0: float = field(default_factory=time.perf_counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -88,9 +92,9 @@ class Meter:
 
     def reserve(self, messages: list[Message], params: GenParams) -> int:
         """Book one call (raises BudgetSpent if it might not fit); returns the tokens reserved."""
-        bound = sum(len(m["content"].encode()) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
-        bound += params.max_tokens
+        prompt = sum(len(m["content"].encode()) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
         with self._lock:
+            bound = prompt + (FIRST_CALL_OVERHEAD if self.overhead is None else self.overhead) + params.max_tokens
             b = self.budget
             if self.calls + 1 > b.calls:
                 raise BudgetSpent(f"the budget of {b.calls} model calls is spent")
@@ -103,11 +107,15 @@ class Meter:
             self.tokens += bound
         return bound
 
-    def settle(self, reserved: int, gen: Generation | None, took_s: float) -> None:
+    def settle(self, reserved: int, gen: Generation | None, took_s: float,
+               messages: list[Message] | None = None) -> None:
         with self._lock:
             used = gen.prompt_tokens + gen.completion_tokens if gen is not None else 0
-            self.tokens += used - reserved  # the real count (never above the reservation)
+            self.tokens += used - reserved  # the real count replaces the reservation
             self.slowest_s = max(self.slowest_s, took_s)
+            if gen is not None and messages is not None:
+                prompt = sum(len(m["content"].encode()) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
+                self.overhead = max(self.overhead or 0, gen.prompt_tokens - prompt)
 
     def to_dict(self) -> dict[str, Any]:
         return {"calls": self.calls, "tokens": self.tokens, "seconds": round(self.elapsed_s, 2)}
@@ -134,4 +142,4 @@ class MeteredLLM:
             gen = self.llm.generate(messages, params, on_token)
             return gen
         finally:
-            self.meter.settle(reserved, gen, time.perf_counter() - t0)
+            self.meter.settle(reserved, gen, time.perf_counter() - t0, messages)

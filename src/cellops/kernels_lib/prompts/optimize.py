@@ -91,6 +91,8 @@ def plan(ref: str | store.Prompt, cases: Any = None, *, search: Any = ("system",
     """Check everything and size the search; no model is called."""
     ws = workspace or get_workspace()
     prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
+    pmodel = prompt.params.get("model") or "default"
+    models = [pmodel] + [m for m in (models or []) if m != pmodel]  # the original is a point too
     dims = _search(search, models)
     b = Budget.parse(budget)
     loaded = load_cases(cases if cases is not None else (prompt.tests or None))
@@ -114,19 +116,19 @@ def plan(ref: str | store.Prompt, cases: Any = None, *, search: Any = ("system",
             f"a budget of {b.calls} calls is too small for {len(train)} train / {len(held)} held-out cases: "
             f"the baseline, proposals and final scoring need {fixed} and each trial {cost['trial']}; "
             f"give at least --budget {fixed + cost['trial']}")
-    pmodel = prompt.params.get("model") or "default"
-    return Plan(prompt, train, held, dims, b, list(models or []), proposer or pmodel,
+    return Plan(prompt, train, held, dims, b, models, proposer or pmodel,
                 cost["proposals"], trials, seed, cost)
 
 
-def _search(search: Any, models: list[str] | None) -> tuple[str, ...]:
+def _search(search: Any, models: list[str]) -> tuple[str, ...]:
     dims = tuple(s.strip() for s in (search.split(",") if isinstance(search, str) else search) if s.strip())
     bad = [d for d in dims if d not in SEARCH]
     if bad or not dims:
         raise InvalidInputError(f"unknown search dimension(s) {', '.join(bad) or '(none)'}; use a comma list of "
                                 + ", ".join(SEARCH))
-    if "model" in dims and len(models or []) < 2:
-        raise InvalidInputError("--search model needs at least two candidate models: --models URI,URI")
+    if "model" in dims and len(models) < 2:
+        raise InvalidInputError("--search model needs another candidate model than the prompt's own: "
+                                "--models URI,URI")
     return dims
 
 
@@ -158,10 +160,11 @@ class _Session:
         if self.progress is not None:
             self.progress(self.meter.calls, self.p.budget.calls, status or f"best train {self.best:.3f}")
 
-    def score(self, cand: Candidate, cases: list[Case], name: str, **attrs: Any) -> tuple[float, list[CaseResult], Trace]:
+    def score(self, cand: Candidate, cases: list[Case], name: str, split: str = "train",
+              **attrs: Any) -> tuple[float, list[CaseResult], Trace]:
         trace = Trace()
-        with trace.span(name, kind="chain", **attrs) as span:
-            results = self.scorer.run(cand, cases, trace)
+        with trace.span(name, kind="chain", split=split, **attrs) as span:
+            results = self.scorer.run(cand, cases, trace, split)
             span.attrs["score"] = mean_score(results)
         return mean_score(results), results, trace
 
@@ -225,8 +228,7 @@ def _space(p: Plan, systems: list[str | None], pool: list[Demo]) -> tuple[dict[s
         dists["top_p"], origin["top_p"] = FloatDistribution(0.5, 1.0), max(gp.top_p, 0.5)
         dists["max_tokens"], origin["max_tokens"] = IntDistribution(8, top, log=True), max(8, min(gp.max_tokens, top))
     if "model" in p.search:
-        dists["model"] = CategoricalDistribution(p.models)
-        origin["model"] = p.prompt.params.get("model") or "default"
+        dists["model"], origin["model"] = CategoricalDistribution(p.models), p.models[0]
     return dists, origin
 
 
@@ -248,8 +250,7 @@ def _search_loop(s: _Session, systems: list[str | None], pool: list[Demo], basel
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=p.seed, n_startup_trials=min(4, p.trials)))
-    if all(origin[k] in getattr(d, "choices", [origin[k]]) for k, d in dists.items()):
-        study.add_trial(optuna.trial.create_trial(params=origin, distributions=dists, value=baseline_train))
+    study.add_trial(optuna.trial.create_trial(params=origin, distributions=dists, value=baseline_train))
     for number in range(1, p.trials + 1):
         if s.meter.calls_left < p.cost["trial"] + p.cost["final"]:
             break  # keep what the held-out check of the winner needs
@@ -315,7 +316,8 @@ def run_plan(p: Plan, *, progress: Progress | bool | None = True, variables: dic
             try:
                 score, _, final_trace = s.score(best, p.holdout, "final", split="holdout")
                 prompt = _save(p, best, ws)
-                trials[-1].trace += final_trace.to_list() if trials else []
+                winner = next(t for t in trials if t.config == best.describe() and t.train_score == best_train)
+                winner.trace += final_trace.to_list()
             except BudgetSpent as e:
                 notes.append(f"the winner was not saved: {e} before its held-out check")
                 best_train = base_train

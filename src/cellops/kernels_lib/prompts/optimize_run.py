@@ -81,13 +81,13 @@ class Scorer:
     variables: dict[str, Any] = field(default_factory=dict)
     on_call: Callable[[], None] | None = None
 
-    def run(self, cand: Candidate, cases: list[Case], trace: Trace) -> list[CaseResult]:
-        return [self._case(cand, c, trace) for c in cases]
+    def run(self, cand: Candidate, cases: list[Case], trace: Trace, split: str) -> list[CaseResult]:
+        return [self._case(cand, c, trace, split) for c in cases]
 
-    def _case(self, cand: Candidate, case: Case, trace: Trace) -> CaseResult:
+    def _case(self, cand: Candidate, case: Case, trace: Trace, split: str) -> CaseResult:
         prompt = cand.prompt(self.base, exclude_case=case.number)
         messages, uri, gp = resolve_call(prompt, self.variables | case.vars, None, None)
-        with trace.span("case", kind="chain", case=case.number, model=uri) as span:
+        with trace.span("case", kind="chain", case=case.number, split=split, model=uri) as span:
             try:
                 r = guarded_generate(self.llm_for(uri), messages, gp, trace=trace, policy=self.policy)
             except BudgetSpent:
