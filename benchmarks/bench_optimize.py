@@ -6,7 +6,7 @@ sections, cut to --context-chars), each asserting that the answer starts with th
 system prompts, few-shot demonstrations and parameters within --budget model calls, scored on the
 train split, reported on the held-out split (both the original and the optimized version).
 
-    .venv/bin/python benchmarks/bench_optimize.py [--n 40 --budget 160 --holdout 0.3]
+    .venv/bin/python benchmarks/bench_optimize.py [--n 40 --budget 160 --holdout 0.3] [--model URI]
 
 A single run (the search is seeded; answers are greedy unless a trial samples with its seed).
 The machine is shared: the load average at start and end is printed, and above 1.5 per core the
@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--holdout", type=float, default=0.3)
     ap.add_argument("--context-chars", type=int, default=700)
     ap.add_argument("--search", default="system,fewshot,params")
+    ap.add_argument("--model", default="default", help="model URI of the prompt (default: embedded llama.cpp)")
     a = ap.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"{DATA} is not present (dev data lives outside the repo)")
@@ -50,7 +51,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     load0 = os.getloadavg()[0]
     print(f"load average at start: {load0:.1f} on {cores} cores{' (noisy)' if load0 > 1.5 * cores else ''}")
-    prompts.save("pubmedqa", TEMPLATE, params={"max_tokens": 16})
+    prompts.save("pubmedqa", TEMPLATE, params={"max_tokens": 16, "model": a.model})
     c = cases(a.n, a.context_chars)
     decisions = [x["description"].rsplit("(", 1)[1].rstrip(")") for x in c]
     print(f"{len(c)} cases: " + ", ".join(f"{d} {decisions.count(d)}" for d in ("yes", "no", "maybe")))

@@ -11,6 +11,7 @@ from cellops.kernels_lib import prompts
 from cellops.kernels_lib.errors import InvalidInputError
 from cellops.kernels_lib.models.base import Generation, GenParams
 from cellops.kernels_lib.prompts.budget import Budget, BudgetSpent, Meter
+from cellops.kernels_lib.tracking import traces
 
 CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Egypt", "Cairo"),
             ("Spain", "Madrid"), ("Germany", "Berlin"), ("Russia", "Moscow")]
@@ -77,6 +78,10 @@ def test_optimized_version_holds_up_on_the_held_out_cases(workspace) -> None:
         assert r.version == "cap@1" and r.score == r.baseline_score
     run = workspace.get_run(r.run_id)
     assert run["kind"] == "prompt_optimize" and len(run["record"]["trials"]) == len(r.trials)
+    stored = traces.get(r.trace_id, workspace)  # one tree: a span per trial, a case span per call
+    assert stored.root.name == "optimize cap@1"
+    assert sum(sp.name == "trial" for sp in stored.spans) == len(r.trials) - 1
+    assert sum(sp.name == "generate" or sp.kind == "llm" for sp in stored.spans) >= r.used["calls"]
     text = r._repr_mimebundle_()["text/plain"]
     assert "held-out score" in text and "cap@1 (original)" in text
 

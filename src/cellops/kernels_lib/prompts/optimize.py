@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..guard import active_policy
 from ..models import GenParams, get_llm
-from ..tracking import Trace, tracker
+from ..tracking import Trace, traces, tracker
 from ..workspace import Workspace, get_workspace
 from . import assertions, store
 from .budget import Budget, BudgetSpent, Meter, MeteredLLM
@@ -95,7 +95,7 @@ def plan(ref: str | store.Prompt, cases: Any = None, *, search: Any = ("system",
     models = [pmodel] + [m for m in (models or []) if m != pmodel]  # the original is a point too
     dims = _search(search, models)
     b = Budget.parse(budget)
-    loaded = load_cases(cases if cases is not None else (prompt.tests or None))
+    loaded = load_cases(cases if cases is not None else (prompt.tests or None), ws)  # NAME@V datasets too
     assertions.validate_cases(loaded)
     bare = [c for c in loaded if not c.asserts]
     if bare:
@@ -147,6 +147,8 @@ class _Session:
         self._llms: dict[str, CachedLLM] = {}
         self.progress = progress
         self.best = 0.0
+        # one trace for the whole optimization: a span per trial, a span per case under it
+        self.trace = Trace(f"optimize {p.prompt.ref}", "chain", **{"cellops.prompt": p.prompt.ref})
         self.scorer = Scorer(p.prompt, self.llm, active_policy(ws), ws,
                              assertions.default_grader(ws, llm_for=self.llm), variables, on_call=self.tick)
 
@@ -161,12 +163,15 @@ class _Session:
             self.progress(self.meter.calls, self.p.budget.calls, status or f"best train {self.best:.3f}")
 
     def score(self, cand: Candidate, cases: list[Case], name: str, split: str = "train",
-              **attrs: Any) -> tuple[float, list[CaseResult], Trace]:
-        trace = Trace()
-        with trace.span(name, kind="chain", split=split, **attrs) as span:
-            results = self.scorer.run(cand, cases, trace, split)
-            span.attrs["score"] = mean_score(results)
-        return mean_score(results), results, trace
+              **attrs: Any) -> tuple[float, list[CaseResult], list[dict[str, Any]]]:
+        """Score ``cand`` on ``cases`` in one span of the optimization's trace; returns the score,
+        the case results and that span's part of the trace."""
+        n0 = len(self.trace.spans)
+        with self.trace.span(name, "chain", split=split, **attrs) as span:
+            results = self.scorer.run(cand, cases, self.trace, split)
+            span.attrs["cellops.score"] = mean_score(results)
+        ids = {sp.span_id for sp in self.trace.spans[n0:]}
+        return mean_score(results), results, [d for d in self.trace.to_list() if d["span_id"] in ids]
 
 
 def propose(s: _Session, train_results: list[CaseResult]) -> list[str]:
@@ -180,8 +185,10 @@ def propose(s: _Session, train_results: list[CaseResult]) -> list[str]:
         messages = [{"role": "system", "content": PROPOSER_SYSTEM},
                     {"role": "user", "content": f"Current instruction: {current}\n\nExample input:\n{example}\n\n"
                                                 f"A good answer passes these checks: {checks}\n\nWrite a better instruction."}]
-        text = s.llm(p.proposer).generate(messages, GenParams(temperature=0.9, top_p=0.95, max_tokens=64,
-                                                               seed=p.seed + i)).text
+        with s.trace.span("propose", "llm", **{"gen_ai.request.model": p.proposer}) as span:
+            text = s.llm(p.proposer).generate(messages, GenParams(temperature=0.9, top_p=0.95, max_tokens=64,
+                                                                   seed=p.seed + i)).text
+            span.attrs["output.value"] = text[:500]
         s.tick()
         cleaned = text.strip().strip('"').split("\n\n")[0].strip()
         # a proposal is a system *template*: braces would be read as Jinja
@@ -208,7 +215,10 @@ def _demos(s: _Session, results: list[CaseResult]) -> list[Demo]:
         checks = [s.scorer._check(a, answer, None) for a in cases[case].asserts]
         return all(c.passed for c in checks)
 
-    return bootstrap(s.llm(uri), system, gp, inputs, passes, max_demos=MAX_DEMOS)
+    with s.trace.span("bootstrap", "step", **{"cellops.optimizer": "dspy.BootstrapFewShot"}) as span:
+        demos = bootstrap(s.llm(uri), system, gp, inputs, passes, max_demos=MAX_DEMOS)
+        span.attrs["cellops.demos"] = [d.case for d in demos]
+    return demos
 
 
 def _space(p: Plan, systems: list[str | None], pool: list[Demo]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -258,13 +268,13 @@ def _search_loop(s: _Session, systems: list[str | None], pool: list[Demo], basel
         cand = _candidate(p, t.params, systems, pool)
         before = s.meter.calls
         try:
-            score, _, trace = s.score(cand, p.train, "trial", number=number, **_attrs(cand))
+            score, _, spans = s.score(cand, p.train, "trial", number=number, **_attrs(cand))
         except BudgetSpent:
             study.tell(t, state=optuna.trial.TrialState.FAIL)
             trials.append(Trial(number, cand.describe(), None, s.meter.calls - before))
             break
         study.tell(t, score)
-        trials.append(Trial(number, cand.describe(), score, s.meter.calls - before, trace.to_list()))
+        trials.append(Trial(number, cand.describe(), score, s.meter.calls - before, spans))
         if score > best_score:  # strictly better on train, or the original stays
             best, best_score = cand, score
             s.best = score
@@ -300,10 +310,10 @@ def run_plan(p: Plan, *, progress: Progress | bool | None = True, variables: dic
     notes: list[str] = []
     try:
         base = Candidate(p.prompt.system)
-        base_train, train_res, trace = s.score(base, p.train, "baseline", split="train")
-        base_hold, _, hold_trace = s.score(base, p.holdout, "baseline", split="holdout")
+        base_train, train_res, spans = s.score(base, p.train, "baseline", split="train")
+        base_hold, _, hold_spans = s.score(base, p.holdout, "baseline", split="holdout")
         s.best = base_train
-        trials = [Trial(0, base.describe(), base_train, s.meter.calls, trace.to_list() + hold_trace.to_list())]
+        trials = [Trial(0, base.describe(), base_train, s.meter.calls, spans + hold_spans)]
         systems: list[str | None] = [p.prompt.system]
         if "system" in p.search:
             systems += propose(s, train_res)
@@ -314,10 +324,10 @@ def run_plan(p: Plan, *, progress: Progress | bool | None = True, variables: dic
         prompt, score = p.prompt, base_hold
         if best != base:
             try:
-                score, _, final_trace = s.score(best, p.holdout, "final", split="holdout")
+                score, _, final_spans = s.score(best, p.holdout, "final", split="holdout")
                 prompt = _save(p, best, ws)
                 winner = next(t for t in trials if t.config == best.describe() and t.train_score == best_train)
-                winner.trace += final_trace.to_list()
+                winner.trace += final_spans
             except BudgetSpent as e:
                 notes.append(f"the winner was not saved: {e} before its held-out check")
                 best_train = base_train
@@ -327,8 +337,10 @@ def run_plan(p: Plan, *, progress: Progress | bool | None = True, variables: dic
     used = s.meter.to_dict() | {"cache_hits": s.stats.hits}
     result = OptimizeResult(p.prompt, prompt, base_hold, score, base_train, best_train, trials,
                             {**_asdict(p.budget), "describe": p.budget.describe()}, used, len(p.train),
-                            len(p.holdout), notes=notes)
+                            len(p.holdout), notes=notes, trace_id=s.trace.trace_id)
     result.run_id = _record(result, p, ws, source)
+    s.trace.root.attrs["cellops.score"] = result.score
+    traces.save(ws, s.trace, result.run_id)
     return result
 
 
@@ -347,6 +359,7 @@ def _record(r: OptimizeResult, p: Plan, ws: Workspace, source: str) -> str:
            "budget": r.budget, "used": r.used, "baseline_score": r.baseline_score, "score": r.score,
            "baseline_train": r.baseline_train, "train_score": r.train_score, "n_train": r.n_train,
            "n_holdout": r.n_holdout, "trials": [t.to_dict() for t in r.trials], "notes": r.notes,
+           "trace_id": r.trace_id,
            "wandb_run_id": tracker.start(ws.root)}
     run_id = ws.record_run("prompt_optimize", rec, r.prompt.name, r.prompt.version)
     cols, rows = r.table()

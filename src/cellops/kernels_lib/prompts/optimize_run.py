@@ -87,7 +87,7 @@ class Scorer:
     def _case(self, cand: Candidate, case: Case, trace: Trace, split: str) -> CaseResult:
         prompt = cand.prompt(self.base, exclude_case=case.number)
         messages, uri, gp = resolve_call(prompt, self.variables | case.vars, None, None)
-        with trace.span("case", kind="chain", case=case.number, split=split, model=uri) as span:
+        with trace.span("case", "chain", case=case.number, split=split, **{"gen_ai.request.model": uri}) as span:
             try:
                 r = guarded_generate(self.llm_for(uri), messages, gp, trace=trace, policy=self.policy)
             except BudgetSpent:
@@ -102,6 +102,7 @@ class Scorer:
             checks = [self._check(a, r.text, r.generation) for a in case.asserts]
             score = sum(c.passed for c in checks) / len(checks)
             span.attrs["score"] = score
+            span.attrs["output.value"] = r.text[:500]
         return CaseResult(case.number, r.text, score, checks, r.messages)
 
     def _check(self, a: dict[str, Any], output: str, gen: Any) -> assertions.Check:

@@ -17,7 +17,7 @@ class Trial:
     config: dict[str, Any]  # system / demos (case numbers) / params / model of the candidate
     train_score: float | None  # None: stopped by the budget before it finished
     calls: int  # model calls it made (cache hits excluded)
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)  # its spans in the optimization's trace
 
     def to_dict(self) -> dict[str, Any]:
         return {"number": self.number, "config": self.config, "train_score": self.train_score,
@@ -43,6 +43,7 @@ class OptimizeResult:
     n_holdout: int
     run_id: str | None = None
     notes: list[str] = field(default_factory=list)
+    trace_id: str | None = None  # the optimization's trace (a span per trial, one per case)
 
     @property
     def version(self) -> str:
