@@ -178,7 +178,9 @@ def propose(s: _Session, train_results: list[CaseResult]) -> list[str]:
     """System prompts the proposer model writes from the original, one input and the checks."""
     p = s.p
     example = train_results[0].messages[-1]["content"]
-    checks = "; ".join(sorted({f"{a['type']} {a.get('value')!r}" for c in p.train[:3] for a in c.asserts}))[:400]
+    # the kinds of checks, not their expected texts: a proposal must not carry train answers
+    checks = "; ".join(sorted({a["type"] + (f" {a['value']}" if isinstance(a.get("value"), int | float) else "")
+                               for c in p.train for a in c.asserts}))[:400]
     current = p.prompt.system or "(none)"
     out: list[str] = []
     for i in range(p.proposals):
