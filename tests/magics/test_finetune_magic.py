@@ -47,6 +47,11 @@ def test_bad_input_is_one_usage_line(ip, tmp_path: Path, workspace) -> None:
         ip.run_cell_magic("finetune", "m", "lora_rank: 4\n")
     with pytest.raises(UsageError, match="no fine-tuning run named 'ghost'"):
         ip.run_line_magic("finetune", "attach ghost")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."}) + "\n"
+                     + json.dumps({"prompt": "Bye?", "chosen": "Goodbye!"}) + "\n")
+    with pytest.raises(UsageError, match="line 2: 'rejected' is missing or empty"):
+        ip.run_line_magic("finetune", f"m --method dpo --beta 0.2 --data {pairs}")
     out = ip.run_line_magic("finetune", "status")
     assert "no fine-tuning runs yet" in out._repr_mimebundle_()["text/plain"]
 
