@@ -70,9 +70,22 @@ def test_inputs_defaults_missing_unknown_and_html_escaped(workspace) -> None:
     assert workspace.list_runs("chain") and len(workspace.list_runs("chain")) == 1
 
 
-def test_module_function_resolver_and_missing_function(workspace) -> None:
+def test_module_function_resolver_cli_and_missing_function(workspace, capsys) -> None:
+    import json
+
+    from cellops.cli import main
+
     chains.save("base", {"steps": {"b": {"python": "os.path:basename", "args": {"p": "{{ inputs.path }}"}}}})
-    assert chains.run("base", {"path": "/a/b/c.txt"}).output == "c.txt"
+    seen = []
+    assert chains.run("base", {"path": "/a/b/c.txt"}, on_trace=lambda t: t.subscribe(
+        lambda span, what: seen.append((span.name, what)))).output == "c.txt"
+    assert ("b", "start") in seen and seen[-1] == ("base@1", "end")  # a live view sees every span
+    assert main(["chain", "run", "base", "-p", "path=/x/y.csv", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["output"] == "y.csv" and out["steps"] == {"b": "y.csv"} and len(out["trace_id"]) == 32
+    assert main(["chain", "list"]) == 0 and "base@1" in capsys.readouterr().out
+    assert main(["chain", "run", "base"]) == 2  # a missing input: one line, exit 2
+    assert "needs input(s) path" in capsys.readouterr().err
     chains.save("nb", {"steps": {"f": {"python": "not_defined_here"}}})
     with pytest.raises(NotFoundError, match=r"chain nb@1, step 'f', key 'python': no function named "
                                             r"'not_defined_here' in the notebook"):

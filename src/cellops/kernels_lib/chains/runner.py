@@ -10,6 +10,7 @@ error names the step; a guard that blocks stops it with status ``blocked`` (no e
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import CellopsError, InvalidInputError
@@ -87,11 +88,13 @@ def run(
     ref: str | store.Chain, inputs: dict[str, Any] | None = None, model: str | None = None, *,
     workspace: Workspace | None = None, resolver: Resolver | None = None, cache: bool = True,
     stats: Any = None, source: str = "python", record: bool = True,
+    on_trace: Callable[[Trace], None] | None = None,
 ) -> ChainRun:
     """Run chain ``ref`` (``NAME``, ``NAME@V``, ``NAME@alias``) on ``inputs``; recorded as a chain run.
 
     ``model`` replaces the model of every model step that does not name its own. ``resolver``
     turns a python step's function name into a callable (default: ``module:function`` imports).
+    ``on_trace(trace)`` is called before the first step (a live view subscribes to it there).
     Raises ChainStepError naming the step when a step raises.
     """
     ws = workspace or get_workspace()
@@ -102,6 +105,8 @@ def run(
     t0 = time.perf_counter()
     trace = Trace(chain.ref, kind="chain", **{"cellops.chain": chain.ref, "cellops.chain_hash": chain.hash,
                                               "input.value": preview(given)})
+    if on_trace is not None:
+        on_trace(trace)
     ctx = RunContext(ws, trace, model, chain.spec.model, resolver, cache, stats)
     values: dict[str, Any] = {"inputs": given, "steps": {}}
     results: list[StepResult] = []
