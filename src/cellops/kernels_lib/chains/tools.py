@@ -111,7 +111,7 @@ def _run_call(step: StepSpec, ctx: RunContext, fns: dict[str, Callable[..., Any]
                          f"({e.msg}): {arguments[:120]!r}") from None
     if not isinstance(args, dict):
         raise ModelError(f"step '{step.name}': the model's arguments for {name} are not an object: {arguments[:120]!r}")
-    span.add_event("tool_call", name=name, arguments=preview(args))
+    span.add_event("tool_call", tool=name, arguments=preview(args))
     with ctx.trace.span(name, kind="tool", **{"input.value": preview(args)}) as tool_span:
         result = fns[name](**args)
         tool_span.attrs["output.value"] = preview(result)
