@@ -67,8 +67,11 @@ def llama_server(log_dir: Path, *extra: str) -> Iterator[str]:
     from cellops.kernels_lib.models.weights import default_gguf
 
     port, log = free_port(), log_dir / "server.log"
+    # the server loads its model the way cellops does (llama.cpp's AMX buffers off: SIGILL here)
+    serve = ("import runpy\nfrom cellops.kernels_lib.models.llamacpp import _plain_cpu_buffers\n"
+             "with _plain_cpu_buffers():\n    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()),
+        [sys.executable, "-c", serve, "--model", str(default_gguf()),
          "--host", "127.0.0.1", "--port", str(port), "--model_alias", "smollm2",
          "--verbose", "False", *extra],
         stdout=subprocess.DEVNULL, stderr=open(log, "wb"),

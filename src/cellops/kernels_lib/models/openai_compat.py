@@ -100,6 +100,8 @@ class OpenAICompatModel:
             raise ModelError(f"endpoint {self.base_url} is down or unreachable ({e}); start the server or fix the URL") from e
         except httpx.TimeoutException as e:
             raise ModelError(f"endpoint {self.base_url} did not answer within {self.timeout_s:.0f}s") from e
+        except httpx.HTTPError as e:  # e.g. the server died mid-request
+            raise ModelError(f"endpoint {self.base_url} failed on a request with tools: {e}") from e
         if r.status_code >= 400:
             raise ModelError(f"{url} answered HTTP {r.status_code} to a request with tools "
                              f"(does it support function calling?): {r.text[:200]}")
