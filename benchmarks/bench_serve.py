@@ -31,6 +31,13 @@ QUESTIONS = ["What is the capital of France?", "Name three primary colors.", "Ho
              "Why is the sky blue?", "What is a prime number?", "How far is the Moon?",
              "What do bees make?", "Who wrote Hamlet?"]
 TOKEN = "bench-token-" + "z" * 24
+# llama_cpp.server loads its model the way cellops does: with llama.cpp's extra CPU buffer types
+# off (models/llamacpp.py: their AMX matmul dies with SIGILL on VMs that report AMX but do not
+# enable it), so both arms run the same kernels.
+LLAMA_SERVER = ("import runpy, sys\n"
+                "from cellops.kernels_lib.models.llamacpp import _plain_cpu_buffers\n"
+                "with _plain_cpu_buffers():\n"
+                "    runpy.run_module('llama_cpp.server', run_name='__main__')\n")
 
 
 def _port() -> int:
@@ -56,7 +63,7 @@ def start_llama(tmp: Path) -> tuple[subprocess.Popen, str]:
     from cellops.kernels_lib.models.weights import default_gguf
 
     port, log = _port(), tmp / "llama.log"
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()),
+    proc = subprocess.Popen([sys.executable, "-c", LLAMA_SERVER, "--model", str(default_gguf()),
                              "--host", "127.0.0.1", "--port", str(port), "--model_alias", "bench",
                              "--n_ctx", "4096", "--n_batch", "128", "--n_threads", str(os.cpu_count() or 2),
                              "--verbose", "False"], stdout=subprocess.DEVNULL, stderr=open(log, "wb"),

@@ -57,11 +57,11 @@ def cellops_exe() -> list[str]:
 
 
 def start_server(home: Path, args: list[str], log: Path, port: int | None = None,
-                 wait_s: float = 180) -> Served:
+                 wait_s: float = 180, env: dict[str, str] | None = None) -> Served:
     port = port or free_port()
     token_file = home.parent / "token"
     token_file.write_text(TOKEN + "\n")
-    env = dict(os.environ, CELLOPS_WANDB="off", HF_HUB_OFFLINE="1", CELLOPS_HOME=str(home))
+    env = dict(os.environ, CELLOPS_WANDB="off", HF_HUB_OFFLINE="1", CELLOPS_HOME=str(home), **(env or {}))
     proc = subprocess.Popen(
         [*cellops_exe(), "serve", *args, "--port", str(port), "--token-file", str(token_file)],
         stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)

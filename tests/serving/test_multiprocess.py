@@ -1,8 +1,11 @@
-"""Two `cellops serve` processes on one machine writing to one workspace (as behind a load balancer)."""
+"""Two `cellops serve` processes on one machine writing to one workspace and exporting their
+traces over OTLP to one Arize Phoenix (as several hosts behind a load balancer would)."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,11 +16,12 @@ from cellops.kernels_lib.serving import ab, records
 pytestmark = pytest.mark.slow
 
 
-def test_two_servers_one_workspace(tmp_path) -> None:
+def test_two_servers_one_workspace_one_phoenix(tmp_path, phoenix: str) -> None:
     home = make_workspace(tmp_path)
     args = ["helper@1", "--b", "helper@2", "--name", "helper", "--guard", "off"]
-    one = start_server(home, args, tmp_path / "one.log")
-    two = start_server(home, args, tmp_path / "two.log")
+    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": phoenix}
+    one = start_server(home, args, tmp_path / "one.log", env=otlp | {"OTEL_SERVICE_NAME": "cellops-one"})
+    two = start_server(home, args, tmp_path / "two.log", env=otlp | {"OTEL_SERVICE_NAME": "cellops-two"})
     try:
         def ask(i: int) -> tuple[str, dict]:
             s = (one, two)[i % 2]  # round robin, as a load balancer would
@@ -42,3 +46,14 @@ def test_two_servers_one_workspace(tmp_path) -> None:
     t = traces.get(rows[answers[0][1]["id"]]["trace_id"], one.ws())
     names = [s.name for s in t.spans]
     assert names[0] == "serve helper" and any(n.startswith("prompt ") for n in names)
+    # each server exported its requests' traces to the one collector (flushed when it stopped)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "magics"))
+    from test_trace_phoenix import phoenix_spans  # the traces tests' Phoenix REST reader
+
+    for pid in (one.proc.pid, two.proc.pid):
+        row = next(r for r in rows.values() if r["pid"] == pid)
+        stored = traces.get(row["trace_id"], one.ws())
+        theirs = phoenix_spans(phoenix, row["trace_id"], len(stored.spans))
+        assert {s["name"] for s in theirs} == {s.name for s in stored.spans}
+        root = next(s for s in theirs if s["name"] == "serve helper")
+        assert root["attributes"]["cellops.response_id"] == row["id"] and root["parent_id"] is None
