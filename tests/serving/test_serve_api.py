@@ -204,3 +204,28 @@ def test_rag_app_answers_with_citations_and_records_redacted_input(workspace) ->
     run = workspace.get_run(row["run_id"])
     assert run["kind"] == "rag" and "4111" not in json.dumps(run["record"]["messages"])
     assert row["record"]["guard"]["input"]["allowed"] and row["record"]["versions"]["guard_policy"]
+
+
+def test_timeout_answers_504_stops_generation_and_records_it(workspace) -> None:
+    import time
+
+    from starlette.testclient import TestClient
+
+    from cellops.kernels_lib import prompts
+    from cellops.kernels_lib.serving import ServeConfig, auth, create_app
+
+    prompts.save("slow", "Write a long story about {{ topic }}.", params={"max_tokens": 200}, workspace=workspace)
+    app = create_app(ServeConfig("slow", guard="off", timeout_s=0.3, workspace=str(workspace.root)))
+    token, _ = auth.load_token(workspace, "slow", None)
+    with TestClient(app) as c:
+        t0 = time.perf_counter()
+        r = c.post("/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                   json={"model": "slow", "messages": [{"role": "user", "content": "dragons"}]})
+        took = time.perf_counter() - t0
+        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout", r.text
+        assert took < 5  # answered at the deadline, not after 200 tokens
+        deadline = time.monotonic() + 60
+        while not records.rows(workspace, "slow") and time.monotonic() < deadline:
+            time.sleep(0.1)  # the stopped generation records itself when its thread ends
+    [row] = records.rows(workspace, "slow")
+    assert row["status"] == "timeout" and row["run_id"] is None and row["output"] == ""
