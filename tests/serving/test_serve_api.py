@@ -229,3 +229,26 @@ def test_timeout_answers_504_stops_generation_and_records_it(workspace) -> None:
             time.sleep(0.1)  # the stopped generation records itself when its thread ends
     [row] = records.rows(workspace, "slow")
     assert row["status"] == "timeout" and row["run_id"] is None and row["output"] == ""
+
+
+def test_chain_target_maps_the_message_and_variables_to_its_inputs(workspace) -> None:
+    from starlette.testclient import TestClient
+
+    from cellops.kernels_lib import chains
+    from cellops.kernels_lib.serving import ServeConfig, auth, create_app
+
+    chains.save("polite", {"inputs": {"question": None, "tone": "plain"}, "steps": {
+        "answer": {"generate": "In a {{ inputs.tone }} tone, answer: {{ inputs.question }}",
+                   "params": {"max_tokens": 4}}}, "output": "{{ steps.answer.output }}"}, workspace)
+    app = create_app(ServeConfig("chain:polite", workspace=str(workspace.root)))
+    token, _ = auth.load_token(workspace, "polite", None)
+    with TestClient(app) as c:
+        r = c.post("/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                   json={"model": "polite", "variables": {"tone": "cheerful"},
+                         "messages": [{"role": "user", "content": "Why is snow white?"}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    row = records.get(workspace, body["id"])
+    assert row["status"] == "ok" and row["target"] == "chain:polite@1" and row["output"] == body["choices"][0]["message"]["content"]
+    run = workspace.get_run(row["run_id"])
+    assert run["kind"] == "chain" and run["record"]["inputs"] == {"question": "Why is snow white?", "tone": "cheerful"}
