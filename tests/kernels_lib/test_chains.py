@@ -99,6 +99,8 @@ BAD = {
     "unknown step type": ("steps:\n  a: {pyhton: split}\n",
                           r"chain bad, step 'a': unknown step type 'pyhton'; valid types: prompt, generate, "
                           r"rag, guard, python, tool, map"),
+    "two step types": ("steps:\n  a: {python: split, generate: hi}\n",
+                       r"chain bad, step 'a': has more than one step type \(python, generate\); valid types: "),
     "missing step": ("steps:\n  a: {python: split, args: {s: \"{{ steps.nope.output }}\"}}\n",
                      r"chain bad, step 'a': refers to steps.nope, which does not exist"),
     "later step": ("steps:\n  a: {python: split, args: {s: \"{{ steps.b.output }}\"}}\n  b: {python: up}\n",

@@ -83,3 +83,22 @@ def test_tool_step_through_an_openai_endpoint(workspace, tmp_path: Path) -> None
     parsed = json.loads(args)
     assert set(parsed) == {"a", "b"} and r.output == parsed["a"] + parsed["b"]  # add ran on the model's args
     assert spans["chat_tools"].attrs["gen_ai.request.model"].startswith("openai:")
+
+
+def test_rag_ask_step_nests_retrieval_and_generation(workspace) -> None:
+    from cellops.kernels_lib import rag
+
+    rag.build("museum", {"docs": [{"id": "hours", "text": "The museum opens at 9 am every day except Monday."},
+                                  {"id": "cafe", "text": "The cafe on the roof serves tea and cake."}]},
+              progress=False)
+    prompts.save("tiny", "{{ context }}\nQ: {{ question }}\nA:", params={"max_tokens": 8})
+    chains.save("ask", {"steps": {"answer": {"rag": "museum", "mode": "ask", "query": "{{ inputs.q }}",
+                                             "k": 1, "prompt": "tiny@1"}}})
+    r = chains.run("ask", {"q": "When does the museum open?"})
+    assert r.status == "ok" and r.output == r.steps["answer"] and r.output.strip()
+    spans = cellops.traces.get(r.trace_id).spans
+    step = next(s for s in spans if s.name == "answer")
+    kids = [s for s in spans if s.parent_id == step.span_id]
+    assert step.kind == "retriever" and [(s.name, s.kind) for s in kids] == [("retrieve", "retriever"), ("generate", "llm")]
+    assert "The museum opens at 9 am" in kids[1].attrs["input.value"]  # the retrieved passage reached the model
+    assert isinstance(step.attrs["cellops.citations"], list)

@@ -219,6 +219,9 @@ def _step(name: str, body: Any, where: str, local: set[str]) -> StepSpec:
     if not isinstance(body, dict):
         raise _fail(here, f"must be a mapping with one step type ({', '.join(TYPES)}), got {body!r}")
     kinds = [k for k in body if k in TYPES]
+    if len(kinds) > 1:  # a key that names a type can be another type's option (rag's prompt:)
+        owners = [k for k in kinds if set(kinds) - {k} <= {*TYPES[k].required, *TYPES[k].optional}]
+        kinds = owners if len(owners) == 1 else kinds
     if len(kinds) != 1:
         known = {k for t in TYPES.values() for k in (*t.required, *t.optional)} | COMMON_KEYS
         odd = [str(k) for k in body if k not in known and k not in TYPES]
