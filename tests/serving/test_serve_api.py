@@ -252,3 +252,28 @@ def test_chain_target_maps_the_message_and_variables_to_its_inputs(workspace) ->
     assert row["status"] == "ok" and row["target"] == "chain:polite@1" and row["output"] == body["choices"][0]["message"]["content"]
     run = workspace.get_run(row["run_id"])
     assert run["kind"] == "chain" and run["record"]["inputs"] == {"question": "Why is snow white?", "tone": "cheerful"}
+
+
+def test_client_leaving_mid_stream_stops_generation_and_frees_its_slot(served) -> None:
+    import time
+
+    body = {"model": "helper", "max_tokens": 60, "stream": True, "user": "leaver",
+            "messages": [{"role": "user", "content": "Tell me a long story about the sea."}]}
+    ids = []
+    for _ in range(3):  # per-client limit is 2: a leaked slot would turn the third into a 429
+        with httpx.stream("POST", f"{served.v1}/chat/completions", headers=served.headers(), json=body, timeout=120) as s:
+            assert s.status_code == 200
+            lines = s.iter_lines()
+            first = next(ln for ln in lines if ln.startswith("data: "))
+            ids.append(json.loads(first[6:])["id"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not records.get(served.ws(), ids[0]):
+        time.sleep(0.2)
+    # the first reached the model and was stopped; later ones may have left while still queued
+    # (they never reached the model and are not recorded)
+    rows = [r for r in (records.get(served.ws(), i) for i in ids) if r is not None]
+    assert rows[0]["id"] == ids[0] and rows[0]["status"] == "cancelled" and rows[0]["run_id"] is None
+    assert all(r["status"] in ("cancelled", "ok") for r in rows)
+    ok = httpx.post(f"{served.v1}/chat/completions", headers=served.headers(), timeout=120,
+                    json=body | {"stream": False, "max_tokens": 2})
+    assert ok.status_code == 200, ok.text

@@ -75,9 +75,9 @@ def create_app(cfg: ServeConfig) -> Starlette:
         engine.admit(key)
         if req.stream:
             include_usage = bool((req.stream_options or {}).get("include_usage"))
-            return StreamingResponse(_stream(engine, variant, turns, client, key, include_usage),
-                                     media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return _Stream(_stream(engine, variant, turns, client, include_usage), lambda: engine.release(key),
+                           media_type="text/event-stream",
+                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         try:
             rid, out = await engine.call(variant, turns, client, stream=False)
         finally:
@@ -145,7 +145,22 @@ def _warm_models(engine: Engine) -> None:
         t.warm()  # the first load (seconds) happens here, not in the first request
 
 
-async def _stream(engine: Engine, variant: str, turns: Any, client: str | None, key: str,
+class _Stream(StreamingResponse):
+    """A streamed answer that frees its client slot exactly once, however the stream ends (even
+    when the client leaves before the first chunk and the generator never starts)."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Any, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+async def _stream(engine: Engine, variant: str, turns: Any, client: str | None,
                   include_usage: bool) -> AsyncIterator[bytes]:
     """SSE in OpenAI's chunk format: role, content deltas, the finish chunk, usage, [DONE]."""
     loop = asyncio.get_running_loop()
@@ -178,7 +193,6 @@ async def _stream(engine: Engine, variant: str, turns: Any, client: str | None, 
         if not task.done():
             cancel.set("cancelled")  # the client went away mid-stream: stop generating
             task.cancel()
-        engine.release(key)
 
 
 def _extra(engine: Engine, variant: str, out: Any) -> dict[str, Any]:
