@@ -153,7 +153,17 @@ def views() -> dict[str, Any]:
         "prompt list": PromptListView([prompt()]),
         "finetune runs": RunsView([job()]),
         "trace waterfall": trace(),
+        **chain_views(),
     }
+
+
+def chain_views() -> dict[str, Any]:
+    from cellops.kernels_lib.chains import Chain, ChainList, ChainRun, StepResult, parse
+
+    spec = parse({"description": P, "steps": {"a": {"python": "m:f", "args": {"x": P}, "when": f"'{P}'"}}})
+    chain = Chain(P, 1, P, spec, P, (P,))
+    run = ChainRun(P, P, [StepResult(P, P, "step", P, P, error=P)], P, P, P, {P: P}, P, 0.0, P)
+    return {"chain run": run, "chain": chain, "chain list": ChainList([chain])}
 
 
 @pytest.mark.parametrize("name", sorted(views()))
