@@ -67,3 +67,17 @@ def test_bad_input_is_one_usage_line_and_saves_nothing(ip, workspace) -> None:
         ip.run_cell_magic("chain", "miss --run", "steps:\n  f: {python: t_missing}\n")
     with pytest.raises(UsageError, match="usage: %chain run"):
         ip.run_line_magic("chain", "frobnicate")
+
+
+def test_compare_and_batch_test_commands(ip, workspace, monkeypatch) -> None:
+    _define(ip)
+    ip.run_cell_magic("chain", "shout", BODY)
+    ip.run_cell_magic("chain", "shout", BODY.replace("join(' ')", "join('_')"))
+    ip.user_ns["t_cases"] = [{"vars": {"t_text": "a b"}, "assert": [{"type": "equals", "value": "A B"}]}]
+    grid = ip.run_line_magic("chain", "compare shout@1 shout@2 --on t_cases -o t_df")
+    assert [[c.output for c in row] for row in grid.cells] == [["A B", "A_B"]]
+    assert list(ip.user_ns["t_df"]["shout@2 · default passed"]) == [False]
+    assert "shout@2" in grid._repr_mimebundle_()["text/plain"]
+    monkeypatch.setenv("CELLOPS_BATCH", "1")  # a papermill run: a failing test fails the cell
+    with pytest.raises(UsageError, match=r"chain shout@2 failed 1 of 1 assertions"):
+        ip.run_line_magic("chain", "test shout@2 --tests t_cases")
