@@ -102,3 +102,16 @@ def test_rag_ask_step_nests_retrieval_and_generation(workspace) -> None:
     assert step.kind == "retriever" and [(s.name, s.kind) for s in kids] == [("retrieve", "retriever"), ("generate", "llm")]
     assert "The museum opens at 9 am" in kids[1].attrs["input.value"]  # the retrieved passage reached the model
     assert isinstance(step.attrs["cellops.citations"], list)
+
+
+def test_compare_grid_models_reach_the_model_steps(workspace) -> None:
+    chains.save("g", {"steps": {"say": {"generate": "Say {{ inputs.word }}.", "params": {"max_tokens": 4}},
+                                "pinned": {"generate": "Say no.", "model": "default", "params": {"max_tokens": 2}}}})
+    grid = chains.compare_grid(["g@1"], ["default", "llamacpp:default"], [{"vars": {"word": "yes"}}])
+    assert [c.label for c in grid.columns] == ["g@1 · default", "g@1 · llamacpp:default"]
+    spans = cellops.traces.get(grid.trace_id).spans
+    say = [s for s in spans if s.name == "say"]
+    pinned = [s for s in spans if s.name == "pinned"]
+    assert [s.attrs["gen_ai.request.model"] for s in say] == ["default", "llamacpp:default"]
+    assert [s.attrs["gen_ai.request.model"] for s in pinned] == ["default", "default"]  # a step's own model wins
+    assert all(c.output is not None and c.error is None for row in grid.cells for c in row)
