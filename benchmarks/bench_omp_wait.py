@@ -45,7 +45,7 @@ def child(arm: str, repeats: int) -> None:
 
     emb, llm = get_embedder("default"), get_llm("default")
     params = GenParams(max_tokens=16, temperature=0.0)
-    for _ in range(2):  # load weights, export/open the ONNX graph, fill the prompt cache
+    for _ in range(2):  # load weights, open the ONNX graph, fill the prompt cache
         emb.encode(TEXTS)
         emb.encode(["warm up"])
         llm.generate(MESSAGES, params)
@@ -80,7 +80,7 @@ def main() -> None:
     if a.child:
         return child(a.child, a.repeats)
     start_load = os.getloadavg()[0]
-    print(f"load average at start: {start_load:.2f} on {os.cpu_count()} cores")
+    print(f"load average at start: {start_load:.2f} on {os.cpu_count()} cores", flush=True)
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     got: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
     tokens: dict[str, set[int]] = {"before": set(), "after": set()}
@@ -90,9 +90,10 @@ def main() -> None:
                                   capture_output=True, text=True, env=env, timeout=900, check=True)
             res = json.loads(proc.stdout.strip().splitlines()[-1])
             tokens[arm].update(res.pop("tokens"))
-            print(f"  round {r + 1} {arm:6} (OMP_WAIT_POLICY={res.pop('env')}, arm {res.pop('arm')})")
+            print(f"  round {r + 1} {arm:6} (OMP_WAIT_POLICY={res.pop('env')}, arm {res.pop('arm')})", flush=True)
             for key, values in res.items():
                 got[arm].setdefault(key, []).extend(values)
+                print(f"    {key:22} median {statistics.median(values) * 1000:8.1f} ms  (n={len(values)})", flush=True)
     end_load = os.getloadavg()[0]
     print(f"load average at end: {end_load:.2f}" + ("  (above 1.5: NOISY)" if max(start_load, end_load) > 1.5 else ""))
     print(f"completion tokens per generate: before {sorted(tokens['before'])}, after {sorted(tokens['after'])}")
