@@ -56,6 +56,19 @@ cells = [
     code("%%rag build handbook\nhandbook/*.md"),
     code("%%rag ask handbook -k 2 -o rag_answer\nWhat lives in tide pools?"),
     code("[(c.source, round(c.score, 3)) for c in rag_answer.citations]"),
+    md("### A stronger model where it pays\n\nSmolLM2-135M is too small to answer from a context "
+       "reliably. `cellops models pull qwen2.5-coder-1.5b` (1.1 GB) or `qwen2.5-coder-0.5b` "
+       "(491 MB) fetches a stronger one once; `%config Cellops.answer_model = 'qwen-1.5b'` then "
+       "makes `%%rag ask` use it (`Cellops.judge_model` does the same for llm-rubric and the "
+       "guard's `llm_judge`) while `%%prompt` keeps the fast default."),
+    code("from cellops.kernels_lib.models import catalog\n"
+         "stronger = next((u for u in ('qwen-1.5b', 'qwen-0.5b') if catalog.is_pulled(catalog.get(u))), None)\n"
+         "if stronger:\n"
+         "    %config Cellops.answer_model = stronger\n"
+         "else:\n"
+         "    print('no stronger model pulled; for a better answer run: cellops models pull qwen2.5-coder-0.5b')"),
+    code("%%rag ask handbook -k 2 -o better_answer\nWhat lives in tide pools?"),
+    code("%config Cellops.answer_model = ''"),
     code('%rag search handbook "when are the high tides" -k 2'),
     md("## 5. Fine-tuning: a real DeepSpeed job\n\nThe cell writes a run folder and starts the "
        "`deepspeed` launcher; the model is registered and usable as `--model NAME@V`."),

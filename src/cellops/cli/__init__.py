@@ -13,7 +13,7 @@ import sys
 from ..kernels_lib.errors import CellopsError
 
 AREAS = ("quickstart", "prompts", "pipelines", "guard", "rag", "finetune", "chain", "datasets", "serve",
-         "monitor")
+         "monitor", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

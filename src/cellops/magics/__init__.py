@@ -14,12 +14,18 @@ from traitlets import TraitError, Unicode, observe, validate
 from ..kernels_lib.errors import CellopsError
 from .context import MagicContext
 
-MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace", "dataset", "serve", "monitor")
+MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace", "dataset", "serve", "monitor", "models")
 
 
 @magics_class
 class Cellops(Magics):
     model = Unicode("default", help="Model URI used when a cell gives no --model.").tag(config=True)
+    answer_model = Unicode(
+        "", help="Model URI for %%rag ask (e.g. qwen-1.5b); empty: Cellops.model. Env: CELLOPS_ANSWER_MODEL."
+    ).tag(config=True)
+    judge_model = Unicode(
+        "", help="Model URI for llm-rubric and the guard's llm_judge; empty: Cellops.model. Env: CELLOPS_JUDGE_MODEL."
+    ).tag(config=True)
     embedder = Unicode("default", help="Embedder URI used by %%rag build.").tag(config=True)
     workspace = Unicode(
         "", help="Workspace folder (default: CELLOPS_HOME or .cellops in the current directory)."
@@ -47,6 +53,20 @@ class Cellops(Magics):
 
         value = change["new"]
         otel.configure(None if not value else "" if value == "off" else value)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for trait in ("model", "answer_model", "judge_model"):
+            self._push_model({"name": trait, "new": getattr(self, trait)})
+
+    @observe("model", "answer_model", "judge_model")
+    def _push_model(self, change: dict[str, Any]) -> None:
+        """kernels_lib resolves per-task models (the guard's judge runs outside any magic)."""
+        from ..kernels_lib.models.tasks import configure
+
+        task = {"model": "prompt", "answer_model": "answer", "judge_model": "judge"}[change["name"]]
+        new = change["new"]
+        configure(task, "" if task == "prompt" and new == "default" else new)
 
     def _dispatch(self, name: str, line: str, cell: str | None) -> Any:
         module = importlib.import_module(f"{__name__}.{name}")
@@ -90,6 +110,10 @@ class Cellops(Magics):
     @line_magic
     def monitor(self, line: str) -> Any:
         return self._dispatch("monitor", line, None)
+
+    @line_magic
+    def models(self, line: str) -> Any:
+        return self._dispatch("models", line, None)
 
 
 def _attach_help() -> None:

@@ -22,7 +22,7 @@ ask_parser = MagicArgumentParser(prog="%%rag ask")
 ask_parser.add_argument("name", help="index NAME or NAME@V")
 ask_parser.add_argument("question", nargs="*", help="(line form) the question")
 ask_parser.add_argument("-k", type=int, default=4, help="passages to retrieve")
-ask_parser.add_argument("--model", help="model URI (default: %%config Cellops.model)")
+ask_parser.add_argument("--model", help="model URI (default: %%config Cellops.answer_model, else Cellops.model)")
 ask_parser.add_argument("--hybrid", action="store_true", help="dense + BM25 (reciprocal-rank fusion)")
 ask_parser.add_argument("--prompt", metavar="NAME@V", help="answer prompt (default: rag-answer)")
 ask_parser.add_argument("-o", "--output", metavar="VAR")
@@ -120,9 +120,8 @@ def ask(ctx: MagicContext, line: str, body: str | None) -> Any:
     question = interpolate(ctx, body if body is not None else " ".join(a.question)).strip()
     if not question:
         raise UsageError("%%rag ask needs a question in the cell body")
-    model = a.model or (ctx.config.model if ctx.config.model != "default" else "default")
     stream = TokenStream(ctx.live)
-    answer = rag.ask(a.name, question, k=a.k, model=model, hybrid=a.hybrid, prompt=a.prompt,
+    answer = rag.ask(a.name, question, k=a.k, model=a.model, hybrid=a.hybrid, prompt=a.prompt,
                      on_token=stream, workspace=ctx.workspace, source="magic")
     ctx.store(a.output, answer)
     return stream.finish(answer)

@@ -283,7 +283,10 @@ def parse(yaml_text: str, ws: Workspace, depth: int = 0) -> schema.PolicySpec:
 
 
 def _cached(spec: schema.PolicySpec, ref: str, ws: Workspace) -> Policy:
-    key = (str(ws.root), ref + "#" + content_hash(spec.to_dict()))
+    from ..models.tasks import model_for
+
+    # llm_judge checks without their own model follow the configured judge model
+    key = (str(ws.root), ref + "#" + content_hash(spec.to_dict()) + "#" + model_for("judge"))
     with _cache_lock:
         pol = _cache.get(key)
     if pol is None:

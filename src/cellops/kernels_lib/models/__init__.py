@@ -1,6 +1,7 @@
 """Model backends behind one registry and one URI syntax.
 
-``default`` · ``llamacpp:<path.gguf>`` · ``hf:<dir-or-id-or-gguf>`` · ``openai:<base_url>#<model>``
+``default`` · ``qwen-1.5b`` / ``qwen-0.5b`` (catalog models, after ``cellops models pull``) ·
+``llamacpp:<path.gguf>`` · ``hf:<dir-or-id-or-gguf>`` · ``openai:<base_url>#<model>``
 · ``<name>@<version>`` (or plain ``<name>``) for a model in the workspace registry.
 Loaded models are cached per process, keyed on the URI.
 """
@@ -50,6 +51,18 @@ def _openai(spec: str, uri: str, ws: Workspace) -> LLM:
     return OpenAICompatModel(spec, uri)
 
 
+def _catalog_model(uri: str) -> LLM | None:
+    """A pulled catalog model by its short URI (``qwen-1.5b``), or None if ``uri`` is not one."""
+    from .catalog import BY_URI, pulled_path
+
+    m = BY_URI.get(uri)
+    if m is None:
+        return None
+    from .llamacpp import LlamaCppModel
+
+    return LlamaCppModel(pulled_path(m), uri)
+
+
 def _registry_model(ref: str, ws: Workspace) -> LLM:
     """A model version from the workspace registry (e.g. a fine-tune) -> its backend."""
     v = ws.resolve("model", ref)
@@ -63,6 +76,18 @@ def _registry_model(ref: str, ws: Workspace) -> LLM:
     from .hf import HFModel
 
     return HFModel(str(folder / v.content.get("subdir", "model")), uri, ws)
+
+
+def _is_catalog_uri(uri: str) -> bool:
+    from .catalog import BY_URI
+
+    return uri in BY_URI
+
+
+def _catalog_uris() -> str:
+    from .catalog import BY_URI
+
+    return ", ".join(BY_URI)
 
 
 _cache: dict[tuple[str, str], LLM] = {}
@@ -83,7 +108,8 @@ def get_llm(uri: str = "default", workspace: Workspace | None = None) -> LLM:
     uri = (uri or "default").strip()
     ws = workspace or get_workspace()
     # File and endpoint models are the same in every workspace; registry and hf ones are not.
-    key = ("", uri) if uri == "default" or uri.startswith(("llamacpp:", "openai:")) else (str(ws.root), uri)
+    shared = uri == "default" or uri.startswith(("llamacpp:", "openai:")) or _is_catalog_uri(uri)
+    key = ("", uri) if shared else (str(ws.root), uri)
     with _cache_lock:
         if key in _cache:
             return _cache[key]
@@ -97,12 +123,14 @@ def get_llm(uri: str = "default", workspace: Workspace | None = None) -> LLM:
                 f"unknown model URI '{uri}'; use default, {', '.join(s + ':...' for s in backends.names())}"
                 " or NAME@VERSION from the model registry"
             )
+        elif (catalog_llm := _catalog_model(uri)) is not None:
+            llm = catalog_llm
         else:
             try:
                 llm = _registry_model(uri, ws)
             except NotFoundError as e:
                 raise NotFoundError(
-                    f"unknown model '{uri}': {e}. Model URIs: default, "
+                    f"unknown model '{uri}': {e}. Model URIs: default, {_catalog_uris()}, "
                     + ", ".join(s + ":..." for s in backends.names())
                 ) from None
         _cache[key] = llm

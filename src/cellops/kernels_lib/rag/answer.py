@@ -19,6 +19,7 @@ from ..calls import guarded_generate
 from ..errors import InvalidInputError
 from ..guard import active_policy
 from ..models import Generation, OnToken, get_embedder, get_llm
+from ..models.tasks import model_for
 from ..prompts.run import resolve_call
 from ..tracking import Trace, genai, traces, tracker, waterfall
 from ..workspace import Workspace, get_workspace
@@ -142,7 +143,7 @@ def _retrieval_rail(policy: Any, hits: list[Hit], trace: Trace) -> tuple[list[Hi
     return [h for h, _ in kept], [t for _, t in kept], reports
 
 
-def ask(name: str, question: str, k: int = 4, model: str = "default", *, hybrid: bool = False,
+def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybrid: bool = False,
         prompt: str | None = None, params: dict[str, Any] | None = None,
         on_token: OnToken | None = None, workspace: Workspace | None = None,
         source: str = "python", policy: Any = "active") -> Answer:
@@ -163,8 +164,8 @@ def ask(name: str, question: str, k: int = 4, model: str = "default", *, hybrid:
     passages = [{"n": i + 1, "source": h.source, "text": t} for i, (h, t) in enumerate(zip(hits, texts, strict=True))]
     context = "\n".join(f"[{x['n']}] {x['text']}" for x in passages)
     with trace.span("render", **{"cellops.prompt": p.ref}):
-        messages, model_uri, gp = resolve_call(
-            p, {"question": question, "passages": passages, "context": context}, model, params)
+        variables = {"question": question, "passages": passages, "context": context}
+        messages, model_uri, gp = resolve_call(p, variables, model_for("answer", model), params)
     with trace.span("load_model", **{"gen_ai.request.model": model_uri}):
         llm = get_llm(model_uri, ws)
     result = guarded_generate(llm, messages, gp, trace=trace, on_token=on_token, policy=policy,

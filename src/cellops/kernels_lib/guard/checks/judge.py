@@ -66,7 +66,8 @@ class LLMJudge(Check):
     help = ("asks a model (any cellops model URI: a guard model behind openai:..., a registry fine-tune) "
             "whether the text is unsafe; flags on yes/unsafe; slow (one model call per text)")
     options = {
-        "model": Opt("str", "default", "model URI of the judge, e.g. openai:http://host:8000/v1#llama-guard"),
+        "model": Opt("str", None, "model URI of the judge, e.g. qwen-1.5b or openai:http://host:8000/v1#llama-guard; "
+                     "unset: the judge model (Cellops.judge_model / CELLOPS_JUDGE_MODEL, else default)"),
         "prompt": Opt("str", None, "user message template with {text}; the default asks yes/no per rail"),
         "system": Opt("str", SYSTEM, "system message; empty string for none (e.g. Llama Guard)"),
         "max_tokens": Opt("int", 8, "tokens the judge may answer with"),
@@ -89,9 +90,11 @@ class LLMJudge(Check):
         if not self.opts["max_tokens"]:
             raise InvalidInputError("llm_judge: option 'max_tokens' must be at least 1")
         from ...models import get_llm
+        from ...models.tasks import model_for
 
         # Loaded at policy load, so a wrong URI or a missing file fails in the %%guard cell.
-        self.llm = get_llm(self.opts["model"], self.ws)
+        self.model = model_for("judge", self.opts["model"])
+        self.llm = get_llm(self.model, self.ws)
 
     def messages(self, text: str, rail: str) -> list[dict[str, str]]:
         template = self.opts["prompt"] or PROMPTS[rail]
@@ -104,7 +107,7 @@ class LLMJudge(Check):
         gen = self.llm.generate(self.messages(ctx.text, ctx.rail), GenParams(max_tokens=self.opts["max_tokens"]))
         answer = gen.text.strip()
         flagged, codes = read_answer(answer)
-        detail: dict[str, Any] = {"model": self.opts["model"], "answer": answer[:200],
+        detail: dict[str, Any] = {"model": self.model, "answer": answer[:200],
                                   "judge_ms": round(gen.latency_s * 1000, 1)}
         if codes:
             detail["categories"] = codes
@@ -115,4 +118,4 @@ class LLMJudge(Check):
                            reason=f"judge answer not understood: {shown!r}", detail=detail)
         label = ("unsafe" + (f" ({','.join(codes)})" if codes else "")) if flagged else ""
         return Verdict(1.0 if flagged else 0.0, flagged, label,
-                       reason=f"{self.opts['model']} answered {shown!r}", detail=detail)
+                       reason=f"{self.model} answered {shown!r}", detail=detail)
