@@ -175,10 +175,17 @@ def _pii_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> Ev
         p, r_, f1 = _prf(tp, fp, fn)
         per.append({"label": t + ("" if t in covered else " (not covered)"), "support": tp + fn,
                     "precision": p, "recall": r_, "f1": f1})
-    tot = [sum(counts[t][i] for t in counts if t in covered) for i in range(3)]
-    p, r_, f1 = _prf(*tot)
-    metrics = {"structured_precision": p, "structured_recall": r_, "structured_f1": f1,
-               "structured_types": ",".join(sorted(t for t in counts if t in covered))}
+    from .checks.pii import PATTERN_ENTITIES
+
+    metrics: dict[str, Any] = {}
+    # structured (pattern) types and NER types apart: their figures differ by an order of magnitude
+    for group, types in (("structured", covered & set(PATTERN_ENTITIES)), ("ner", covered - set(PATTERN_ENTITIES))):
+        if group == "ner" and not types:
+            continue
+        tot = [sum(counts[t][i] for t in counts if t in types) for i in range(3)]
+        p, r_, f1 = _prf(*tot)
+        metrics |= {f"{group}_precision": p, f"{group}_recall": r_, f"{group}_f1": f1,
+                    f"{group}_types": ",".join(sorted(t for t in counts if t in types))}
     return EvalResult(pol.ref, "", "pii", len(rows), metrics, per, errors[:20])
 
 

