@@ -22,6 +22,8 @@ import numpy as np
 from ..embed import TextCtx, builtin_exemplars, cached_logreg, exemplar_matrix, read_jsonl, sigmoid
 from ..report import Verdict
 from .base import Check, Opt, register
+from .cascade import OPTIONS as CASCADE_OPTIONS
+from .cascade import Cascade
 
 CATEGORIES = ("violence_weapons", "self_harm", "child_sexual", "sexual_content", "hate_harassment",
               "malware_intrusion", "fraud_scams", "dangerous_chem_bio", "disinformation",
@@ -74,6 +76,10 @@ L2 = 3e-3
 # cross-validation on the exemplars (calibrate() below recomputes it), i.e. a 5% benign FPR on
 # the project's own held-out exemplars. Real traffic differs from them: see docs in calibrate().
 DEFAULT_THRESHOLD = 0.61
+# The cascade's uncertain band (cascade.py), from the same out-of-fold scores (calibrate():
+# band_low 0.452 = 5% of harmful exemplars below, band_high 0.698 = 1% of benign above; 26% of the
+# exemplars fall inside).
+DEFAULT_BAND = (0.45, 0.70)
 _TOK = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -166,13 +172,17 @@ def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0) -> dict[str, flo
         tf = NgramTfidf([texts[i] for i in tr])
         w, b = train_logreg(features([texts[i] for i in tr], emb[tr], tf, True), y[tr], l2=L2)
         oof[te] = sigmoid(features([texts[i] for i in te], emb[te], tf, True) @ w + b)
+    from .cascade import calibrate_band
+
+    band = calibrate_band(oof, y)
     neg, pos = np.sort(oof[y == 0]), oof[y == 1]
     thr = float(neg[int(np.ceil((1 - fpr) * len(neg))) - 1])
     # AUC as the probability that a random harmful exemplar outscores a random benign one
     ranks = np.searchsorted(neg, pos, side="left") + 0.5 * (np.searchsorted(neg, pos, side="right")
                                                             - np.searchsorted(neg, pos, side="left"))
     return {"auc": float(ranks.mean() / len(neg)), "recall_at_fpr": float(np.mean(pos > thr)),
-            "threshold": thr, "benign_fpr": float(np.mean(neg > thr)), "exemplars": float(len(rows))}
+            "threshold": thr, "benign_fpr": float(np.mean(neg > thr)), "exemplars": float(len(rows)),
+            "band_low": band[0], "band_high": band[1], "in_band": float(np.mean((oof >= band[0]) & (oof < band[1])))}
 
 
 @register
@@ -186,12 +196,14 @@ class Harmful(Check):
                                       "(new names add categories)"),
         "cues": Opt("bool", True, "use the intent-cue features next to the embedding"),
         "ngrams": Opt("bool", True, "use word 1-2 gram TF-IDF features next to the embedding"),
+        **CASCADE_OPTIONS,
     }
     default_threshold = DEFAULT_THRESHOLD
     uses_embedding = True
     stream = "sentence"
 
     def setup(self) -> None:
+        self.cascade = Cascade(self.opts, DEFAULT_BAND, "harmful", self.ws)
         rows = load_exemplars(self.opts["exemplars"])
         self.labels = [str(r["label"]) for r in rows]
         self.cats = sorted({lab for lab in self.labels if lab != "benign"})
@@ -242,6 +254,7 @@ class Harmful(Check):
         cat = max(per_cat, key=per_cat.__getitem__)
         thr = self.opts["categories"].get(cat, self.threshold)
         cues = [n for n, rx in CUES if rx.search(ctx.text[:20_000])]
-        return Verdict(p, p >= thr, cat if p >= 0.2 else "", [],
-                       f"{cat} p={p:.2f} (threshold {thr:.2f})" + (f"; cues: {', '.join(cues)}" if cues else ""),
-                       {"category": cat, "category_similarity": {k: round(v, 3) for k, v in per_cat.items()}})
+        v = Verdict(p, p >= thr, cat if p >= 0.2 else "", [],
+                    f"{cat} p={p:.2f} (threshold {thr:.2f})" + (f"; cues: {', '.join(cues)}" if cues else ""),
+                    {"category": cat, "category_similarity": {k: round(v, 3) for k, v in per_cat.items()}})
+        return self.cascade.decide(v, ctx)

@@ -18,6 +18,8 @@ import numpy as np
 from ..embed import TextCtx, builtin_exemplars, cached_logreg, exemplar_matrix, read_jsonl, sigmoid
 from ..report import Span, Verdict
 from .base import Check, Opt, register
+from .cascade import OPTIONS as CASCADE_OPTIONS
+from .cascade import Cascade, calibrate_band
 from .harmful import NGRAM_MIN_DF, NGRAM_SCALE, NgramTfidf
 
 _F = re.IGNORECASE | re.DOTALL
@@ -101,6 +103,9 @@ L2 = 3e-3
 # benign prompts ("act as a Linux terminal", "ignore the typos") score at or above it; ordinary
 # requests very rarely do (none of JailbreakBench's 100 benign behaviors).
 DEFAULT_THRESHOLD = 0.65
+# The cascade's uncertain band (cascade.py): calibrate() on the built-in exemplars gives band_low
+# 0.462 (5% of attacks below), band_high 0.663 (1% of negatives above), 7% of exemplars inside.
+DEFAULT_BAND = (0.46, 0.66)
 
 
 def _heuristics(text: str) -> list[tuple[str, float, int, int]]:
@@ -146,20 +151,18 @@ class Injection(Check):
         "exemplars": Opt("str", None, "extra JSONL of {text, label}; label 'benign' is a negative, "
                                       "anything else an attack"),
         "ngrams": Opt("bool", True, "use word 1-2 gram TF-IDF features next to the embedding"),
+        **CASCADE_OPTIONS,
     }
     default_threshold = DEFAULT_THRESHOLD
     uses_embedding = True
     stream = "sentence"
 
     def setup(self) -> None:
+        self.cascade = Cascade(self.opts, DEFAULT_BAND, "injection", self.ws)
         if not self.opts["embedding"]:
             self.uses_embedding = False  # type: ignore[misc]
             return
-        pos = [r["text"] for r in builtin_exemplars("injection")]
-        # negatives: ordinary benign and harmful requests (harmful, but not attacks on the model's
-        # instructions), plus benign prompts that look like attacks: role-play, "ignore the typos",
-        # questions about jailbreaks, and instruction-heavy prompt templates (RAG, JSON, rules)
-        neg = [r["text"] for name in ("benign", "harmful", "injection_benign") for r in builtin_exemplars(name)]
+        pos, neg = _exemplar_sets()
         if self.opts["exemplars"]:
             for r in read_jsonl(self.opts["exemplars"]):
                 (neg if r["label"] == "benign" else pos).append(r["text"])
@@ -191,31 +194,72 @@ class Injection(Check):
         text = ctx.text
         if len(text) > HEURISTIC_SCAN:
             text = text[:HEURISTIC_SCAN // 2] + "\n" + text[-HEURISTIC_SCAN // 2:]
-        hits: list[tuple[str, float, int, int]] = []
-        notes = []
-        if self.opts["heuristics"]:
-            hits = _heuristics(text)
-            inv = _INVISIBLE.findall(text)
-            if len(inv) >= 3 or any(ord(c) >= 0xE0000 or 0x202A <= ord(c) <= 0x2069 for c in inv):
-                m = _INVISIBLE.search(text)
-                hits.append(("invisible_unicode", 0.7, m.start(), m.end()) if m else ("invisible_unicode", 0.7, 0, 0))
-            ctrl = sum(1 for c in text[:5000] if unicodedata.category(c) == "Cc" and c not in "\n\r\t")
-            if ctrl > max(8, 0.05 * min(len(text), 5000)) or "\ufffd" * 4 in text:
-                hits.append(("binary_or_control_chars", 0.65, 0, 0))
-            for how, decoded in _hidden_texts(text):
-                for label, score, _, _ in _heuristics(decoded):
-                    hits.append((f"{how}:{label}", min(1.0, score + 0.1), 0, 0))
-                    notes.append(f"decoded {how}: {decoded[:80]!r}")
+        hits, notes = signals(text) if self.opts["heuristics"] else ([], [])
         emb = self.classifier(ctx) if self.opts["embedding"] else 0.0
         best = max(hits, key=lambda h: h[1], default=None)
-        # Independent signals add up: each further heuristic (or a classifier score) of at least
-        # SUPPORT adds BOOST, so two soft signals ("never refuse" + "god mode") flag
-        # a text that neither flags alone.
-        signals = sorted([h[1] for h in hits] + [emb], reverse=True)
-        score = min(0.99, signals[0] + BOOST * sum(1 for v in signals[1:] if v >= SUPPORT))
+        score = combine(hits, emb)
         label = best[0] if best and best[1] >= emb else ("embedding_similar" if emb > 0 else "")
         spans = [Span(s, e, lab) for lab, _, s, e in hits if e > s]
         reason = (f"matched {', '.join(sorted({h[0] for h in hits}))}" if hits else "") + (
             f"{'; ' if hits else ''}classifier {emb:.2f}" if self.opts["embedding"] else "")
-        return Verdict(score, score >= self.threshold, label, spans, reason,
-                       {"classifier": round(emb, 4), "heuristics": sorted({h[0] for h in hits}), "decoded": notes})
+        v = Verdict(score, score >= self.threshold, label, spans, reason,
+                    {"classifier": round(emb, 4), "heuristics": sorted({h[0] for h in hits}), "decoded": notes})
+        return self.cascade.decide(v, ctx)
+
+
+def signals(text: str) -> tuple[list[tuple[str, float, int, int]], list[str]]:
+    """The heuristic hits (label, score, start, end) of ``text``, and notes on decoded payloads."""
+    hits = _heuristics(text)
+    notes = []
+    inv = _INVISIBLE.findall(text)
+    if len(inv) >= 3 or any(ord(c) >= 0xE0000 or 0x202A <= ord(c) <= 0x2069 for c in inv):
+        m = _INVISIBLE.search(text)
+        hits.append(("invisible_unicode", 0.7, m.start(), m.end()) if m else ("invisible_unicode", 0.7, 0, 0))
+    ctrl = sum(1 for c in text[:5000] if unicodedata.category(c) == "Cc" and c not in "\n\r\t")
+    if ctrl > max(8, 0.05 * min(len(text), 5000)) or "\ufffd" * 4 in text:
+        hits.append(("binary_or_control_chars", 0.65, 0, 0))
+    for how, decoded in _hidden_texts(text):
+        for label, score, _, _ in _heuristics(decoded):
+            hits.append((f"{how}:{label}", min(1.0, score + 0.1), 0, 0))
+            notes.append(f"decoded {how}: {decoded[:80]!r}")
+    return hits, notes
+
+
+def combine(hits: list[tuple[str, float, int, int]], classifier: float) -> float:
+    """Independent signals add up: each further heuristic (or a classifier score) of at least
+    SUPPORT adds BOOST, so two soft signals ("never refuse" + "god mode") flag a text that neither
+    flags alone."""
+    ranked = sorted([h[1] for h in hits] + [classifier], reverse=True)
+    return min(0.99, ranked[0] + BOOST * sum(1 for v in ranked[1:] if v >= SUPPORT))
+
+
+def _exemplar_sets() -> tuple[list[str], list[str]]:
+    """Attacks, and negatives: ordinary benign and harmful requests (harmful, but not attacks on the
+    model's instructions), plus benign prompts that look like attacks: role-play, "ignore the
+    typos", questions about jailbreaks, and instruction-heavy prompt templates (RAG, JSON, rules)."""
+    pos = [r["text"] for r in builtin_exemplars("injection")]
+    neg = [r["text"] for name in ("benign", "harmful", "injection_benign") for r in builtin_exemplars(name)]
+    return pos, neg
+
+
+def calibrate(folds: int = 5, seed: int = 0) -> dict[str, float]:
+    """Out-of-fold scores of the whole check (classifier trained on k-1 folds + heuristics) on the
+    built-in exemplars -> the cascade band (DEFAULT_BAND) and the share of exemplars inside it."""
+    from ..embed import train_logreg
+
+    pos, neg = _exemplar_sets()
+    texts = pos + neg
+    y = np.array([1.0] * len(pos) + [0.0] * len(neg))
+    fold = np.random.default_rng(seed).permutation(len(texts)) % folds
+    emb = exemplar_matrix(texts)
+    oof = np.zeros(len(texts))
+    for k in range(folds):
+        tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        tf = NgramTfidf([texts[i] for i in tr])
+        w, b = train_logreg(np.hstack([emb[tr], tf.matrix([texts[i] for i in tr])]), y[tr], l2=L2)
+        oof[te] = sigmoid(np.hstack([emb[te], tf.matrix([texts[i] for i in te])]) @ w + b)
+    score = np.array([combine(signals(t)[0], float(p)) for t, p in zip(texts, oof, strict=True)])
+    low, high = calibrate_band(score, y)
+    return {"band_low": low, "band_high": high, "in_band": float(np.mean((score >= low) & (score < high))),
+            "recall_at_threshold": float(np.mean(score[y == 1] >= DEFAULT_THRESHOLD)),
+            "benign_fpr_at_threshold": float(np.mean(score[y == 0] >= DEFAULT_THRESHOLD))}
