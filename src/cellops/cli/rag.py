@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("name")
     s.add_argument("query")
     s.add_argument("-k", type=int, default=5)
-    s.add_argument("--mode", choices=("dense", "bm25", "hybrid"), default="dense")
+    s.add_argument("--mode", choices=("dense", "bm25", "hybrid", "weighted"), default="dense")
     s.set_defaults(func=_search)
     e = rsub.add_parser("eval", help="recall@k, MRR, nDCG@10 on BEIR queries/qrels")
     e.add_argument("name")

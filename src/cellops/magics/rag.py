@@ -8,6 +8,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..kernels_lib import rag
+from ..kernels_lib.rag.fusion import DENSE_WEIGHT
 from .context import MagicArgumentParser, MagicContext
 
 build_parser = MagicArgumentParser(prog="%%rag build")
@@ -24,7 +25,10 @@ ask_parser.add_argument("question", nargs="*", help="(line form) the question")
 ask_parser.add_argument("-k", type=int, default=4, help="passages to retrieve")
 ask_parser.add_argument("--model", help="model URI (default: %%config Cellops.answer_model, else Cellops.model)")
 ask_parser.add_argument("--hybrid", action="store_true", help="dense + BM25 (reciprocal-rank fusion)")
+ask_parser.add_argument("--weighted", nargs="?", type=float, const=DENSE_WEIGHT, metavar="W",
+                        help=f"dense + BM25, normalised scores weighted W : 1-W (default {DENSE_WEIGHT}; %%rag eval reports the best W)")
 ask_parser.add_argument("--prompt", metavar="NAME@V", help="answer prompt (default: rag-answer)")
+ask_parser.add_argument("--rerank", metavar="MODEL", help="rescore the top 10 passages by P(yes) under MODEL (e.g. qwen-1.5b)")
 ask_parser.add_argument("-o", "--output", metavar="VAR")
 
 search_parser = MagicArgumentParser(prog="%rag search")
@@ -32,7 +36,10 @@ search_parser.add_argument("name")
 search_parser.add_argument("query", nargs="+")
 search_parser.add_argument("-k", type=int, default=10)
 search_parser.add_argument("--hybrid", action="store_true")
+search_parser.add_argument("--weighted", nargs="?", type=float, const=DENSE_WEIGHT, metavar="W",
+                           help="normalised-score fusion, dense weight W")
 search_parser.add_argument("--bm25", action="store_true", help="BM25 only")
+search_parser.add_argument("--rerank", metavar="MODEL", help="rescore the top 10 by P(yes) under MODEL (e.g. qwen-1.5b)")
 search_parser.add_argument("-o", "--output", metavar="VAR")
 
 eval_parser = MagicArgumentParser(prog="%rag eval")
@@ -122,6 +129,8 @@ def ask(ctx: MagicContext, line: str, body: str | None) -> Any:
         raise UsageError("%%rag ask needs a question in the cell body")
     stream = TokenStream(ctx.live)
     answer = rag.ask(a.name, question, k=a.k, model=a.model, hybrid=a.hybrid, prompt=a.prompt,
+                     mode="weighted" if a.weighted is not None else None, weight=a.weighted or DENSE_WEIGHT,
+                     rerank=a.rerank,
                      on_token=stream, workspace=ctx.workspace, source="magic")
     ctx.store(a.output, answer)
     return stream.finish(answer)
@@ -132,8 +141,9 @@ def line_command(ctx: MagicContext, line: str) -> Any:
     ws = ctx.workspace
     if cmd == "search":
         a = search_parser.parse_line(rest)
-        mode = "bm25" if a.bm25 else ("hybrid" if a.hybrid else "dense")
-        result = rag.search(a.name, " ".join(a.query), k=a.k, mode=mode, workspace=ws)
+        mode = "bm25" if a.bm25 else ("hybrid" if a.hybrid else ("weighted" if a.weighted is not None else "dense"))
+        result = rag.search(a.name, " ".join(a.query), k=a.k, mode=mode, weight=a.weighted or DENSE_WEIGHT,
+                            rerank=a.rerank, workspace=ws)
         ctx.store(a.output, result)
         return result.df
     if cmd == "eval":

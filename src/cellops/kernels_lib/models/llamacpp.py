@@ -157,6 +157,20 @@ class LlamaCppModel:
                 f"(prompt and answer share it); shorten it (fewer or shorter passages, a smaller -k for "
                 f"%%rag), or set {N_CTX_ENV}={2 * n_ctx} before the model loads (then restart the kernel)")
 
+    def choice_probabilities(self, messages: list[Message], words: tuple[str, ...]) -> list[float]:
+        """P(the answer starts with each of ``words``), renormalised over them: the next-token
+        log-probabilities after the rendered prompt, no sampling (a pointwise yes/no scorer)."""
+        prompt, _ = self.render(messages)
+        tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        self._check_fits(len(tokens))
+        ids = [self._llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
+        with self._lock:
+            self._eval_prompt(tokens)
+            logits = np.array(self._llm.scores[self._llm.n_tokens - 1], dtype=np.float64)
+        z = logits[ids] - logits[ids].max()
+        p = np.exp(z)
+        return list(p / p.sum())
+
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
         prompt, template_stops = self.render(messages)
         tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)

@@ -23,6 +23,7 @@ from ..models.tasks import model_for
 from ..prompts.run import resolve_call
 from ..tracking import Trace, genai, traces, tracker, waterfall
 from ..workspace import Workspace, get_workspace
+from .fusion import DENSE_WEIGHT
 from .retrieve import Hit, search_many
 from .store import open_index
 from .text import content_words, sentences
@@ -144,6 +145,7 @@ def _retrieval_rail(policy: Any, hits: list[Hit], trace: Trace) -> tuple[list[Hi
 
 
 def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybrid: bool = False,
+        mode: str | None = None, weight: float = DENSE_WEIGHT, rerank: str | None = None,
         prompt: str | None = None, params: dict[str, Any] | None = None,
         on_token: OnToken | None = None, workspace: Workspace | None = None,
         source: str = "python", policy: Any = "active") -> Answer:
@@ -155,8 +157,13 @@ def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybri
     ws = workspace or get_workspace()
     index = open_index(name, ws)
     trace = Trace(f"rag ask {index.ref}", **{"input.value": genai.clip(question)})
-    mode = "hybrid" if hybrid else "dense"
-    hits = _retrieve(trace, index, question, k, mode)
+    mode = mode or ("hybrid" if hybrid else "dense")
+    hits = _retrieve(trace, index, question, max(k, 10) if rerank else k, mode, weight)
+    if rerank:
+        from .rerank import rerank as rescore
+
+        with trace.span("rerank", model=rerank):
+            hits = rescore(question, hits, rerank, k, workspace=ws)
     if isinstance(policy, str) and policy == "active":
         policy = active_policy(ws)
     hits, texts, retrieval_reports = _retrieval_rail(policy, hits, trace)
@@ -178,7 +185,7 @@ def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybri
                   result.generation, trace.to_list(), reports, result.blocked, trace.trace_id, trace)
 
 
-def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str) -> list[Hit]:
+def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str, weight: float = DENSE_WEIGHT) -> list[Hit]:
     """retrieve (retriever span) with the query embedding as its child; ids and scores as events."""
     with trace.span("retrieve", kind="retriever", **{"input.value": genai.clip(question),
                     "retrieval.k": k, "retrieval.mode": mode, "cellops.index": index.ref}) as span:
@@ -186,7 +193,7 @@ def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str) -> lis
         if mode != "bm25":
             with trace.span("embed query", kind="embedding", **{"embedding.model_name": index.embedder_uri}):
                 vectors = get_embedder(index.embedder_uri).encode([question])
-        hits = search_many(index, [question], k, mode, vectors=vectors)[0]
+        hits = search_many(index, [question], k, mode, vectors=vectors, weight=weight)[0]
         for i, h in enumerate(hits):  # OpenInference's document list: Phoenix shows it per span
             span.attrs |= {f"retrieval.documents.{i}.document.id": h.chunk.id,
                            f"retrieval.documents.{i}.document.score": float(h.score),

@@ -140,7 +140,7 @@ class EvalResult(dict):  # type: ignore[type-arg]
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         cols, rows = self.table()
         title = f"evaluation of {self.index} on {self.n_queries} queries"
-        answer = {k: v for k, v in self.items() if k.startswith("answer/")}
+        answer = {k: v for k, v in self.items() if k.startswith(("answer/", "fusion/"))}
         extra = "  ".join(f"{k}={v}" for k, v in answer.items())
         return {"text/plain": f"{title}\n{html.text_table(cols, rows)}" + (f"\n{extra}" if extra else ""),
                 "text/html": html.box(title, html.table(cols, rows) + (html.pre(extra) if extra else ""))}
@@ -160,20 +160,36 @@ def evaluate(name: str, queries: Any, qrels: Any = None, k: int = 10, *,
     texts = [q["text"] for q in qs]
     metrics: dict[str, float] = {}
     vectors = None
+    rels = [rel.get(q["id"], {}) for q in qs]
     for mode in modes:
-        if mode in ("dense", "hybrid") and vectors is None:
+        if mode in ("dense", "hybrid", "weighted") and vectors is None:
             from ..models import get_embedder
 
             vectors = get_embedder(index.embedder_uri).encode(texts)
         hits = search_many(index, texts, k * 3, mode, vectors=vectors)
         ranked = [_doc_ranking(h, k) for h in hits]
-        for m, v in retrieval_metrics(ranked, [rel.get(q["id"], {}) for q in qs], k).items():
+        for m, v in retrieval_metrics(ranked, rels, k).items():
             metrics[f"{mode}/{m}"] = v
+    if "weighted" in modes:
+        metrics |= _best_weight(index, texts, vectors, rels, k)
     if answers:
         metrics |= _answer_metrics(name, qs[:answers], model, ws)
     result = EvalResult(metrics, index.ref, len(qs), k)
     _log(ws, index, result)
     return result
+
+
+def _best_weight(index: Any, texts: list[str], vectors: Any, rels: list[dict[str, int]], k: int) -> dict[str, float]:
+    """nDCG@10 of the weighted fusion at each weight of fusion.SWEEP on these queries: the weight
+    to pass as ``--weighted W`` for this index."""
+    from .fusion import SWEEP
+
+    scores = {}
+    for w in SWEEP:
+        ranked = [_doc_ranking(h, k) for h in search_many(index, texts, k * 3, "weighted", vectors=vectors, weight=w)]
+        scores[w] = retrieval_metrics(ranked, rels, k).get("ndcg@10", 0.0)
+    best = max(scores, key=scores.__getitem__)
+    return {"fusion/best_weight": best, "fusion/best_ndcg@10": scores[best]}
 
 
 def _answer_metrics(name: str, qs: list[dict[str, Any]], model: str, ws: Workspace) -> dict[str, float]:

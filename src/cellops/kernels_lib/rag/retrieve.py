@@ -1,4 +1,5 @@
-"""``search``: a query -> ranked hits, dense (ScaNN / exact), BM25, or hybrid (RRF of both)."""
+"""``search``: a query -> ranked hits, dense (ScaNN / exact), BM25, hybrid (RRF of both) or
+weighted (normalised score fusion, fusion.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from .. import html
 from ..errors import InvalidInputError
 from ..models import get_embedder
 from ..workspace import Workspace, get_workspace
-from . import lexical
+from . import fusion, lexical
 from .store import Chunk, Index, open_index
 
-MODES = ("dense", "bm25", "hybrid")
+MODES = ("dense", "bm25", "hybrid", "weighted")
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,17 @@ def _mode(hybrid: bool, mode: str | None) -> str:
 
 
 def search_many(index: Index, queries: Sequence[str], k: int = 10, mode: str = "dense",
-                vectors: np.ndarray | None = None) -> list[list[Hit]]:
-    """Ranked hits for each query (batched: one embedding call and one ANN call for all)."""
+                vectors: np.ndarray | None = None, weight: float = fusion.DENSE_WEIGHT) -> list[list[Hit]]:
+    """Ranked hits for each query (batched: one embedding call and one ANN call for all);
+    ``weight`` is the dense share of the ``weighted`` mode."""
     if k < 1:
         raise InvalidInputError(f"-k must be at least 1, got {k}")
     pool = k if mode == "dense" else max(4 * k, 50)  # fusion needs depth from both retrievers
     dense_ids = dense_sc = bm_ids = bm_sc = None
-    if mode in ("dense", "hybrid"):
+    if mode in ("dense", "hybrid", "weighted"):
         q = vectors if vectors is not None else get_embedder(index.embedder_uri).encode(list(queries))
         dense_ids, dense_sc = index.dense.search(q, pool)
-    if mode in ("bm25", "hybrid"):
+    if mode in ("bm25", "hybrid", "weighted"):
         bm_ids, bm_sc = index.bm25.search(queries, pool)
     out = []
     for qi in range(len(queries)):
@@ -90,6 +92,8 @@ def search_many(index: Index, queries: Sequence[str], k: int = 10, mode: str = "
             ranked = list(zip(dense_ids[qi], dense_sc[qi], strict=True))[:k]
         elif mode == "bm25":
             ranked = [(i, s) for i, s in zip(bm_ids[qi], bm_sc[qi], strict=True) if i >= 0][:k]
+        elif mode == "weighted":
+            ranked = fusion.weighted((dense_ids[qi], dense_sc[qi]), (bm_ids[qi], bm_sc[qi]), k, weight)
         else:
             ranked = lexical.rrf([dense_ids[qi], bm_ids[qi]], k)
         out.append([Hit(r + 1, float(s), index.chunks[int(i)], mode)
@@ -98,6 +102,7 @@ def search_many(index: Index, queries: Sequence[str], k: int = 10, mode: str = "
 
 
 def search(name: str, query: str, k: int = 10, hybrid: bool = False, *, mode: str | None = None,
+           weight: float = fusion.DENSE_WEIGHT, rerank: str | None = None,
            workspace: Workspace | None = None) -> SearchResult:
     """Top-``k`` chunks of index ``name`` (``NAME@V`` too) for ``query``."""
     if not query or not query.strip():
@@ -105,5 +110,9 @@ def search(name: str, query: str, k: int = 10, hybrid: bool = False, *, mode: st
     ws = workspace or get_workspace()
     index = open_index(name, ws)
     m = _mode(hybrid, mode)
-    hits = search_many(index, [query], k, m)[0]
-    return SearchResult(hits, query, index.ref, m)
+    hits = search_many(index, [query], max(k, 10) if rerank else k, m, weight=weight)[0]
+    if rerank:
+        from .rerank import rerank as rescore
+
+        hits = rescore(query, hits, rerank, k, workspace=ws)
+    return SearchResult(hits, query, index.ref, m + ("+rerank" if rerank else ""))

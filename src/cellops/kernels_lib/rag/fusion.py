@@ -1,0 +1,35 @@
+"""Weighted fusion of dense and BM25 results: each retriever's scores min-max normalised over its
+own candidate pool, then ``w * dense + (1 - w) * bm25``.
+
+Reciprocal-rank fusion (``--hybrid``) weighs both retrievers equally and ignores how far apart
+their scores are, so it ranks below dense alone when BM25 is the weaker retriever (short
+questions over abstracts, paraphrased queries). A normalised score combination keeps the
+margins and lets the stronger retriever weigh more. DENSE_WEIGHT is the default; ``%rag eval``
+reports the best weight for an index on the user's own queries (``fusion/best_weight``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+DENSE_WEIGHT = 0.7
+SWEEP = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _normalised(ids: Sequence[int], scores: Sequence[float]) -> dict[int, float]:
+    pairs = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if int(i) >= 0 and np.isfinite(s)]
+    if not pairs:
+        return {}
+    lo, hi = min(s for _, s in pairs), max(s for _, s in pairs)
+    span = hi - lo
+    return {i: (s - lo) / span if span > 0 else 1.0 for i, s in pairs}
+
+
+def weighted(dense: tuple[Sequence[int], Sequence[float]], bm25: tuple[Sequence[int], Sequence[float]],
+             k: int, weight: float = DENSE_WEIGHT) -> list[tuple[int, float]]:
+    """Top ``k`` (id, fused score); a candidate missing from one pool scores 0 there."""
+    d, b = _normalised(*dense), _normalised(*bm25)
+    fused = {i: weight * d.get(i, 0.0) + (1 - weight) * b.get(i, 0.0) for i in d.keys() | b.keys()}
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
