@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +33,8 @@ def main() -> None:
     ap.add_argument("--rerank-queries", type=int, default=30)
     args = ap.parse_args()
     os.environ.setdefault("CELLOPS_WANDB", "off")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-rag-modes-"))
+    # a persistent workspace and corpus: the index is a version, so a second run does not embed again
+    tmp = Path.home() / ".cache" / "cellops-bench" / "rag-modes"
     os.environ["CELLOPS_HOME"] = str(tmp / ".cellops")
     from cellops.kernels_lib import rag
     from cellops.kernels_lib.rag.evaluation import (
@@ -54,7 +54,10 @@ def main() -> None:
     rag.build("pubmedqa", {str(files["corpus"]): str(files["corpus"])})
     print(f"built the index of {args.limit} abstracts in {time.perf_counter() - t0:.0f} s")
     res = evaluate("pubmedqa", str(files["queries"]), str(files["qrels"]), k=10)
-    index = open_index("pubmedqa")
+    print({k: v for k, v in res.items() if k.endswith(("ndcg@10", "recall@10")) or k.startswith("fusion/")})
+    from cellops.kernels_lib.workspace import get_workspace
+
+    index = open_index("pubmedqa", get_workspace())
     qs = load_queries(str(files["queries"]))
     texts = [q["text"] for q in qs]
     rows = []
