@@ -144,3 +144,11 @@ def test_the_pulled_05b_answers_through_its_short_uri() -> None:
                        GenParams(max_tokens=6))  # small: the machine is shared
     assert "5" in gen.text and gen.completion_tokens <= 6
     assert llm.weights_hash() and catalog.pulled_path(m) == m.path
+
+
+def test_the_pip_extras_pin_the_same_wheels_as_the_catalog() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"]
+    for m in catalog.CATALOG.values():
+        assert extras[m.extra] == [p.requirement for p in m.parts]
