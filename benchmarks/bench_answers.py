@@ -18,7 +18,6 @@ import json
 import os
 import re
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -94,7 +93,8 @@ def main() -> None:
     ap.add_argument("--models", help="comma-separated URIs (default: every installed model)")
     args = ap.parse_args()
     os.environ.setdefault("CELLOPS_WANDB", "off")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-answers-"))
+    # the same persistent workspace and corpus as bench_rag_modes.py: the index is built once
+    tmp = Path.home() / ".cache" / "cellops-bench" / "rag-modes"
     os.environ["CELLOPS_HOME"] = str(tmp / ".cellops")
     from cellops.kernels_lib import rag
     from cellops.kernels_lib.rag.evaluation import qa_to_beir

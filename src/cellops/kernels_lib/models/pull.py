@@ -144,6 +144,8 @@ def pull(name: str, *, progress: Progress | None = None, find_links: str | None 
     if catalog.is_pulled(m):
         catalog.pulled_path(m)  # re-verifies if the file changed since it was pulled
         speed = catalog.read_state().get(m.name, {}).get("tokens_per_s")
+        if speed is None and measure:  # pulled with --no-measure (or by an older cellops)
+            speed = measure_speed(m, say)
         return PullResult(m.name, m.uri, m.path, m.size, m.sha256, time.perf_counter() - t0, True, speed)
     m.path.parent.mkdir(parents=True, exist_ok=True)
     if shutil.disk_usage(m.path.parent).free < m.size + 200 * 2**20:
