@@ -58,7 +58,7 @@ def answers(model: str, rows: list[dict], max_tokens: int) -> dict[str, float]:
         acc.append(float(bool(m) and m.group(1).lower() == r["decision"]))
         if a.citations:
             cprec.append(float(np.mean([c.hit.doc_id == str(r["id"]) for c in a.citations])))
-        grounded.append(groundedness(a.text, [h.text for h in a.hits]))
+        grounded.append(groundedness(a.text, [h.text for h in a.passages]))
         if a.generation and a.generation.completion_tokens > 1:
             tps.append(a.generation.tokens_per_s)
     return {"f1": float(np.mean(f1)), "decision_acc": float(np.mean(acc)),
