@@ -95,54 +95,80 @@ def llama_server(log_dir: Path, *extra: str) -> Iterator[str]:
             proc.kill()
 
 
-def phoenix_executable() -> Path:
-    """``phoenix`` from the venv `make setup` makes beside ours (.venv-phoenix), or $CELLOPS_PHOENIX."""
+def _phoenix_path() -> Path:
     import sys
 
-    exe = Path(os.environ.get("CELLOPS_PHOENIX") or Path(sys.prefix).with_name(Path(sys.prefix).name + "-phoenix")
-               / "bin" / "phoenix")
+    return Path(os.environ.get("CELLOPS_PHOENIX") or Path(sys.prefix).with_name(Path(sys.prefix).name + "-phoenix")
+                / "bin" / "phoenix")
+
+
+def phoenix_executable() -> Path:
+    """``phoenix`` from the venv `make setup` makes beside ours (.venv-phoenix), or $CELLOPS_PHOENIX."""
+    exe = _phoenix_path()
     if not exe.exists():
         pytest.fail(f"Arize Phoenix is not installed at {exe}: run `make setup` (it creates .venv-phoenix)")
     return exe
 
 
-@pytest.fixture(scope="session")
-def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Arize Phoenix server on 127.0.0.1 (its own venv); yields its base URL. It takes up to
-    a minute to start on a loaded machine, so there is one per session."""
+_PHOENIX: dict[str, object] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start Phoenix as soon as a collected test needs it: it takes a minute or two to come up
+    on a loaded machine, time the tests before it can use."""
+    if _phoenix_path().exists() and any("phoenix" in getattr(item, "fixturenames", ())
+                                        for item in session.items):
+        _start_phoenix()  # (when it is missing, the tests that need it fail with what to do)
+
+
+def _start_phoenix() -> None:
     import subprocess
-    import time
+    import tempfile
 
-    import httpx
-
-    work = tmp_path_factory.mktemp("phoenix")
+    if _PHOENIX:
+        return
+    work = Path(tempfile.mkdtemp(prefix="cellops-phoenix-"))
     port, grpc = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env |= {"PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(grpc),
             "PHOENIX_WORKING_DIR": str(work), "PHOENIX_TELEMETRY_ENABLED": "false"}
     log = work / "phoenix.log"
-    proc = subprocess.Popen([str(phoenix_executable()), "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(log, "wb"), cwd=work)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail("Phoenix exited: " + log.read_text()[-800:])
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("Phoenix did not start in 150 s: " + log.read_text()[-800:])
-        yield base
-    finally:
-        proc.terminate()
+    _PHOENIX.update(log=log, base=f"http://127.0.0.1:{port}", proc=subprocess.Popen(
+        [str(phoenix_executable()), "serve"], env=env, stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"), cwd=work))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    proc = _PHOENIX.get("proc")
+    if proc is not None:
+        import subprocess
+
+        proc.terminate()  # type: ignore[attr-defined]
         try:
-            proc.wait(15)
+            proc.wait(15)  # type: ignore[attr-defined]
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.kill()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def phoenix() -> str:
+    """A real Arize Phoenix server on 127.0.0.1 (its own venv, started at collection); its URL."""
+    import time
+
+    import httpx
+
+    _start_phoenix()
+    proc, base, log = _PHOENIX["proc"], str(_PHOENIX["base"]), _PHOENIX["log"]
+    for _ in range(360):
+        if proc.poll() is not None:  # type: ignore[attr-defined]
+            pytest.fail("Phoenix exited: " + log.read_text()[-800:])  # type: ignore[attr-defined]
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail("Phoenix did not start in 3 minutes: " + log.read_text()[-800:])  # type: ignore[attr-defined]
 
 
 # -- fine-tuning: a tiny chat dataset on a made-up country and the dequantized base model -------
