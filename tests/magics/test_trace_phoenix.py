@@ -16,7 +16,7 @@ DOCS = [{"id": "tower", "text": "The Eiffel Tower in Paris was completed in 1889
         {"id": "bridge", "text": "The Golden Gate Bridge in San Francisco opened in 1937."}]
 
 
-def phoenix_spans(base: str, trace_id: str, expect: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+def phoenix_spans(base: str, trace_id: str, expect: int, timeout: float = 120.0) -> list[dict[str, Any]]:
     """Phoenix's spans of one trace (project ``cellops``), polled until ``expect`` have arrived:
     Phoenix ingests OTLP asynchronously."""
     deadline, spans = time.monotonic() + timeout, []

@@ -6,7 +6,8 @@ on when ``configure(endpoint=...)`` (``%config Cellops.otlp_endpoint``) or the s
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: a
 BatchSpanProcessor hands finished spans to a background thread, so a collector that is down or
 answers 500 costs the cell one queue append, never an exception or a wait. The export timeout
-is short (``OTEL_EXPORTER_OTLP_TIMEOUT``, default 2 s) so the final flush at exit stays short too.
+is OTel's default (``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s): a busy collector gets its spans, and a dead one
+delays only the final flush at process exit, by at most that.
 
 Attributes go out as given (GenAI semantic conventions: ``gen_ai.*``) plus OpenInference's
 ``openinference.span.kind`` and token/model names, which Phoenix uses for its kind badges and
@@ -28,7 +29,7 @@ OI_KIND = {"chain": "CHAIN", "llm": "LLM", "retriever": "RETRIEVER", "embedding"
 OI_MIRROR = {"gen_ai.usage.input_tokens": "llm.token_count.prompt",
              "gen_ai.usage.output_tokens": "llm.token_count.completion",
              "gen_ai.request.model": "llm.model_name"}
-DEFAULT_TIMEOUT_S = 2.0
+DEFAULT_TIMEOUT_S = 10.0  # OTel's own default: a busy collector (Phoenix on 2 loaded cores) needs seconds
 MAX_PENDING = 4096  # spans kept while the exporter is being built (then dropped from export only)
 
 
