@@ -34,3 +34,16 @@ def test_weighted_mode_in_search_and_eval(tmp_path: Path, workspace) -> None:
     m = rag.evaluate("facts", str(queries), str(qrels), k=5)
     assert m["weighted/ndcg@10"] == 1.0 and m["fusion/best_weight"] in fusion.SWEEP
     assert "fusion/best_weight" in m._repr_mimebundle_()["text/plain"]
+
+
+def test_rerank_rescores_the_top_passages_by_p_yes(workspace) -> None:
+    from cellops.kernels_lib.models import get_llm
+
+    llm = get_llm("default")
+    msgs = [{"role": "user", "content": "Is water wet? Answer yes or no."}]
+    p = llm.choice_probabilities(msgs, ("yes", "no"))
+    assert p == llm.choice_probabilities(msgs, ("yes", "no")) and sum(p) == pytest.approx(1.0)
+    rag.build("facts", {"facts": FACTS}, progress=False)
+    hits = rag.search("facts", "Which organ produces insulin?", k=3, rerank="default")
+    assert hits.mode == "dense+rerank" and [h.rank for h in hits] == [1, 2, 3]
+    assert all(0.0 <= h.score <= 1.0 for h in hits) and hits[0].score >= hits[-1].score

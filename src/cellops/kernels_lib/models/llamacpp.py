@@ -166,10 +166,13 @@ class LlamaCppModel:
         ids = [self._llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
         with self._lock:
             self._eval_prompt(tokens)
-            logits = np.array(self._llm.scores[self._llm.n_tokens - 1], dtype=np.float64)
+            # without logits_all, llama-cpp-python keeps no scores: read the context's logits of
+            # the last evaluated token (_eval_prompt always evaluates at least one)
+            raw = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._llm.n_vocab(),))
+            logits = raw.astype(np.float64)
         z = logits[ids] - logits[ids].max()
         p = np.exp(z)
-        return list(p / p.sum())
+        return [float(x) for x in p / p.sum()]
 
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
         prompt, template_stops = self.render(messages)
