@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cellops.kernels_lib import prompts
-from cellops.kernels_lib.errors import CellopsError, InvalidInputError, NotFoundError
+from cellops.kernels_lib.errors import CellopsError, InvalidInputError, ModelError, NotFoundError
 from cellops.kernels_lib.models import GenParams, get_llm
 from cellops.kernels_lib.prompts import cache as C
 
@@ -36,7 +36,7 @@ def test_cache_hits_misses_and_errors_are_not_cached(workspace) -> None:
     assert again.latency_s == first.latency_s  # the model's latency, for latency assertions
     llm.generate(msgs, GenParams(max_tokens=5, seed=7))  # another seed is another entry
     assert stats.misses == 2
-    with pytest.raises(ValueError, match="context window"):
+    with pytest.raises(ModelError, match="context window"):
         llm.generate([{"role": "user", "content": TOO_LONG}], GenParams(max_tokens=5))
     assert C.stats(workspace)["default"]["entries"] == 2  # the error was not stored
     llm.generate([{"role": "user", "content": "Say hi."}], GenParams(max_tokens=5, temperature=0.9, seed=None))
@@ -157,7 +157,9 @@ def test_feedback_export_is_finetune_data(cap, tmp_path) -> None:
     assert pref.rows == 1 and pair["prompt"] == single.messages
     assert pair["chosen"][0]["content"] == single.text
     assert pair["rejected"][0]["content"] == grid.cells[0][0].output != single.text
-    assert data.load(tmp_path / "pref.jsonl").format == "chat"
+    assert data.load(tmp_path / "pref.jsonl", preference=True).format == "preference"  # --method dpo
+    with pytest.raises(InvalidInputError, match="holds preference rows"):
+        data.load(tmp_path / "pref.jsonl")  # SFT refuses pairs with one line
 
 
 def test_feedback_bad_input(cap, tmp_path) -> None:

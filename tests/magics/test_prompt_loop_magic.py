@@ -77,7 +77,7 @@ def test_compare_command_file_and_variable(ip, workspace, tmp_path) -> None:
     ip.user_ns["t_cases"] = [{"country": "Italy"}]
     again = ip.run_line_magic("prompt", "compare cap@2 --on t_cases")
     assert again.stats.hits == 1  # the cache is shared with the first grid
-    with pytest.raises(UsageError, match="no notebook variable or file named 'nothere'"):
+    with pytest.raises(UsageError, match="no notebook variable, file or dataset named 'nothere'"):
         ip.run_line_magic("prompt", "compare cap@1 --on nothere")
     with pytest.raises(UsageError, match="the following arguments are required: --on"):
         ip.run_line_magic("prompt", "compare cap@1")
