@@ -55,3 +55,12 @@ def test_a_silent_owner_on_another_host_is_dead_after_the_stale_limit() -> None:
     assert run_status("running", {"owner": {"pid": os.getpid(), "host": HOST}, "heartbeat_at": now}) == "running"
     assert run_status("ok", away | {"heartbeat_at": 0}, now) == "ok"
     assert run_status("running", {}, now) == "running"  # no owner recorded (e.g. a fine-tune): as stored
+
+
+def test_replay_masks_the_timings_a_trace_waterfall_shows() -> None:
+    from cellops.kernels_lib.pipelines.replays import mask
+
+    a = "<td>cellops.ttft_s</td><td>2.958319</td><span style='left:2.73%;width:0.20%'> 7 tokens"
+    b = "<td>cellops.ttft_s</td><td>2.707744</td><span style='left:3.10%;width:0.18%'> 7 tokens"
+    assert mask(a)[0] == mask(b)[0] and mask(a)[1] == {"timing"}
+    assert mask("7 tokens")[0] != mask("8 tokens")[0]  # counts are not timings

@@ -29,6 +29,10 @@ VOLATILE = (
     ("id", re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,64}\b")),
     ("rate", re.compile(r"\d+(?:\.\d+)?\s?(?:tokens?|tok|it|samples?)/s\b")),
     ("duration", re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|secs|seconds)\b")),
+    # a trace waterfall draws each span's start and length as a share of the whole call, and
+    # lists timing attributes (``cellops.ttft_s``) as bare numbers
+    ("timing", re.compile(r"\b(?:left|width):\s?\d+(?:\.\d+)?%"
+                          r"|(?:(?<=_s</td><td>)|(?<=_ms</td><td>)|(?<=_s\": )|(?<=_ms\": ))\d+(?:\.\d+)?")),
 )
 _MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json",
           "image/png", "image/jpeg", "image/svg+xml")
