@@ -18,7 +18,7 @@ FORBIDDEN = {"IPython", "ipywidgets", "traitlets", "ipykernel"}
 
 
 def test_registry_lists_available_on_miss() -> None:
-    r: Registry[int] = Registry("widget")
+    r: Registry[int] = Registry("widget", "test_widgets")
     r.register("a", 1)
 
     @r.register("b")

@@ -17,7 +17,7 @@ from .context import RunContext, StepStopped, as_text, preview, resolve
 from .spec import StepSpec
 
 StepFn = Callable[[StepSpec, RunContext, dict[str, Any], Any], Any]
-step_types: Registry[StepFn] = Registry("chain step type")
+step_types: Registry[StepFn] = Registry("chain step type", "chain_steps")
 
 
 def where(step: StepSpec, key: str) -> str:

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # scheme -> factory(spec, uri, workspace) -> LLM
-backends: Registry[Callable[[str, str, Workspace], LLM]] = Registry("model backend")
+backends: Registry[Callable[[str, str, Workspace], LLM]] = Registry("model backend", "models")
 
 
 @backends.register("llamacpp")

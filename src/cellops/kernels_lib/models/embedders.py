@@ -17,11 +17,12 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError, NotFoundError
+from ..registry import Registry
 from .weights import USER_CACHE, default_embedder_dir, file_hash
 
 if TYPE_CHECKING:  # numpy loads with the model, not with `import cellops`
@@ -165,8 +166,18 @@ _cache: dict[str, Embedder] = {}
 _lock = threading.Lock()
 
 
+# URI scheme -> factory(uri) -> an object with Embedder's uri, dim, weights_hash and encode
+embedders: Registry[Callable[[str], Embedder]] = Registry("embedder", "embedders")
+embedders.register("default", Embedder)
+embedders.register("st", Embedder)
+
+
 def get_embedder(uri: str = "default") -> Embedder:
+    scheme = uri.partition(":")[0] if ":" in uri else uri
     with _lock:
         if uri not in _cache:
-            _cache[uri] = Embedder(uri)
+            if scheme not in embedders:
+                raise NotFoundError(f"unknown embedder '{uri}'; use default, "
+                                    + ", ".join(s + ":<...>" for s in embedders.names() if s != "default"))
+            _cache[uri] = embedders.get(scheme)(uri)
         return _cache[uri]

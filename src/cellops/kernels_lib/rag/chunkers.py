@@ -26,7 +26,7 @@ class Span:
 
 
 Chunker = Callable[[str, str, int, int], list[Span]]
-chunkers: Registry[Chunker] = Registry("chunker")
+chunkers: Registry[Chunker] = Registry("chunker", "chunkers")
 
 _WORD = re.compile(r"\S+")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")

@@ -50,7 +50,7 @@ class Documents(list):  # type: ignore[type-arg]
 
 
 Loader = Callable[[Path, str], list[Document]]
-loaders: Registry[Loader] = Registry("loader")
+loaders: Registry[Loader] = Registry("loader", "loaders")
 
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".cellops", ".ipynb_checkpoints", "node_modules",
              ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ruff_cache"}

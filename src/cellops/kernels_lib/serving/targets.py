@@ -67,7 +67,7 @@ class Options:
     cache: bool = False
 
 
-TARGETS: Registry[Callable[[str, Options], Target]] = Registry("serve target")
+TARGETS: Registry[Callable[[str, Options], Target]] = Registry("serve target", "serve_targets")
 
 
 def parse(spec: str, options: Options) -> Target:

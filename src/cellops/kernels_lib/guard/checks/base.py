@@ -137,7 +137,7 @@ class Check:
         return out
 
 
-checks: Registry[type[Check]] = Registry("guard check")
+checks: Registry[type[Check]] = Registry("guard check", "guard_checks")
 
 
 def register(cls: type[Check]) -> type[Check]:

@@ -1,0 +1,153 @@
+"""A real third-party plugin: a package written here, installed by pip into a throwaway venv
+(which sees the shared venv through a .pth file), that registers a model backend, a loader and a
+guard check through entry points; a real shell in that venv then uses all three from the magics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+import cellops
+
+CELLOPS_SRC = str(Path(cellops.__file__).parents[1])  # this checkout's cellops, in the plugin venv too
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "cellops-testplug"
+version = "0.1"
+
+[project.entry-points."cellops.models"]
+myplug = "cellops_testplug:make_llm"
+
+[project.entry-points."cellops.loaders"]
+".note" = "cellops_testplug:load_note"
+
+[project.entry-points."cellops.guard_checks"]
+no_bananas = "cellops_testplug:NoBananas"
+"""
+
+MODULE = '''\
+"""A cellops plugin: a model backend (echo), a loader (.note files) and a guard check."""
+from pathlib import Path
+
+from cellops.kernels_lib.guard.checks.base import Check
+from cellops.kernels_lib.guard.report import Verdict
+from cellops.kernels_lib.models.base import Generation
+from cellops.kernels_lib.rag.loaders import Document
+
+
+class EchoLLM:
+    supports_concurrency = False
+
+    def __init__(self, spec, uri):
+        self.spec, self.uri = spec, uri
+
+    def weights_hash(self):
+        return "echo-" + self.spec
+
+    def generate(self, messages, params, on_token=None):
+        text = f"[{self.spec}] " + messages[-1]["content"][::-1]
+        if on_token is not None:
+            on_token(text)
+        return Generation(text, self.uri, 1, len(text.split()), 0.001)
+
+
+def make_llm(spec, uri, ws):
+    return EchoLLM(spec, uri)
+
+
+def load_note(path: Path, source: str):
+    # a .note file: "title: ...", then the body; the loader keeps only the body
+    title, _, body = path.read_text().partition("\\n")
+    return [Document(source, title.removeprefix("title: ").strip(), body.strip(), "text")]
+
+
+class NoBananas(Check):
+    name = "no_bananas"
+    help = "blocks any mention of bananas"
+
+    def run(self, ctx):
+        hit = "banana" in ctx.text.lower()
+        return Verdict(1.0 if hit else 0.0, hit, "BANANA" if hit else "", reason="bananas")
+'''
+
+SCRIPT = r'''
+import json, sys
+from IPython.testing.globalipapp import get_ipython
+ip = get_ipython()
+ip.run_line_magic("load_ext", "cellops")
+out = {}
+r = ip.run_cell_magic("prompt", "greet --model myplug:v1 -o t_r", "hello plugin")
+out["prompt"] = [r.text, r.version]
+v = ip.run_cell_magic("rag", "build kb -o t_v", sys.argv[1])
+out["rag"] = [v.ref, v.counts["files"], v.skipped]
+df = ip.run_line_magic("rag", "search kb quarterly figures -k 1")
+out["hit"] = [df.iloc[0]["doc_id"], df.iloc[0]["text"]]
+ip.run_cell_magic("guard", "fruit", "input:\n  - check: no_bananas\n    action: block\n")
+rep = ip.run_line_magic("guard", "check --policy fruit I would like two bananas")
+ok = ip.run_line_magic("guard", "check --policy fruit I would like two apples")
+out["guard"] = [rep.allowed, [f.check for f in rep.findings], ok.allowed]
+print("RESULT " + json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv (no pip of its own) that sees the shared venv, with the plugin pip-installed."""
+    root = tmp_path_factory.mktemp("plugin")
+    src = root / "src"
+    (src / "cellops_testplug").mkdir(parents=True)
+    (src / "pyproject.toml").write_text(PYPROJECT)
+    (src / "cellops_testplug" / "__init__.py").write_text(MODULE)
+    env_dir = root / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    py = env_dir / "bin" / "python"
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # the shared venv's packages (cellops's dependencies, pip, setuptools) come in through a .pth
+    Path(site, "shared-venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--no-index", str(src)], check=True, capture_output=True, timeout=300)
+    return py
+
+
+def test_plugin_is_found_and_used_from_the_magics(plugin_python: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "notes"
+    docs.mkdir()
+    (docs / "q3.note").write_text("title: Q3-REPORT\nQuarterly figures rose by nine percent.\n")
+    (docs / "misc.txt").write_text("Penguins live in the southern hemisphere.")
+    env = os.environ | {"CELLOPS_HOME": str(tmp_path / ".cellops"), "CELLOPS_WANDB": "off",
+                        "PYTHONPATH": os.pathsep.join([CELLOPS_SRC, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([plugin_python, "-c", SCRIPT, str(docs)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[0].removeprefix("RESULT "))
+    assert out["prompt"] == ["[v1] nigulp olleh", "greet@1"]
+    assert out["rag"] == ["kb@1", 2, []]
+    assert out["hit"] == ["Q3-REPORT", "Quarterly figures rose by nine percent."]
+    assert out["guard"] == [False, ["no_bananas"], True]
+
+
+def test_plugins_are_not_seen_without_the_install() -> None:
+    """The same names in this venv (plugin not installed): one line listing what is available."""
+    from cellops.kernels_lib.errors import NotFoundError
+    from cellops.kernels_lib.models import backends
+    from cellops.kernels_lib.rag.loaders import loaders
+
+    assert "myplug" not in backends and ".note" not in loaders and "llamacpp" in backends
+    with pytest.raises(NotFoundError, match="unknown model backend 'myplug'; available: .*llamacpp"):
+        backends.get("myplug")
+    from cellops.kernels_lib.models import get_embedder
+
+    with pytest.raises(NotFoundError, match="unknown embedder 'myemb:x'; use default, st:<...>"):
+        get_embedder("myemb:x")
