@@ -30,7 +30,7 @@ export async function loadWorkspace(fetch: Fetcher, dir: string): Promise<Loaded
   } catch (e) {
     return { data: emptyData(), error: errorText(e) };
   }
-  const names = ['prompts', 'runs', 'indexes', 'models', 'jobs', 'schedules'] as const;
+  const names = ['prompts', 'runs', 'indexes', 'models', 'datasets', 'jobs', 'schedules'] as const;
   const results = await Promise.allSettled(
     names.map(n => fetch(n, n === 'runs' ? { ...q, limit: 30 } : q))
   );
@@ -86,6 +86,7 @@ function emptyData(): WorkspaceData {
     runs: [],
     indexes: [],
     models: [],
+    datasets: [],
     jobs: [],
     schedules: []
   };

@@ -96,6 +96,7 @@ export interface WorkspaceData {
   runs: RunSummary[];
   indexes: ArtifactVersion[];
   models: ArtifactVersion[];
+  datasets: ArtifactVersion[];
   jobs: Job[];
   schedules: Schedule[];
 }
@@ -208,6 +209,19 @@ export function modelCell(ref: string): string {
   return `import cellops\ncellops.generate("Hello!", model=${JSON.stringify(ref)}, max_tokens=32)`;
 }
 
+/** A cell that loads a dataset version as a DataFrame. */
+export function datasetCell(ref: string): string {
+  return `import cellops\ncellops.datasets.get(${JSON.stringify(ref)}).to_frame()`;
+}
+
+/** "12 rows · preference · 2 bad" for a dataset version. */
+export function datasetMeta(v: ArtifactVersion): string {
+  const card = (v.card ?? {}) as Record<string, unknown>;
+  const rows = Number(v.content.rows ?? card.rows ?? 0);
+  const bad = Number(card.bad_count ?? 0);
+  return `${rows} row${rows === 1 ? '' : 's'} · ${String(v.content.format ?? '?')}${bad ? ` · ${bad} bad` : ''}`;
+}
+
 /** A cell that loads a run's full reproducibility record. */
 export function runCell(id: string): string {
   return `import cellops\nrun = cellops.get_workspace().get_run(${JSON.stringify(id)})\nrun["record"]`;
@@ -276,6 +290,7 @@ export const EMPTY: WorkspaceData = {
   runs: [],
   indexes: [],
   models: [],
+  datasets: [],
   jobs: [],
   schedules: []
 };

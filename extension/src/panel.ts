@@ -6,14 +6,14 @@ import { Widget } from '@lumino/widgets';
 
 import { Fetcher, errorText, loadDiff, loadJob, loadPrompt, loadRun, loadWorkspace } from './load';
 import { EMPTY, PromptDetail, WorkspaceData, pollInterval } from './model';
-import { Actions, renderArtifact, renderError, renderJob, renderLists, renderPrompt, renderRun, h } from './render';
+import { Actions, ArtifactKind, renderArtifact, renderError, renderJob, renderLists, renderPrompt, renderRun, h } from './render';
 
 type View =
   | { kind: 'lists' }
   | { kind: 'prompt'; name: string }
   | { kind: 'run'; id: string }
   | { kind: 'job'; id: string }
-  | { kind: 'artifact'; what: 'index' | 'model'; ref: string };
+  | { kind: 'artifact'; what: ArtifactKind; ref: string };
 
 export class CellopsPanel extends Widget {
   private view: View = { kind: 'lists' };
@@ -107,7 +107,7 @@ export class CellopsPanel extends Widget {
       const loaded = await loadWorkspace(this.fetch, this.dir);
       this.data = loaded.data;
       if (v.kind === 'artifact') {
-        const list = v.what === 'index' ? this.data.indexes : this.data.models;
+        const list = { index: this.data.indexes, model: this.data.models, dataset: this.data.datasets }[v.what];
         const item = list.find(x => x.ref === v.ref);
         if (item) {
           return renderArtifact(v.what, item, this.actions);

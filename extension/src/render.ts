@@ -5,6 +5,8 @@
 import {
   ArtifactVersion,
   Job,
+  datasetCell,
+  datasetMeta,
   PromptDetail,
   PromptSummary,
   RunSummary,
@@ -29,12 +31,13 @@ export interface Actions {
   openPrompt(name: string): void;
   openRun(id: string): void;
   openJob(id: string): void;
-  openArtifact(kind: 'index' | 'model', ref: string): void;
+  openArtifact(kind: ArtifactKind, ref: string): void;
   diff(name: string, a: number, b: number): void;
   insert(code: string): void;
 }
 
 type Child = Node | string | null | undefined | false;
+export type ArtifactKind = 'index' | 'model' | 'dataset';
 
 export function h(tag: string, attrs: Record<string, string> = {}, ...children: Child[]): HTMLElement {
   const el = document.createElement(tag);
@@ -139,6 +142,12 @@ export function renderLists(data: WorkspaceData, error: string | null, a: Action
       h('span', { class: 'jp-cellops-meta' }, formatBytes(v.size_bytes)),
       button('insert', `Insert a cell that generates with ${v.ref}`, () => a.insert(modelCell(v.ref))))
   );
+  const datasets = (data.datasets ?? []).map((v: ArtifactVersion) =>
+    row(() => a.openArtifact('dataset', v.ref), `dataset-${v.ref}`,
+      h('span', { class: 'jp-cellops-name' }, v.ref), chips(v.aliases),
+      h('span', { class: 'jp-cellops-meta' }, datasetMeta(v)),
+      button('insert', `Insert a cell that loads ${v.ref} as a DataFrame`, () => a.insert(datasetCell(v.ref))))
+  );
   const jobs = data.jobs.map((j: Job) =>
     row(() => a.openJob(j.id), `job-${j.id}`,
       h('span', { class: 'jp-cellops-name' }, j.name ?? j.id),
@@ -155,6 +164,7 @@ export function renderLists(data: WorkspaceData, error: string | null, a: Action
     section('runs', 'Runs', runs.length, 'No runs yet.', runs),
     section('indexes', 'Indexes', indexes.length, 'No indexes yet (%%rag builds one).', indexes),
     section('models', 'Models', models.length, 'No models yet (%%finetune registers one).', models),
+    section('datasets', 'Datasets', datasets.length, 'No datasets yet (%%dataset NAME saves one).', datasets),
     section('jobs', 'Fine-tuning jobs', jobs.length, 'No fine-tuning jobs.', jobs),
     section('schedules', 'Schedules', schedules.length, 'No schedules.', schedules)
   );
@@ -279,12 +289,13 @@ export function renderJob(j: Job, a: Actions, now = Date.now()): HTMLElement {
     h('pre', { class: 'jp-cellops-json' }, events.map(e => JSON.stringify(e)).join('\n') || '(no events yet)'));
 }
 
-export function renderArtifact(kind: 'index' | 'model', v: ArtifactVersion, a: Actions, now = Date.now()): HTMLElement {
+export function renderArtifact(kind: ArtifactKind, v: ArtifactVersion, a: Actions, now = Date.now()): HTMLElement {
+  const insert = kind === 'model' ? modelCell(v.ref) : kind === 'dataset' ? datasetCell(v.ref) : null;
   return h('div', { class: 'jp-cellops-detail' },
     header(`${kind} ${v.ref}`, a),
     h('div', { class: 'jp-cellops-meta' }, `${formatBytes(v.size_bytes)} in ${v.files} files · ${v.hash.slice(0, 10)} · ${formatAgo(v.created_at, now)}`),
-    kind === 'model' ? button('insert cell', `Insert a cell that generates with ${v.ref}`, () => a.insert(modelCell(v.ref))) : null,
-    kind === 'model' ? h('h4', {}, 'Model card') : null,
-    kind === 'model' ? kvTable(v.card ?? null, 'card') : null,
+    insert ? button('insert cell', `Insert a cell that uses ${v.ref}`, () => a.insert(insert)) : null,
+    kind !== 'index' ? h('h4', {}, kind === 'model' ? 'Model card' : 'Dataset card') : null,
+    kind !== 'index' ? kvTable(v.card ?? null, 'card') : null,
     h('h4', {}, 'Version content'), kvTable(v.content, 'content'));
 }

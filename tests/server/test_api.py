@@ -36,7 +36,7 @@ def test_folder_without_workspace_gives_empty_lists_and_creates_nothing(server):
     rel, d = new_dir(server)
     st = server.get("status", dir=rel).json()
     assert st["exists"] is False and st["counts"] == {}
-    for path in ("prompts", "runs", "indexes", "models", "jobs", "schedules"):
+    for path in ("prompts", "runs", "indexes", "models", "datasets", "jobs", "schedules"):
         r = server.get(path, dir=rel)
         assert r.status_code == 200, r.text
         assert r.json() == []
@@ -143,6 +143,18 @@ def test_indexes_and_models_with_sizes_and_cards(server):
     assert mod["size_bytes"] == 4096 + len(json.dumps(card))
     st = server.get("status", dir=rel).json()
     assert st["exists"] and st["counts"] == {"index": 1, "model": 1, "runs": 0}
+
+
+def test_datasets_with_their_cards(server):
+    from cellops.kernels_lib import datasets
+
+    rel, ws = make_ws(server)
+    datasets.save("pairs", [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."},
+                            {"prompt": "x", "chosen": "y"}], workspace=ws)
+    (ds,) = server.get("datasets", dir=rel).json()
+    assert ds["ref"] == "pairs@1" and ds["content"]["format"] == "preference"
+    assert ds["card"]["rows"] == 1 and ds["card"]["bad_rows"][0]["line"] == 1
+    assert ds["size_bytes"] > 0 and ds["files"] == 2
 
 
 def _events(path: Path, *lines: dict, torn: str = "") -> None:

@@ -140,3 +140,20 @@ def test_running_job_progress_refreshes_by_itself(lab, page, tmp_path):
                  has_text="done 100% · step 8/8 · loss 1.25").wait_for(timeout=15_000)
     assert page.locator("#cellops-sidebar svg.jp-cellops-spark path").get_attribute("d").count("L") == 2
     screenshot(page, tmp_path, "sidebar-job")
+
+
+def test_dataset_cell_shows_up_in_the_sidebar_with_its_card(lab, page, tmp_path):
+    rows = ('{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}\n'
+            '{"prompt": "No pair", "chosen": "x"}\n')
+    write_notebook(lab.root / "data.ipynb", "%load_ext cellops", "%%dataset pairs\n" + rows)
+    open_and_run_all(lab, page, "data.ipynb")
+    page.locator(".jp-OutputArea-output", has_text="pairs@1").first.wait_for(timeout=180_000)
+    page.locator("li[data-id='cellops-sidebar']").click()
+    row = page.locator("#cellops-sidebar [data-testid='dataset-pairs@1']")
+    row.wait_for(timeout=30_000)
+    assert "1 row · preference · 1 bad" in row.inner_text()
+    row.click()
+    card = page.locator("#cellops-sidebar [data-testid='card']")
+    card.wait_for(timeout=30_000)
+    assert "'rejected' is missing" in card.inner_text()
+    screenshot(page, tmp_path, "sidebar-dataset-card")

@@ -1,6 +1,6 @@
 import { Fetcher, loadWorkspace } from '../load';
 import { Job, PromptDetail, WorkspaceData, EMPTY } from '../model';
-import { Actions, renderJob, renderLists, renderPrompt, scheduleText } from '../render';
+import { Actions, renderArtifact, renderJob, renderLists, renderPrompt, scheduleText } from '../render';
 
 function actions(): Actions & { calls: string[] } {
   const calls: string[] = [];
@@ -51,7 +51,34 @@ describe('renderLists', () => {
     expect(err.querySelectorAll('[data-section]')).toHaveLength(0);
     const partial = renderLists(data, 'jobs: jobs broke', actions());
     expect(partial.querySelector('[role="alert"]')?.textContent).toBe('jobs: jobs broke');
-    expect(partial.querySelectorAll('[data-section]')).toHaveLength(6);
+    expect(partial.querySelectorAll('[data-section]')).toHaveLength(7);
+  });
+});
+
+describe('datasets', () => {
+  const ds = {
+    ...v('pairs', 1), content: { format: 'preference', rows: 2 }, size_bytes: 512, files: 2, path: '/d',
+    card: { rows: 2, bad_count: 1, format: 'preference', description: '<img src=x onerror=alert(1)>' }
+  };
+  it('lists dataset versions with rows, format and bad rows, and opens their card', () => {
+    const a = actions();
+    const el = renderLists({ ...data, datasets: [ds] }, null, a, 0);
+    expect(el.querySelector('[data-section="datasets"] .jp-cellops-count')?.textContent).toBe('1');
+    const row = el.querySelector('[data-testid="dataset-pairs@1"]') as HTMLElement;
+    expect(row.textContent).toContain('2 rows · preference · 1 bad');
+    (row.querySelector('button') as HTMLElement).click();
+    row.click();
+    expect(a.calls).toEqual([
+      'insert(import cellops\ncellops.datasets.get("pairs@1").to_frame())', 'openArtifact(dataset,pairs@1)'
+    ]);
+    const card = renderArtifact('dataset', ds, a, 0);
+    expect(card.textContent).toContain('Dataset card');
+    expect(card.querySelector('img')).toBeNull(); // card values are text, never HTML
+    expect(card.querySelector('[data-testid="card"]')?.textContent).toContain('<img src=x onerror=alert(1)>');
+  });
+  it('says how to make one when there is none', () => {
+    expect(renderLists(data, null, actions(), 0).querySelector('[data-section="datasets"]')?.textContent)
+      .toContain('No datasets yet (%%dataset NAME saves one).');
   });
 });
 

@@ -21,7 +21,7 @@ from .. import __version__
 from ..kernels_lib.errors import CellopsError, NotFoundError, WorkspaceError
 from .reader import OutsideError, Reader, locate
 
-RESOURCES = ("status", "prompts", "runs", "indexes", "models", "jobs", "schedules", "traces", "file")
+RESOURCES = ("status", "prompts", "runs", "indexes", "models", "datasets", "jobs", "schedules", "traces", "file")
 
 
 def _int(value: str | None, default: int) -> int:
@@ -56,6 +56,7 @@ def route(reader: Reader, parts: list[str], arg: Callable[[str], str | None]) ->
     if head == "file" and not rest:
         return reader.file(arg("path") or "")
     simple = {"status": reader.status, "indexes": reader.indexes, "models": reader.models,
+              "datasets": reader.datasets,
               "jobs": reader.jobs, "schedules": reader.schedules}
     if head in simple and not rest:
         return simple[head]()

@@ -230,6 +230,15 @@ class Reader:
             out.append(view)
         return out
 
+    def datasets(self) -> list[dict[str, Any]]:
+        """Dataset versions with their cards (the card file sits in the version's folder)."""
+        out = []
+        for v in self._versions("dataset"):
+            view = self._artifact_view(v)
+            view["card"] = _read_json(Path(view["path"]) / "card.json") if view["path"] else None
+            out.append(view)
+        return out
+
     def _artifact_view(self, v: Version) -> dict[str, Any]:
         assert self.ws is not None
         d = self.ws.artifact_dir(v.kind, v.name, v.version)
