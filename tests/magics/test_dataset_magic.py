@@ -65,3 +65,15 @@ def test_finetune_data_can_be_a_dataset_ref(ip, workspace) -> None:
     cfg, _ = F.build_config(MagicContext(ip, ip.magics_manager.registry["Cellops"]), "m --data sft@1", "")
     ds = train_data.load(cfg.data, cfg.format, workspace)  # what prepare() does first
     assert ds.source == "dataset sft@1" and ds.rows[0].messages[-1]["content"] == "Plimtown."
+
+
+def test_synth_and_perturb_bad_input_is_one_usage_line(ip, tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(UsageError, match="the seed set .*empty.jsonl has no tasks"):
+        ip.run_line_magic("synth", f"more --from {tmp_path}/empty.jsonl --n 2")
+    with pytest.raises(UsageError, match="the following arguments are required: --from"):
+        ip.run_line_magic("synth", "more --n 2")
+    ip.run_cell_magic("prompt", "echo --no-run", "Repeat: {{ word }}")
+    ip.user_ns["t_cases"] = [{"vars": {"word": "cat"}, "assert": [{"type": "contains", "value": "cat"}]}]
+    with pytest.raises(UsageError, match="unknown perturbation kind 'typoes'; valid: typos, case, whitespace"):
+        ip.run_line_magic("prompt", "perturb echo --on t_cases --kinds typoes")

@@ -40,3 +40,15 @@ def test_prompt_regression_fails_the_run_when_a_test_fails(tmp_path: Path) -> No
     assert run.status == "failed" and run.error["ename"] == "PromptTestFailed"
     assert run.values["passed"] == 1 and run.values["assertions"] == 2 and run.values["pass_rate"] == 0.5
     assert run.record["touched"]["prompt"] == ["regress@1"]
+
+
+def test_prompt_regression_takes_a_dataset_of_cases(tmp_path: Path, workspace) -> None:
+    """A pipeline parameter can name a dataset version; the run's manifest lists it."""
+    from cellops.kernels_lib import datasets
+
+    datasets.save("regcases", [{"vars": {"question": "What is the capital of France?"},
+                                "assert": [{"type": "max-length", "value": 400}]}], workspace=workspace)
+    path = next(p for p in NOTEBOOKS if p.name == "prompt_regression.ipynb")
+    run = pipelines.run(path, {"cases_file": "regcases@1", "prompt_name": "regress-ds"}, cwd=tmp_path)
+    assert run.status == "ok", run.error
+    assert run.values["assertions"] == 1 and run.record["touched"]["dataset"] == ["regcases@1"]

@@ -14,7 +14,7 @@ from traitlets import TraitError, Unicode, observe, validate
 from ..kernels_lib.errors import CellopsError
 from .context import MagicContext
 
-MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace", "dataset", "serve", "monitor", "models")
+MAGICS = ("prompt", "rag", "guard", "finetune", "chain", "trace", "dataset", "serve", "monitor", "models", "synth")
 
 
 @magics_class
@@ -114,6 +114,10 @@ class Cellops(Magics):
     @line_magic
     def models(self, line: str) -> Any:
         return self._dispatch("models", line, None)
+
+    @line_cell_magic
+    def synth(self, line: str, cell: str | None = None) -> Any:
+        return self._dispatch("synth", line, cell)
 
 
 def _attach_help() -> None:

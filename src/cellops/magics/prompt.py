@@ -49,6 +49,8 @@ Line:  %prompt list | show NAME[@V] | history NAME | diff NAME@A NAME@B
        %prompt compare NAME@A NAME@B ... [--models URI,URI] --on CASES [-o VAR]
        %prompt test NAME[@V] [--tests FILE] [--model URI]   (raises in papermill runs)
        %prompt optimize NAME[@V] --on CASES [--search system,fewshot,params,model] [--budget CALLS] [--holdout 0.3]
+       %prompt perturb NAME[@V] --on CASES --kinds typos,case,whitespace,paraphrase,negation,
+              injection,pii,unicode,long [--model URI] [--seed N] [-o VAR]   (robustness table)
        %prompt alias NAME@V prod
        %prompt feedback RUN[:CELL] up|down [COMMENT] | list [NAME] | export NAME FILE --format sft|preference
        %prompt cache [stats | clear [MODEL]]

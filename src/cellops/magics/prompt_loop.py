@@ -66,6 +66,7 @@ USAGE = {
     "feedback": ("usage: %prompt feedback RUN[:CASE:COLUMN] up|down [COMMENT] | feedback list [NAME] | "
                  "feedback export NAME FILE.jsonl --format sft|preference"),
     "cache": "usage: %prompt cache [stats | clear [MODEL_URI]]",
+    "perturb": "usage: %prompt perturb NAME[@V] --on CASES --kinds typos,case,... [--model URI] [--seed N]",
 }
 
 
@@ -205,4 +206,11 @@ def read_tests(ctx: MagicContext, source: str) -> list[dict[str, Any]]:
     return check_tests(_source(ctx, source))
 
 
-COMMANDS = {"compare": compare, "test": test, "optimize": optimize, "alias": alias, "feedback": feedback_cmd, "cache": cache_cmd}
+def perturb_cmd(ctx: MagicContext, rest: str) -> Any:
+    from .prompt_perturb import perturb
+
+    return perturb(ctx, rest)
+
+
+COMMANDS = {"compare": compare, "test": test, "optimize": optimize, "alias": alias, "feedback": feedback_cmd, "cache": cache_cmd,
+            "perturb": perturb_cmd}

@@ -41,7 +41,22 @@ def find(value: Any, workspace: Workspace | None = None) -> DatasetVersion | Non
         return None
     from .store import get
 
-    return get(value.strip(), ws)
+    ds = get(value.strip(), ws)
+    _note_pipeline_read(ws, ds)
+    return ds
+
+
+_noted: set[tuple[str, str]] = set()
+
+
+def _note_pipeline_read(ws: Workspace, ds: DatasetVersion) -> None:
+    """Inside a pipeline run, record which dataset version was read, so the run's manifest lists it
+    (provenance.touched collects the 'dataset' key of the runs a pipeline's kernel records)."""
+    run = os.environ.get("CELLOPS_PIPELINE_RUN")
+    if not run or (run, ds.ref) in _noted:
+        return
+    _noted.add((run, ds.ref))
+    ws.record_run("dataset_read", {"dataset": ds.ref, "hash": ds.hash, "rows": len(ds.records())})
 
 
 def resolve(value: Any, workspace: Workspace | None = None) -> Path | DatasetVersion | Any:

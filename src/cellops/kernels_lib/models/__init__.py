@@ -22,7 +22,7 @@ from .embedders import Embedder, get_embedder
 
 __all__ = [
     "LLM", "Embedder", "Generation", "GenParams", "Message", "OnToken",
-    "backends", "generate", "get_embedder", "get_llm", "to_messages",
+    "backends", "card", "evaluate_card", "generate", "get_embedder", "get_llm", "to_messages",
 ]
 
 # scheme -> factory(spec, uri, workspace) -> LLM
@@ -150,3 +150,17 @@ def generate(
         raise
     except (OSError, RuntimeError, ValueError) as e:
         raise ModelError(f"model '{model}' failed: {e}") from e
+
+
+def card(ref: str, workspace: Workspace | None = None) -> Any:
+    """A registered model's card with its evaluation-and-risk section (see train.model_card)."""
+    from ..train.model_card import model_card
+
+    return model_card(ref, workspace)
+
+
+def evaluate_card(ref: str, **kwargs: Any) -> Any:
+    """Run the red-team guard evaluation on model ``ref`` and return its card (train.model_card)."""
+    from ..train.model_card import evaluate_card as _evaluate
+
+    return _evaluate(ref, **kwargs)

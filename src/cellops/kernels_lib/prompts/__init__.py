@@ -20,6 +20,7 @@ from .feedback import list_feedback, rate
 from .grid import CompareResult
 from .optimize import optimize  # Optuna and DSPy load only when a search runs
 from .optimize_view import OptimizeResult
+from .perturb import perturb
 from .run import PromptRun, run, save_and_run
 from .store import Prompt, alias, diff, get, history, list_prompts, save
 from .testing import PromptTestFailed, TestReport, test
@@ -39,5 +40,5 @@ __all__ = [
     "Check", "CompareResult", "OptimizeResult", "Prompt", "PromptRun", "PromptTestFailed", "TestReport",
     "alias",
     "cache_stats", "clear_cache", "compare", "compare_grid", "diff", "export_feedback", "get",
-    "history", "list_feedback", "list_prompts", "optimize", "rate", "run", "save", "save_and_run", "test",
+    "history", "list_feedback", "list_prompts", "optimize", "perturb", "rate", "run", "save", "save_and_run", "test",
 ]
