@@ -16,15 +16,17 @@ from cellops.kernels_lib.errors import InvalidInputError
 from cellops.kernels_lib.prompts.cases import load_cases
 
 P = importlib.import_module("cellops.kernels_lib.prompts.perturb")  # the module (prompts.perturb is the function)
-SEEDS = [
-    {"messages": [{"role": "user", "content": "Name three primary colours."},
-                  {"role": "assistant", "content": "Red, yellow and blue."}]},
-    {"messages": [{"role": "user", "content": "Translate 'good morning' into Spanish."},
-                  {"role": "assistant", "content": "Buenos días."}]},
-    {"messages": [{"role": "user", "content": "Write a haiku about the sea."},
-                  {"role": "assistant", "content": "Waves fold into foam / salt wind carries gull voices / the tide keeps its time"}]},
-    {"prompt": "List two uses of a paperclip.", "completion": "Holding papers, resetting a router."},
+SEED_TASKS = [  # a tiny seed set written for the test (self-instruct style: varied task types)
+    "Name three primary colours.", "Translate 'good morning' into Spanish.", "Write a haiku about the sea.",
+    "Suggest a title for a blog post about saving money.", "Explain what photosynthesis is to a child.",
+    "Give me a synonym for 'happy'.", "Write a short thank-you note to a teacher.",
+    "Classify the sentiment of: 'The film was far too long.'", "Convert 5 kilometres to miles.",
+    "List four animals that live in the desert.", "Rewrite this sentence in the passive voice: The cat ate the fish.",
+    "What is the opposite of 'ancient'?", "Create a shopping list for a picnic.",
+    "Summarize the plot of Cinderella in one sentence.", "Write a riddle about a clock.",
 ]
+SEEDS = [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": "(answer)"}]}
+         for t in SEED_TASKS[:-1]] + [{"prompt": SEED_TASKS[-1], "completion": "(answer)"}]
 CASES = [
     {"description": "capital", "vars": {"question": "What is the capital of France?"},
      "assert": [{"type": "icontains", "value": "paris"}]},
@@ -55,25 +57,60 @@ def test_empty_seed_set_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_synthesize_on_the_embedded_model_records_generator_and_filters(workspace) -> None:
+    """SmolLM2-135M mostly copies one of the example tasks; the near-duplicate filter must catch
+    every copy, and whatever is kept lands on a card that accounts for every attempt."""
+    import re
+
     datasets.save("seeds", SEEDS)
     seen: list[tuple[int, int]] = []
-    v = datasets.synthesize("synthetic", seed="seeds@1", n=2, max_tokens=24, max_attempts=6,
-                            progress=lambda done, total: seen.append((done, total)))
+    try:
+        v = datasets.synthesize("synthetic", seed="seeds@1", n=2, max_tokens=24, max_attempts=6,
+                                progress=lambda done, total: seen.append((done, total)))
+    except InvalidInputError as e:  # nothing new came out: one line with every filter's count
+        counts = dict((k, int(n)) for k, n in re.findall(r"(\w+) (\d+)", str(e).split("rejected: ")[1]))
+        assert str(e).startswith("none of 6 generations passed the filters") and sum(counts.values()) == 6
+        assert len(seen) == 6 and seen[-1] == (0, 2) and "synthetic" not in workspace.names("dataset")
+        return
     card = v.card
     s = card["synthetic"]
     assert v.format == "chat" and card["rows"] == s["kept"] and 1 <= s["kept"] <= 2
     assert s["model"] == "default" and len(s["model_hash"]) >= 16 and s["prompt"] == "synth-self-instruct@1"
-    assert s["seed_dataset"] == "dataset seeds@1" and s["seed_tasks"] == 4
+    assert s["seed_dataset"] == "dataset seeds@1" and s["seed_tasks"] == len(SEED_TASKS)
     assert set(s["rejected"]) == {"format", "length", "near_duplicate", "guard"}
     assert s["attempts"] == s["kept"] + sum(s["rejected"].values()) and s["attempts"] <= 6
     assert len(seen) == s["attempts"] and seen[-1] == (s["kept"], 2)
     for row in v.records():  # kept tasks are no near-copies of a seed
         task = synth.tokens(row["messages"][0]["content"])
-        assert all(synth.rouge_l(task, synth.tokens(x)) < synth.ROUGE_THRESHOLD
-                   for x in synth.seed_tasks(SEEDS, workspace)[2])
+        assert all(synth.rouge_l(task, synth.tokens(x)) < synth.ROUGE_THRESHOLD for x in SEED_TASKS)
     text = v._repr_mimebundle_()["text/plain"]
     assert "generator: default" in text and "near_duplicate rejected" in text
     assert workspace.get_run(card["run"])["record"]["synth_prompt"] == "synth-self-instruct@1"
+
+
+def test_synthesize_keeps_new_tasks_and_rejects_copies(workspace, monkeypatch) -> None:
+    """The loop and the card with a scripted generator (the real-model test above may keep none)."""
+    from cellops.kernels_lib import models
+    from cellops.kernels_lib.models.base import Generation
+
+    script = iter(["Task 3: Name three primary colours.", "Write a limerick about a cat called Tom.",
+                   "There once was a cat called Tom...", "", "Describe the smell of rain in two words.",
+                   "Earthy, fresh."])
+
+    class Scripted:
+        uri = "scripted"
+
+        def generate(self, messages, params, on_token=None):
+            return Generation(next(script), "scripted", 1, 1, 0.01)
+
+        def weights_hash(self):
+            return "0" * 64
+
+    monkeypatch.setattr(models, "get_llm", lambda uri, ws=None: Scripted())
+    v = datasets.synthesize("syn", seed=SEEDS, n=2, max_attempts=6)
+    s = v.card["synthetic"]
+    assert [r["messages"][0]["content"] for r in v.records()] == [
+        "Write a limerick about a cat called Tom.", "Describe the smell of rain in two words."]
+    assert s["rejected"] == {"format": 1, "length": 0, "near_duplicate": 1, "guard": 0} and s["attempts"] == 4
 
 
 # -- perturb -------------------------------------------------------------------------------------
