@@ -15,12 +15,14 @@ run record's ``trace`` list is built from stay in both arms; they existed before
 
 Targets (issue 13): overhead <= 2% of the call and <= 1 ms per span (p50); export <= 1 ms.
 
-One run on 2 shared cores at load 11-15 (2026-12-01, other engineers' tests running): the paired
+Two runs on 2 shared cores at load 7-15 (2026-12-01, other engineers' tests running): the paired
 wall times swing by +-10% (a %%prompt cell 0.5-1.7 s, the chain 2-9 s) and cannot resolve the
 effect; the direct measures can: 1.25 ms of tracing work per %%prompt cell (0.08%, 0.31 ms per
-span), ~2 ms per chain run (0.2 ms per span; one 12 ms scheduling stall seen), one span 101 us
-p50 (OTel span + its share of the workspace write), export to a live Phoenix 2 us more per span
-on the cell's path (0.008 ms per cell); 52 spans exported, 0 failed.
+span); per chain run usually ~2 ms (0.2 ms per span), but the run's median of 3 was 14 ms
+(1.56 ms per span: a 12 ms scheduling stall inside one start_span, seen again by hand), hence
+7 runs now; one span 101-129 us p50 (OTel span + its share of the workspace write); export to a
+live Phoenix 1.4-2 us more per span on the cell's path (0.006-0.008 ms per cell), 52 and 59 spans
+exported, 0 failed.
 
     .venv/bin/python benchmarks/bench_traces.py [--pairs 12] [--max-tokens 16] [--no-phoenix] [--model URI]
 """
