@@ -78,5 +78,4 @@ def test_short_dpo_run_raises_the_held_out_margin(tmp_path: Path, linked_base: P
     assert card["config"]["method"] == "dpo" and card["config"]["use_lora"] and (folder / "adapter").is_dir()
     readme = (folder / "README.md").read_text()
     assert f"{m['eval_margin_before']:.4f}" in readme and f"{m['eval_margin_after']:.4f}" in readme
-    g = cellops.generate("What is the capital of Zorbia?", model=job.model, max_tokens=6, workspace=workspace)
-    assert g.completion_tokens > 0
+    assert (folder / "model" / "model.safetensors").exists()  # merged weights: usable as --model zdpo@1
