@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from .. import __version__
 from ..kernels_lib.errors import CellopsError, NotFoundError, WorkspaceError
 from ..kernels_lib.migrations import MIGRATIONS
-from ..kernels_lib.workspace import Version, Workspace
+from ..kernels_lib.workspace import Version, Workspace, _db_error
 from . import jobs
 
 T = TypeVar("T")
@@ -65,16 +65,16 @@ class ReadOnlyWorkspace(Workspace):
         try:
             self.missing = self._check_schema()
         except sqlite3.DatabaseError as e:
-            raise WorkspaceError(_corrupt(self.root, e)) from e
+            raise _db_error(self.db_path, e) from e
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, shared: bool = False) -> sqlite3.Connection:
         snapshot = "" if Path(f"{self.db_path}-wal").exists() else "&immutable=1"
         try:
             conn = sqlite3.connect(f"{self.db_path.as_uri()}?mode=ro{snapshot}", uri=True, timeout=60,
                                    isolation_level=None)
             conn.execute("PRAGMA busy_timeout=60000")
         except sqlite3.DatabaseError as e:
-            raise WorkspaceError(_corrupt(self.root, e)) from e
+            raise _db_error(self.db_path, e) from e
         conn.row_factory = sqlite3.Row
         return conn
 
@@ -284,11 +284,6 @@ class Reader:
             data = f.read(MAX_FILE_BYTES)
         return {"path": str(full.relative_to(self.ws_dir.resolve())), "size_bytes": size,
                 "truncated": size > MAX_FILE_BYTES, "text": data.decode("utf-8", "replace")}
-
-
-def _corrupt(ws_dir: Path, e: Exception) -> str:
-    return (f"workspace database {ws_dir / 'cellops.db'} is corrupt ({e}); "
-            "move it aside (mv cellops.db cellops.db.bad) to start a fresh workspace")
 
 
 def _version_head(v: Version) -> dict[str, Any]:
