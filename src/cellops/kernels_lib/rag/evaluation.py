@@ -1,4 +1,5 @@
-"""``evaluate``: retrieval metrics (recall@k, MRR, nDCG@10) for dense, BM25 and hybrid side by
+"""``evaluate``: retrieval metrics (recall@k, MRR, nDCG@10, MAP@k, P@k; trec_eval via
+pytrec_eval, as BEIR computes them) for dense, BM25 and hybrid side by
 side, on BEIR-format queries/qrels; optionally answer metrics (exact match, token F1 against
 reference answers, groundedness = share of the answer's content words found in its passages).
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -91,21 +91,29 @@ def _doc_ranking(hits: list[Hit], k: int) -> list[str]:
 
 
 def retrieval_metrics(ranked: list[list[str]], rels: list[dict[str, int]], k: int) -> dict[str, float]:
-    """Mean recall@1, recall@k, MRR@k and nDCG@10 over queries that have a relevant document."""
-    sums: Counter[str] = Counter()
-    n = 0
-    for docs, rel in zip(ranked, rels, strict=True):
-        relevant = {d for d, s in rel.items() if s > 0}
-        if not relevant:
-            continue
-        n += 1
-        sums["recall@1"] += len(relevant & set(docs[:1])) / len(relevant)
-        sums[f"recall@{k}"] += len(relevant & set(docs[:k])) / len(relevant)
-        sums[f"mrr@{k}"] += next((1 / (r + 1) for r, d in enumerate(docs[:k]) if d in relevant), 0.0)
-        dcg = sum((2 ** rel.get(d, 0) - 1) / math.log2(r + 2) for r, d in enumerate(docs[:10]))
-        ideal = sorted((s for s in rel.values() if s > 0), reverse=True)[:10]
-        sums["ndcg@10"] += dcg / sum((2 ** s - 1) / math.log2(r + 2) for r, s in enumerate(ideal))
-    return {m: round(v / n, 4) for m, v in sums.items()} if n else {}
+    """Mean recall@1, recall@k, MRR@k, nDCG@10, nDCG@k, MAP@k and P@k, computed by trec_eval
+    (pytrec_eval) the way BEIR does: linear gains (a grade-2 document counts 2, not 2^2 - 1), so
+    figures on graded qrels compare with published BEIR tables. Queries without a relevant
+    document are left out (as trec_eval does); a query that retrieved nothing counts 0 (BEIR would
+    drop it and inflate the mean)."""
+    import pytrec_eval
+
+    judged = {str(i): {d: int(s) for d, s in rel.items()} for i, rel in enumerate(rels)
+              if any(s > 0 for s in rel.values())}
+    if not judged:
+        return {}
+    # trec_eval orders by score, so a ranking becomes strictly decreasing scores (no ties)
+    run = {str(i): {d: float(len(docs) - r) for r, d in enumerate(docs)}
+           for i, docs in enumerate(ranked) if str(i) in judged and docs}
+    cuts = ",".join(str(c) for c in sorted({1, 10, k}))
+    names = {"recall_1": "recall@1", f"recall_{k}": f"recall@{k}", "recip_rank": f"mrr@{k}",
+             "ndcg_cut_10": "ndcg@10", f"ndcg_cut_{k}": f"ndcg@{k}", f"map_cut_{k}": f"map@{k}",
+             f"P_{k}": f"p@{k}"}
+    measures = {f"recall.{cuts}", f"ndcg_cut.{cuts}", f"map_cut.{cuts}", f"P.{cuts}", "recip_rank"}
+    per_query = pytrec_eval.RelevanceEvaluator(judged, measures).evaluate(run) if run else {}
+    # each ranking holds at most k documents, so trec_eval's reciprocal rank is MRR@k
+    return {ours: round(sum(per_query.get(q, {}).get(theirs, 0.0) for q in judged) / len(judged), 4)
+            for theirs, ours in names.items()}
 
 
 def token_f1(pred: str, ref: str) -> float:
