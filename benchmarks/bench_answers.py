@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _load import LoadWatch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SYSTEM = ("You answer biomedical questions using only the numbered sources. Start with one word, "
@@ -32,11 +33,6 @@ TEMPLATE = """Sources:
 Question: {{ question }}
 Answer (yes, no or maybe, then the conclusion with [n]):"""
 _DECISION = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
-
-
-def _load() -> str:
-    load = os.getloadavg()[0]
-    return f"load average {load:.2f}" + (" (NOISY: above 1.5)" if load > 1.5 else "")
 
 
 def installed_models() -> list[str]:
@@ -99,7 +95,6 @@ def main() -> None:
     from cellops.kernels_lib import rag
     from cellops.kernels_lib.rag.evaluation import qa_to_beir
 
-    print("start:", _load())
     files = qa_to_beir(SHARED / "rag" / "pubmedqa_dev.jsonl", tmp / "beir", limit=args.corpus)
     rag.build("pubmedqa", {str(files["corpus"]): str(files["corpus"])})
     qa = [json.loads(x) for x in (SHARED / "rag" / "pubmedqa_dev.jsonl").read_text().splitlines() if x.strip()]
@@ -120,8 +115,8 @@ def main() -> None:
     print(f"{'model':12}" + "".join(f"{c:>20}" for c in cols))
     for m, res in table:
         print(f"{m:12}" + "".join(f"{res[c]:20.3f}" for c in cols))
-    print("end:", _load())
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

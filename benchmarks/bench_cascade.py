@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _load import LoadWatch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 POLICY = """input:
@@ -25,11 +26,6 @@ POLICY = """input:
   - check: harmful
     action: block{extra}
 """
-
-
-def _load() -> str:
-    load = os.getloadavg()[0]
-    return f"load average {load:.2f}" + (" (NOISY: above 1.5)" if load > 1.5 else "")
 
 
 def arm(policy: str, rows: list[dict], ws) -> dict[str, float]:
@@ -64,15 +60,15 @@ def main() -> None:
     lines = (SHARED / "guard" / "harmful_benign_dev.jsonl").read_text().splitlines()
     rows = [json.loads(x) for x in lines if x.strip()]
     rows = rows[: args.limit // 2] + rows[100: 100 + args.limit // 2]  # harmful and benign halves
-    print("start:", _load(), f"· {len(rows)} rows")
+    print(f"{len(rows)} rows")
     alone = arm(POLICY.format(extra=""), rows, ws)
     cascade = arm(POLICY.format(extra=f"\n    judge: true\n    judge_model: {args.judge}"), rows, ws)
     print(f"\n{'arm':28} {'recall':>7} {'benignFPR':>9} {'p50 ms':>7} {'p95 ms':>8} {'judged':>7}")
     for name, m in (("classifier alone", alone), (f"cascade ({args.judge})", cascade)):
         print(f"{name:28} {m['recall']:7.3f} {m['benign_fpr']:9.3f} {m['p50_ms']:7.1f} {m['p95_ms']:8.1f} "
               f"{m['judged_share']:7.1%}")
-    print("end:", _load())
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _load import LoadWatch
+
 COUNTRIES = ["France", "Italy", "Japan", "Peru", "Chile", "Kenya", "Norway", "Egypt", "Canada", "Brazil",
              "India", "Spain", "Mexico", "Ghana", "Poland", "Vietnam", "Greece", "Cuba", "Nepal", "Iran",
              "Chad", "Fiji", "Oman", "Laos", "Mali", "Togo", "Iraq", "Peru", "Niger", "Qatar"]
@@ -151,4 +153,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

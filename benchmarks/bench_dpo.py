@@ -10,8 +10,8 @@ warm-up step, evals and saves: worker.Throughput).
 
 The arms alternate (%%finetune, direct, %%finetune, direct, ...) so a change in machine load hits
 both; the direct arm runs in a child process like the DeepSpeed rank does. Prints the median of
-each arm, the ratio (target >= 0.9), and the load average at start and end (a run above 1.5 per
-core is marked noisy: the machine is shared).
+each arm, the ratio (target >= 0.9), and the load average at start and end (a run above 1.5 is
+marked noisy: the machine is shared).
 
 Measured 2026-12-01 on the shared machine (load 9.6 -> 12.4 on 2 cores: noisy), defaults:
   repeats %%finetune / direct: 9.3 / 9.4, 47.3 / 22.0, 16.7 / 9.7 tok/s; median 16.7 vs 9.7 (1.72x).
@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _load import LoadWatch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pref" / "hh_harmless_dev.jsonl"
 
@@ -155,9 +157,7 @@ def main() -> None:
     data = make_data(tmp / "pairs.jsonl", a.steps * a.batch + 4)
     if a.paths:
         return check_paths(data)
-    cores = os.cpu_count() or 1
-    load0 = os.getloadavg()[0]
-    print(f"load average at start: {load0:.1f} on {cores} cores{' (noisy: machine shared)' if load0 > 1.5 * cores else ''}")
+    watch = LoadWatch()  # after the child branches: their stdout is parsed
     ft, dr = [], []
     for i in range(a.repeats):
         tps, run_dir, seen = run_finetune(f"bench{i}", data, a)
@@ -171,8 +171,7 @@ def main() -> None:
           f"median of {a.repeats}")
     print(f"{'direct DPOTrainer (no DeepSpeed)':<36}{d:>9.1f} tok/s  1.00")
     print(f"{'%%finetune --method dpo (DeepSpeed)':<36}{f:>9.1f} tok/s  {f / d:.2f}  (target >= 0.90)")
-    load1 = os.getloadavg()[0]
-    print(f"load average at end: {load1:.1f}{' (noisy: machine shared)' if load1 > 1.5 * cores else ''}")
+    watch.end()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _load import LoadWatch
+
 TOPICS = ["rivers", "mountains", "bread", "trains", "bees", "glass", "tides", "clocks", "salt", "kites",
           "maps", "owls", "copper", "tea", "bridges", "ink"]
 
@@ -114,7 +116,7 @@ def main() -> None:
     os.environ.setdefault("CELLOPS_HOME", str(tmp / ".cellops"))
     os.environ.setdefault("CELLOPS_WANDB", "off")  # W&B costs start-up time, not tokens/s
     data = make_data(tmp / "data.jsonl", 64)
-    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    watch = LoadWatch()  # after the baseline child's branch: its stdout is parsed
     runs = [run_ds("default", data, a.steps, a.batch, a.max_len)]
     print(f"%%finetune default: {runs[0]['reason']}")
     out = subprocess.run([sys.executable, __file__, "--baseline-of", str(runs[0]["job"].run_dir),
@@ -139,7 +141,7 @@ def main() -> None:
         label = {"default": "%%finetune (auto)", "zero2": "ZeRO-2", "zero3": "ZeRO-3", "procs2": "2 procs (auto)"}[r["name"]]
         print(f"{label:<22}{r['zero']:>5}{r['world']:>6}{r['tokens_per_s']:>9.1f}"
               f"{r['tokens_per_s'] / base['tokens_per_s']:>10.2f}{rss:>19}{r['prepare_s']:>11.1f}{r['startup_s']:>17.1f}")
-    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    watch.end()
 
 
 if __name__ == "__main__":

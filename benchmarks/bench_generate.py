@@ -15,6 +15,8 @@ import statistics
 import tempfile
 import time
 
+from _load import LoadWatch
+
 os.environ.setdefault("CELLOPS_WANDB", "off")
 TEMPLATE = "Write a detailed story about {{ hero }} who explores a lost city under the sea."
 
@@ -99,4 +101,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

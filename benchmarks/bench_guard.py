@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _load import LoadWatch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -99,8 +100,8 @@ def main() -> None:
           f"({p50 / (b * 1000):.4f}x of one baseline call)")
     for k, v in sorted(per.items(), key=lambda kv: -np.median(kv[1])):
         print(f"  {k:10s} p50 {np.percentile(v, 50):7.2f} ms  p95 {np.percentile(v, 95):7.2f} ms")
-    print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

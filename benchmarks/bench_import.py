@@ -13,6 +13,8 @@ import statistics
 import subprocess
 import sys
 
+from _load import LoadWatch
+
 SNIPPETS = {
     "python -c pass (baseline)": "pass",
     "import IPython (baseline)": "import IPython",
@@ -44,4 +46,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

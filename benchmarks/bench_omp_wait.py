@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from _load import LoadWatch
+
 TEXTS = [f"Passage {i}: the committee met on day {i} to review the quarterly budget and staffing."
          for i in range(64)]
 MESSAGES = [{"role": "user", "content": "List three facts about the Moon."}]
@@ -79,8 +81,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.child:
         return child(a.child, a.repeats)
-    start_load = os.getloadavg()[0]
-    print(f"load average at start: {start_load:.2f} on {os.cpu_count()} cores", flush=True)
+    watch = LoadWatch()  # after the child branch: a child's last stdout line is its result
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     got: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
     tokens: dict[str, set[int]] = {"before": set(), "after": set()}
@@ -94,8 +95,7 @@ def main() -> None:
             for key, values in res.items():
                 got[arm].setdefault(key, []).extend(values)
                 print(f"    {key:22} median {statistics.median(values) * 1000:8.1f} ms  (n={len(values)})", flush=True)
-    end_load = os.getloadavg()[0]
-    print(f"load average at end: {end_load:.2f}" + ("  (above 1.5: NOISY)" if max(start_load, end_load) > 1.5 else ""))
+    watch.end()
     print(f"completion tokens per generate: before {sorted(tokens['before'])}, after {sorted(tokens['after'])}")
     print(f"{'median ms':28} {'before':>9} {'after':>9} {'change':>8}   (n per arm)")
     for key in got["before"]:

@@ -9,7 +9,7 @@ train split, reported on the held-out split (both the original and the optimized
     .venv/bin/python benchmarks/bench_optimize.py [--n 40 --budget 160 --holdout 0.3] [--model URI]
 
 A single run (the search is seeded; answers are greedy unless a trial samples with its seed).
-The machine is shared: the load average at start and end is printed, and above 1.5 per core the
+The machine is shared: the load average at start and end is printed, and above 1.5 (benchmarks/_load.py) the
 run is marked noisy (time only; scores do not depend on load).
 """
 
@@ -21,6 +21,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from _load import LoadWatch
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rag" / "pubmedqa_dev.jsonl"
 TEMPLATE = "Context: {{context}}\n\nQuestion: {{question}}\nAnswer yes, no or maybe."
@@ -48,9 +50,6 @@ def main() -> None:
     os.environ.setdefault("CELLOPS_WANDB", "off")
     from cellops.kernels_lib import prompts
 
-    cores = os.cpu_count() or 1
-    load0 = os.getloadavg()[0]
-    print(f"load average at start: {load0:.1f} on {cores} cores{' (noisy)' if load0 > 1.5 * cores else ''}")
     prompts.save("pubmedqa", TEMPLATE, params={"max_tokens": 16, "model": a.model})
     c = cases(a.n, a.context_chars)
     decisions = [x["description"].rsplit("(", 1)[1].rstrip(")") for x in c]
@@ -61,9 +60,8 @@ def main() -> None:
     print(f"\nheld-out accuracy: original {r.baseline_score:.3f} -> {r.version} {r.score:.3f} "
           f"({r.n_holdout} held-out / {r.n_train} train cases; {r.used['calls']} of {a.budget} calls, "
           f"{time.perf_counter() - t0:.0f} s)")
-    load1 = os.getloadavg()[0]
-    print(f"load average at end: {load1:.1f}{' (noisy)' if load1 > 1.5 * cores else ''}")
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

@@ -20,16 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _load import LoadWatch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TYPES = ("PERSON", "LOCATION", "ADDRESS", "ORGANIZATION", "DATE_TIME", "PHONE_NUMBER", "CREDIT_CARD",
          "EMAIL_ADDRESS", "US_SSN", "IP_ADDRESS")
 STOCK_MAP = {"NRP": "LOCATION"}  # presidio's nationality label is not a type of this set
-
-
-def _load() -> str:
-    load = os.getloadavg()[0]
-    return f"load average {load:.2f}" + (" (NOISY: above 1.5)" if load > 1.5 else "")
 
 
 def score(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict[str, tuple[float, float, float, int]]:
@@ -82,7 +78,7 @@ def main() -> None:
 
     rows = [json.loads(x) for x in (SHARED / "pii" / "presidio_generated_small.jsonl").read_text().splitlines() if x.strip()]
     texts = [r["text"] for r in rows]
-    print("start:", _load(), f"· {len(rows)} rows, median {int(np.median([len(t) for t in texts]))} chars")
+    print(f"{len(rows)} rows, median {int(np.median([len(t) for t in texts]))} chars")
     patterns = list(pii.DEFAULT_ENTITIES)
     with_ner = patterns + list(pii_ner.NER_ENTITIES)
     pii_ner.engine()  # loaded before timing, as a policy load does
@@ -104,7 +100,6 @@ def main() -> None:
     print(f"\n{'latency ms':22}" + "".join(f"{a:>12}" for a in arms))
     for k in ("p50", "p95", "cpu_p50"):
         print(f"{k:22}" + "".join(f"{results[a][1][k]:12.2f}" for a in arms))
-    print("end:", _load())
 
 
 def _stock_engine():
@@ -116,4 +111,5 @@ def _stock_engine():
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

@@ -18,12 +18,9 @@ import statistics
 import time
 from pathlib import Path
 
+from _load import LoadWatch
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _load() -> str:
-    load = os.getloadavg()[0]
-    return f"load average {load:.2f}" + (" (NOISY: above 1.5)" if load > 1.5 else "")
 
 
 def main() -> None:
@@ -48,7 +45,6 @@ def main() -> None:
     from cellops.kernels_lib.rag.retrieve import search_many
     from cellops.kernels_lib.rag.store import open_index
 
-    print("start:", _load())
     files = qa_to_beir(SHARED / "rag" / "pubmedqa_dev.jsonl", tmp / "beir", limit=args.limit)
     t0 = time.perf_counter()
     rag.build("pubmedqa", {str(files["corpus"]): str(files["corpus"])})
@@ -90,8 +86,8 @@ def main() -> None:
     print(f"\n{'mode':40} {'nDCG@10':>8} {'recall@10':>9} {'p50 ms':>8}")
     for mode, n, rc, ms in rows:
         print(f"{mode:40} {n:8.4f} {rc:9.4f} {ms:8.1f}")
-    print("end:", _load())
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

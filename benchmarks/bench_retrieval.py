@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _load import LoadWatch
 
 CACHE = Path(os.environ.get("CELLOPS_BENCH_CACHE", Path.home() / ".cache" / "cellops-bench"))
 N_DB, N_QUERIES, SHARD = 60_000, 1_000, 2_000
@@ -323,4 +324,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _load import LoadWatch
 
 QUESTIONS = ["What is the capital of France?", "Name three primary colors.", "How do plants make food?",
              "Why is the sky blue?", "What is a prime number?", "How far is the Moon?",
@@ -121,8 +122,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--levels", default="1,4,16")
     a = ap.parse_args()
-    load0 = os.getloadavg()[0]
-    print(f"load average at start: {load0:.2f}{' (noisy: above 1.5)' if load0 > 1.5 else ''}")
     tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     os.environ["CELLOPS_HOME"] = str(tmp / ".cellops")
     os.environ.setdefault("CELLOPS_WANDB", "off")
@@ -172,9 +171,8 @@ def main() -> None:
     finally:
         stop(guarded)
         stop(plain)
-    load1 = os.getloadavg()[0]
-    print(f"load average at end: {load1:.2f}{' (noisy: above 1.5)' if load1 > 1.5 else ''}")
 
 
 if __name__ == "__main__":
-    main()
+    with LoadWatch():
+        main()

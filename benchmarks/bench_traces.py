@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from _load import LoadWatch
+
 CHAIN = """
 inputs: [topic]
 steps:
@@ -53,10 +55,6 @@ steps:
   e: {generate: "Sum up {{ steps.d.output }}:", params: {max_tokens: 6}}
 output: "{{ steps.e.output }}"
 """
-
-
-def load() -> float:
-    return os.getloadavg()[0]
 
 
 @contextlib.contextmanager
@@ -216,8 +214,7 @@ def main() -> None:
     ap.add_argument("--no-phoenix", action="store_true")
     ap.add_argument("--model", default="default", help="model URI for the prompt and the chain")
     a = ap.parse_args()
-    start_load = load()
-    print(f"load average at start: {start_load:.2f} (2 cores, shared with other work today)")
+    watch = LoadWatch()
     os.environ.setdefault("CELLOPS_WANDB", "off")
     os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench_traces_")
     from IPython.testing.globalipapp import get_ipython
@@ -301,9 +298,7 @@ def main() -> None:
             print(f"  exported {st['exported']} spans, {st['failed']} failed, flush ok: {sent}")
             otel.configure("")
 
-    end_load = load()
-    noisy = max(start_load, end_load) > 1.5
-    print(f"load average at end: {end_load:.2f}{'  -> NOISY run (load > 1.5)' if noisy else ''}")
+    noisy = watch.end()
     def verdict(ok: list[bool]) -> str:
         return "met" if all(ok) else "NOT met"
 
