@@ -7,13 +7,16 @@ import { Widget } from '@lumino/widgets';
 import { Fetcher, errorText, loadDiff, loadJob, loadPrompt, loadRun, loadWorkspace } from './load';
 import { EMPTY, PromptDetail, WorkspaceData, pollInterval } from './model';
 import { Actions, ArtifactKind, renderArtifact, renderError, renderJob, renderLists, renderPrompt, renderRun, h } from './render';
+import { TraceDetail, TraceFilter, isRunning, loadTrace, loadTraces } from './traces';
+import { TraceActions, renderTrace, renderTraceSection } from './traceview';
 
 type View =
   | { kind: 'lists' }
   | { kind: 'prompt'; name: string }
   | { kind: 'run'; id: string }
   | { kind: 'job'; id: string }
-  | { kind: 'artifact'; what: ArtifactKind; ref: string };
+  | { kind: 'artifact'; what: ArtifactKind; ref: string }
+  | { kind: 'trace'; id: string; span: string | null };
 
 export class CellopsPanel extends Widget {
   private view: View = { kind: 'lists' };
@@ -21,9 +24,13 @@ export class CellopsPanel extends Widget {
   private diff = { a: 0, b: 0, text: null as string | null };
   private timer: number | null = null;
   private busy = false;
+  private again = false; // a refresh asked for while one runs (a filter change) runs after it
+  private traceFilter: TraceFilter = { name: '', status: '' };
+  private trace: TraceDetail | null = null;
   private body: HTMLElement;
   private where: HTMLElement;
   readonly actions: Actions;
+  readonly traceActions: TraceActions;
 
   constructor(
     private readonly fetch: Fetcher,
@@ -59,6 +66,23 @@ export class CellopsPanel extends Widget {
       },
       insert: code => this.insertCell(code)
     };
+    this.traceActions = {
+      openTrace: id => {
+        this.trace = null;
+        go({ kind: 'trace', id, span: null });
+      },
+      openSpan: span => {
+        if (this.view.kind === 'trace' && this.trace) {
+          this.view = { ...this.view, span }; // same data: re-render without a fetch
+          this.body.replaceChildren(renderTrace(this.trace, span, this.traceActions));
+        }
+      },
+      filterTraces: f => {
+        this.traceFilter = f;
+        void this.refresh();
+      },
+      back: () => go({ kind: 'lists' })
+    };
   }
 
   /** The folder whose .cellops is shown (the current notebook's folder). */
@@ -72,6 +96,7 @@ export class CellopsPanel extends Widget {
 
   async refresh(): Promise<void> {
     if (this.busy) {
+      this.again = true;
       return;
     }
     this.busy = true;
@@ -81,6 +106,10 @@ export class CellopsPanel extends Widget {
     } finally {
       this.busy = false;
       this.schedule();
+    }
+    if (this.again) {
+      this.again = false;
+      void this.refresh();
     }
   }
 
@@ -101,10 +130,19 @@ export class CellopsPanel extends Widget {
       if (v.kind === 'run') {
         return renderRun(await loadRun(this.fetch, this.dir, v.id), this.actions);
       }
+      if (v.kind === 'trace') {
+        this.trace = await loadTrace(this.fetch, this.dir, v.id);
+        return renderTrace(this.trace, v.span, this.traceActions);
+      }
       if (v.kind === 'job') {
         return renderJob(await loadJob(this.fetch, this.dir, v.id), this.actions);
       }
-      const loaded = await loadWorkspace(this.fetch, this.dir);
+      const [loaded, traces] = await Promise.all([
+        loadWorkspace(this.fetch, this.dir),
+        loadTraces(this.fetch, this.dir, this.traceFilter).then(
+          list => ({ list, error: null as string | null }),
+          e => ({ list: [], error: errorText(e) }))
+      ]);
       this.data = loaded.data;
       if (v.kind === 'artifact') {
         const list = { index: this.data.indexes, model: this.data.models, dataset: this.data.datasets }[v.what];
@@ -114,7 +152,11 @@ export class CellopsPanel extends Widget {
         }
         this.view = { kind: 'lists' };
       }
-      return renderLists(this.data, loaded.error, this.actions);
+      const lists = renderLists(this.data, loaded.error, this.actions);
+      if (this.data.status.exists) {
+        lists.append(renderTraceSection(traces.list, this.traceFilter, traces.error, this.traceActions));
+      }
+      return lists;
     } catch (e) {
       const box = h('div', {}, renderError(errorText(e)));
       box.append(h('button', { class: 'jp-cellops-btn', type: 'button' }, '‹ back'));
@@ -130,10 +172,12 @@ export class CellopsPanel extends Widget {
     if (this.isDisposed) {
       return;
     }
-    const running = this.view.kind === 'job' || this.data.jobs.some(j => j.running);
+    const running = this.view.kind === 'job' || this.data.jobs.some(j => j.running) ||
+      (this.view.kind === 'trace' && isRunning(this.trace)); // a running trace fills in live
     const ms = running ? 2000 : pollInterval(this.data);
     this.timer = window.setTimeout(() => {
-      if (this.isVisible) {
+      const typing = document.activeElement instanceof HTMLInputElement && this.node.contains(document.activeElement);
+      if (this.isVisible && !typing) { // re-rendering would drop what is being typed in a filter
         void this.refresh();
       } else {
         this.schedule();

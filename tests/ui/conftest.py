@@ -21,16 +21,29 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 __all__ = ["TOKEN", "Server", "lab", "page"]
 
 
+def _build_time(ext: Path) -> float:
+    """When a labextension folder was last built: the newest of its package.json and static files."""
+    files = [ext / "package.json", *(ext / "static").glob("*")]
+    return max((f.stat().st_mtime for f in files if f.is_file()), default=0.0)
+
+
 def labextension_args(tmp: Path) -> list[str]:
-    """Use the installed labextension; a checkout that was built but not reinstalled gets its
-    build served from an extra path instead (the packaging test checks the installed one)."""
+    """The browser tests test what this checkout built: its own build (src/cellops/labextension)
+    when it exists and is newer than the installed one (the shared venv may hold another
+    checkout's build), served from an extra path that JupyterLab searches first; the installed one
+    otherwise. The packaging test checks the installed one on its own."""
     from jupyter_core.paths import jupyter_path
 
-    if any((Path(p) / "cellops" / "package.json").is_file() for p in jupyter_path("labextensions")):
-        return []
+    installed = next((Path(p) / "cellops" for p in jupyter_path("labextensions")
+                      if (Path(p) / "cellops" / "package.json").is_file()), None)
     built = REPO / "src" / "cellops" / "labextension"
     if not (built / "package.json").is_file():
-        pytest.fail("the cellops labextension is neither installed nor built: run extension/build.sh")
+        if installed is None:
+            pytest.fail("the cellops labextension is neither installed nor built: run extension/build.sh")
+        return []
+    if installed is not None and (installed.resolve() == built.resolve()
+                                  or _build_time(installed) >= _build_time(built)):
+        return []
     extra = tmp / "labextensions"
     extra.mkdir()
     (extra / "cellops").symlink_to(built)
