@@ -103,3 +103,51 @@ def test_traces_panel_lists_filters_and_opens_a_waterfall(lab, page, tmp_path):
     assert "Traceback" in page.locator(f"{PANEL} [data-testid='span-event']").first.inner_text()
     assert not [e for e in page.errors if "cellops" in e.lower()], page.errors
     assert shot.exists()
+
+
+SLOW = """%%chain slow -p t_text=go
+inputs: [t_text]
+steps:
+  first: {python: t_nap, args: {s: "{{ inputs.t_text }}"}}
+  second: {python: t_nap, args: {s: "{{ steps.first.output }}"}}
+  third: {python: t_nap, args: {s: "{{ steps.second.output }}"}}
+"""
+
+
+def test_live_waterfall_fills_in_while_a_chain_runs(lab, page, tmp_path):
+    """%%chain -p in a live kernel: the ipywidgets waterfall grows span by span while the cell
+    runs, then gives way to the result's static waterfall (the one papermill/nbconvert keep)."""
+    nap = "import time\n\ndef t_nap(s):\n    time.sleep(2)\n    return s + '!'\n"
+    write_notebook(lab.root / "live.ipynb", "%load_ext cellops", nap, SLOW)
+    page.goto(f"{lab.url}/lab/tree/live.ipynb?token={lab.token}")
+    page.wait_for_function(
+        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
+        "?.connectionStatus === 'connected'", timeout=120_000)
+    # every state of the live view's rows, as the browser shows them (a MutationObserver)
+    page.evaluate("""() => {
+        window.__seen = [];
+        const nb = document.querySelector('.jp-Notebook');
+        new MutationObserver(() => {
+            const w = [...nb.querySelectorAll('.jupyter-widgets')].find(e => e.querySelector('.wf-name'));
+            if (w) {
+                const rows = [...w.querySelectorAll('.wf-name')].map(e => e.textContent).join(',');
+                if (window.__seen[window.__seen.length - 1] !== rows) { window.__seen.push(rows); }
+            }
+        }).observe(nb, { subtree: true, childList: true, characterData: true });
+    }""")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+    cell.locator(".jp-OutputArea-output", has_text="go!!!").first.wait_for(timeout=180_000)
+    seen = page.evaluate("() => window.__seen")
+    # it filled in: the root alone, then each step as it started, while the chain ran
+    assert "slow@1,first" in seen and "slow@1,first,second" in seen, seen
+    assert seen.index("slow@1,first") < seen.index("slow@1,first,second"), seen
+
+    # done: the live view is gone, the result carries the static waterfall (folded)
+    assert cell.locator(".jupyter-widgets .wf-name").count() == 0
+    cell.locator(".jp-OutputArea-output details summary", has_text="trace").first.click()
+    names = cell.locator(".jp-OutputArea-output .wf-name").all_inner_texts()
+    assert names[:4] == ["slow@1", "first", "second", "third"], names
+    body = page.locator(".jp-Notebook").inner_text()
+    assert "Error displaying widget" not in body and "Traceback" not in body
+    screenshot(page, tmp_path, "live-waterfall-done")

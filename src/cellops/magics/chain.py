@@ -76,10 +76,15 @@ def _model(ctx: MagicContext, model: str | None) -> str | None:
 
 
 def execute(ctx: MagicContext, a: RunArgs) -> Any:
+    from ..widgets.trace_view import live_trace_view
+
     chain = chains.get(a.ref, ctx.workspace)
+    view = live_trace_view(ctx.live)  # fills in while the chain runs
     result = chains.run(chain, _inputs(ctx, chain, a.inputs), _model(ctx, a.model),
                         workspace=ctx.workspace, resolver=chains.namespace_resolver(ctx.user_ns),
-                        cache=a.cache, source="magic")
+                        cache=a.cache, source="magic", on_trace=view)
+    if view is not None:  # the result shows the same waterfall as static HTML; a failed run keeps the live one
+        view.close()
     ctx.store(a.output, result)
     return result
 

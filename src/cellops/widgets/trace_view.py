@@ -1,0 +1,66 @@
+"""The live trace waterfall under a call in a live kernel: an ipywidgets HTML view that
+subscribes to the running Trace (``Trace.subscribe``) and redraws the static waterfall
+(tracking/waterfall.py: nested timed bars coloured by kind, a click on a span opens its inputs,
+outputs, attributes, events and errors; every value escaped) as spans start, end and get events.
+
+When the call ends the live view closes: the call's result carries the same waterfall, folded, as
+plain HTML, which is what papermill and nbconvert keep. Outside a live kernel nothing is shown.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+MIN_INTERVAL_S = 0.1  # throttled redraws: at most this often
+SMALL_TRACE = 50  # up to this many spans every start and end redraws (one redraw of 50 rows ~ 1 ms)
+
+
+class LiveTraceView:
+    """``on_trace`` for ``chains.run``: ``view = LiveTraceView(); run(..., on_trace=view)``,
+    then ``view.close()`` when the call returns or raises."""
+
+    def __init__(self, min_interval_s: float = MIN_INTERVAL_S) -> None:
+        import ipywidgets as w
+
+        self.widget = w.HTML(value="<span class='muted'>trace starting…</span>")
+        self.trace: Any = None
+        self.redraws = 0
+        self._last = 0.0
+        self._min = min_interval_s
+        self._shown = False
+
+    def __call__(self, trace: Any) -> None:
+        from IPython.display import display
+
+        self.trace = trace
+        trace.subscribe(self._changed)
+        display(self.widget)
+        self._shown = True
+        self.redraw()
+
+    def _changed(self, span: Any, what: str) -> None:
+        # each span's start and end show at once (that is the filling in); events, and everything
+        # in a big trace (a map over many items), at most every _min s; the root's end always
+        small = len(self.trace.spans) <= SMALL_TRACE
+        final = what == "end" and span is self.trace.root
+        if final or (small and what != "event") or time.perf_counter() - self._last >= self._min:
+            self.redraw()
+
+    def redraw(self) -> None:
+        from ..kernels_lib.tracking.waterfall import render
+
+        self.widget.value = render(self.trace)["text/html"]
+        self.redraws += 1
+        self._last = time.perf_counter()
+
+    def close(self) -> None:
+        """Take the live view away (the result's static waterfall stays)."""
+        if self._shown:
+            self.widget.close()
+            self._shown = False
+
+
+def live_trace_view(live: bool) -> LiveTraceView | None:
+    """A live view in a kernel with a front end, None elsewhere (batch runs keep the static one)."""
+    return LiveTraceView() if live else None
