@@ -73,14 +73,19 @@ def _variables(ctx: MagicContext, source: str, given: dict[str, Any]) -> dict[st
 def execute(ctx: MagicContext, ref: Any, variables: dict[str, Any], model: str | None,
             params: dict[str, Any] | None, out: str | None, cache: bool = True) -> Any:
     from ..widgets.stream import TokenStream
+    from ..widgets.trace_view import live_trace_view
 
     stream = TokenStream(ctx.live)
+    view = live_trace_view(ctx.live)  # fills in while the call runs
     result = prompts.run(ref, variables, model=model or _config_model(ctx), params=params,
-                         on_token=stream, workspace=ctx.workspace, source="magic", cache=cache)
-    return _shown(ctx, stream, result, out)
+                         on_token=stream, workspace=ctx.workspace, source="magic", cache=cache,
+                         on_trace=view)
+    return _shown(ctx, stream, view, result, out)
 
 
-def _shown(ctx: MagicContext, stream: Any, result: Any, out: str | None) -> Any:
+def _shown(ctx: MagicContext, stream: Any, view: Any, result: Any, out: str | None) -> Any:
+    if view is not None:  # the result shows the same waterfall as static HTML; a failed run keeps the live one
+        view.close()
     ctx.store(out, result)
     if ctx.live and not result.blocked:  # rating buttons under the answer
         from ..widgets.feedback import RunWithFeedback
@@ -121,13 +126,15 @@ def cell(ctx: MagicContext, line: str, body: str) -> Any:
         state = "saved new version" if created else "unchanged, still"
         return TextView(f"{state} {prompt.ref} (hash {prompt.hash[:10]})")
     from ..widgets.stream import TokenStream
+    from ..widgets.trace_view import live_trace_view
 
     stream = TokenStream(ctx.live)
+    view = live_trace_view(ctx.live)  # fills in while the call runs
     _, _, result = prompts.save_and_run(
         a.name, template, _variables(ctx, template + (a.system or ""), given), system=a.system,
         params=params, tests=tests, model=a.model or _config_model(ctx), on_token=stream,
-        workspace=ctx.workspace, source="magic", cache=not a.no_cache)
-    return _shown(ctx, stream, result, a.output)
+        workspace=ctx.workspace, source="magic", cache=not a.no_cache, on_trace=view)
+    return _shown(ctx, stream, view, result, a.output)
 
 
 def line_command(ctx: MagicContext, line: str) -> Any:

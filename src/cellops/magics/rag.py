@@ -122,16 +122,20 @@ def build(ctx: MagicContext, line: str, body: str) -> Any:
 
 def ask(ctx: MagicContext, line: str, body: str | None) -> Any:
     from ..widgets.stream import TokenStream
+    from ..widgets.trace_view import live_trace_view
 
     a = ask_parser.parse_line(line)
     question = interpolate(ctx, body if body is not None else " ".join(a.question)).strip()
     if not question:
         raise UsageError("%%rag ask needs a question in the cell body")
     stream = TokenStream(ctx.live)
+    view = live_trace_view(ctx.live)  # fills in while the call runs
     answer = rag.ask(a.name, question, k=a.k, model=a.model, hybrid=a.hybrid, prompt=a.prompt,
                      mode="weighted" if a.weighted is not None else None, weight=a.weighted or DENSE_WEIGHT,
                      rerank=a.rerank,
-                     on_token=stream, workspace=ctx.workspace, source="magic")
+                     on_token=stream, workspace=ctx.workspace, source="magic", on_trace=view)
+    if view is not None:  # the result shows the same waterfall as static HTML; a failed run keeps the live one
+        view.close()
     ctx.store(a.output, answer)
     return stream.finish(answer)
 

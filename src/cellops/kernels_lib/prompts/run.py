@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,12 +98,16 @@ def call(
     params: dict[str, Any] | None = None, on_token: OnToken | None = None,
     workspace: Workspace | None = None, cache: bool = True, stats: CacheStats | None = None,
     history: list[dict[str, str]] | None = None, policy: Any = "active",
+    on_trace: Callable[[Trace], None] | None = None,
 ) -> Call:
     """render -> load model -> guarded generate (through the response cache unless ``cache=False``).
 
-    ``policy``: "active" (the workspace's ``%guard on`` policy), a loaded policy, or None (off)."""
+    ``policy``: "active" (the workspace's ``%guard on`` policy), a loaded policy, or None (off).
+    ``on_trace(trace)`` is called before rendering (a live view subscribes to it there)."""
     ws = workspace or get_workspace()
     trace = Trace(f"prompt {prompt.ref}", **{"cellops.prompt": prompt.ref})
+    if on_trace is not None:
+        on_trace(trace)
     with trace.span("render"):
         messages, model_uri, gp = resolve_call(prompt, dict(variables or {}), model, params, history)
     if isinstance(policy, str) and policy == "active":
@@ -120,15 +125,17 @@ def run(
     params: dict[str, Any] | None = None, on_token: OnToken | None = None,
     workspace: Workspace | None = None, source: str = "python", cache: bool = True,
     history: list[dict[str, str]] | None = None, policy: Any = "active",
+    on_trace: Callable[[Trace], None] | None = None,
 ) -> PromptRun:
     """Run prompt ``ref`` (``NAME``, ``NAME@3``, ``NAME@prod`` or a Prompt) and record the run.
 
     ``cache=False`` (``--no-cache``) always calls the model; the answer still refreshes the cache.
+    ``on_trace(trace)`` is called with the run's Trace before any work (see ``call``).
     """
     ws = workspace or get_workspace()
     prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
     c = call(prompt, dict(variables or {}), model=model, params=params, on_token=on_token,
-             workspace=ws, cache=cache, history=history, policy=policy)
+             workspace=ws, cache=cache, history=history, policy=policy, on_trace=on_trace)
     return _record(ws, prompt, c, variables, source)
 
 
@@ -137,19 +144,21 @@ def save_and_run(
     params: dict[str, Any] | None = None, tests: list[dict[str, Any]] | None = None,
     model: str | None = None, run: bool = True, on_token: OnToken | None = None,
     workspace: Workspace | None = None, source: str = "python", cache: bool = True,
+    on_trace: Callable[[Trace], None] | None = None,
 ) -> tuple[store.Prompt, bool, PromptRun | None]:
     """Save a prompt version and run it, saving only once everything has worked: parameters
     parsed, model resolved, template rendered and the model called. A failure (unknown or
     unreachable model, bad parameter, undefined variable) leaves no new version behind.
     ``model`` overrides the prompt's own. Returns (prompt, created, run); ``run=False`` checks the
-    parameters, saves and returns no run.
+    parameters, saves and returns no run; ``on_trace`` as in ``run``.
     """
     ws = workspace or get_workspace()
     GenParams.from_dict({k: v for k, v in (params or {}).items() if k != "model"})
     if not run:
         return (*store.save(name, template, system, params, tests, ws), None)
     draft = store.pending(name, template, system, params, tests, ws)
-    c = call(draft, dict(variables or {}), model=model, on_token=on_token, workspace=ws, cache=cache)
+    c = call(draft, dict(variables or {}), model=model, on_token=on_token, workspace=ws, cache=cache,
+             on_trace=on_trace)
     prompt, created = store.save(name, template, system, params, tests, ws)
     return prompt, created, _record(ws, prompt, c, variables, source)
 

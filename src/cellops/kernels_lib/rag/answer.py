@@ -10,6 +10,7 @@ attributed to the passage it overlaps most (flagged ``explicit=False``), never t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -148,15 +149,19 @@ def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybri
         mode: str | None = None, weight: float = DENSE_WEIGHT, rerank: str | None = None,
         prompt: str | None = None, params: dict[str, Any] | None = None,
         on_token: OnToken | None = None, workspace: Workspace | None = None,
-        source: str = "python", policy: Any = "active") -> Answer:
+        source: str = "python", policy: Any = "active",
+        on_trace: Callable[[Trace], None] | None = None) -> Answer:
     """Answer ``question`` from index ``name`` with citations; recorded as a ``rag`` run.
 
-    ``policy``: "active" (the workspace's ``%guard on`` policy), a loaded policy, or None (off)."""
+    ``policy``: "active" (the workspace's ``%guard on`` policy), a loaded policy, or None (off).
+    ``on_trace(trace)`` is called before retrieval (a live view subscribes to it there)."""
     if not question or not question.strip():
         raise InvalidInputError("the question is empty: put it in the cell body")
     ws = workspace or get_workspace()
     index = open_index(name, ws)
     trace = Trace(f"rag ask {index.ref}", **{"input.value": genai.clip(question)})
+    if on_trace is not None:
+        on_trace(trace)
     mode = mode or ("hybrid" if hybrid else "dense")
     hits = _retrieve(trace, index, question, max(k, 10) if rerank else k, mode, weight)
     if rerank:
