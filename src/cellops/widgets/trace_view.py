@@ -17,7 +17,8 @@ SMALL_TRACE = 50  # up to this many spans every start and end redraws (one redra
 
 
 class LiveTraceView:
-    """``on_trace`` for ``chains.run``: ``view = LiveTraceView(); run(..., on_trace=view)``,
+    """``on_trace`` for ``chains.run``, ``prompts.run``/``save_and_run`` and ``rag.ask``:
+    ``view = LiveTraceView(); run(..., on_trace=view)``,
     then ``view.close()`` when the call returns or raises."""
 
     def __init__(self, min_interval_s: float = MIN_INTERVAL_S) -> None:
