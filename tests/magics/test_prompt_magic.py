@@ -82,42 +82,18 @@ def test_help_is_attached(ip) -> None:
     assert "Jinja2" in doc and "--max-tokens" in doc
 
 
-def test_live_kernel_waterfall_fills_in_while_the_call_runs(ip, workspace, monkeypatch) -> None:
+def test_live_kernel_waterfall_fills_in_while_the_call_runs(ip, workspace, live_views) -> None:
     """In a live kernel a %%prompt cell shows the ipywidgets waterfall growing span by span while
     the model runs, then closes it: the result carries the same waterfall as static HTML."""
-    import re
-
-    from IPython.core.displaypub import CapturingDisplayPublisher
-
-    from cellops.magics.context import MagicContext
-    from cellops.widgets import trace_view
-
-    monkeypatch.setattr(MagicContext, "live", property(lambda self: True))
-    monkeypatch.setattr(ip, "display_pub", CapturingDisplayPublisher())
-    views: list[trace_view.LiveTraceView] = []
-    states: list[tuple[list[str], bool]] = []  # (rows the widget showed, call still running)
-    ids: list[str] = []
-
-    def recorded(live: bool) -> trace_view.LiveTraceView | None:
-        view = trace_view.LiveTraceView()
-        views.append(view)
-        ids.append(view.widget.model_id)
-        view.widget.observe(lambda ch: states.append(
-            (re.findall(r"class='wf-name[^']*'[^>]*>([^<]*)<", ch["new"]), view.trace.root.end is None)), "value")
-        return view
-
-    monkeypatch.setattr(trace_view, "live_trace_view", recorded)
     ip.run_cell_magic("prompt", "livewf -p who=Ada --max-tokens 8 -o t_r", "Say hi to {{ who }}.")
-    r = ip.user_ns["t_r"]
-    assert len(views) == 1
-    running = [names for names, live in states if live]
+    r, running = ip.user_ns["t_r"], live_views.running()
+    assert len(live_views.views) == 1
     root = f"prompt {r.version}"
-    assert [root] in running and [root, "render"] in running, states
-    assert [root, "render", "load_model", "generate"] in running, states  # shown while tokens came
-    assert running.index([root, "render"]) < running.index([root, "render", "load_model", "generate"])
-    assert states[-1] == ([root, "render", "load_model", "generate"], False)  # the root's end drew last
-    assert views[0].widget.comm is None  # closed: the static waterfall takes over
-    shown = [o["data"] for o in ip.display_pub.outputs]
-    assert any(d.get("application/vnd.jupyter.widget-view+json", {}).get("model_id") == ids[0]
-               for d in shown)  # the live view was displayed in the cell
+    full = [root, "render", "load_model", "generate"]
+    assert [root] in running and [root, "render"] in running, live_views.states
+    assert full in running, live_views.states  # shown while the tokens came
+    assert running.index([root, "render"]) < running.index(full)
+    assert live_views.states[-1] == (full, False)  # the root's end drew last
+    assert live_views.views[0].widget.comm is None  # closed: the static waterfall takes over
+    assert live_views.displayed(live_views.ids[0])
     assert "wf-name" in r._repr_mimebundle_()["text/html"]

@@ -118,3 +118,18 @@ def test_build_a_corpus_of_web_text_with_line_separators(ip, tmp_path: Path) -> 
     assert df.iloc[0]["doc_id"] == "p3" and "\x1d" in df.iloc[0]["text"]
     df = ip.run_line_magic("rag", "search marco coral reef in Australia -k 1")
     assert df.iloc[0]["doc_id"] == "p0" and "\u2028" in df.iloc[0]["text"]
+
+
+def test_live_kernel_ask_waterfall_fills_in(ip, docs: Path, live_views) -> None:
+    """%%rag ask in a live kernel: retrieval shows in the live waterfall before the answer is
+    generated; on success the view closes and the answer keeps the static waterfall."""
+    ip.run_cell_magic("rag", "build kb", str(docs))
+    prompts.save("short-rag", SHORT_PROMPT, params={"max_tokens": 8})
+    ip.run_cell_magic("rag", "ask kb -k 1 --prompt short-rag@1 -o t_a", "When was the Eiffel Tower completed?")
+    a, running = ip.user_ns["t_a"], live_views.running()
+    root = f"rag ask {a.index}"
+    assert [root, "retrieve"] in running, live_views.states
+    assert running.index([root, "retrieve"]) < running.index([root, "retrieve", "embed query", "render",
+                                                               "load_model", "generate"]), live_views.states
+    assert live_views.states[-1][1] is False and live_views.views[-1].widget.comm is None
+    assert live_views.displayed(live_views.ids[-1]) and "wf-name" in a._repr_mimebundle_()["text/html"]
