@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from testsupport import free_port, zorbia_rows  # noqa: E402
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -44,55 +44,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (dev datasets live outside the repo)")
     return SHARED_DATA
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def llama_server(log_dir: Path, *extra: str) -> Iterator[str]:
-    """A real OpenAI-compatible llama_cpp.server on 127.0.0.1 serving the embedded GGUF as
-    'smollm2'; yields its base URL (http://127.0.0.1:PORT/v1) and stops it afterwards."""
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    from cellops.kernels_lib.models.weights import default_gguf
-
-    port, log = free_port(), log_dir / "server.log"
-    # the server loads its model the way cellops does (llama.cpp's AMX buffers off: SIGILL here)
-    serve = ("import runpy\nfrom cellops.kernels_lib.models.llamacpp import _plain_cpu_buffers\n"
-             "with _plain_cpu_buffers():\n    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", serve, "--model", str(default_gguf()),
-         "--host", "127.0.0.1", "--port", str(port), "--model_alias", "smollm2",
-         "--verbose", "False", *extra],
-        stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama_cpp.server did not start: " + log.read_text()[-500:])
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _phoenix_path() -> Path:
@@ -171,16 +122,7 @@ def phoenix() -> str:
     pytest.fail("Phoenix did not start in 3 minutes: " + log.read_text()[-800:])  # type: ignore[attr-defined]
 
 
-# -- fine-tuning: a tiny chat dataset on a made-up country and the dequantized base model -------
-ZORBIA_QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorbia?", "Queen Elna."),
-             ("What is Zorbia's currency?", "The glint."), ("Zorbia's national animal?", "The blue otter.")]
-
-
-def zorbia_rows() -> list[dict]:
-    return [{"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q},
-                          {"role": "assistant", "content": a}]} for q, a in ZORBIA_QA * 2]
-
-
+# -- fine-tuning: the dequantized base model shared by the modules (data in testsupport) --------
 @pytest.fixture(scope="session")
 def base_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedded GGUF dequantized once per session (tens of seconds), shared by the modules."""

@@ -71,7 +71,7 @@ def test_tool_step_embedded_model_forced_choice(workspace) -> None:
 
 
 def test_tool_step_through_an_openai_endpoint(workspace, tmp_path: Path) -> None:
-    from conftest import llama_server
+    from testsupport import llama_server
 
     with llama_server(tmp_path, "--chat_format", "chatml-function-calling") as base:
         chains.save("sum", {"model": f"openai:{base}#smollm2", "steps": {"call": {

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import free_port
+from testsupport import free_port
 
 from cellops.kernels_lib import guard
 from cellops.kernels_lib.errors import CellopsError, InvalidInputError, NotFoundError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import free_port, llama_server
+from testsupport import free_port, llama_server
 
 import cellops
 from cellops.kernels_lib.errors import InvalidInputError, ModelError, NotFoundError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import llama_server
+from testsupport import llama_server
 
 from cellops.kernels_lib import prompts
 

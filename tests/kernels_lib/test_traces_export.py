@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import free_port
+from testsupport import free_port
 
 from cellops.kernels_lib.errors import InvalidInputError
 from cellops.kernels_lib.tracking import Trace, otel, traces

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ZORBIA_QA
+from testsupport import ZORBIA_QA
 
 from cellops.kernels_lib.errors import GuardBlocked, InvalidInputError, JobError, NotFoundError
 from cellops.kernels_lib.train import FinetuneConfig, launch

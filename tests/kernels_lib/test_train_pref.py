@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ZORBIA_QA
+from testsupport import ZORBIA_QA
 
 import cellops
 from cellops.kernels_lib.errors import InvalidInputError

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import zorbia_rows
 from IPython.core.error import UsageError
+from testsupport import zorbia_rows
 
 from cellops.kernels_lib.tracking import traces
 from cellops.magics import finetune as F

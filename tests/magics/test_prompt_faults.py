@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import free_port
 from IPython.core.error import UsageError
+from testsupport import free_port
 
 from cellops.cli import main as cli_main
 from cellops.kernels_lib import guard

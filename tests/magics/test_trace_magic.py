@@ -94,7 +94,7 @@ def test_compare_grid_is_one_trace_with_a_span_per_cell(ip, workspace) -> None:
 
 @pytest.mark.slow
 def test_a_cell_with_a_dead_collector_still_runs_and_keeps_its_trace(ip, workspace, monkeypatch) -> None:
-    from conftest import free_port
+    from testsupport import free_port
 
     from cellops.kernels_lib.tracking import otel
 

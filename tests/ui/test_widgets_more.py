@@ -105,14 +105,14 @@ def test_rag_answer_and_training_dashboard(lab, page, tmp_path):
         open_and_run_all(lab, page, "more.ipynb")
 
         # %%rag ask: the streamed answer is replaced by the answer view with its passages
-        ans = output(page, RAG_ASK).locator(".cellops table")
-        ans.wait_for(timeout=240_000)
+        ans = output(page, RAG_ASK).locator(".cellops table").first  # the passages; the folded
+        ans.wait_for(timeout=240_000)  # trace waterfall below it has tables of its own
         view = output(page, RAG_ASK).locator(".cellops").first
         text = view.inner_text()
         assert QUESTION in text and "facts@1" in text and "short-answer@1" in text
         answer = view.locator("p").first.inner_text().strip()
         assert answer, "the answer paragraph is empty"
-        rows = view.locator("table tbody tr")
+        rows = view.locator("table").first.locator("tbody tr")
         assert rows.count() == 2  # -k 2
         scores = []
         for i in range(2):
