@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import WorkspaceError
 from .liveness import HOST, host_tag, pid_alive
+from .locks import Busy, hold
 
 VERSION_DIR_RE = re.compile(r"^v[0-9]+$")
 
@@ -86,26 +87,16 @@ class ArtifactFolders:
     def build_lock(self, kind: str, name: str) -> Iterator[None]:
         """Hold the one build of ``kind`` ``name`` (an flock: the kernel frees it when the holder
         dies, however it dies); a second builder fails at once, naming the holder's pid."""
-        import fcntl
-
         from .workspace import check_name
 
         locks = self.artifacts / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
-        f = open(locks / f"{kind}.{check_name(name)}.lock", "a+", encoding="utf-8")  # noqa: SIM115
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            f.close()
-            raise WorkspaceError(f"{kind} {name} is being built by pid {holder}; wait for that "
-                                 "build to finish (or stop it) and run again") from None
+            f = hold(locks / f"{kind}.{check_name(name)}.lock", f"{os.getpid()} on {HOST}")
+        except Busy as e:
+            raise WorkspaceError(f"{kind} {name} is being built by pid {e.holder or '?'}; wait for "
+                                 "that build to finish (or stop it) and run again") from None
         try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"{os.getpid()} on {HOST}")
-            f.flush()
             yield
         finally:
             f.truncate(0)

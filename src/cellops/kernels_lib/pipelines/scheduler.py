@@ -18,27 +18,18 @@ from datetime import datetime
 from typing import IO, Any
 
 from ..errors import CellopsError, JobError
+from ..locks import Busy, hold
 from ..workspace import Workspace, get_workspace
 from . import schedules
 
 
 def _lock(ws: Workspace) -> IO[str]:
-    import fcntl
-
-    f = open(ws.root / "scheduler.lock", "a+")  # noqa: SIM115 -- held for the process lifetime
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip() or "another process"
-        f.close()
-        raise JobError(f"a scheduler is already running for {ws.root} ({holder}); "
+    since = f"{datetime.now():%Y-%m-%d %H:%M:%S}"
+    try:  # held for the process lifetime
+        return hold(ws.root / "scheduler.lock", f"pid {os.getpid()} on {socket.gethostname()} since {since}")
+    except Busy as e:
+        raise JobError(f"a scheduler is already running for {ws.root} ({e.holder or 'another process'}); "
                        "stop it before starting another") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now():%Y-%m-%d %H:%M:%S}")
-    f.flush()
-    return f
 
 
 def running(ws: Workspace | None = None) -> str | None:
