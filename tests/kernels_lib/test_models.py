@@ -3,7 +3,9 @@ OpenAI-compatible server (llama-cpp-python's own) started on 127.0.0.1."""
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from testsupport import free_port, llama_server
@@ -154,6 +156,38 @@ def test_unreachable_endpoint_names_the_url() -> None:
         cellops.generate(Q, model=f"openai:http://127.0.0.1:{port}/v1#m")
     with pytest.raises(InvalidInputError, match="openai:<base_url>#<model>"):
         get_llm("openai:localhost:8000")
+
+
+class _BrokenStream(BaseHTTPRequestHandler):
+    """An endpoint that starts an SSE answer, then drops the connection or sends garbage."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", "100000")  # promises more than it sends
+        self.end_headers()
+        chunk = '{"choices":[{"delta":{"content":"Red"}}]}' if "drop" in self.path else "not json"
+        self.wfile.write(f"data: {chunk}\n\n".encode())
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_endpoint_that_drops_or_garbles_the_stream_is_one_model_error() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _BrokenStream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(ModelError, match=r"failed while streaming an answer \(RemoteProtocolError"):
+            cellops.generate(Q, model=f"openai:{base}/drop/v1#m", max_tokens=4)
+        with pytest.raises(ModelError, match="not JSON"):
+            cellops.generate(Q, model=f"openai:{base}/junk/v1#m", max_tokens=4)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_embedder_latency_path_matches_bulk_vectors(tmp_path, monkeypatch) -> None:

@@ -68,16 +68,26 @@ class OpenAICompatModel:
                     for choice in chunk.get("choices") or []:
                         got.add((choice.get("delta") or {}).get("content") or "")
                         finish = choice.get("finish_reason") or finish
-        except httpx.ConnectError as e:
-            raise ModelError(f"endpoint {self.base_url} is down or unreachable ({e}); start the server or fix the URL") from e
-        except httpx.TimeoutException as e:
-            raise ModelError(f"endpoint {self.base_url} did not answer within {self.timeout_s:.0f}s") from e
+        except httpx.HTTPError as e:
+            raise self._transport_error(e, "streaming an answer") from e
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{url} sent a stream chunk that is not JSON ({e}); is it an OpenAI-compatible endpoint?") from e
         if not done and not chunks:  # e.g. llama.cpp's server on a prompt longer than its context
             raise ModelError(f"{url} closed the stream without an answer; the server log says why "
                              "(often: the prompt is longer than its context window)")
         prompt_tokens = int((usage or {}).get("prompt_tokens") or 0)
         completion_tokens = int((usage or {}).get("completion_tokens") or len(got.parts))
         return Generation(got.text, self.uri, prompt_tokens, completion_tokens, got.elapsed, got.ttft, finish)
+
+    def _transport_error(self, e: Exception, doing: str) -> ModelError:
+        """One line for any httpx failure: down, slow, or dropped mid-answer."""
+        import httpx
+
+        if isinstance(e, httpx.ConnectError):
+            return ModelError(f"endpoint {self.base_url} is down or unreachable ({e}); start the server or fix the URL")
+        if isinstance(e, httpx.TimeoutException):
+            return ModelError(f"endpoint {self.base_url} did not answer within {self.timeout_s:.0f}s")
+        return ModelError(f"endpoint {self.base_url} failed while {doing} ({type(e).__name__}: {e})")
 
     def chat_tools(self, messages: list[Message], tools: list[dict], tool_choice: Any,
                    params: GenParams) -> Any:
@@ -96,12 +106,8 @@ class OpenAICompatModel:
         t0 = time.perf_counter()
         try:
             r = httpx.post(url, json=body, headers=self._headers, timeout=self.timeout_s)
-        except httpx.ConnectError as e:
-            raise ModelError(f"endpoint {self.base_url} is down or unreachable ({e}); start the server or fix the URL") from e
-        except httpx.TimeoutException as e:
-            raise ModelError(f"endpoint {self.base_url} did not answer within {self.timeout_s:.0f}s") from e
-        except httpx.HTTPError as e:  # e.g. the server died mid-request
-            raise ModelError(f"endpoint {self.base_url} failed on a request with tools: {e}") from e
+        except httpx.HTTPError as e:
+            raise self._transport_error(e, "a request with tools") from e
         if r.status_code >= 400:
             raise ModelError(f"{url} answered HTTP {r.status_code} to a request with tools "
                              f"(does it support function calling?): {r.text[:200]}")

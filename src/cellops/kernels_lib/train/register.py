@@ -8,6 +8,7 @@ loads), ``adapter/`` for LoRA runs (small, to re-apply elsewhere), ``card.json``
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from ..jsonl import read_jsonl
 from ..workspace import get_workspace
 from . import events
 from .worker import uses_lora
+
+log = logging.getLogger(__name__)
 
 
 def _generate(model: Any, tok: Any, messages: list[dict[str, str]], max_new: int) -> str:
@@ -161,5 +164,7 @@ def _wandb_finish(metrics: dict[str, Any], samples: list[dict[str, Any]]) -> str
         rid = run.id
         run.finish()
         return rid
-    except Exception:  # tracking must never lose a finished model
+    except Exception as exc:  # tracking must never lose a finished model, but say it failed
+        log.warning("W&B: could not finish run %s (%s: %s); the model is registered without it",
+                    getattr(run, "id", "?"), type(exc).__name__, exc)
         return None
