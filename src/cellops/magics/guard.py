@@ -17,7 +17,7 @@ cell_parser.add_argument("-o", "--output", metavar="VAR", help="store the Policy
 
 eval_parser = MagicArgumentParser(prog="%guard eval")
 eval_parser.add_argument("policy")
-eval_parser.add_argument("data", help="JSONL of {text, label} or {text, spans}")
+eval_parser.add_argument("data", help="JSONL of {text, label} or {text, spans}, or a dataset NAME@V")
 eval_parser.add_argument("--rail", default="input", choices=("input", "output", "retrieval"))
 eval_parser.add_argument("--limit", type=int)
 eval_parser.add_argument("-o", "--output", metavar="VAR")

@@ -75,8 +75,14 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def read_rows(data: Any) -> tuple[list[dict[str, Any]], str]:
+def read_rows(data: Any, workspace: Workspace | None = None) -> tuple[list[dict[str, Any]], str]:
+    """(rows, label) from a JSONL path, a saved dataset ``NAME@V[:SPLIT]`` or a list of dicts."""
     if isinstance(data, (str, Path)):
+        from ..datasets.resolve import rows as dataset_rows
+
+        hit = dataset_rows(data, workspace)
+        if hit is not None:
+            return [r for _, r in hit[1]], hit[0]
         path = Path(data).expanduser()
         if not path.is_file():
             raise NotFoundError(f"no data file {path}; give a JSONL of {{text, label}} or {{text, spans}} rows")
@@ -86,12 +92,13 @@ def read_rows(data: Any) -> tuple[list[dict[str, Any]], str]:
 
 def evaluate(policy: Any, data: Any, *, rail: str = "input", limit: int | None = None,
              workspace: Workspace | None = None, log: bool = True) -> EvalResult:
-    """Run ``policy``'s ``rail`` on every row of ``data`` (a JSONL path or a list of dicts)."""
+    """Run ``policy``'s ``rail`` on every row of ``data`` (a JSONL path, a dataset ``NAME@V`` or a
+    list of dicts)."""
     from .policy import load
 
     ws = workspace or get_workspace()
     pol = load(policy, ws)
-    rows, name = read_rows(data)
+    rows, name = read_rows(data, ws)
     rows = rows[:limit] if limit else rows
     if not rows or not all(isinstance(r, dict) and isinstance(r.get("text"), str) for r in rows):
         raise InvalidInputError(f"{name}: every row needs a string 'text' plus 'label' or 'spans'")

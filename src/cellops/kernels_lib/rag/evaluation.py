@@ -37,10 +37,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [row for _, row in read_jsonl(path)]
 
 
-def load_queries(queries: Any) -> list[dict[str, Any]]:
-    """-> [{"id", "text", "answers": [str]}] from a JSONL path, a list of records or {id: text}."""
+def load_queries(queries: Any, workspace: Workspace | None = None) -> list[dict[str, Any]]:
+    """-> [{"id", "text", "answers": [str]}] from a JSONL path, a saved dataset ``NAME@V``, a list
+    of records or {id: text}."""
     if isinstance(queries, (str, Path)):
-        rows = _read_jsonl(Path(queries))
+        from ..datasets.resolve import rows as dataset_rows
+
+        hit = dataset_rows(queries, workspace)
+        rows = [r for _, r in hit[1]] if hit else _read_jsonl(Path(queries).expanduser())
     elif isinstance(queries, dict):
         rows = [{"_id": k, "text": v} for k, v in queries.items()]
     else:
@@ -160,7 +164,7 @@ def evaluate(name: str, queries: Any, qrels: Any = None, k: int = 10, *,
     """Retrieval metrics for each mode; with ``answers=N`` also answer metrics on N queries."""
     ws = workspace or get_workspace()
     index = open_index(name, ws)
-    qs = load_queries(queries)
+    qs = load_queries(queries, ws)
     rel = load_qrels(qrels, qs)
     missing = [q["id"] for q in qs if q["id"] not in rel]
     if len(missing) == len(qs):
