@@ -1,9 +1,9 @@
 """The one place a data argument becomes rows: an existing path stays a path, ``NAME[@V][:SPLIT]``
 names a saved dataset version, anything else (a DataFrame, a list) passes through.
 
-``%%finetune --data``, ``%prompt test|compare``, ``%%rag build`` and pipeline parameters all go
-through :func:`resolve` (and so do `rag.evaluate` queries and `guard.evaluate` rows), so ``qa@2`` works wherever a file name works. A path wins over a dataset
-of the same name (a file on disk is what the user sees next to the notebook).
+``%%finetune --data``, ``%prompt test|compare``, ``%%rag build``, ``rag.evaluate`` queries,
+``guard.evaluate`` rows and pipeline parameters all go through :func:`resolve`, so ``qa@2`` works
+wherever a file name works. A path wins over a dataset of the same name (a file on disk is what the user sees next to the notebook).
 """
 
 from __future__ import annotations
