@@ -240,18 +240,40 @@ def test_chain_target_maps_the_message_and_variables_to_its_inputs(workspace) ->
     chains.save("polite", {"inputs": {"question": None, "tone": "plain"}, "steps": {
         "answer": {"generate": "In a {{ inputs.tone }} tone, answer: {{ inputs.question }}",
                    "params": {"max_tokens": 4}}}, "output": "{{ steps.answer.output }}"}, workspace)
-    app = create_app(ServeConfig("chain:polite", workspace=str(workspace.root)))
+    app = create_app(ServeConfig("chain:polite", guard="default", workspace=str(workspace.root)))
     token, _ = auth.load_token(workspace, "polite", None)
     with TestClient(app) as c:
         r = c.post("/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
                    json={"model": "polite", "variables": {"tone": "cheerful"},
-                         "messages": [{"role": "user", "content": "Why is snow white?"}]})
+                         "messages": [{"role": "user", "content": "Why is snow white? My card is 4111 1111 1111 1111."}]})
     assert r.status_code == 200, r.text
     body = r.json()
     row = records.get(workspace, body["id"])
     assert row["status"] == "ok" and row["target"] == "chain:polite@1" and row["output"] == body["choices"][0]["message"]["content"]
+    # the policy redacts the card number: neither the serve record nor the chain's run keeps it
+    assert "4111" not in row["input"] and "<CREDIT_CARD" in row["input"] and row["input"].startswith("Why is snow white?")
+    assert row["record"]["guard"]["input"]["allowed"] and row["record"]["guard"]["input"]["findings"] >= 1
     run = workspace.get_run(row["run_id"])
-    assert run["kind"] == "chain" and run["record"]["inputs"] == {"question": "Why is snow white?", "tone": "cheerful"}
+    assert run["kind"] == "chain" and run["record"]["inputs"] == {"question": row["input"], "tone": "cheerful"}
+
+
+def test_load_balancer_traceparent_continues_the_callers_trace(served) -> None:
+    from cellops.kernels_lib.tracking import traces
+
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    header = {"traceparent": f"00-{caller_trace}-{caller_span}-01"}
+    for stream in (False, True):
+        r = served.client().chat.completions.create(model="helper", max_tokens=2, stream=stream, extra_headers=header,
+                                                    messages=[{"role": "user", "content": "Say hi."}])
+        rid = list(r)[0].id if stream else r.id
+        row = records.get(served.ws(), rid)
+        assert row["trace_id"] == caller_trace, (stream, row["trace_id"])
+        spans = traces.get(caller_trace, served.ws()).spans
+        [root] = [s for s in spans if s.name == "serve helper" and s.attrs["cellops.response_id"] == rid]
+        assert root.parent_id == caller_span  # the served request's root hangs under the caller's span
+    plain = served.client().chat.completions.create(model="helper", max_tokens=2, extra_headers={"traceparent": "junk"},
+                                                    messages=[{"role": "user", "content": "Say hi."}])
+    assert records.get(served.ws(), plain.id)["trace_id"] not in (None, caller_trace)  # a bad header: a new trace
 
 
 def test_client_leaving_mid_stream_stops_generation_and_frees_its_slot(served) -> None:

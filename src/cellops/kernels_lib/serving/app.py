@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..tracking.trace import parse_traceparent
 from ..workspace import get_workspace
 from . import api, auth, records
 from .config import ENV, ServeConfig
@@ -72,14 +73,15 @@ def create_app(cfg: ServeConfig) -> Starlette:
         turns = api.to_turns(req, cfg.max_tokens_limit, cfg.max_messages)
         client, key = client_of(request, req.user)
         variant = engine.variant_for(client)
+        parent = parse_traceparent(request.headers.get("traceparent") or "")
         engine.admit(key)
         if req.stream:
             include_usage = bool((req.stream_options or {}).get("include_usage"))
-            return _Stream(_stream(engine, variant, turns, client, include_usage), lambda: engine.release(key),
+            return _Stream(_stream(engine, variant, turns, client, include_usage, parent), lambda: engine.release(key),
                            media_type="text/event-stream",
                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         try:
-            rid, out = await engine.call(variant, turns, client, stream=False)
+            rid, out = await engine.call(variant, turns, client, stream=False, parent=parent)
         finally:
             engine.release(key)
         body = api.completion(rid, engine.app, out.text, out.finish_reason,
@@ -161,12 +163,12 @@ class _Stream(StreamingResponse):
 
 
 async def _stream(engine: Engine, variant: str, turns: Any, client: str | None,
-                  include_usage: bool) -> AsyncIterator[bytes]:
+                  include_usage: bool, parent: tuple[str, str] | None) -> AsyncIterator[bytes]:
     """SSE in OpenAI's chunk format: role, content deltas, the finish chunk, usage, [DONE]."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     cancel, rid = Cancel(), new_id()
-    task = asyncio.ensure_future(engine.call(variant, turns, client, stream=True, cancel=cancel, rid=rid,
+    task = asyncio.ensure_future(engine.call(variant, turns, client, stream=True, cancel=cancel, rid=rid, parent=parent,
                                              on_token=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p)))
     task.add_done_callback(lambda _t: queue.put_nowait(None))
     sent: list[str] = []

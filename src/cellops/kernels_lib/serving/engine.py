@@ -96,7 +96,7 @@ class Engine:
 
     async def call(self, variant: str, turns: targets.Turns, client: str | None, stream: bool,
                    on_token: OnToken | None = None, cancel: Cancel | None = None,
-                   rid: str | None = None) -> tuple[str, targets.Outcome]:
+                   rid: str | None = None, parent: tuple[str, str] | None = None) -> tuple[str, targets.Outcome]:
         """Queue for the model, run the target in a thread, record the request; (response id, outcome)."""
         target = self.variants[variant]
         rid = rid or new_id()
@@ -114,7 +114,7 @@ class Engine:
             self.waiting -= 1
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self.executor, self._work, rid, variant, target, turns, client,
-                                   stream, on_token, cancel, t0)
+                                   stream, on_token, cancel, t0, parent)
         fut.add_done_callback(lambda _f: sem.release())  # the slot frees when the thread is done
         try:
             outcome = await asyncio.wait_for(asyncio.shield(fut), timeout=max(0.0, deadline - time.perf_counter()))
@@ -130,7 +130,7 @@ class Engine:
 
     def _work(self, rid: str, variant: str, target: targets.Target, turns: targets.Turns,
               client: str | None, stream: bool, on_token: OnToken | None, cancel: Cancel,
-              t0: float) -> targets.Outcome:
+              t0: float, parent: tuple[str, str] | None = None) -> targets.Outcome:
         def tok(piece: str) -> None:
             if cancel.event.is_set():
                 raise Stopped
@@ -139,8 +139,9 @@ class Engine:
 
         row = records.RequestRow(rid, self.app, variant, target.ref if target.kind == "prompt" else f"{target.kind}:{target.ref}",
                                  client, "ok", 0.0, stream)
-        # one trace per request; the prompt / rag run's own trace joins it as a child
-        trace = Trace(f"serve {self.app}", kind="chain", **{
+        # one trace per request (continuing the caller's trace when it sent a traceparent); the
+        # prompt / rag run's own trace joins it as a child
+        trace = Trace(f"serve {self.app}", kind="chain", remote=parent, **{
             "cellops.app": self.app, "cellops.variant": variant, "cellops.target": row.target,
             "cellops.response_id": rid, "enduser.id": client or "", "input.value": turns.last_user[:500]})
         row.trace_id = trace.trace_id

@@ -232,18 +232,39 @@ class ChainTarget:
         return bool(get_llm(self.model_uri, self.opts.workspace).supports_concurrency)
 
     def answer(self, turns: Turns, on_token: OnToken | None) -> Outcome:
-        inputs = {**turns.variables, self.input_var: turns.last_user}
+        ws = self.opts.workspace
+        versions = {"target": f"chain:{self.ref}", "model": self.model_uri,
+                    "guard_policy": _policy_ref(self.opts.policy, ws)}
+        text_in, reports = turns.last_user, {}
+        policy = self._policy()
+        if policy is not None:  # the serve policy's input rail, as a prompt target applies it
+            rep = policy.check_input(text_in)
+            reports, text_in = {"input": rep}, rep.text  # the chain and the record see the redacted text
+            if not rep.allowed:
+                from ..calls import _blocked_text
+
+                return Outcome(_blocked_text(policy, "input", rep), text_in, self.model_uri, versions,
+                               finish_reason="content_filter", blocked="input", guard=_verdicts(reports))
+        inputs = {**turns.variables, self.input_var: text_in}
         if self.takes_history:
             inputs["history"] = turns.history
         r = self._chains.run(self.chain, inputs, self.opts.model, workspace=self.opts.workspace, source="serve")
         text = r.output if isinstance(r.output, str) else json.dumps(r.output, default=str)
         if on_token is not None and text:
             on_token(text)
-        versions = {"target": f"chain:{self.ref}", "model": r.model or self.model_uri,
-                    "guard_policy": _policy_ref(self.opts.policy, self.opts.workspace)}
+        versions["model"] = r.model or self.model_uri
         blocked = "chain" if r.status == "blocked" else None
-        return Outcome(text, turns.last_user, r.model or self.model_uri, versions, r.run_id, r.trace_id,
-                       finish_reason="content_filter" if blocked else "stop", blocked=blocked)
+        return Outcome(text, text_in, r.model or self.model_uri, versions, r.run_id, r.trace_id,
+                       finish_reason="content_filter" if blocked else "stop", blocked=blocked,
+                       guard=_verdicts(reports))
+
+    def _policy(self) -> Any:
+        """The serve policy: ``--guard NAME``, the workspace's active one, or none (``--guard off``)."""
+        if isinstance(self.opts.policy, str) and self.opts.policy == "active":
+            from ..guard import active_policy
+
+            return active_policy(self.opts.workspace)
+        return self.opts.policy
 
 
 TARGETS.register("chain", ChainTarget)

@@ -106,7 +106,10 @@ def _remote_parent() -> tuple[str, str] | None:
 class Trace:
     """A tree of spans rooted at ``name``; also a context manager that ends the root."""
 
-    def __init__(self, name: str = "call", kind: str = "chain", **attrs: Any) -> None:
+    def __init__(self, name: str = "call", kind: str = "chain", *, remote: tuple[str, str] | None = None,
+                 **attrs: Any) -> None:
+        """``remote``: (trace id, span id) of a caller's span, e.g. a load balancer's W3C
+        ``traceparent`` header; it wins over the environment's remote parent."""
         self.spans: list[Span] = []
         self._listeners: list[Listener] = []
         ambient = _current.get()
@@ -114,7 +117,7 @@ class Trace:
             parent: tuple[str, str] | None = (ambient.trace_id, ambient.span_id)
             parent_otel = ambient._otel
         else:
-            parent, parent_otel = _remote_parent(), None
+            parent, parent_otel = remote or _remote_parent(), None
         self.root = self._open(name, kind, attrs, parent, parent_otel)
         self.trace_id = self.root.trace_id
         self._token: Any = None
