@@ -33,15 +33,26 @@ myplug = "cellops_testplug:make_llm"
 
 [project.entry-points."cellops.guard_checks"]
 no_bananas = "cellops_testplug:NoBananas"
+
+[project.entry-points."cellops.trackers"]
+filetrack = "cellops_testplug:tracker"
+
+[project.entry-points."cellops.indexes"]
+flat = "cellops_testplug:FLAT"
 """
 
 MODULE = '''\
-"""A cellops plugin: a model backend (echo), a loader (.note files) and a guard check."""
+"""A cellops plugin: a model backend (echo), a loader (.note files), a guard check, a tracker
+(JSON lines into $TESTPLUG_TRACK) and a dense index type (exact search, like brute)."""
+import json
+import os
 from pathlib import Path
 
 from cellops.kernels_lib.guard.checks.base import Check
 from cellops.kernels_lib.guard.report import Verdict
 from cellops.kernels_lib.models.base import Generation
+from cellops.kernels_lib.rag.ann import DenseIndex
+from cellops.kernels_lib.rag.indexes import IndexType
 from cellops.kernels_lib.rag.loaders import Document
 
 
@@ -78,6 +89,31 @@ class NoBananas(Check):
     def run(self, ctx):
         hit = "banana" in ctx.text.lower()
         return Verdict(1.0 if hit else 0.0, hit, "BANANA" if hit else "", reason="bananas")
+
+
+class FileTracker:
+    run_id = error = None
+
+    def start(self, root, job_type="notebook", config=None):
+        self.run_id = "file-" + job_type
+        return self.run_id
+
+    def log(self, data, tables=None):
+        with open(os.environ["TESTPLUG_TRACK"], "a") as f:
+            f.write(json.dumps({k: v for k, v in data.items() if k.endswith(("/prompt", "/run_id"))}) + "\\n")
+
+    def summary(self, data):
+        pass
+
+    def flush(self, timeout=120.0):
+        pass
+
+    def finish(self):
+        pass
+
+
+tracker = FileTracker()
+FLAT = IndexType("dense", lambda v, folder, cfg: None, lambda v, folder, cfg: DenseIndex(v, cfg))
 '''
 
 SCRIPT = r'''
@@ -87,7 +123,7 @@ ip = get_ipython()
 ip.run_line_magic("load_ext", "cellops")
 out = {}
 r = ip.run_cell_magic("prompt", "greet --model myplug:v1 -o t_r", "hello plugin")
-out["prompt"] = [r.text, r.version]
+out["prompt"] = [r.text, r.version, r.run_id]
 v = ip.run_cell_magic("rag", "build kb -o t_v", sys.argv[1])
 out["rag"] = [v.ref, v.counts["files"], v.skipped]
 df = ip.run_line_magic("rag", "search kb quarterly figures -k 1")
@@ -96,6 +132,9 @@ ip.run_cell_magic("guard", "fruit", "input:\n  - check: no_bananas\n    action: 
 rep = ip.run_line_magic("guard", "check --policy fruit I would like two bananas")
 ok = ip.run_line_magic("guard", "check --policy fruit I would like two apples")
 out["guard"] = [rep.allowed, [f.check for f in rep.findings], ok.allowed]
+from cellops.kernels_lib.rag.indexes import index_type
+from cellops.kernels_lib.workspace import get_workspace
+out["index"] = [index_type("flat", "dense").part, get_workspace().get_run(r.run_id)["record"]["wandb_run_id"]]
 print("RESULT " + json.dumps(out))
 '''
 
@@ -125,17 +164,23 @@ def test_plugin_is_found_and_used_from_the_magics(plugin_python: Path, tmp_path:
     docs.mkdir()
     (docs / "q3.note").write_text("title: Q3-REPORT\nQuarterly figures rose by nine percent.\n")
     (docs / "misc.txt").write_text("Penguins live in the southern hemisphere.")
+    track = tmp_path / "track.jsonl"
     env = os.environ | {"CELLOPS_HOME": str(tmp_path / ".cellops"), "CELLOPS_WANDB": "off",
+                        "CELLOPS_TRACKER": "filetrack", "TESTPLUG_TRACK": str(track),
                         "PYTHONPATH": os.pathsep.join([CELLOPS_SRC, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([plugin_python, "-c", SCRIPT, str(docs)], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=600)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     out = json.loads(lines[0].removeprefix("RESULT "))
-    assert out["prompt"] == ["[v1] nigulp olleh", "greet@1"]
+    assert out["prompt"][:2] == ["[v1] nigulp olleh", "greet@1"]
     assert out["rag"] == ["kb@1", 2, []]
     assert out["hit"] == ["Q3-REPORT", "Quarterly figures rose by nine percent."]
     assert out["guard"] == [False, ["no_bananas"], True]
+    # the tracker CELLOPS_TRACKER names got the prompt run (and the record cites its run id)
+    logged = [json.loads(ln) for ln in track.read_text().splitlines()]
+    assert {"prompt/prompt": "greet@1", "prompt/run_id": out["prompt"][2]} in logged
+    assert out["index"] == ["dense", "file-notebook"]
 
 
 def test_plugins_are_not_seen_without_the_install() -> None:
@@ -144,7 +189,12 @@ def test_plugins_are_not_seen_without_the_install() -> None:
     from cellops.kernels_lib.models import backends
     from cellops.kernels_lib.rag.loaders import loaders
 
+    from cellops.kernels_lib.rag.indexes import indexes
+    from cellops.kernels_lib.tracking import trackers
+
     assert "myplug" not in backends and ".note" not in loaders and "llamacpp" in backends
+    assert "filetrack" not in trackers and "wandb" in trackers
+    assert "flat" not in indexes and {"brute", "scann", "bm25"} <= set(indexes.names())
     with pytest.raises(NotFoundError, match="unknown model backend 'myplug'; available: .*llamacpp"):
         backends.get("myplug")
     from cellops.kernels_lib.models import get_embedder

@@ -25,8 +25,9 @@ from .. import html
 from ..errors import InvalidInputError, WorkspaceError
 from ..models import get_embedder
 from ..workspace import Version, Workspace, content_hash, get_workspace
-from . import ann, lexical, loaders
+from . import ann, loaders
 from .chunkers import check_sizes, chunkers
+from .indexes import LEXICAL, index_type
 from .store import KIND, Chunk, forget, read_chunks, verify, write_manifest
 
 Progress = Callable[[int, int], None]  # (embedded so far, total to embed)
@@ -295,8 +296,8 @@ def _write(ws: Workspace, name: str, content: dict[str, Any], chunks: list[Chunk
         for c in chunks:
             f.write(json.dumps(c.to_json(), ensure_ascii=False) + "\n")
     np.save(staging / "vectors.npy", vectors)
-    ann.build(vectors, cfg, staging / "scann")
-    lexical.build([c.embed_text for c in chunks], staging / "bm25")
+    index_type(cfg.kind, "dense").build(vectors, staging / "scann", cfg)
+    index_type(LEXICAL, "lexical").build([c.embed_text for c in chunks], staging / "bm25", cfg)
     write_manifest(staging)
     if repair is not None and content_hash(content) == repair.hash:
         version, created = repair, False

@@ -26,7 +26,8 @@ import numpy as np
 from ..errors import WorkspaceError
 from ..jsonl import read_jsonl
 from ..workspace import Version, Workspace
-from .ann import AnnConfig, DenseIndex
+from .ann import AnnConfig
+from .indexes import LEXICAL, index_type
 
 KIND = "index"
 
@@ -117,8 +118,7 @@ class Index:
             self.chunks = read_chunks(folder)
             vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
             cfg = AnnConfig.from_dict(version.content.get("ann", {}))
-            self.dense = DenseIndex(vectors, cfg) if cfg.kind != "scann" else \
-                DenseIndex.load(vectors, cfg, folder / "scann")
+            self.dense = index_type(cfg.kind, "dense").load(vectors, folder / "scann", cfg)
         except WorkspaceError:
             raise
         except (OSError, ValueError, KeyError, RuntimeError) as e:
@@ -138,10 +138,10 @@ class Index:
     def bm25(self) -> Any:
         with self._lock:
             if self._bm25 is None:
-                from .lexical import BM25Index
-
+                kind = self.version.content.get("lexical", LEXICAL)
                 try:
-                    self._bm25 = BM25Index(self.folder / "bm25", len(self.chunks))
+                    self._bm25 = index_type(kind, "lexical").load(len(self.chunks), self.folder / "bm25",
+                                                                  AnnConfig.from_dict(self.version.content.get("ann", {})))
                 except (OSError, ValueError, KeyError) as e:
                     raise WorkspaceError(f"index '{self.name}' BM25 part cannot be loaded ({e}); "
                                          + rebuild_hint(self.name)) from None
