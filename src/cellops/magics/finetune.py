@@ -18,9 +18,9 @@ parser.add_argument("name", help="registry name of the resulting model (NAME@V)"
 parser.add_argument("--base", help="base model: default | hf:<dir> | <file.gguf> | NAME@V")
 parser.add_argument("--data", help="JSONL/CSV path, or the name of a DataFrame/list variable")
 parser.add_argument("--format", choices=FORMATS, help="row format (default: detected)")
-parser.add_argument("--method", choices=METHODS, help="lora | full (SFT), dpo | kto (preference pairs)")
-parser.add_argument("--adapter", choices=ADAPTERS, help="dpo/kto: lora (default) or none (full)")
-parser.add_argument("--beta", type=float, help="dpo/kto: pull towards the base model (default 0.1)")
+parser.add_argument("--method", choices=METHODS, help="lora | full (SFT), dpo | kto | orpo (preference pairs)")
+parser.add_argument("--adapter", choices=ADAPTERS, help="dpo/kto/orpo: lora (default) or none (full)")
+parser.add_argument("--beta", type=float, help="dpo/kto: pull towards the base model; orpo: odds-ratio weight (default 0.1)")
 parser.add_argument("--epochs", type=float)
 parser.add_argument("--max-steps", type=int)
 parser.add_argument("--lr", type=float)
@@ -45,7 +45,7 @@ sub.add_argument("name", nargs="?")
 sub.add_argument("--wait", action="store_true")
 sub.add_argument("-o", "--output", metavar="VAR")
 
-HELP = f"""Fine-tune a causal LM on your data with a real DeepSpeed job (SFT or DPO/KTO; LoRA or full).
+HELP = f"""Fine-tune a causal LM on your data with a real DeepSpeed job (SFT or DPO/KTO/ORPO; LoRA or full).
 
 Cell:  {parser.format_usage().strip()}
   The body may hold the same settings as YAML (flags win), e.g.
@@ -54,7 +54,7 @@ Cell:  {parser.format_usage().strip()}
       lora_r: 16
   Data rows: chat {{"messages": [...]}}, alpaca (instruction/input/output) or prompt/completion;
   loss is on assistant tokens only, with the base model's chat template.
-  --method dpo|kto: preference rows {{"prompt" or "messages", "chosen", "rejected"}} through TRL;
+  --method dpo|kto|orpo: preference rows {{"prompt" or "messages", "chosen", "rejected"}} through TRL;
   the model card shows the held-out log-prob margin chosen - rejected before and after.
   In a live notebook the cell returns at once with a live dashboard; the kernel stays free.
   The result is a registered model: use it as %%prompt --model NAME@V.

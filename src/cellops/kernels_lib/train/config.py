@@ -13,8 +13,11 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..workspace import check_name
 
-METHODS = ("lora", "full", "dpo", "kto")
-PREFERENCE = ("dpo", "kto")  # preference objectives: TRL's DPOTrainer / KTOTrainer on the same launcher
+METHODS = ("lora", "full", "dpo", "kto", "orpo")
+# preference objectives: TRL's DPOTrainer / KTOTrainer / ORPOTrainer (trl.experimental) on the same launcher
+PREFERENCE = ("dpo", "kto", "orpo")
+# ORPO has no reference model: its odds-ratio term is against the rejected answer, not the base
+REFERENCE_FREE = ("orpo",)
 ADAPTERS = ("auto", "lora", "none")
 FORMATS = ("auto", "chat", "alpaca", "completion", "preference")
 ZERO = ("auto", "0", "1", "2", "3")
@@ -26,9 +29,9 @@ class FinetuneConfig:
     base: str = "default"  # base model: default | hf:<dir> | <file.gguf> | NAME@V of a fine-tune
     data: Any = None  # JSONL / CSV path, a DataFrame, or a list of dicts (rows)
     format: str = "auto"  # auto | chat (messages) | alpaca | completion | preference (chosen/rejected)
-    method: str = "lora"  # SFT: lora (adapter, merged) | full (all weights); preference: dpo | kto
-    adapter: str = "auto"  # for dpo/kto: lora (auto) or none (every weight trains); SFT: set by method
-    beta: float = 0.1  # dpo/kto: strength of the pull towards the base model (TRL's default)
+    method: str = "lora"  # SFT: lora (adapter, merged) | full (all weights); preference: dpo | kto | orpo
+    adapter: str = "auto"  # for dpo/kto/orpo: lora (auto) or none (every weight trains); SFT: set by method
+    beta: float = 0.1  # dpo/kto: pull towards the base model; orpo: weight of the odds-ratio term (TRL's default)
     epochs: float = 1.0  # passes over the training split; ignored when max_steps > 0
     max_steps: int = -1  # optimizer steps; > 0 overrides epochs (short runs, tests)
     lr: float | None = None  # None: 2e-4 for lora, 2e-5 for full (the usual stable choices)
@@ -63,7 +66,7 @@ class FinetuneConfig:
 
     @property
     def objective(self) -> str:
-        """sft | dpo | kto: what the loss is (``method`` also says which weights train for SFT)."""
+        """sft | dpo | kto | orpo: what the loss is (``method`` also says which weights train for SFT)."""
         return self.method if self.method in PREFERENCE else "sft"
 
     @property
@@ -92,7 +95,7 @@ class FinetuneConfig:
             raise InvalidInputError(f"--method {self.method} trains on preference rows (prompt or "
                                     "messages, chosen, rejected): use --format preference or auto")
         if self.format == "preference" and self.method not in PREFERENCE:
-            raise InvalidInputError("preference rows (chosen/rejected) train with --method dpo or kto")
+            raise InvalidInputError("preference rows (chosen/rejected) train with --method dpo, kto or orpo")
         if self.method == "kto" and self.batch < 2:
             raise InvalidInputError("kto needs --batch >= 2: its KL term pairs each answer with "
                                     "another one in the same micro-batch")

@@ -3,7 +3,7 @@
 Three row formats (axolotl / TRL names): chat ``messages`` (a list of {role, content}), alpaca
 (``instruction``, optional ``input``, ``output``, optional ``system``) and ``prompt`` /
 ``completion``. Every row becomes a list of messages; the base model's chat template formats it
-later (tokenize.py). Preference rows (``--method dpo|kto``) have a prompt (``prompt`` text or
+later (tokenize.py). Preference rows (``--method dpo|kto|orpo``) have a prompt (``prompt`` text or
 messages, or ``messages`` ending with the user's turn), ``chosen`` and ``rejected`` (text, or TRL's
 one-assistant-message lists): ``messages`` is then prompt + chosen, ``rejected`` the other answer. Invalid rows are collected with their line numbers and reasons and reported
 together, before anything starts: nothing is silently dropped.
@@ -72,7 +72,7 @@ class Dataset:
 def load(data: Any, fmt: str = "auto", workspace: Workspace | None = None,
          preference: bool = False) -> Dataset:
     """Read and validate ``data`` (path, NAME@V dataset, DataFrame, or list of dicts); raise on any
-    bad row. ``preference``: every row must be a preference pair (the method is dpo/kto)."""
+    bad row. ``preference``: every row must be a preference pair (the method is dpo/kto/orpo)."""
     source, records = _records(data, workspace)
     if not records:
         raise InvalidInputError(f"the dataset {source} is empty; it needs at least one row")
@@ -82,7 +82,7 @@ def load(data: Any, fmt: str = "auto", workspace: Workspace | None = None,
         fmt = detect(records[0][1], source)
         if fmt == "preference":
             raise InvalidInputError(f"{source} holds preference rows (chosen/rejected): train them "
-                                    "with --method dpo (or kto), or give SFT rows")
+                                    "with --method dpo (or kto, orpo), or give SFT rows")
     rows: list[Row] = []
     problems: list[str] = []
     for line, rec in records:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, JobError
-from .config import FinetuneConfig
+from .config import REFERENCE_FREE, FinetuneConfig
 
 GiB = 1024**3
 RUNTIME_BYTES = 1.0 * GiB  # python + torch + transformers + deepspeed in each process
@@ -103,8 +103,8 @@ def estimate(cfg: FinetuneConfig, m: ModelShape, stage: int, world: int, dtype_b
     """Bytes per process at a ZeRO stage (what each stage shards over ``world`` processes)."""
     trainable = lora_params(cfg, m) if cfg.use_lora else m.params
     mixed = dtype_bytes < 4
-    # full preference tuning keeps a frozen reference copy (LoRA gets it by switching the adapter off)
-    copies = 2 if cfg.objective != "sft" and not cfg.use_lora else 1
+    # full DPO/KTO keeps a frozen reference copy (LoRA gets it by switching the adapter off); ORPO has none
+    copies = 2 if cfg.objective not in ("sft", *REFERENCE_FREE) and not cfg.use_lora else 1
     weights = m.params * dtype_bytes * copies
     grads = trainable * dtype_bytes
     optimizer = trainable * (8 + (4 if mixed else 0))  # Adam m and v (+ fp32 master weights)

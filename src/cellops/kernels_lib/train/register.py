@@ -16,6 +16,7 @@ from typing import Any
 from ..jsonl import read_jsonl
 from ..workspace import get_workspace
 from . import events
+from .config import PREFERENCE
 from .worker import uses_lora
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "---", f"base_model: {card['base_model']}", "library_name: transformers",
         f"tags: [cellops, {cfg['method']}, deepspeed]", "---", "",
         f"# {card['name']} (fine-tune of {card['base_model']})", "",
-        f"Method **{cfg['method']}**{' (LoRA)' if cfg['method'] in ('dpo', 'kto') and uses_lora(cfg) else ''}, "
+        f"Method **{cfg['method']}**{' (LoRA)' if cfg['method'] in PREFERENCE and uses_lora(cfg) else ''}, "
         f"ZeRO-{card['zero_stage']} on {card['world']} process(es); "
         f"data hash `{card['data_hash'][:16]}` ({card['n_train']} train / {card['n_eval']} held-out rows).", "",
         "| metric | value |", "|---|---|",
