@@ -17,6 +17,8 @@ build_parser.add_argument("--embedder", help="embedder URI (default: %%config Ce
 build_parser.add_argument("--chunker", default="auto", help="auto | token | markdown | code")
 build_parser.add_argument("--chunk-size", type=int, default=128, help="tokens (words) per chunk")
 build_parser.add_argument("--overlap", type=int, default=16, help="tokens shared by neighbours")
+build_parser.add_argument("--recall", type=float, metavar="R",
+                          help="aim ScaNN at recall@10 R (measured vs exact search on a sample of the corpus while building)")
 build_parser.add_argument("-o", "--output", metavar="VAR")
 
 ask_parser = MagicArgumentParser(prog="%%rag ask")
@@ -29,6 +31,8 @@ ask_parser.add_argument("--weighted", nargs="?", type=float, const=DENSE_WEIGHT,
                         help=f"dense + BM25, normalised scores weighted W : 1-W (default {DENSE_WEIGHT}; %%rag eval reports the best W)")
 ask_parser.add_argument("--prompt", metavar="NAME@V", help="answer prompt (default: rag-answer)")
 ask_parser.add_argument("--rerank", metavar="MODEL", help="rescore the top 10 passages by P(yes) under MODEL (e.g. qwen-1.5b)")
+ask_parser.add_argument("--leaves", type=int, metavar="N", help="ScaNN leaves searched (default: the index's)")
+ask_parser.add_argument("--reorder", type=int, metavar="N", help="ScaNN candidates re-scored exactly (default: the index's)")
 ask_parser.add_argument("-o", "--output", metavar="VAR")
 
 search_parser = MagicArgumentParser(prog="%rag search")
@@ -40,6 +44,8 @@ search_parser.add_argument("--weighted", nargs="?", type=float, const=DENSE_WEIG
                            help="normalised-score fusion, dense weight W")
 search_parser.add_argument("--bm25", action="store_true", help="BM25 only")
 search_parser.add_argument("--rerank", metavar="MODEL", help="rescore the top 10 by P(yes) under MODEL (e.g. qwen-1.5b)")
+search_parser.add_argument("--leaves", type=int, metavar="N", help="ScaNN leaves searched (default: the index's)")
+search_parser.add_argument("--reorder", type=int, metavar="N", help="ScaNN candidates re-scored exactly (default: the index's)")
 search_parser.add_argument("-o", "--output", metavar="VAR")
 
 eval_parser = MagicArgumentParser(prog="%rag eval")
@@ -113,7 +119,7 @@ def build(ctx: MagicContext, line: str, body: str) -> Any:
     try:
         result = rag.build(a.name, sources, embedder=a.embedder or ctx.config.embedder,
                            chunker=a.chunker, chunk_size=a.chunk_size, overlap=a.overlap,
-                           workspace=ctx.workspace, progress=bar)
+                           workspace=ctx.workspace, progress=bar, recall=a.recall)
     finally:
         bar.close()
     ctx.store(a.output, result)
@@ -132,7 +138,7 @@ def ask(ctx: MagicContext, line: str, body: str | None) -> Any:
     view = live_trace_view(ctx.live)  # fills in while the call runs
     answer = rag.ask(a.name, question, k=a.k, model=a.model, hybrid=a.hybrid, prompt=a.prompt,
                      mode="weighted" if a.weighted is not None else None, weight=a.weighted or DENSE_WEIGHT,
-                     rerank=a.rerank,
+                     rerank=a.rerank, leaves=a.leaves, reorder=a.reorder,
                      on_token=stream, workspace=ctx.workspace, source="magic", on_trace=view)
     if view is not None:  # the result shows the same waterfall as static HTML; a failed run keeps the live one
         view.close()
@@ -147,7 +153,7 @@ def line_command(ctx: MagicContext, line: str) -> Any:
         a = search_parser.parse_line(rest)
         mode = "bm25" if a.bm25 else ("hybrid" if a.hybrid else ("weighted" if a.weighted is not None else "dense"))
         result = rag.search(a.name, " ".join(a.query), k=a.k, mode=mode, weight=a.weighted or DENSE_WEIGHT,
-                            rerank=a.rerank, workspace=ws)
+                            rerank=a.rerank, leaves=a.leaves, reorder=a.reorder, workspace=ws)
         ctx.store(a.output, result)
         return result.df
     if cmd == "eval":

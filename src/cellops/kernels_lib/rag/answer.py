@@ -147,14 +147,15 @@ def _retrieval_rail(policy: Any, hits: list[Hit], trace: Trace) -> tuple[list[Hi
 
 def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybrid: bool = False,
         mode: str | None = None, weight: float = DENSE_WEIGHT, rerank: str | None = None,
-        prompt: str | None = None, params: dict[str, Any] | None = None,
+        leaves: int | None = None, reorder: int | None = None, prompt: str | None = None, params: dict[str, Any] | None = None,
         on_token: OnToken | None = None, workspace: Workspace | None = None,
         source: str = "python", policy: Any = "active",
         on_trace: Callable[[Trace], None] | None = None) -> Answer:
     """Answer ``question`` from index ``name`` with citations; recorded as a ``rag`` run.
 
     ``policy``: "active" (the workspace's ``%guard on`` policy), a loaded policy, or None (off).
-    ``on_trace(trace)`` is called before retrieval (a live view subscribes to it there)."""
+    ``on_trace(trace)`` is called before retrieval (a live view subscribes to it there).
+    ``leaves`` / ``reorder``: ScaNN's query-time settings (default: the index version's)."""
     if not question or not question.strip():
         raise InvalidInputError("the question is empty: put it in the cell body")
     ws = workspace or get_workspace()
@@ -163,7 +164,7 @@ def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybri
     if on_trace is not None:
         on_trace(trace)
     mode = mode or ("hybrid" if hybrid else "dense")
-    hits = _retrieve(trace, index, question, max(k, 10) if rerank else k, mode, weight)
+    hits = _retrieve(trace, index, question, max(k, 10) if rerank else k, mode, weight, (leaves, reorder))
     if rerank:
         from .rerank import rerank as rescore
 
@@ -190,7 +191,8 @@ def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybri
                   result.generation, trace.to_list(), reports, result.blocked, trace.trace_id, trace)
 
 
-def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str, weight: float = DENSE_WEIGHT) -> list[Hit]:
+def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str, weight: float = DENSE_WEIGHT,
+              ann: tuple[int | None, int | None] = (None, None)) -> list[Hit]:
     """retrieve (retriever span) with the query embedding as its child; ids and scores as events."""
     with trace.span("retrieve", kind="retriever", **{"input.value": genai.clip(question),
                     "retrieval.k": k, "retrieval.mode": mode, "cellops.index": index.ref}) as span:
@@ -198,7 +200,11 @@ def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str, weight
         if mode != "bm25":
             with trace.span("embed query", kind="embedding", **{"embedding.model_name": index.embedder_uri}):
                 vectors = get_embedder(index.embedder_uri).encode([question])
-        hits = search_many(index, [question], k, mode, vectors=vectors, weight=weight)[0]
+        hits = search_many(index, [question], k, mode, vectors=vectors, weight=weight,
+                           leaves=ann[0], reorder=ann[1])[0]
+        if index.dense.searcher is not None and mode != "bm25":  # which ScaNN settings answered
+            span.attrs["cellops.ann.leaves"], span.attrs["cellops.ann.reorder"] = \
+                index.dense.query_settings(*ann)
         for i, h in enumerate(hits):  # OpenInference's document list: Phoenix shows it per span
             span.attrs |= {f"retrieval.documents.{i}.document.id": h.chunk.id,
                            f"retrieval.documents.{i}.document.score": float(h.score),

@@ -23,12 +23,14 @@ LEXICAL = "bm25"  # the lexical type every build uses (a version without "lexica
 @dataclass(frozen=True)
 class IndexType:
     part: str  # "dense" | "lexical": which slot of an index version it fills
-    build: Callable[[Any, Path, ann.AnnConfig], None]  # writes into the (not yet existing) folder
+    # writes into the (not yet existing) folder; a dense type may return the config to store
+    # instead of the one given (ann.build does when cfg.target_recall asks it to tune)
+    build: Callable[[Any, Path, ann.AnnConfig], ann.AnnConfig | None]
     load: Callable[[Any, Path, ann.AnnConfig], Any]  # dense: .search(queries, k); lexical: BM25Index-like
 
 
 indexes: Registry[IndexType] = Registry("index type", "indexes")
-indexes.register("brute", IndexType("dense", lambda v, folder, cfg: None,
+indexes.register("brute", IndexType("dense", lambda v, folder, cfg: ann.build(v, cfg, folder),
                                     lambda v, folder, cfg: ann.DenseIndex(v, cfg)))
 indexes.register("scann", IndexType("dense", lambda v, folder, cfg: ann.build(v, cfg, folder),
                                     lambda v, folder, cfg: ann.DenseIndex.load(v, cfg, folder)))

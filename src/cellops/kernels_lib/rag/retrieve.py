@@ -74,16 +74,18 @@ def _mode(hybrid: bool, mode: str | None) -> str:
 
 
 def search_many(index: Index, queries: Sequence[str], k: int = 10, mode: str = "dense",
-                vectors: np.ndarray | None = None, weight: float = fusion.DENSE_WEIGHT) -> list[list[Hit]]:
+                vectors: np.ndarray | None = None, weight: float = fusion.DENSE_WEIGHT,
+                leaves: int | None = None, reorder: int | None = None) -> list[list[Hit]]:
     """Ranked hits for each query (batched: one embedding call and one ANN call for all);
-    ``weight`` is the dense share of the ``weighted`` mode."""
+    ``weight`` is the dense share of the ``weighted`` mode; ``leaves`` / ``reorder`` are ScaNN's
+    query-time settings (default: the index version's)."""
     if k < 1:
         raise InvalidInputError(f"-k must be at least 1, got {k}")
     pool = k if mode == "dense" else max(4 * k, 50)  # fusion needs depth from both retrievers
     dense_ids = dense_sc = bm_ids = bm_sc = None
     if mode in ("dense", "hybrid", "weighted"):
         q = vectors if vectors is not None else get_embedder(index.embedder_uri).encode(list(queries))
-        dense_ids, dense_sc = index.dense.search(q, pool)
+        dense_ids, dense_sc = index.dense.search(q, pool, leaves=leaves, reorder=reorder)
     if mode in ("bm25", "hybrid", "weighted"):
         bm_ids, bm_sc = index.bm25.search(queries, pool)
     out = []
@@ -103,14 +105,17 @@ def search_many(index: Index, queries: Sequence[str], k: int = 10, mode: str = "
 
 def search(name: str, query: str, k: int = 10, hybrid: bool = False, *, mode: str | None = None,
            weight: float = fusion.DENSE_WEIGHT, rerank: str | None = None,
+           leaves: int | None = None, reorder: int | None = None,
            workspace: Workspace | None = None) -> SearchResult:
-    """Top-``k`` chunks of index ``name`` (``NAME@V`` too) for ``query``."""
+    """Top-``k`` chunks of index ``name`` (``NAME@V`` too) for ``query``; ``leaves`` /
+    ``reorder`` override the ScaNN leaves searched and exact re-rank width for this search."""
     if not query or not query.strip():
         raise InvalidInputError("the query is empty: give some text to search for")
     ws = workspace or get_workspace()
     index = open_index(name, ws)
     m = _mode(hybrid, mode)
-    hits = search_many(index, [query], max(k, 10) if rerank else k, m, weight=weight)[0]
+    hits = search_many(index, [query], max(k, 10) if rerank else k, m, weight=weight,
+                       leaves=leaves, reorder=reorder)[0]
     if rerank:
         from .rerank import rerank as rescore
 
