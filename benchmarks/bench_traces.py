@@ -24,14 +24,17 @@ span); per chain run usually ~2 ms (0.2 ms per span), but the run's median of 3 
 live Phoenix 1.4-2 us more per span on the cell's path (0.006-0.008 ms per cell), 52 and 59 spans
 exported, 0 failed.
 
-    .venv/bin/python benchmarks/bench_traces.py [--pairs 12] [--max-tokens 16] [--no-phoenix] [--model URI]
+    .venv/bin/python benchmarks/bench_traces.py [--pairs 20] [--max-tokens 16] [--no-phoenix] [--model URI]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import gc
 import io
+import math
 import os
 import secrets
 import statistics
@@ -105,28 +108,96 @@ def direct_cost(fn: Callable[[], Any], runs: int = 5) -> float:
     return statistics.median(per_call)
 
 
-def paired(fn: Callable[[], Any], on: Callable[[], Any], off: Callable[[], Any],
-           pairs: int) -> tuple[list[float], list[float]]:
-    """Alternate the order in each pair; ``on``/``off`` are context-manager factories."""
-    t_on, t_off = [], []
-    for i in range(pairs):
-        for arm in ((True, False) if i % 2 == 0 else (False, True)):
-            with on() if arm else off():
-                t0 = time.perf_counter()
-                fn()
-                (t_on if arm else t_off).append(time.perf_counter() - t0)
-    return t_on, t_off
+@contextlib.contextmanager
+def model_clock() -> Iterator[list[float]]:
+    """Seconds spent inside the model's ``generate`` (decode dominates the call and swings by
+    +-10% run to run on a loaded machine); wall minus this is the part tracing can touch."""
+    from cellops.kernels_lib.models.llamacpp import LlamaCppModel
+
+    spent = [0.0]
+    original = LlamaCppModel.generate
+
+    def timed(self: Any, *args: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return original(self, *args, **kw)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    LlamaCppModel.generate = timed  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        LlamaCppModel.generate = original  # type: ignore[method-assign]
 
 
-def report(label: str, t_on: list[float], t_off: list[float], spans: int) -> dict[str, float]:
-    diffs = sorted(a - b for a, b in zip(t_on, t_off, strict=True))
-    base = statistics.median(t_off)
-    d = statistics.median(diffs)
-    r = {"on_s": statistics.median(t_on), "off_s": base, "delta_ms": d * 1000, "pct": 100 * d / base,
-         "per_span_ms": d * 1000 / max(spans, 1), "spans": spans}
-    print(f"{label:<28} off {base * 1000:8.1f} ms · on {r['on_s'] * 1000:8.1f} ms · paired median "
-          f"delta {r['delta_ms']:+7.2f} ms ({r['pct']:+.2f}%) · {spans} spans -> {r['per_span_ms']:+.3f} ms/span")
+@dataclasses.dataclass
+class Pairs:
+    """Per arm: wall seconds and seconds outside the model's generate, one entry per pair."""
+
+    on: list[float] = dataclasses.field(default_factory=list)
+    off: list[float] = dataclasses.field(default_factory=list)
+    on_rest: list[float] = dataclasses.field(default_factory=list)
+    off_rest: list[float] = dataclasses.field(default_factory=list)
+
+
+def paired(fn: Callable[[], Any], on: Callable[[], Any], off: Callable[[], Any], pairs: int) -> Pairs:
+    """Alternate the order in each pair; ``on``/``off`` are context-manager factories. A full
+    ``gc.collect()`` before each arm, so one arm does not pay for the other's garbage."""
+    out = Pairs()
+    with model_clock() as model_s:
+        for i in range(pairs):
+            for arm in ((True, False) if i % 2 == 0 else (False, True)):
+                with on() if arm else off():
+                    gc.collect()
+                    model_s[0] = 0.0
+                    t0 = time.perf_counter()
+                    fn()
+                    wall = time.perf_counter() - t0
+                    (out.on if arm else out.off).append(wall)
+                    (out.on_rest if arm else out.off_rest).append(wall - model_s[0])
+    return out
+
+
+def median_ci(xs: list[float]) -> tuple[float, float, float]:
+    """Median and its ~95% distribution-free interval (order statistics, binomial rank)."""
+    s, n = sorted(xs), len(xs)
+    k = max(0, int(n / 2 - 0.98 * math.sqrt(n)))
+    return statistics.median(s), s[k], s[n - 1 - k]
+
+
+def report(label: str, p: Pairs, spans: int) -> dict[str, float]:
+    """Paired wall deltas (with their spread) and paired deltas of the time outside the model."""
+    d, lo, hi = median_ci([a - b for a, b in zip(p.on, p.off, strict=True)])
+    rd, rlo, rhi = median_ci([a - b for a, b in zip(p.on_rest, p.off_rest, strict=True)])
+    base = statistics.median(p.off)
+    r = {"on_s": statistics.median(p.on), "off_s": base, "delta_ms": d * 1000, "pct": 100 * d / base,
+         "per_span_ms": d * 1000 / max(spans, 1), "spans": spans, "ci_ms": (lo * 1000, hi * 1000),
+         "rest_ms": rd * 1000, "rest_ci_ms": (rlo * 1000, rhi * 1000), "rest_pct": 100 * rd / base,
+         "rest_per_span_ms": rd * 1000 / max(spans, 1)}
+    print(f"{label:<28} off {base * 1000:8.1f} ms · on {r['on_s'] * 1000:8.1f} ms · {len(p.on)} pairs")
+    print(f"{'':<28} wall: paired median delta {d * 1000:+7.2f} ms ({r['pct']:+.2f}%), 95% CI "
+          f"[{lo * 1000:+.1f}, {hi * 1000:+.1f}] ms · {spans} spans -> {r['per_span_ms']:+.3f} ms/span")
+    print(f"{'':<28} outside the model (wall - generate): off {statistics.median(p.off_rest) * 1000:.1f} ms"
+          f" · paired median delta {rd * 1000:+.2f} ms ({r['rest_pct']:+.2f}% of the call), 95% CI "
+          f"[{rlo * 1000:+.2f}, {rhi * 1000:+.2f}] ms -> {r['rest_per_span_ms']:+.3f} ms/span")
     return r
+
+
+def verdicts(label: str, r: dict[str, float]) -> None:
+    """One line per target. The decision uses the paired time outside the model: tracing runs
+    there (spans, GC of its objects, the workspace write, listeners), and it does not drown in
+    decode's spread; the wall figure is printed with its CI beside it, as a cross-check."""
+    lo, hi = r["ci_ms"]
+    wall = (f"wall {r['pct']:+.2f}% (CI {100 * lo / 1000 / r['off_s']:+.1f}..{100 * hi / 1000 / r['off_s']:+.1f}%"
+            + (", resolves the target)" if hi / 1000 / r["off_s"] * 100 <= 2.0 or lo / 1000 / r["off_s"] * 100 > 2.0
+               else ", too wide to resolve it)"))
+    pct_ok, span_ok = r["rest_pct"] <= 2.0, r["rest_per_span_ms"] <= 1.0
+    print(f"VERDICT {label}: overhead <= 2% of the call: {'met' if pct_ok else 'NOT met'} "
+          f"({r['rest_pct']:+.2f}% outside the model; {wall})")
+    print(f"VERDICT {label}: <= 1 ms per span (p50): {'met' if span_ok else 'NOT met'} "
+          f"({r['rest_per_span_ms']:+.3f} ms/span outside the model over {r['spans']} spans; "
+          f"wall {r['per_span_ms']:+.3f} ms/span)")
 
 
 def span_micro(n: int = 2000) -> tuple[float, float]:
@@ -209,7 +280,7 @@ def phoenix() -> Iterator[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pairs", type=int, default=12)
+    ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--no-phoenix", action="store_true")
     ap.add_argument("--model", default="default", help="model URI for the prompt and the chain")
@@ -235,7 +306,7 @@ def main() -> None:
         with tracing_off() if off else contextlib.nullcontext():
             cell()
     prompt_spans = traces.search(name="prompt", limit=1)[0].spans
-    results = {"prompt": report("%%prompt cell", *paired(cell, contextlib.nullcontext, tracing_off, a.pairs),
+    results = {"prompt": report("%%prompt cell", paired(cell, contextlib.nullcontext, tracing_off, a.pairs),
                                 prompt_spans)}
 
     d_prompt = direct_cost(cell)
@@ -253,9 +324,9 @@ def main() -> None:
     chain()
     with tracing_off():
         chain()
-    last = traces.search(name="bench5*", limit=1)[0]
-    results["chain"] = report("5-step chain", *paired(chain, contextlib.nullcontext, tracing_off,
-                                                      max(4, a.pairs // 2)), last.spans)
+    last = traces.search(name="chain bench5*", limit=1)[0]
+    results["chain"] = report("5-step chain", paired(chain, contextlib.nullcontext, tracing_off, a.pairs),
+                              last.spans)
 
     d_chain = direct_cost(chain, 7)
     print(f"{'':<28} direct: {d_chain:.2f} ms of tracing work per chain run "
@@ -286,10 +357,10 @@ def main() -> None:
                 switch.target = None
                 yield
 
-            t_on, t_off = paired(cell, attached, detached, a.pairs)
+            pairs = paired(cell, attached, detached, a.pairs)
             switch.target = target
             sent = otel.flush(30)
-            export = report("%%prompt cell, export (wall)", t_on, t_off, prompt_spans)
+            export = report("%%prompt cell, export", pairs, prompt_spans)
             path_on, path_off = end_span_cost(target, switch)
             print(f"  on the cell's path: ending a span costs {path_on:.1f} µs with the exporter attached, "
                   f"{path_off:.1f} µs detached -> {(path_on - path_off) * prompt_spans / 1000:.3f} ms per cell")
@@ -299,16 +370,18 @@ def main() -> None:
             otel.configure("")
 
     noisy = watch.end()
-    def verdict(ok: list[bool]) -> str:
-        return "met" if all(ok) else "NOT met"
-
-    paired_ok = [results[k]["pct"] <= 2.0 and results[k]["per_span_ms"] <= 1.0 for k in ("prompt", "chain")]
-    direct_ok = [100 * results[k]["direct_ms"] / 1000 / results[k]["off_s"] <= 2.0 for k in ("prompt", "chain")]
-    direct_ok += [results["prompt"]["direct_ms"] / prompt_spans <= 1.0, results["chain"]["direct_ms"] / last.spans <= 1.0,
-                  (on_us - off_us) <= 1000.0] + ([export["path_ms"] <= 1.0] if export else [])
-    print(f"targets (<= 2% of the call, <= 1 ms per span, export <= 1 ms on the path): direct measures "
-          f"{verdict(direct_ok)}; paired wall times {verdict(paired_ok)}"
-          + (" (noisy: the model's run-to-run spread exceeds the effect)" if noisy else ""))
+    verdicts("%%prompt cell", results["prompt"])
+    verdicts("5-step chain", results["chain"])
+    direct_ok = all(100 * results[k]["direct_ms"] / 1000 / results[k]["off_s"] <= 2.0 for k in ("prompt", "chain"))
+    direct_ok = direct_ok and results["prompt"]["direct_ms"] / prompt_spans <= 1.0 \
+        and results["chain"]["direct_ms"] / last.spans <= 1.0 and (on_us - off_us) <= 1000.0
+    print(f"VERDICT direct measures (tracing calls timed in place, both cases, one span): "
+          f"{'met' if direct_ok else 'NOT met'}")
+    if export:
+        print(f"VERDICT export to Phoenix <= 1 ms on the cell's path: "
+              f"{'met' if export['path_ms'] <= 1.0 else 'NOT met'} ({export['path_ms']:.3f} ms per cell)")
+    if noisy:
+        print("(NOISY run: the machine was loaded; rerun on a quiet machine before quoting these)")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def test_python_map_when_references_trace_and_record(workspace) -> None:
 
     spans = cellops.traces.get(r.trace_id).spans
     root = spans[0]
-    assert (root.name, root.kind, root.parent_id, root.status) == ("text@1", "chain", None, "ok")
+    assert (root.name, root.kind, root.parent_id, root.status) == ("chain text@1", "chain", None, "ok")
     by_name = {s.name: s for s in spans}
     assert [s.name for s in spans if s.parent_id == root.span_id] == ["words", "upper", "count", "never"]
     assert [s.name for s in spans if s.parent_id == by_name["upper"].span_id] == ["upper[0]", "upper[1]", "upper[2]"]
@@ -79,7 +79,7 @@ def test_module_function_resolver_cli_and_missing_function(workspace, capsys) ->
     seen = []
     assert chains.run("base", {"path": "/a/b/c.txt"}, on_trace=lambda t: t.subscribe(
         lambda span, what: seen.append((span.name, what)))).output == "c.txt"
-    assert ("b", "start") in seen and seen[-1] == ("base@1", "end")  # a live view sees every span
+    assert ("b", "start") in seen and seen[-1] == ("chain base@1", "end")  # a live view sees every span
     assert main(["chain", "run", "base", "-p", "path=/x/y.csv", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["output"] == "y.csv" and out["steps"] == {"b": "y.csv"} and len(out["trace_id"]) == 32
@@ -146,7 +146,7 @@ def test_python_step_that_raises_stops_the_chain_and_keeps_the_traceback(workspa
     assert partial.status == "error" and partial.stopped_at == "upper"
     assert [x.name for x in partial.results] == ["words", "upper"]  # count and never did not run
     spans = {s.name: s for s in cellops.traces.get(partial.trace_id).spans}
-    assert spans["upper"].status == "error" and spans["text@1"].status == "error"
+    assert spans["upper"].status == "error" and spans["chain text@1"].status == "error"
     stack = next(e for e in spans["upper[0]"].events if e["name"] == "exception")["attributes"]
     assert "ValueError: cannot handle a" in stack["exception.stacktrace"]
     assert "in explode" in stack["exception.stacktrace"]
@@ -249,7 +249,7 @@ def test_compare_grid_two_chain_versions(workspace) -> None:
     assert rec["kind"] == "chain_compare" and [c["prompt"] for c in rec["record"]["columns"]] == ["text@1", "text@2"]
     spans = cellops.traces.get(grid.trace_id).spans
     cells = [s for s in spans if s.parent_id == spans[0].span_id]
-    assert [s.name for s in cells] == ["text@1", "text@2", "text@1", "text@2"]  # a chain span per cell
+    assert [s.name for s in cells] == ["chain text@1", "chain text@2", "chain text@1", "chain text@2"]  # a chain span per cell
     assert all(s.kind == "chain" for s in cells)
     with pytest.raises(InvalidInputError, match=r"case 1 \(item 0 of the list\) has no value for input 'text' of text@1"):
         chains.compare_grid(["text@1"], on=[{"vars": {"txt": "a"}}], resolver=resolver())

@@ -112,6 +112,7 @@ def test_save_get_search_and_run_reference(workspace) -> None:
     assert [x.name for x in traces.search(workspace=workspace)] == ["rag ask kb@1", "prompt qa@1"]
     assert [x.trace_id for x in traces.search(name="prompt", workspace=workspace)] == [tid]
     assert [x.name for x in traces.search(name="rag*", workspace=workspace)] == ["rag ask kb@1"]
+    assert [x.name for x in traces.search(name="kb@1", workspace=workspace)] == ["rag ask kb@1"]  # the ref, last word
     assert [x.name for x in traces.search(status="error", workspace=workspace)] == ["rag ask kb@1"]
     assert traces.search(since="1h", workspace=workspace) and not traces.search(
         since=time.time() + 60, workspace=workspace)

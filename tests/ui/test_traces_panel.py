@@ -47,23 +47,23 @@ def test_traces_panel_lists_filters_and_opens_a_waterfall(lab, page, tmp_path):
     rows = page.locator(TRACE_ROWS)
     rows.nth(1).wait_for(timeout=30_000)
     names = rows.locator(".jp-cellops-name").all_inner_texts()
-    assert names[:2] == ["boom@1", "shout@1"], names  # newest first
+    assert names[:2] == ["chain boom@1", "chain shout@1"], names  # newest first
 
     # filter by status on the server: only the failed chain is left
     page.locator(f"{PANEL} [data-testid='trace-filter-status']").select_option("error")
-    wait_for_names(page, "boom@1")
+    wait_for_names(page, "chain boom@1")
     page.locator(f"{PANEL} [data-testid='trace-filter-status']").select_option("")
     name_box = page.locator(f"{PANEL} [data-testid='trace-filter-name']")
     name_box.fill("shout*")
     name_box.press("Enter")
-    wait_for_names(page, "shout@1")
+    wait_for_names(page, "chain shout@1")
 
     # the waterfall: nested rows, a bar per span coloured by kind, sized in percent of the trace
     rows.first.click()
     spans = page.locator(f"{PANEL} [data-testid='span-row']")
     spans.nth(4).wait_for(timeout=30_000)
     texts = [t.split("\n")[0] for t in spans.locator(".jp-cellops-wf-name").all_inner_texts()]
-    assert texts == ["shout@1", "words", "tag", "tag[0]", "tag[1]"], texts
+    assert texts == ["chain shout@1", "words", "tag", "tag[0]", "tag[1]"], texts
     assert spans.first.get_attribute("data-kind") == "chain"
     assert spans.nth(1).get_attribute("data-kind") == "step"
     root_bar = spans.first.locator(".jp-cellops-wf-bar")
@@ -94,7 +94,7 @@ def test_traces_panel_lists_filters_and_opens_a_waterfall(lab, page, tmp_path):
     name_box = page.locator(f"{PANEL} [data-testid='trace-filter-name']")
     name_box.fill("boom*")
     name_box.press("Enter")
-    wait_for_names(page, "boom@1")
+    wait_for_names(page, "chain boom@1")
     rows.first.click()
     page.locator(f"{PANEL} [data-testid='span-row']", has_text="fail").click()
     alert = page.locator(f"{PANEL} [data-testid='span-detail'] [role='alert']").first
@@ -140,14 +140,14 @@ def test_live_waterfall_fills_in_while_a_chain_runs(lab, page, tmp_path):
     cell.locator(".jp-OutputArea-output", has_text="go!!!").first.wait_for(timeout=180_000)
     seen = page.evaluate("() => window.__seen")
     # it filled in: the root alone, then each step as it started, while the chain ran
-    assert "slow@1,first" in seen and "slow@1,first,second" in seen, seen
-    assert seen.index("slow@1,first") < seen.index("slow@1,first,second"), seen
+    assert "chain slow@1,first" in seen and "chain slow@1,first,second" in seen, seen
+    assert seen.index("chain slow@1,first") < seen.index("chain slow@1,first,second"), seen
 
     # done: the live view is gone, the result carries the static waterfall (folded)
     assert cell.locator(".jupyter-widgets .wf-name").count() == 0
     cell.locator(".jp-OutputArea-output details summary", has_text="trace").first.click()
     names = cell.locator(".jp-OutputArea-output .wf-name").all_inner_texts()
-    assert names[:4] == ["slow@1", "first", "second", "third"], names
+    assert names[:4] == ["chain slow@1", "first", "second", "third"], names
     body = page.locator(".jp-Notebook").inner_text()
     assert "Error displaying widget" not in body and "Traceback" not in body
     screenshot(page, tmp_path, "live-waterfall-done")

@@ -1,6 +1,6 @@
 """Running a chain version: check inputs, resolve everything it names, run the steps in order.
 
-One run is one trace: a root span of kind ``chain`` and one child per step with the step's kind
+One run is one trace: a root span ``chain NAME@V`` of kind ``chain`` (OpenInference-like) and one child per step with the step's kind
 (llm for prompt/generate, retriever for rag, guard, tool, step for python/map); calls a step makes
 (guard rails, generate, the tool's function) nest under it. The run is recorded as a ``chain`` run
 that names the trace. A step that raises stops the chain: its span holds the traceback and the
@@ -103,7 +103,7 @@ def run(
     resolver = resolver or import_resolver
     preflight(chain, ws, resolver)
     t0 = time.perf_counter()
-    trace = Trace(chain.ref, kind="chain", **{"cellops.chain": chain.ref, "cellops.chain_hash": chain.hash,
+    trace = Trace(f"chain {chain.ref}", kind="chain", **{"cellops.chain": chain.ref, "cellops.chain_hash": chain.hash,
                                               "input.value": preview(given)})
     if on_trace is not None:
         on_trace(trace)

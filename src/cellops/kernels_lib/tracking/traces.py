@@ -212,15 +212,16 @@ def search(name: str | None = None, since: float | str | datetime | None = None,
            status: str | None = None, limit: int = 50,
            workspace: Workspace | None = None) -> TraceList:
     """Recent traces, newest first. ``name`` matches the root exactly, as its first word
-    (``prompt`` finds ``prompt qa@1``) or as a glob (``rag*``); ``status`` is ok|error|unset."""
+    (``prompt`` finds ``prompt qa@1``), as its last word (``qa@1`` finds ``chain qa@1``) or as
+    a glob (``rag*``); ``status`` is ok|error|unset."""
     ws = workspace or get_workspace()
     if limit < 1:
         raise InvalidInputError(f"limit must be at least 1 (got {limit})")
     q, args = "SELECT * FROM traces WHERE 1=1", []
     if name:
         pattern = name.replace("%", r"\%").replace("_", r"\_").replace("*", "%")
-        q += r" AND (name = ? OR name LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\')"
-        args += [name, pattern, pattern + " %"]
+        q += r" AND (name = ? OR name LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\')"
+        args += [name, pattern, pattern + " %", "% " + pattern]
     if status:
         q, args = q + " AND status = ?", [*args, status]
     t = _since(since)
