@@ -114,15 +114,16 @@ def model_clock() -> Iterator[list[float]]:
     +-10% run to run on a loaded machine); wall minus this is the part tracing can touch."""
     from cellops.kernels_lib.models.llamacpp import LlamaCppModel
 
-    spent = [0.0]
+    spent = [0.0, 0.0]  # wall, this thread's CPU
     original = LlamaCppModel.generate
 
     def timed(self: Any, *args: Any, **kw: Any) -> Any:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return original(self, *args, **kw)
         finally:
             spent[0] += time.perf_counter() - t0
+            spent[1] += time.thread_time() - c0
 
     LlamaCppModel.generate = timed  # type: ignore[method-assign]
     try:
@@ -139,6 +140,8 @@ class Pairs:
     off: list[float] = dataclasses.field(default_factory=list)
     on_rest: list[float] = dataclasses.field(default_factory=list)
     off_rest: list[float] = dataclasses.field(default_factory=list)
+    on_cpu: list[float] = dataclasses.field(default_factory=list)  # this thread's CPU outside the model
+    off_cpu: list[float] = dataclasses.field(default_factory=list)
 
 
 def paired(fn: Callable[[], Any], on: Callable[[], Any], off: Callable[[], Any], pairs: int) -> Pairs:
@@ -150,12 +153,13 @@ def paired(fn: Callable[[], Any], on: Callable[[], Any], off: Callable[[], Any],
             for arm in ((True, False) if i % 2 == 0 else (False, True)):
                 with on() if arm else off():
                     gc.collect()
-                    model_s[0] = 0.0
-                    t0 = time.perf_counter()
+                    model_s[:] = [0.0, 0.0]
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     fn()
-                    wall = time.perf_counter() - t0
+                    wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
                     (out.on if arm else out.off).append(wall)
                     (out.on_rest if arm else out.off_rest).append(wall - model_s[0])
+                    (out.on_cpu if arm else out.off_cpu).append(cpu - model_s[1])
     return out
 
 
@@ -175,29 +179,36 @@ def report(label: str, p: Pairs, spans: int) -> dict[str, float]:
          "per_span_ms": d * 1000 / max(spans, 1), "spans": spans, "ci_ms": (lo * 1000, hi * 1000),
          "rest_ms": rd * 1000, "rest_ci_ms": (rlo * 1000, rhi * 1000), "rest_pct": 100 * rd / base,
          "rest_per_span_ms": rd * 1000 / max(spans, 1)}
+    cd, clo, chi = median_ci([a - b for a, b in zip(p.on_cpu, p.off_cpu, strict=True)])
+    r |= {"cpu_ms": cd * 1000, "cpu_pct": 100 * cd / base, "cpu_per_span_ms": cd * 1000 / max(spans, 1)}
     print(f"{label:<28} off {base * 1000:8.1f} ms · on {r['on_s'] * 1000:8.1f} ms · {len(p.on)} pairs")
     print(f"{'':<28} wall: paired median delta {d * 1000:+7.2f} ms ({r['pct']:+.2f}%), 95% CI "
           f"[{lo * 1000:+.1f}, {hi * 1000:+.1f}] ms · {spans} spans -> {r['per_span_ms']:+.3f} ms/span")
     print(f"{'':<28} outside the model (wall - generate): off {statistics.median(p.off_rest) * 1000:.1f} ms"
           f" · paired median delta {rd * 1000:+.2f} ms ({r['rest_pct']:+.2f}% of the call), 95% CI "
           f"[{rlo * 1000:+.2f}, {rhi * 1000:+.2f}] ms -> {r['rest_per_span_ms']:+.3f} ms/span")
+    print(f"{'':<28} CPU of this thread outside the model: off {statistics.median(p.off_cpu) * 1000:.1f} ms"
+          f" · paired median delta {cd * 1000:+.2f} ms ({r['cpu_pct']:+.2f}% of the call), 95% CI "
+          f"[{clo * 1000:+.2f}, {chi * 1000:+.2f}] ms -> {r['cpu_per_span_ms']:+.3f} ms/span")
     return r
 
 
-def verdicts(label: str, r: dict[str, float]) -> None:
+def verdicts(label: str, r: dict[str, float], noisy: bool) -> None:
     """One line per target. The decision uses the paired time outside the model: tracing runs
     there (spans, GC of its objects, the workspace write, listeners), and it does not drown in
-    decode's spread; the wall figure is printed with its CI beside it, as a cross-check."""
+    decode's spread; the wall figure is printed with its CI beside it, as a cross-check. On a
+    loaded machine (noisy) waiting for a core inflates wall time at random, so the decision
+    uses this thread's CPU time outside the model instead."""
     lo, hi = r["ci_ms"]
     wall = (f"wall {r['pct']:+.2f}% (CI {100 * lo / 1000 / r['off_s']:+.1f}..{100 * hi / 1000 / r['off_s']:+.1f}%"
             + (", resolves the target)" if hi / 1000 / r["off_s"] * 100 <= 2.0 or lo / 1000 / r["off_s"] * 100 > 2.0
                else ", too wide to resolve it)"))
-    pct_ok, span_ok = r["rest_pct"] <= 2.0, r["rest_per_span_ms"] <= 1.0
-    print(f"VERDICT {label}: overhead <= 2% of the call: {'met' if pct_ok else 'NOT met'} "
-          f"({r['rest_pct']:+.2f}% outside the model; {wall})")
-    print(f"VERDICT {label}: <= 1 ms per span (p50): {'met' if span_ok else 'NOT met'} "
-          f"({r['rest_per_span_ms']:+.3f} ms/span outside the model over {r['spans']} spans; "
-          f"wall {r['per_span_ms']:+.3f} ms/span)")
+    key, what = ("cpu", "CPU outside the model, noisy run") if noisy else ("rest", "wall outside the model")
+    pct, per_span = r[f"{key}_pct"], r[f"{key}_per_span_ms"]
+    print(f"VERDICT {label}: overhead <= 2% of the call: {'met' if pct <= 2.0 else 'NOT met'} "
+          f"({pct:+.2f}%, {what}; {wall})")
+    print(f"VERDICT {label}: <= 1 ms per span (p50): {'met' if per_span <= 1.0 else 'NOT met'} "
+          f"({per_span:+.3f} ms/span, {what}, {r['spans']} spans; wall {r['per_span_ms']:+.3f} ms/span)")
 
 
 def span_micro(n: int = 2000) -> tuple[float, float]:
@@ -370,8 +381,8 @@ def main() -> None:
             otel.configure("")
 
     noisy = watch.end()
-    verdicts("%%prompt cell", results["prompt"])
-    verdicts("5-step chain", results["chain"])
+    verdicts("%%prompt cell", results["prompt"], noisy)
+    verdicts("5-step chain", results["chain"], noisy)
     direct_ok = all(100 * results[k]["direct_ms"] / 1000 / results[k]["off_s"] <= 2.0 for k in ("prompt", "chain"))
     direct_ok = direct_ok and results["prompt"]["direct_ms"] / prompt_spans <= 1.0 \
         and results["chain"]["direct_ms"] / last.spans <= 1.0 and (on_us - off_us) <= 1000.0

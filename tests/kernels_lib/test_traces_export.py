@@ -136,3 +136,32 @@ def test_endpoint_from_environment_and_bad_endpoint(monkeypatch, export_off) -> 
     assert otel.traces_endpoint() is None
     with pytest.raises(InvalidInputError, match="http://"):
         otel.configure("localhost:4318")
+
+
+def test_off_in_the_notebook_reaches_pipeline_kernels(monkeypatch, export_off, tmp_path) -> None:
+    """%config Cellops.otlp_endpoint = 'off' (configure("")) wins over an inherited
+    OTEL_EXPORTER_OTLP_ENDPOINT in the kernel a pipeline starts: the kernel gets the variables
+    of CellSpans.env() on top of this process's environment, as kernel.py builds them."""
+    import os
+    import subprocess
+    import sys
+
+    from cellops.kernels_lib.tracking.cells import CellSpans
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    probe = "from cellops.kernels_lib.tracking import otel; print(otel.traces_endpoint())"
+
+    def kernel_sees() -> str:
+        t = Trace("pipeline p.ipynb")
+        cells = CellSpans(t, t.root, tmp_path)
+        env = {**os.environ, **cells.env()}
+        cells.close()
+        return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                              check=True, timeout=120).stdout.strip()
+
+    otel.configure("")
+    assert kernel_sees() == "None"
+    otel.configure(None)  # back to the environment: the kernel exports where this process would
+    assert kernel_sees() == "http://127.0.0.1:4318/v1/traces"
+    otel.configure("http://127.0.0.1:9/")
+    assert kernel_sees() == "http://127.0.0.1:9/v1/traces"

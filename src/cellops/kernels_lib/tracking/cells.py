@@ -29,11 +29,7 @@ class CellSpans:
         """What the kernel needs: the parent file, and the collector this process exports to."""
         from . import otel
 
-        out = {ENV_TRACEPARENT_FILE: str(self.path)}
-        url = otel.traces_endpoint()
-        if url:
-            out["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = url
-        return out
+        return {ENV_TRACEPARENT_FILE: str(self.path), **otel.child_env()}
 
     def _point(self, span: Span) -> None:
         tmp = self.path.with_suffix(".tmp")

@@ -48,11 +48,19 @@ class _State:
 _state = _State()
 
 
+ENV_ENDPOINT = "CELLOPS_OTLP_ENDPOINT"  # what a parent process decided: a URL, or "off"
+
+
 def traces_endpoint() -> str | None:
-    """The OTLP/HTTP traces URL spans go to now, or None (export off)."""
+    """The OTLP/HTTP traces URL spans go to now, or None (export off). Order: ``configure()``,
+    then ``CELLOPS_OTLP_ENDPOINT`` (set by cellops for the processes it starts, e.g. pipeline
+    kernels, so "off" in the notebook wins over an inherited OTEL_* variable), then OTEL_*."""
     if _state.configured is not None:
         base = _state.configured
         return traces_url(base) if base else None
+    told = os.environ.get(ENV_ENDPOINT, "").strip()
+    if told:
+        return None if told == "off" else traces_url(told)
     full = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
     if full:
         return full
@@ -185,6 +193,12 @@ def _make_processor(url: str) -> Any:
     exporter = Counting(endpoint=url, timeout=timeout)
     return BatchSpanProcessor(exporter, schedule_delay_millis=500,
                               export_timeout_millis=int(timeout * 1000))
+
+
+def child_env() -> dict[str, str]:
+    """The variable a process cellops starts needs to export where this one does (or not at all:
+    without it, a kernel would fall back to an OTEL_EXPORTER_OTLP_ENDPOINT it inherited)."""
+    return {ENV_ENDPOINT: traces_endpoint() or "off"}
 
 
 def status() -> dict[str, Any]:
