@@ -24,6 +24,12 @@ def test_default_is_greedy_and_reproducible() -> None:
     assert a.text and a.text == b.text
     assert a.completion_tokens > 0 and a.prompt_tokens > 5 and a.latency_s > 0
     assert a.ttft_s is not None and a.ttft_s <= a.latency_s
+    # one trace per call, like a magic's: root, load_model, the llm span with GenAI attributes
+    t = cellops.traces.get(a.trace_id)
+    assert [(s.name, s.kind) for s in t.spans] == [("generate default", "chain"), ("load_model", "step"),
+                                                    ("generate", "llm")]
+    assert t.spans[2].parent_id == t.spans[0].span_id and a.trace_id != b.trace_id
+    assert t.spans[2].attrs["gen_ai.usage.output_tokens"] == a.completion_tokens
 
 
 def test_greedy_answer_does_not_depend_on_the_call_before() -> None:

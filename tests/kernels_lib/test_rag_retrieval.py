@@ -11,6 +11,7 @@ import pytest
 from cellops.kernels_lib import rag
 from cellops.kernels_lib.errors import InvalidInputError, WorkspaceError
 from cellops.kernels_lib.rag import ann, evaluation, lexical
+from cellops.kernels_lib.tracking import traces
 
 FACTS = [
     {"id": "paris", "text": "The Eiffel Tower stands in Paris and was finished in 1889."},
@@ -71,6 +72,10 @@ def test_search_modes_and_hits(workspace) -> None:
     dense = rag.search("facts", "Which organ produces insulin?", k=3)
     assert dense[0].doc_id == "insulin" and dense[0].source == "facts[4]"
     assert dense[0].score > dense[1].score and dense.df.shape == (3, 7)
+    t = traces.get(dense.trace_id)  # the Python API makes a trace like %%rag ask's retrieval
+    assert [(s.name, s.kind) for s in t.spans] == [("rag search facts@1", "chain"), ("retrieve", "retriever"),
+                                                    ("embed query", "embedding")]
+    assert t.spans[1].events[0]["attributes"]["ids"] == [h.chunk.id for h in dense]
     bm = rag.search("facts", "kilobyte memory", k=3, mode="bm25")
     assert bm[0].doc_id == "zx81" and len(bm) == 1  # only one chunk shares a term
     hyb = rag.search("facts", "Guido van Rossum language", k=2, hybrid=True)
@@ -80,6 +85,7 @@ def test_search_modes_and_hits(workspace) -> None:
         rag.search("facts", "  ")
     with pytest.raises(InvalidInputError, match="-k must be at least 1"):
         rag.search("facts", "x", k=0)
+    assert [x.status for x in traces.search(name="rag search*")][0] == "error"  # the failed one kept its trace
 
 
 def test_retrieval_metrics_by_hand() -> None:

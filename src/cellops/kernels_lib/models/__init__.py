@@ -141,11 +141,31 @@ def generate(
     text_or_messages: str | list[Message], model: str = "default", *, system: str | None = None,
     on_token: OnToken | None = None, workspace: Workspace | None = None, **params: Any,
 ) -> Generation:
-    """One call to a model, no prompt registry, no record: the plain Python entry point."""
+    """One call to a model, no prompt registry, no run record: the plain Python entry point.
+    It makes a trace like the magics do (``generate MODEL``: load_model, generate), saved in the
+    workspace; ``.trace_id`` names it (``cellops.traces.get``)."""
+    from ..tracking import Trace, genai, traces
+
     gp = GenParams.from_dict(params)
-    llm = get_llm(model, workspace)
+    messages = to_messages(text_or_messages, system)
+    ws = workspace or get_workspace()
+    trace = Trace(f"generate {model}", **{"input.value": genai.clip(messages[-1]["content"] if messages else "")})
     try:
-        return llm.generate(to_messages(text_or_messages, system), gp, on_token)
+        with trace:
+            with trace.span("load_model", **{"gen_ai.request.model": model}):
+                llm = get_llm(model, ws)
+            with trace.span("generate", kind="llm", **genai.llm_request(llm.uri, gp, messages)) as span:
+                gen = _call(llm, model, messages, gp, on_token)
+                genai.llm_response(span, gen)
+    finally:  # a failed call keeps its trace: the error and traceback are on its span
+        traces.save(ws, trace)
+    gen.trace_id = trace.trace_id
+    return gen
+
+
+def _call(llm: LLM, model: str, messages: list[Message], gp: GenParams, on_token: OnToken | None) -> Generation:
+    try:
+        return llm.generate(messages, gp, on_token)
     except (ModelError, NotFoundError):
         raise
     except (OSError, RuntimeError, ValueError) as e:

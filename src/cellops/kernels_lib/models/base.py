@@ -73,6 +73,7 @@ class Generation:
     ttft_s: float | None = None
     finish_reason: str = "stop"
     meta: dict[str, Any] = field(default_factory=dict)
+    trace_id: str | None = None  # set by cellops.generate(), which makes a trace per call
 
     @property
     def tokens_per_s(self) -> float:

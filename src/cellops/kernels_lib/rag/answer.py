@@ -25,7 +25,7 @@ from ..prompts.run import resolve_call
 from ..tracking import Trace, genai, traces, tracker, waterfall
 from ..workspace import Workspace, get_workspace
 from .fusion import DENSE_WEIGHT
-from .retrieve import Hit, search_many
+from .retrieve import Hit, traced_search
 from .store import open_index
 from .text import content_words, sentences
 
@@ -164,11 +164,11 @@ def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybri
     if on_trace is not None:
         on_trace(trace)
     mode = mode or ("hybrid" if hybrid else "dense")
-    hits = _retrieve(trace, index, question, max(k, 10) if rerank else k, mode, weight, (leaves, reorder))
+    hits = traced_search(trace, index, question, max(k, 10) if rerank else k, mode, weight, (leaves, reorder))
     if rerank:
         from .rerank import rerank as rescore
 
-        with trace.span("rerank", model=rerank):
+        with trace.span("rerank", kind="reranker", model=rerank):
             hits = rescore(question, hits, rerank, k, workspace=ws)
     if isinstance(policy, str) and policy == "active":
         policy = active_policy(ws)
@@ -189,28 +189,6 @@ def ask(name: str, question: str, k: int = 4, model: str | None = None, *, hybri
                      trace, reports, policy)
     return Answer(result.text, question, citations, hits, index.ref, model_uri, p.ref, run_id,
                   result.generation, trace.to_list(), reports, result.blocked, trace.trace_id, trace)
-
-
-def _retrieve(trace: Trace, index: Any, question: str, k: int, mode: str, weight: float = DENSE_WEIGHT,
-              ann: tuple[int | None, int | None] = (None, None)) -> list[Hit]:
-    """retrieve (retriever span) with the query embedding as its child; ids and scores as events."""
-    with trace.span("retrieve", kind="retriever", **{"input.value": genai.clip(question),
-                    "retrieval.k": k, "retrieval.mode": mode, "cellops.index": index.ref}) as span:
-        vectors = None
-        if mode != "bm25":
-            with trace.span("embed query", kind="embedding", **{"embedding.model_name": index.embedder_uri}):
-                vectors = get_embedder(index.embedder_uri).encode([question])
-        hits = search_many(index, [question], k, mode, vectors=vectors, weight=weight,
-                           leaves=ann[0], reorder=ann[1])[0]
-        if index.dense.searcher is not None and mode != "bm25":  # which ScaNN settings answered
-            span.attrs["cellops.ann.leaves"], span.attrs["cellops.ann.reorder"] = \
-                index.dense.query_settings(*ann)
-        for i, h in enumerate(hits):  # OpenInference's document list: Phoenix shows it per span
-            span.attrs |= {f"retrieval.documents.{i}.document.id": h.chunk.id,
-                           f"retrieval.documents.{i}.document.score": float(h.score),
-                           f"retrieval.documents.{i}.document.content": genai.clip(h.text)}
-        span.add_event("retrieval.chunks", ids=[h.chunk.id for h in hits], scores=[float(h.score) for h in hits])
-    return hits
 
 
 def _record(ws: Workspace, index: Any, question: str, k: int, mode: str, hits: list[Hit],

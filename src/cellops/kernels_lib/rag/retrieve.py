@@ -12,6 +12,7 @@ import numpy as np
 from .. import html
 from ..errors import InvalidInputError
 from ..models import get_embedder
+from ..tracking import Trace, genai, traces
 from ..workspace import Workspace, get_workspace
 from . import fusion, lexical
 from .store import Chunk, Index, open_index
@@ -47,9 +48,10 @@ class Hit:
 class SearchResult(list[Hit]):
     """A list of :class:`Hit` (best first) that shows as a table; ``.df`` is a DataFrame."""
 
-    def __init__(self, hits: Sequence[Hit], query: str, index: str, mode: str = "dense") -> None:
+    def __init__(self, hits: Sequence[Hit], query: str, index: str, mode: str = "dense",
+                 trace_id: str | None = None) -> None:
         super().__init__(hits)
-        self.query, self.index, self.mode = query, index, mode
+        self.query, self.index, self.mode, self.trace_id = query, index, mode, trace_id
 
     @property
     def df(self) -> Any:
@@ -103,6 +105,29 @@ def search_many(index: Index, queries: Sequence[str], k: int = 10, mode: str = "
     return out
 
 
+def traced_search(trace: Trace, index: Index, question: str, k: int, mode: str,
+                  weight: float = fusion.DENSE_WEIGHT,
+                  ann: tuple[int | None, int | None] = (None, None)) -> list[Hit]:
+    """retrieve (retriever span) with the query embedding as its child; ids and scores as events."""
+    with trace.span("retrieve", kind="retriever", **{"input.value": genai.clip(question),
+                    "retrieval.k": k, "retrieval.mode": mode, "cellops.index": index.ref}) as span:
+        vectors = None
+        if mode != "bm25":
+            with trace.span("embed query", kind="embedding", **{"embedding.model_name": index.embedder_uri}):
+                vectors = get_embedder(index.embedder_uri).encode([question])
+        hits = search_many(index, [question], k, mode, vectors=vectors, weight=weight,
+                           leaves=ann[0], reorder=ann[1])[0]
+        if index.dense.searcher is not None and mode != "bm25":  # which ScaNN settings answered
+            span.attrs["cellops.ann.leaves"], span.attrs["cellops.ann.reorder"] = \
+                index.dense.query_settings(*ann)
+        for i, h in enumerate(hits):  # OpenInference's document list: Phoenix shows it per span
+            span.attrs |= {f"retrieval.documents.{i}.document.id": h.chunk.id,
+                           f"retrieval.documents.{i}.document.score": float(h.score),
+                           f"retrieval.documents.{i}.document.content": genai.clip(h.text)}
+        span.add_event("retrieval.chunks", ids=[h.chunk.id for h in hits], scores=[float(h.score) for h in hits])
+    return hits
+
+
 def search(name: str, query: str, k: int = 10, hybrid: bool = False, *, mode: str | None = None,
            weight: float = fusion.DENSE_WEIGHT, rerank: str | None = None,
            leaves: int | None = None, reorder: int | None = None,
@@ -114,10 +139,15 @@ def search(name: str, query: str, k: int = 10, hybrid: bool = False, *, mode: st
     ws = workspace or get_workspace()
     index = open_index(name, ws)
     m = _mode(hybrid, mode)
-    hits = search_many(index, [query], max(k, 10) if rerank else k, m, weight=weight,
-                       leaves=leaves, reorder=reorder)[0]
-    if rerank:
-        from .rerank import rerank as rescore
+    trace = Trace(f"rag search {index.ref}", **{"input.value": genai.clip(query)})
+    try:
+        with trace:
+            hits = traced_search(trace, index, query, max(k, 10) if rerank else k, m, weight, (leaves, reorder))
+            if rerank:
+                from .rerank import rerank as rescore
 
-        hits = rescore(query, hits, rerank, k, workspace=ws)
-    return SearchResult(hits, query, index.ref, m + ("+rerank" if rerank else ""))
+                with trace.span("rerank", kind="reranker", model=rerank):
+                    hits = rescore(query, hits, rerank, k, workspace=ws)
+    finally:  # a failed search keeps its trace (the error and traceback are on its span)
+        traces.save(ws, trace)
+    return SearchResult(hits, query, index.ref, m + ("+rerank" if rerank else ""), trace.trace_id)
