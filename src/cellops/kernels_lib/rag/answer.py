@@ -19,7 +19,7 @@ from .. import html, prompts
 from ..calls import guarded_generate
 from ..errors import InvalidInputError
 from ..guard import active_policy
-from ..models import Generation, OnToken, get_embedder, get_llm
+from ..models import Generation, OnToken, get_llm
 from ..models.tasks import model_for
 from ..prompts.run import resolve_call
 from ..tracking import Trace, genai, traces, tracker, waterfall
