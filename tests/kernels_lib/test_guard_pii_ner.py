@@ -59,3 +59,22 @@ def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, share
     assert res.metrics["structured_f1"] >= 0.95
     per = {r["label"]: r for r in res.per_label}
     assert per["PERSON"]["recall"] > 0.6 and per["ADDRESS"]["recall"] > 0.5  # dev figures: 0.76, 0.74
+
+
+@pytest.mark.parametrize(("text", "expected", "absent"), [
+    # a building number before the street line is an address part of its own; the postcode after it
+    ("ship it to 48 107 Rue Lafayette\nApt. 5\nLyon 69003", {("ADDRESS", "48"), ("ADDRESS", "69003")}, set()),
+    # a company word makes an organisation, "work for" too
+    ("I work for Geoscape and my wife for Blue Harbor Consulting",
+     {("ORGANIZATION", "Geoscape"), ("ORGANIZATION", "Blue Harbor Consulting")}, set()),
+    # "sir" and "i'm" start ordinary phrases; a year alone identifies nobody
+    ("excuse me, sir bot, i'm moving out in 2001", set(), {"PERSON", "DATE_TIME"}),
+    # a name before a verb of residence
+    ("Shelby Araujo lives at 87 Jakobi 69, Laane", {("PERSON", "Shelby Araujo"), ("ADDRESS", "87")}, set()),
+])
+def test_ner_rules_read_the_wording_around_entities(ner_engine, text, expected, absent) -> None:
+    from cellops.kernels_lib.guard.checks import pii
+
+    found = {(ent, text[s:e]) for s, e, ent, _ in pii.detect(text, list(pii_ner.NER_ENTITIES), 0.4)}
+    assert expected <= found, found
+    assert not {ent for ent, _ in found} & absent, found

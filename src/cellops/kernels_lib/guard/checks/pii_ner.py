@@ -34,7 +34,7 @@ _L = r"[^\W\d_]"  # a letter in any script
 _WORD = rf"{_L}[{_L[1:-1]}'.-]*"
 _STREET_WORDS = (r"street|st|road|rd|avenue|ave|drive|dr|lane|ln|boulevard|blvd|way|court|ct|place|pl|"
                  r"square|sq|terrace|highway|hwy|parkway|pkwy|circle|crescent|close|row|walk|alley|gardens")
-_STREET_SUFFIX = r"straat|strasse|straße|gasse|weg|laan|gracht|plein|gatan|gata|gade|vej|veien|vegen|katu|utca|ulica|útja|allee|ring|platz"
+_STREET_SUFFIX = r"straat|strasse|straße|gasse|weg|laan|gracht|plein|gatan|gata|gade|vej|veien|vegen|katu|utca|ulica|útja|allee|platz"
 _STREET_PREFIX = r"rue|via|viale|calle|avenida|av\.|rua|plaza|piazza|chemin|ul\.|ulica|travessa|largo|strada|carrer|πλατεία|οδός"
 _FLAGS = re.IGNORECASE | re.UNICODE
 ADDRESS_PATTERNS: list[tuple[re.Pattern[str], float]] = [
@@ -43,12 +43,16 @@ ADDRESS_PATTERNS: list[tuple[re.Pattern[str], float]] = [
     # Nassaustraat 123, Ziegelgasse 26 (and a house number before it)
     (re.compile(rf"\b(?:\d{{1,5}}\s+)?{_L}*(?:{_STREET_SUFFIX})\b\.?(?:\s+\d{{1,5}}[a-z]?)?", _FLAGS), 0.7),
     # 107 Rue Abdelaziz Thâalbi, via Roma 12
-    (re.compile(rf"\b(?:\d{{1,5}}\s+)?(?:{_STREET_PREFIX})\s+(?:{_WORD}\s?){{1,4}}(?:\d{{1,5}})?", _FLAGS), 0.7),
+    (re.compile(rf"\b(?:\d{{1,5}}\s+)?(?:{_STREET_PREFIX})[ \t]+(?:{_WORD}[ \t]?){{1,4}}(?:\d{{1,5}})?", _FLAGS), 0.7),
     # Apt. 018, Suite 771, unit 4b
     (re.compile(r"\b(?:apt|apartment|suite|ste|unit|flat|floor|room|p\.?o\.? box)\.?\s*#?\s*\d{1,5}[a-z]?\b", _FLAGS), 0.75),
 ]
-# Word(s) + house number at the start of an address line: "Jakobi 69", "Školní 939"
-_NAME_NUMBER = re.compile(rf"(?:(?<=\n)|(?<=^)|(?<=[,:;]\s))\s*({_WORD}(?:\s{_WORD}){{0,3}})\s(\d{{1,5}}[a-z]?)\b\.?", _FLAGS)
+# Word(s) + number at the start of an address line: "Jakobi 69", "Školní 939" (a street before the
+# first street line, a place + postcode after it), after an optional building number ("87 Jakobi 69")
+_NAME_NUMBER = re.compile(rf"(?:(?<=\n)|(?<=^)|(?<=[,:;]\s)|(?<=\bat\s))[ \t?]*(?:\d{{1,5}}[ \t]+)?"
+                          rf"({_WORD}(?:\s{_WORD}){{0,3}})\s(\d{{1,5}}[a-z]?)\b\.?(?=[ \t]*(?:$|\n|,))", _FLAGS)
+# A building or flat number alone before a street line: the "48" of "48 107 Rue ...", "87 Jakobi 69"
+_LEAD_NUMBER = re.compile(r"(?<![\w.,/-])(\d{1,5})[ \t]+$")
 # The place lines of an address block: 1-3 words alone on a line or between commas
 _PLACE_PART = re.compile(rf"(?:(?<=\n)|(?<=,))[ \t?]*({_WORD}(?:[ -]{_WORD}){{0,2}})[ \t]*(?=$|\n|,|\s\d)", _FLAGS)
 # Country names in any case (spaCy misses "tunisia"): ISO 3166 short names in their common forms.
@@ -76,10 +80,32 @@ _ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address|addr|zip|postcode|postal code|l
                               r"deliver(?:y|ed)?|mail(?:ing)?|billing|residence|resides?|moved?|home|visit|"
                               r"office|corner of|near)\b")
 # Titles and wording that announce a name: the name itself may be lower-case or unknown to spaCy.
-_TITLE_NAME = re.compile(rf"\b(?:mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau)\.?[ \t]+({_WORD}(?:[ \t]+{_WORD})?)", _FLAGS)
-_NAMED = re.compile(rf"(?i)\b(?:my name is|name is|named|name:|i am|i'm|this is|call me|signed|regards,|"
+# "sir", "madam", "i'm", "this is" also start ordinary phrases ("sir bot", "i'm moving"): after
+# those a name must be capitalised; after "mr", "my name is", "dear" a lower-case name counts.
+_TITLE_NAME = re.compile(rf"\b(mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau)\.?[ \t]+({_WORD}(?:[ \t]+{_WORD})?)", _FLAGS)
+_NAMED = re.compile(rf"(?i)\b(my name is|name is|named|name:|i am|i'm|this is|call me|signed|regards,|"
                     rf"sincerely,|dear|hi|hello|contact|ask for|attn:?|customer|patient|client)[ \t]+"
                     rf"({_WORD}(?:[ \t]+{_WORD})?)")
+_PLACE_PARTICLES = frozenset("el al la le les los las san santa saint st new port mount fort lake the next".split())
+_WEAK_CUES = frozenset("sir madam i am i'm this is customer patient client contact".split())
+# A capitalised name right before a verb of residence or work: "Shelby Araujo lives at ..."
+_NAME_VERB = re.compile(rf"(?<![\w.])((?:[A-ZÀ-Ý]{_WORD[len(_L):]}[ \t]){{1,3}})(?:lives|lived|resides|works|worked|"
+                        rf"moved|was born|is living)\b")
+# Organisations by their legal or trade word, and after "work for", "employed by"
+_ORG_WORDS = (r"inc|ltd|llc|plc|gmbh|corp|corporation|company|co|group|bank|university|college|foundation|"
+              r"association|institute|partners|holdings|solutions|services|systems|technologies|software|"
+              r"consulting|labs|agency|industries|enterprises|society|council|hospital|clinic|airlines|"
+              r"insurance|motors|media|studios|capital|ventures|analytics|pharmaceuticals|logistics")
+_ORG_WORD = re.compile(rf"(?i)\b(?:{_ORG_WORDS})\b\.?")
+_ORG_NAME = re.compile(rf"\b(?:[A-Z][\w&'-]*[ \t]+){{1,4}}(?i:{_ORG_WORDS})\b\.?")
+_ORG_CONTEXT = re.compile(rf"(?i)\b(?:work(?:s|ed|ing)? (?:for|at)|employed (?:by|at)|employer:?|company:?)[ \t]+"
+                          rf"((?-i:[A-Z]){_WORD[len(_L):]}(?:[ \t]+(?-i:[A-Z]){_WORD[len(_L):]}){{0,2}})")
+# Upper-case abbreviations spaCy calls organisations that name none
+_NOT_ORG = frozenset("""asap ssn pin atm faq id ok ceo cfo cto hr it ps fyi eta dob url sms pdf tv diy rsvp
+nb am pm usd eur gbp vat iban bic swift cvv zip otp api app gps sim dm pm ama lol btw imo tbh""".split())
+# A year, a decade or a span of years alone is no date that identifies anyone
+_NOT_DATE = re.compile(r"(?i)^(?:(?:in|the|a|an|its|this|last|next)\s+)?(?:(?:19|20)\d\d|'?\d0s|(?:19|20)\d0s|"
+                       r"\d+(?:st|nd|rd|th)?\s+(?:years?|months?|weeks?|days?|decades?|centur(?:y|ies)))$")
 _NOT_NAME = frozenset("""a an the i me my you your he she it we they them this that there here not just also
 so very really sure glad happy sorry going trying looking calling writing sending wondering interested
 ready able unable new from at in on to for of and or with about please thanks thank yes no ok okay
@@ -127,24 +153,54 @@ def detect_ner(text: str, entities: set[str], min_score: float) -> list[tuple[in
     art = engine().process_text(text, "en")
     found: list[tuple[int, int, str, float]] = []
     for ent, score in zip(art.entities, art.scores, strict=True):
-        label = ent.label_
-        if label == "DATE_TIME" and not _DATE_WORDS.search(ent.text):
-            continue  # "one morning", "the last Sunday", "15838": no date that identifies anyone
-        found.append((ent.start_char, ent.end_char, label, float(score)))
-    found += _persons(text) + _addresses(text) + _dates(text)
+        after_at = bool(re.search(r"(?i)\b(?:at|in|for|joined|became)\s+$", text[max(0, ent.start_char - 8):ent.start_char]))
+        label = _spacy_label(ent.label_, ent.text, after_at)
+        if label:  # spaCy's span may end in the newline after it
+            found.append((ent.start_char, ent.start_char + len(ent.text.rstrip()), label, float(score)))
+    found += _persons(text) + _addresses(text) + _dates(text) + _orgs(text)
     return [f for f in _relabel(found, text) if f[2] in entities and f[3] >= min_score]
+
+
+def _spacy_label(label: str, span: str, after_at: bool) -> str | None:
+    """Our type for a spaCy entity, or None where the small model's label is a known mistake."""
+    words = span.split()
+    if label == "DATE_TIME" and (not _DATE_WORDS.search(span) or _NOT_DATE.match(span.strip())):
+        return None  # "one morning", "15838", "2001", "10th year": no date that identifies anyone
+    if label == "ORGANIZATION" and span.strip(".").lower() in _NOT_ORG:
+        return None
+    if label != "ORGANIZATION" and _ORG_WORD.search(span):
+        return "ORGANIZATION"  # "Tableau Software" read as a place
+    if (label == "ORGANIZATION" and len(words) == 2 and not _ORG_WORD.search(span) and not after_at
+            and words[0].lower() not in _PLACE_PARTICLES
+            and all(w[0].isupper() and w[1:].islower() and w.isalpha() for w in words)):
+        return "PERSON"  # two plain capitalised words, no company word, not "at ...": a name
+    return label
 
 
 def _persons(text: str) -> list[tuple[int, int, str, float]]:
     out = []
     for rx, score in ((_TITLE_NAME, 0.85), (_NAMED, 0.6)):
         for m in rx.finditer(text):
-            words = list(re.finditer(r"\S+", m.group(1)))
+            words = list(re.finditer(r"\S+", m.group(2)))
             while words and words[-1].group(0).lower().strip(".") in _NOT_NAME:
                 words.pop()
-            if words and words[0].group(0).lower() not in _NOT_NAME:
-                out.append((m.start(1), m.start(1) + words[-1].end(), "PERSON", score))
+            weak = m.group(1).lower() in _WEAK_CUES
+            if words and words[0].group(0).lower() not in _NOT_NAME and (not weak or m.group(2)[0].isupper()):
+                out.append((m.start(2), m.start(2) + words[-1].end(), "PERSON", score))
+    out += [(m.start(1), m.end(1) - 1, "PERSON", 0.6) for m in _NAME_VERB.finditer(text)
+            if m.group(1).split()[0].lower() not in _NOT_NAME]
+    first = text.lstrip("\n ?").split("\n", 1)
+    if len(first) == 2 and re.fullmatch(rf"{_WORD}(?:[ \t]+{_WORD}){{1,2}}", first[0].strip()) and \
+            re.search(r"\d", first[1]):
+        at = text.index(first[0].strip())  # the first line of a letter's address block is the name
+        if not _COUNTRY.fullmatch(first[0].strip()) and not _ORG_WORD.search(first[0]):
+            out.append((at, at + len(first[0].strip()), "PERSON", 0.6))
     return out
+
+
+def _orgs(text: str) -> list[tuple[int, int, str, float]]:
+    out = [(m.start(), m.end(), "ORGANIZATION", 0.75) for m in _ORG_NAME.finditer(text)]
+    return out + [(m.start(1), m.end(1), "ORGANIZATION", 0.6) for m in _ORG_CONTEXT.finditer(text)]
 
 
 def _addresses(text: str) -> list[tuple[int, int, str, float]]:
@@ -152,12 +208,32 @@ def _addresses(text: str) -> list[tuple[int, int, str, float]]:
     street_at = min((f[0] for f in out), default=len(text))  # an address block's places follow its street
     in_address = bool(out) or bool(_ADDRESS_CONTEXT.search(text))
     if in_address:  # a house-number line, a postcode or a place line only counts inside an address
-        out += [(m.start(1), m.end(), "ADDRESS", 0.6) for m in _NAME_NUMBER.finditer(text)
-                if not _DATE.fullmatch(m.group(0).strip())]
-        out += [(m.start(), m.end(), "ADDRESS", 0.5) for m in _POSTCODE.finditer(text)]
+        for m in _NAME_NUMBER.finditer(text):
+            if _DATE.fullmatch(m.group(0).strip()):
+                continue
+            if m.start(1) < street_at and not _COUNTRY.fullmatch(m.group(1)):
+                out.append((m.start(1), m.end(), "ADDRESS", 0.6))  # the street line
+                street_at = m.start(1)
+            elif len(m.group(2)) < 3:  # "Kaplice 1", "Praha 4": a place and its district
+                out.append((m.start(1), m.end(2), "LOCATION", 0.55))
+            else:  # a place (or country) and its postcode below the street
+                out += [(m.start(1), m.end(1), "LOCATION", 0.55), (m.start(2), m.end(), "ADDRESS", 0.5)]
+        # a postcode follows its street ("in 1965" in prose is a year)
+        out += [(m.start(), m.end(), "ADDRESS", 0.5) for m in _POSTCODE.finditer(text) if m.start() > street_at]
+        out += _lead_numbers(text, [f for f in out if f[2] == "ADDRESS"])
         out += [(m.start(1), m.end(1), "LOCATION", 0.5) for m in _PLACE_PART.finditer(text)
                 if m.start() > street_at and m.group(1).lower() not in _NOT_NAME]
     out += [(m.start(), m.end(), "LOCATION", 0.7) for m in _COUNTRY.finditer(text)]
+    return out
+
+
+def _lead_numbers(text: str, streets: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
+    """A building number standing before a street line is an address part of its own."""
+    out = []
+    for start, *_ in streets:
+        m = _LEAD_NUMBER.search(text, max(0, start - 12), start)
+        if m and text[start].isalnum():
+            out.append((m.start(1), m.end(1), "ADDRESS", 0.6))
     return out
 
 
@@ -166,11 +242,15 @@ def _dates(text: str) -> list[tuple[int, int, str, float]]:
 
 
 def _relabel(found: list[tuple[int, int, str, float]], text: str) -> list[tuple[int, int, str, float]]:
-    """spaCy's ORG/LOCATION on a span a pattern calls a name or an address takes the pattern's type."""
+    """spaCy's ORG/LOCATION on a span a pattern calls a name or an address takes the pattern's type,
+    and spaCy's ORG on a place line of an address block gives way to the place."""
     strong = [f for f in found if f[2] in ("PERSON", "ADDRESS") and f[3] < NER_SCORE + 0.01]
+    places = [f for f in found if f[2] == "LOCATION" and f[3] < NER_SCORE]  # place lines of an address
     out = []
     for f in found:
         if f[2] in ("ORGANIZATION", "LOCATION") and any(f[0] < s[1] and s[0] < f[1] for s in strong):
+            continue
+        if f[2] == "ORGANIZATION" and f[3] == NER_SCORE and any(f[0] < p[1] and p[0] < f[1] for p in places):
             continue
         out.append(f)
     return out
