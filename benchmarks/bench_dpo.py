@@ -5,13 +5,18 @@ generated pairs when that is absent), same batch, max length, steps and seed, me
 (non-padding tokens of prompt+chosen and prompt+rejected over optimizer steps 2..N, excluding the
 warm-up step, evals and saves: worker.Throughput).
 
-    .venv/bin/python benchmarks/bench_dpo.py [--steps 6 --batch 2 --max-len 192 --repeats 3]
+    PYTHONPATH=src HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_dpo.py   # defaults (the lead's rerun)
+    .venv/bin/python benchmarks/bench_dpo.py [--steps 6 --batch 2 --max-len 192 --repeats 5]
     .venv/bin/python benchmarks/bench_dpo.py --paths   # the other launcher paths, checked (slow)
 
-The arms alternate (%%finetune, direct, %%finetune, direct, ...) so a change in machine load hits
-both; the direct arm runs in a child process like the DeepSpeed rank does. Prints the median of
-each arm, the ratio (target >= 0.9), and the load average at start and end (a run above 1.5 is
-marked noisy: the machine is shared).
+Like with like: both arms train the same LoRA on the same pairs (the first %%finetune run's train
+split and config), same batch, max length, steps, seed, fp32 on CPU and OMP_NUM_THREADS, and
+every repeat checks that both arms saw the same number of tokens. The arms run in ABBA order
+(%%finetune then direct, direct then %%finetune, ...) so a load trend hits both alike; the direct
+arm runs in a child process like the DeepSpeed rank does. Prints each repeat's ratio (the two
+arms ran back to back), median / min / max per arm, and the verdict against 0.9x: PASS when every
+repeat's ratio is >= 0.9, FAIL when none is, else INCONCLUSIVE; plus the load average at start
+and end (a run above 1.5 is marked noisy: the machine is shared).
 
 Measured 2026-12-01 on the shared machine (load 9.6 -> 12.4 on 2 cores: noisy), defaults:
   repeats %%finetune / direct: 9.3 / 9.4, 47.3 / 22.0, 16.7 / 9.7 tok/s; median 16.7 vs 9.7 (1.72x).
@@ -27,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _load import LoadWatch
@@ -111,7 +117,6 @@ def check_paths(data: Path) -> None:
     """The paths the suite leaves out to stay small: 2 processes with ZeRO-2, full DPO (a frozen
     reference copy), KTO, and a DPO run killed after its first checkpoint and resumed."""
     import signal
-    import time
 
     import cellops
 
@@ -159,6 +164,7 @@ def main() -> None:
         return check_paths(data)
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))  # both arms: same threads
     watch = LoadWatch()  # after the child branches: their stdout is parsed
+    t0 = time.perf_counter()
     ft: list[tuple[float, int]] = []
     dr: list[tuple[float, int]] = []
     run_dir = None  # the first %%finetune run's folder: the direct arm reads its split and config
@@ -178,6 +184,7 @@ def main() -> None:
         print(f"repeat {i + 1} ({' then '.join(order)}): %%finetune {f_tps:.1f} tok/s · direct DPOTrainer "
               f"{d_tps:.1f} tok/s · ratio {f_tps / d_tps:.2f} · {f_seen} tokens ({same})", flush=True)
     report(a, [t for t, _ in ft], [t for t, _ in dr], watch.end())
+    print(f"wall time {time.perf_counter() - t0:.0f} s")
 
 
 def spread(xs: list[float]) -> str:
