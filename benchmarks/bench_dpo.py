@@ -115,7 +115,7 @@ def run_direct(run_dir: Path, steps: int) -> tuple[float, int]:
 
 def check_paths(data: Path) -> None:
     """The paths the suite leaves out to stay small: 2 processes with ZeRO-2, full DPO (a frozen
-    reference copy), KTO, and a DPO run killed after its first checkpoint and resumed."""
+    reference copy), KTO, ORPO (LoRA), and a DPO run killed after its first checkpoint and resumed."""
     import signal
 
     import cellops
@@ -124,7 +124,7 @@ def check_paths(data: Path) -> None:
             "samples": 1, "sample_tokens": 4, "save_every": 0}
     for name, extra in (("two", {"method": "dpo", "procs": 2, "zero": "2"}),
                         ("full", {"method": "dpo", "adapter": "none", "lr": 1e-5}),
-                        ("kto", {"method": "kto"})):
+                        ("kto", {"method": "kto"}), ("orpo", {"method": "orpo"})):
         t0 = time.perf_counter()
         job = cellops.finetune.launch({"name": name, **tiny, **extra}).wait()
         m = job.metrics
