@@ -6,7 +6,11 @@ and a second real backend: ``hf:default`` (transformers, same weights dequantize
 which the grid calls concurrently).
 
 Measured ``--reps`` times, alternating which side runs first, so machine noise hits both alike:
-  baseline  llm.generate(messages, params) for every cell, one after another (rendered beforehand)
+  baseline  llm.generate(messages, params) for every cell (rendered beforehand), on the same lanes
+            as the grid: in-process models on one serial thread, model by model in the grid's
+            order, and HTTP models on a pool of the grid's worker count, both lanes at once. So
+            ``--second hf`` compares serial with serial, ``--second server`` concurrent with
+            concurrent (the grid's server column overlaps its in-process one; so does the baseline's)
   cold      prompts.compare_grid(...) on an empty response cache (render, guard path, cache
             lookups + writes, run record, W&B table included)
   warm      the same grid again, answered from the cache
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _load import LoadWatch
@@ -62,7 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=20)
     ap.add_argument("--max-tokens", type=int, default=8)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--second", choices=("hf", "server"), default="hf")
     args = ap.parse_args()
 
@@ -75,6 +80,7 @@ def main() -> None:
     os.environ["CELLOPS_HOME"] = str(home / ".cellops")
     from cellops.kernels_lib import prompts
     from cellops.kernels_lib.models import GenParams, get_llm
+    from cellops.kernels_lib.prompts.compare import DEFAULT_WORKERS
     from cellops.kernels_lib.prompts.run import resolve_call
     from cellops.kernels_lib.tracking import tracker
     from cellops.kernels_lib.workspace import get_workspace
@@ -103,9 +109,25 @@ def main() -> None:
 
         base_t, cold_t, warm_t = [], [], []
 
+        concurrent = {m for m in models if llms[m].supports_concurrency}
+        # the grid's serial lane order: model by model (stable, so prompt then case within one)
+        serial_order = sorted((i for i, (m, _) in enumerate(calls) if m not in concurrent),
+                              key=lambda i: calls[i][0])
+        pooled = [i for i, (m, _) in enumerate(calls) if m in concurrent]
+        mode = (f"concurrent vs concurrent (serial lane + {DEFAULT_WORKERS}-worker pool on both sides)"
+                if pooled else "serial vs serial (one lane on both sides)")
+
         def baseline() -> list[str]:
+            texts: list[str] = [""] * len(calls)
+
+            def call(i: int) -> None:
+                texts[i] = llms[calls[i][0]].generate(calls[i][1], gp).text
+
             t0 = time.perf_counter()
-            texts = [llms[m].generate(msgs, gp).text for m, msgs in calls]
+            with ThreadPoolExecutor(1) as serial, ThreadPoolExecutor(DEFAULT_WORKERS) as pool:
+                futs = [serial.submit(call, i) for i in serial_order] + [pool.submit(call, i) for i in pooled]
+                for f in futs:
+                    f.result()
             base_t.append(time.perf_counter() - t0)
             return texts
 
@@ -144,7 +166,7 @@ def main() -> None:
             server.wait(10)
 
     b, c, w = statistics.median(base_t), statistics.median(cold_t), statistics.median(warm_t)
-    print(f"\n{len(refs)} prompts x {len(models)} models ({', '.join(models)}) x {len(cases)} cases = "
+    print(f"\n{mode}: {len(refs)} prompts x {len(models)} models ({', '.join(models)}) x {len(cases)} cases = "
           f"{len(calls)} calls, max_tokens {args.max_tokens}, {args.reps} reps (alternating order), "
           f"W&B {os.environ.get('CELLOPS_WANDB', 'on')}, OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}, "
           f"{os.cpu_count()} CPUs")

@@ -33,5 +33,7 @@ def test_build_for_a_recall_then_search_with_settings(ip, workspace, monkeypatch
     assert df.iloc[0]["text"].startswith("Wild badgers live near meadows")
     with pytest.raises(UsageError, match=f"--leaves must be between 1 and {a['num_leaves']}"):
         ip.run_line_magic("rag", "search zoo badgers --leaves 100000")
+    with pytest.raises(UsageError, match="--reorder must be at least 1"):  # ask passes them to retrieval
+        ip.run_cell_magic("rag", "ask zoo --reorder 0", "Where do badgers live?")
     with pytest.raises(UsageError, match=r"--recall must be in \(0, 1\]"):
         ip.run_cell_magic("rag", "build zoo --recall 2", "t_facts")
