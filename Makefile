@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.cellops-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-airflow.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
 	$(PY) -m pip install -q torch==2.13.0
@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# Arize Phoenix (the trace-export tests' collector) pins its own stack: a venv of its own
 	test -x $(VENV)-phoenix/bin/phoenix || (python3 -m venv $(VENV)-phoenix && $(VENV)-phoenix/bin/pip install -q 'arize-phoenix==20.26.1')
+	# Apache Airflow (the exported-DAG test) pins its own stack too: every package in requirements-airflow.txt
+	test -x $(VENV)-airflow/bin/airflow || (python3 -m venv $(VENV)-airflow && $(VENV)-airflow/bin/pip install -q -r requirements-airflow.txt)
 	touch $(STAMP)
 
 quickstart: setup
@@ -33,4 +35,4 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(VENV)-phoenix build src/*.egg-info
+	rm -rf $(VENV) $(VENV)-phoenix $(VENV)-airflow build src/*.egg-info

@@ -13,6 +13,7 @@ import pytest
 
 from cellops.kernels_lib.errors import InvalidInputError, NotFoundError
 from cellops.kernels_lib.pipelines import airflow, chain, notebook, schedules, values
+from cellops.kernels_lib.workspace import get_workspace
 
 
 def write_nb(path: Path, cells: list[str], params: bool = True) -> Path:
@@ -160,7 +161,8 @@ def test_schedules_persist_in_the_workspace_and_can_be_paused(nb: Path, workspac
 
 
 def _fake_airflow(monkeypatch: pytest.MonkeyPatch) -> list:
-    """Just enough of airflow's API to import a DAG file and see what it builds."""
+    """Just enough of airflow's API to import a DAG file and see what it builds (real Airflow:
+    test_pipelines_airflow.py, when .venv-airflow exists)."""
     dags: list = []
 
     class DAG:
@@ -175,7 +177,7 @@ def _fake_airflow(monkeypatch: pytest.MonkeyPatch) -> list:
         def __exit__(self, *a):
             DAG.current = None
 
-    class PapermillOperator:
+    class BashOperator:
         def __init__(self, **kw):
             self.kw, self.upstream = kw, set()
             DAG.current.tasks[kw["task_id"]] = self
@@ -184,20 +186,19 @@ def _fake_airflow(monkeypatch: pytest.MonkeyPatch) -> list:
             other.upstream.add(self.kw["task_id"])
             return other
 
-    mods = {"airflow": types.ModuleType("airflow"), "airflow.providers": types.ModuleType("p"),
-            "airflow.providers.papermill": types.ModuleType("pp"),
-            "airflow.providers.papermill.operators": types.ModuleType("ppo"),
-            "airflow.providers.papermill.operators.papermill": types.ModuleType("ppop")}
+    names = ["airflow", "airflow.providers", "airflow.providers.standard",
+             "airflow.providers.standard.operators", "airflow.providers.standard.operators.bash"]
+    mods = {n: types.ModuleType(n) for n in names}
     mods["airflow"].DAG = DAG
-    mods["airflow.providers.papermill.operators.papermill"].PapermillOperator = PapermillOperator
+    mods["airflow.providers.standard.operators.bash"].BashOperator = BashOperator
     for k, v in mods.items():
         monkeypatch.setitem(sys.modules, k, v)
     return dags
 
 
-def test_airflow_export_builds_papermill_dags(tmp_path: Path, nb: Path, monkeypatch) -> None:
+def test_airflow_export_builds_cellops_run_tasks(tmp_path: Path, nb: Path, monkeypatch) -> None:
     pipe = _chain(tmp_path, "params: {base: 2}\nsteps:\n  a: {notebook: a.ipynb, params: {base: '${params.base}'}}\n"
-                  "  b: {notebook: b.ipynb, params: {model: '${a.ref}'}}\n")
+                  "  b: {notebook: b.ipynb, params: {model: '${a.ref}', factor: '${a.score}', tag: 'v${a.ref}-${params.base}'}}\n")
     schedules.add(nb, cron="30 1 * * *", params={"n": 4}, name="nb", retries=1, timeout=600)
     schedules.add(pipe, every=3600, name="chain", on_failure="echo x")
     path = airflow.export(tmp_path / "dags")
@@ -212,16 +213,21 @@ def test_airflow_export_builds_papermill_dags(tmp_path: Path, nb: Path, monkeypa
     assert nbdag.kw["default_args"]["retries"] == 1
     assert nbdag.kw["default_args"]["execution_timeout"] == timedelta(seconds=600)
     (task,) = nbdag.tasks.values()
-    assert task.kw["input_nb"] == str(nb) and task.kw["parameters"]["n"] == 4
-    assert task.kw["output_nb"].endswith("/cellops_nb/{{ run_id }}/p.ipynb")
+    env = task.kw["env"]
+    assert env["CELLOPS_NOTEBOOK"] == str(nb) and Path(env["CELLOPS_BIN"]).name == "cellops"
+    assert env["CELLOPS_HOME"] == str(get_workspace().root)
+    assert env["CELLOPS_OUT"].endswith("/cellops_nb/{{ run_id }}/p")
+    assert env["CELLOPS_PARAMS"] == "{{ cellops_params('cellops_nb', 'p', run_id) }}"
+    assert json.loads(ns["cellops_params"]("cellops_nb", "p", "r1")) == {"n": 4}
     ch = by_id["cellops_chain"]
     assert ch.kw["schedule"] == timedelta(hours=1) and "on_failure_callback" in ch.kw["default_args"]
-    assert ch.tasks["b"].upstream == {"a"} and ch.tasks["a"].kw["parameters"]["base"] == 2
-    ref = ch.tasks["b"].kw["parameters"]["model"]
-    assert ref == "{{ cellops_value('cellops_chain', 'a', 'ref', run_id) }}"
-    # the macro reads what step a recorded through the cellops_values_file parameter
-    vals_file = Path(ch.tasks["a"].kw["parameters"]["cellops_values_file"].replace("{{ run_id }}", "r1"))
+    assert ch.tasks["b"].upstream == {"a"} and json.loads(ns["cellops_params"]("cellops_chain", "a", "r1")) == {"base": 2}
+    # b's references resolve, when its task renders, from the values file step a's run wrote
+    vals_file = Path(ch.tasks["a"].kw["env"]["CELLOPS_OUT"].replace("{{ run_id }}", "r1") + ".values.json")
+    with pytest.raises(KeyError, match="step a recorded no value 'ref'"):
+        ns["cellops_params"]("cellops_chain", "b", "r1")
     vals_file.parent.mkdir(parents=True)
-    vals_file.write_text(json.dumps({"ref": "m@7"}) + "\n")
-    assert ns["cellops_value"]("cellops_chain", "a", "ref", "r1") == "m@7"
+    vals_file.write_text(json.dumps({"ref": "m@7", "score": 0.5}))
+    assert json.loads(ns["cellops_params"]("cellops_chain", "b", "r1")) == \
+        {"model": "m@7", "factor": 0.5, "tag": "vm@7-2"}
     assert datetime.fromisoformat(nbdag.kw["start_date"].isoformat()) <= datetime.now()

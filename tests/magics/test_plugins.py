@@ -187,9 +187,8 @@ def test_plugins_are_not_seen_without_the_install() -> None:
     """The same names in this venv (plugin not installed): one line listing what is available."""
     from cellops.kernels_lib.errors import NotFoundError
     from cellops.kernels_lib.models import backends
-    from cellops.kernels_lib.rag.loaders import loaders
-
     from cellops.kernels_lib.rag.indexes import indexes
+    from cellops.kernels_lib.rag.loaders import loaders
     from cellops.kernels_lib.tracking import trackers
 
     assert "myplug" not in backends and ".note" not in loaders and "llamacpp" in backends

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -21,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help="NOTEBOOK.ipynb or pipeline.yaml")
     _params_args(p)
     p.add_argument("--out", help="also copy the executed notebook and its HTML here")
+    p.add_argument("--values-out", metavar="FILE",
+                   help="write the values the run recorded (a JSON object) here, for an orchestrator")
     p.add_argument("--timeout", type=float, help="fail the run after this many seconds (whole run)")
     p.add_argument("--retries", type=int, default=0, help="re-run after a failure this many times")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3 = this env)")
@@ -111,6 +114,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"html: {rec['output_html']}")
     if rec.get("values"):
         print("values: " + json.dumps(rec["values"]))
+    if args.values_out:  # written on failure too: a downstream task then names the missing value
+        Path(args.values_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.values_out).write_text(json.dumps(rec.get("values") or {}), encoding="utf-8")
     if r.error:
         print(f"error: {r.error.get('message')}", file=sys.stderr)
     return 0 if r.ok else 1
