@@ -5,7 +5,7 @@ number is recorded in ``_migrations``. Never edit a released migration: add a ne
 Number ranges by area keep parallel work from colliding:
 1-9 core · 10-19 guard · 20-29 rag · 30-39 train · 40-49 pipelines (41-44: sec, schedules as
 rows) · 50-59 prompt loop · 60-64 traces ·
-90-99 serving and monitoring.
+90-99 serving and monitoring · 120-124 run records (r17).
 """
 
 from __future__ import annotations
@@ -132,6 +132,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """
         ALTER TABLE prompt_feedback ADD COLUMN score INTEGER;
         ALTER TABLE prompt_feedback ADD COLUMN correction TEXT NOT NULL DEFAULT ''
+        """,
+    ),
+    (
+        120,
+        "run records: the versions a pipeline run created, kept or resolved, tagged with its id",
+        """
+        CREATE TABLE IF NOT EXISTS run_versions (
+            run_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+            hash TEXT NOT NULL, action TEXT NOT NULL, at REAL NOT NULL,
+            PRIMARY KEY (run_id, kind, name, version, action)
+        )
         """,
     ),
 ]

@@ -55,6 +55,15 @@ def check_name(name: str) -> str:
     return name
 
 
+def _tag_run_version(conn: sqlite3.Connection, v: Version, action: str) -> None:
+    """Tag ``v`` with the pipeline run this process works for (table run_versions): the run's
+    record then lists exactly what it created, kept or resolved, whatever else ran meanwhile."""
+    run_id = os.environ.get("CELLOPS_PIPELINE_RUN")
+    if run_id:
+        conn.execute("INSERT OR IGNORE INTO run_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (run_id, v.kind, v.name, v.version, v.hash, action, time.time()))
+
+
 def split_ref(ref: str) -> tuple[str, str | None]:
     """'NAME@V' -> ('NAME', 'V'); 'NAME' -> ('NAME', None)."""
     name, _, spec = ref.partition("@")
@@ -274,7 +283,9 @@ class Workspace(ArtifactFolders):
                 if row is not None and row["hash"] == h:
                     if artifact is not None:
                         shutil.rmtree(artifact, ignore_errors=True)
-                    return self._same_version(conn, row, content), False
+                    same = self._same_version(conn, row, content)
+                    _tag_run_version(conn, same, "unchanged")
+                    return same, False
                 number = (row["version"] + 1) if row else 1
                 if artifact is not None:
                     # A folder at the next number that no version row owns (a crash between rename
@@ -292,7 +303,9 @@ class Workspace(ArtifactFolders):
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(artifact, dest)
                     moved = dest
-                return Version(kind, name, number, h, content, now), True
+                made = Version(kind, name, number, h, content, now)
+                _tag_run_version(conn, made, "created")
+                return made, True
         except BaseException:
             if moved is not None and artifact is not None and not artifact.exists():
                 os.replace(moved, artifact)  # not committed: no folder without its version row
@@ -331,7 +344,17 @@ class Workspace(ArtifactFolders):
         )
 
     def resolve(self, kind: str, ref: str) -> Version:
-        """Resolve 'NAME', 'NAME@3', 'NAME@prod' or 'NAME@<hash prefix>' to a Version."""
+        """Resolve 'NAME', 'NAME@3', 'NAME@prod' or 'NAME@<hash prefix>' to a Version.
+
+        Inside a pipeline run (CELLOPS_PIPELINE_RUN) the version is tagged with the run's id, so
+        its record names what it resolved; outside one, resolving writes nothing."""
+        v = self._resolve(kind, ref)
+        if os.environ.get("CELLOPS_PIPELINE_RUN"):
+            with self.db(write=True) as conn:
+                _tag_run_version(conn, v, "resolved")
+        return v
+
+    def _resolve(self, kind: str, ref: str) -> Version:
         name, spec = split_ref(ref)
         with self.db() as conn:
             rows = conn.execute(

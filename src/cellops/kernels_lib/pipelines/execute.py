@@ -265,7 +265,7 @@ def _finish(ws: Workspace, run_id: str, record: dict[str, Any], status: str, out
     record["duration_s"] = round(record["finished_at"] - record["started_at"], 3)
     values = read_values(output.parent / "values.jsonl")
     record["values"], record["metrics"] = values, metrics_of(values)
-    record.update(provenance.touched(ws, run_id, record["started_at"], record["finished_at"]))
+    record.update(provenance.touched(ws, run_id))
     record["env"] = provenance.environment()
     nb = _load_output(output)
     record["output_notebook"] = str(output) if nb is not None else None

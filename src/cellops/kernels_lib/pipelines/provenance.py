@@ -1,8 +1,8 @@
 """The "where" and "with what" of a reproducibility record.
 
 ``environment()``: python, package versions, hardware. ``touched()``: what the notebook read or
-made in the workspace during the run: runs its kernel recorded (tagged with the pipeline run id
-by ``Workspace.record_run``), versions created in the run's time window, and from those records
+made in the workspace: runs its kernel recorded and versions it created or resolved (both tagged
+with the pipeline run id by ``Workspace``), and from those records
 the prompt / model / index / guard policy / dataset versions, seeds and W&B run ids.
 """
 
@@ -62,25 +62,25 @@ def hardware() -> dict[str, Any]:
     return hw
 
 
-def touched(ws: Workspace, run_id: str, start: float, end: float) -> dict[str, Any]:
-    """Runs and versions the pipeline's kernel made between ``start`` and ``end``."""
+def touched(ws: Workspace, run_id: str) -> dict[str, Any]:
+    """Runs and versions the pipeline's kernel recorded, created or resolved: everything tagged
+    with ``run_id`` (``Workspace.record_run`` and table run_versions), never merely everything
+    made while it ran, since other processes may share the workspace."""
+    import json
+
     with ws.db() as conn:
         run_rows = conn.execute(
-            "SELECT id, kind, name, version, status, record FROM runs "
-            "WHERE created_at >= ? AND created_at <= ? AND kind != 'pipeline' ORDER BY created_at",
-            (start, end),
+            "SELECT id, kind, name, version, status, record FROM runs WHERE kind != 'pipeline' "
+            "AND json_extract(record, '$.pipeline_run') = ? ORDER BY created_at", (run_id,),
         ).fetchall()
         version_rows = conn.execute(
-            "SELECT kind, name, version, hash FROM versions WHERE created_at >= ? AND created_at <= ?"
-            " ORDER BY created_at", (start, end),
+            "SELECT kind, name, version, hash, action FROM run_versions WHERE run_id = ? "
+            "ORDER BY at", (run_id,),
         ).fetchall()
-    import json
 
     runs, refs, seeds, wandb_ids = [], {}, {}, set()
     for r in run_rows:
         rec = json.loads(r["record"])
-        if rec.get("pipeline_run") != run_id:
-            continue  # another process working in the same workspace at the same time
         runs.append({"id": r["id"], "kind": r["kind"], "name": r["name"], "version": r["version"],
                      "status": r["status"]})
         if r["name"] and r["version"] is not None:
@@ -94,10 +94,13 @@ def touched(ws: Workspace, run_id: str, start: float, end: float) -> dict[str, A
         if rec.get("wandb_run_id"):
             wandb_ids.add(rec["wandb_run_id"])
     created = [{"kind": v["kind"], "name": v["name"], "version": v["version"], "hash": v["hash"]}
-               for v in version_rows]
-    for v in created:
-        refs.setdefault(v["kind"], set()).add(f"{v['name']}@{v['version']}")
+               for v in version_rows if v["action"] == "created"]
+    used = sorted({(v["kind"], v["name"], v["version"], v["hash"]) for v in version_rows
+                   if v["action"] != "created"})
+    for kind, name, version, _ in [*((v["kind"], v["name"], v["version"], 0) for v in created), *used]:
+        refs.setdefault(kind, set()).add(f"{name}@{version}")
     return {"runs": runs, "versions_created": created,
+            "versions_used": [{"kind": k, "name": n, "version": v, "hash": h} for k, n, v, h in used],
             "touched": {k: sorted(v) for k, v in sorted(refs.items())},
             "seeds": seeds, "wandb_run_ids": sorted(wandb_ids)}
 

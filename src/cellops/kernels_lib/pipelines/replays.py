@@ -1,7 +1,9 @@
 """``replay(run_id)``: re-execute a recorded run and compare its outputs cell by cell.
 
 The replay runs the *stored copy* of the notebook (the file may have changed since) with the
-recorded parameters and kernel. Outputs are compared exactly; a cell whose outputs differ only
+recorded parameters and kernel, in a snapshot of the workspace as it was when the run started
+(``isolate.snapshot``), so every version resolves as it did then; the versions the replay
+touched must be the ones the run touched. Outputs are compared exactly; a cell whose outputs differ only
 in fields that change on every run by nature (run ids, timings, timestamps, memory addresses,
 widget ids) is reported as "match (volatile)" with the fields named. Greedy / seeded generation
 on CPU is deterministic, so its text must match exactly.
@@ -13,6 +15,7 @@ import difflib
 import hashlib
 import json
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,10 +106,12 @@ class Replay:
     replay_status: str
     cells: list[CellComparison]
     notes: list[str] = field(default_factory=list)
+    versions_match: bool = True  # the replay created and resolved the versions the run did
 
     @property
     def matched(self) -> bool:
-        return self.original_status == self.replay_status and all(c.matched for c in self.cells)
+        return (self.original_status == self.replay_status and self.versions_match
+                and all(c.matched for c in self.cells))
 
     def to_dict(self) -> dict[str, Any]:
         return {"of": self.run_id, "replay": self.replay_run_id, "matched": self.matched,
@@ -172,7 +177,7 @@ def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | 
     """Re-execute run ``run_id`` from its record and compare outputs cell by cell."""
     import nbformat
 
-    from .execute import KIND, run
+    from .execute import KIND
 
     ws = workspace or get_workspace()
     original = ws.get_run(run_id)
@@ -192,11 +197,7 @@ def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | 
         "source copy, with nothing to compare its cells against"]
     if Path(rec["notebook"]).is_file() and notebook.file_hash(rec["notebook"]) != rec["notebook_hash"]:
         notes.append(f"{rec['notebook']} changed since the run; replayed the recorded copy")
-    new = run(src, rec.get("given_params") or {}, timeout=timeout or rec.get("timeout"),
-              kernel_name=rec.get("kernel", {}).get("name", "python3"), workspace=ws,
-              cwd=Path(rec.get("cwd") or src.parent), name=original["name"],
-              extra={"replay_of": original["id"]},
-              kernel_env={**rec.get("kernel_env", {}), "CELLOPS_CACHE": "off"})  # re-generate, never reuse
+    new = _run_isolated(ws, original, src, timeout)
     notes += _env_notes(rec.get("env", {}), new.record.get("env", {}))
     replayed = new.record.get("output_notebook_run_dir") or new.record.get("output_notebook")
     if replayed is None:
@@ -205,9 +206,48 @@ def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | 
     else:
         recorded = nbformat.read(done, as_version=4) if done else nbformat.v4.new_notebook()
         cells = compare(recorded, nbformat.read(replayed, as_version=4))
-    result = Replay(original["id"], new.id, original["status"], new.status, cells, notes)
+    versions = _version_notes(rec.get("touched", {}), new.record.get("touched", {}))
+    result = Replay(original["id"], new.id, original["status"], new.status, cells,
+                    notes + versions, versions_match=not versions)
     ws.update_run(new.id, replay=result.to_dict())
     return result
+
+
+def _run_isolated(ws: Workspace, original: dict[str, Any], src: Path, timeout: float | None) -> Any:
+    """Run the recorded copy in a snapshot of the workspace as it was when the run started (so
+    versions resolve as they did then), then file the replay's record and folder in ``ws``."""
+    from .execute import KIND, PipelineRun, run
+    from .isolate import snapshot
+
+    rec = original["record"]
+    tmp = ws.staging_dir()  # swept if this process dies mid-replay
+    try:
+        iso = snapshot(ws, rec["started_at"], tmp / "workspace")
+        new = run(src, rec.get("given_params") or {}, timeout=timeout or rec.get("timeout"),
+                  kernel_name=rec.get("kernel", {}).get("name", "python3"), workspace=iso,
+                  cwd=Path(rec.get("cwd") or src.parent), name=original["name"],
+                  extra={"replay_of": original["id"], "isolated_at": rec["started_at"]},
+                  kernel_env={**rec.get("kernel_env", {}), "CELLOPS_CACHE": "off"})  # re-generate
+        moved = ws.artifacts / "runs" / new.id
+        moved.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(iso.artifacts / "runs" / new.id), moved)
+        record = json.loads(json.dumps(new.record, default=str).replace(
+            json.dumps(str(iso.artifacts / "runs" / new.id))[1:-1], json.dumps(str(moved))[1:-1]))
+        ws.record_run(KIND, record, name=original["name"], status=new.status, run_id=new.id)
+        return PipelineRun(new.id, new.status, record)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _version_notes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Versions (per kind) the run touched that its replay did not, and the reverse."""
+    out = []
+    for kind in sorted(set(a) | set(b)):
+        ra, rb = set(a.get(kind, [])), set(b.get(kind, []))
+        if ra != rb:
+            out.append(f"{kind} versions differ: recorded {', '.join(sorted(ra)) or '-'}; "
+                       f"replay {', '.join(sorted(rb)) or '-'}")
+    return out
 
 
 def _executed_notebook(rec: dict[str, Any], src: Path) -> Path | None:
