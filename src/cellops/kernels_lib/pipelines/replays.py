@@ -24,6 +24,8 @@ from .. import html
 from ..errors import InvalidInputError, NotFoundError
 from ..workspace import Workspace, get_workspace
 from . import notebook
+from .replay_calls import KINDS as CALL_KINDS
+from .replay_calls import CallReplay, replay_call
 
 # (name, pattern): values that legitimately differ between two executions
 VOLATILE = (
@@ -173,8 +175,10 @@ def _ran(cell: Any) -> bool:
         cell.get("execution_count") is not None or bool(cell.get("outputs")))
 
 
-def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | None = None) -> Replay:
-    """Re-execute run ``run_id`` from its record and compare outputs cell by cell."""
+def replay(run_id: str, *, workspace: Workspace | None = None,
+           timeout: float | None = None) -> Replay | CallReplay:
+    """Re-execute run ``run_id`` from its record and compare: a pipeline run cell by cell, a
+    prompt or rag run by its output (``replay_calls``)."""
     import nbformat
 
     from .execute import KIND
@@ -182,11 +186,14 @@ def replay(run_id: str, *, workspace: Workspace | None = None, timeout: float | 
     ws = workspace or get_workspace()
     original = ws.get_run(run_id)
     rec = original["record"]
+    if original["kind"] in CALL_KINDS:
+        return replay_call(ws, original)
     if original["kind"] != KIND or "source_copy" not in rec:
         if rec.get("steps"):
             ids = ", ".join(s["run_id"] for s in rec["steps"].values() if s.get("run_id"))
             raise InvalidInputError(f"run {original['id']} is a chain; replay its steps: {ids}")
-        raise InvalidInputError(f"run {original['id']} is a {original['kind']} run, not a pipeline run")
+        raise InvalidInputError(f"run {original['id']} is a {original['kind']} run: replay replays "
+                                f"pipeline, prompt and rag runs")
     src = Path(rec["source_copy"])
     if not src.is_file():  # the copy is all a replay needs
         raise NotFoundError(f"run {original['id']}'s source copy {src.name} is gone from "

@@ -254,7 +254,7 @@ def _barrier() -> None:
 
 def train(run_dir: Path, resume: bool) -> int:
     import torch
-    from transformers import AutoTokenizer, Trainer
+    from transformers import AutoTokenizer, Trainer, set_seed
 
     from .tokenize import collate
 
@@ -268,6 +268,9 @@ def train(run_dir: Path, resume: bool) -> int:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec["plan"]["dtype"]]
     tok = AutoTokenizer.from_pretrained(spec["base_path"])
     cb = make_callback(run_dir, spec["config"], rank)
+    # Trainer seeds only once it is built, after the model: without this the LoRA matrices start
+    # from unseeded noise and a replay's losses differ from the run's in the third decimal
+    set_seed(spec["config"]["seed"])
     if spec["config"].get("objective", "sft") != "sft":
         from .preference import make_trainer
 
