@@ -414,9 +414,14 @@ class Workspace(ArtifactFolders):
         self, kind: str, record: dict[str, Any], name: str | None = None,
         version: int | None = None, status: str = "ok", run_id: str | None = None,
     ) -> str:
+        from .records import environment, notebook_context
+
         run_id = run_id or uuid.uuid4().hex[:12]
         if os.environ.get("CELLOPS_PIPELINE_RUN"):  # lets a pipeline run collect what it touched
             record = {**record, "pipeline_run": os.environ["CELLOPS_PIPELINE_RUN"]}
+        # every record says where it ran and, from a notebook, which notebook and cell
+        nb = notebook_context()
+        record = {"env": environment().to_dict(), **({"notebook": nb.to_dict()} if nb else {}), **record}
         with self.db(write=True) as conn:
             conn.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -69,11 +69,20 @@ class Cellops(Magics):
         configure(task, "" if task == "prompt" and new == "default" else new)
 
     def _dispatch(self, name: str, line: str, cell: str | None) -> Any:
+        from ..kernels_lib.records import cell_source
+
         module = importlib.import_module(f"{__name__}.{name}")
+        source = self._cell_source() or (f"%{name} {line}" if cell is None else f"%%{name} {line}\n{cell}")
         try:
-            return module.run(MagicContext(self.shell, self), line, cell)
+            with cell_source(source):  # the runs this magic records carry the cell's source
+                return module.run(MagicContext(self.shell, self), line, cell)
         except CellopsError as e:
             raise UsageError(str(e)) from None
+
+    def _cell_source(self) -> str | None:
+        """The raw source of the cell running now (IPython stores it before executing it)."""
+        hist = getattr(getattr(self.shell, "history_manager", None), "input_hist_raw", None)
+        return hist[-1] if hist else None
 
     @line_cell_magic
     def prompt(self, line: str, cell: str | None = None) -> Any:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..kernels_lib.records import TrainingRecord
 from ..kernels_lib.workspace import Workspace
 
 TERMINAL = {"done": "done", "error": "error", "stopped": "stopped"}
@@ -82,7 +83,7 @@ def job_view(run: dict[str, Any], path: Path | None,
     progress = min(step / max_steps, 1.0) if isinstance(max_steps, int | float) and max_steps else None
     if status == "done":
         progress = 1.0
-    rec = run.get("record") or {}
+    rec = TrainingRecord.from_row(run | {"record": run.get("record") or {}})
     view = {
         "id": run["id"], "name": run.get("name"), "version": run.get("version"),
         "created_at": run.get("created_at"), "status": status,
@@ -90,8 +91,8 @@ def job_view(run: dict[str, Any], path: Path | None,
         "progress": progress, "step": step, "max_steps": max_steps,
         "loss": summary.get("loss"), "summary": summary, "has_events": path is not None and bool(events),
         # the train area records base_uri at launch and the registered model ref when done
-        "base_model": rec.get("base_uri") or rec.get("base_model"),
-        "output": rec.get("model") or rec.get("output_model"), "metrics": rec.get("metrics"),
+        "base_model": rec.base_uri or rec.extra.get("base_model"),
+        "output": rec.model or rec.extra.get("output_model"), "metrics": dict(rec.metrics) or None,
     }
     if with_events_since is not None:
         start = max(with_events_since, 0)

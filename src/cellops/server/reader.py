@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from .. import __version__
 from ..kernels_lib.errors import CellopsError, NotFoundError, WorkspaceError
 from ..kernels_lib.migrations import MIGRATIONS
+from ..kernels_lib.records import RunRecord
 from ..kernels_lib.workspace import Version, Workspace, _db_error
 from . import jobs
 
@@ -298,17 +299,15 @@ def _prompt_fields(v: Version) -> dict[str, Any]:
 
 
 def _run_summary(r: dict[str, Any]) -> dict[str, Any]:
-    """The columns a run list needs: params and metrics pulled out of the free-form record."""
-    rec = r["record"] if isinstance(r.get("record"), dict) else {}
-    params = rec.get("params") or rec.get("config") or {}
-    metrics = rec.get("metrics") if isinstance(rec.get("metrics"), dict) else {
-        k: v for k, v in rec.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
+    """The columns a run list needs, from the run's typed record."""
+    rec = RunRecord.from_row(r | {"record": r["record"] if isinstance(r.get("record"), dict) else {}})
+    params = rec.params or getattr(rec, "config", None) or {}
+    metrics = rec.metrics if "metrics" in rec.keys and "metrics" not in rec.extra else {
+        # kinds that record their figures at the top level (rag-eval, prompt runs, ...)
+        k: v for k, v in rec.extra.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     return {k: r.get(k) for k in ("id", "kind", "name", "version", "status", "created_at")} | {
-        "params": params if isinstance(params, dict) else {},
-        "metrics": metrics, "model": rec.get("model"), "source": rec.get("source"),
-        "output": str(rec.get("output", ""))[:300] if rec.get("output") is not None else None,
+        "params": dict(params), "metrics": dict(metrics), "model": rec.model, "source": rec.source,
+        "output": str(rec.output)[:300] if rec.output is not None else None,
     }
 
 

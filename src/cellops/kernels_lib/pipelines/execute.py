@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import html
 from ..errors import InvalidInputError
+from ..records import environment
 from ..tracking import Trace, traces
 from ..tracking.cells import CellSpans
 from ..workspace import Workspace, get_workspace
@@ -138,6 +139,7 @@ def _attempts(record: dict[str, Any], source: Path, output: Path, params: dict[s
         span = trace.start_span(f"attempt {attempt + 1}", "chain")
         cells = CellSpans(trace, span, output.parent)  # the kernel's spans nest under each cell
         env = {"CELLOPS_BATCH": "1", ENV_VALUES: str(values_path), "CELLOPS_PIPELINE_RUN": run_id,
+               "CELLOPS_NOTEBOOK": record["notebook"],  # the records the kernel makes name it
                "CELLOPS_HOME": str(ws.root), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
                **cells.env(), **record["kernel_env"]}
         t0 = time.time()
@@ -266,7 +268,7 @@ def _finish(ws: Workspace, run_id: str, record: dict[str, Any], status: str, out
     values = read_values(output.parent / "values.jsonl")
     record["values"], record["metrics"] = values, metrics_of(values)
     record.update(provenance.touched(ws, run_id))
-    record["env"] = provenance.environment()
+    record["env"] = environment().to_dict()
     nb = _load_output(output)
     record["output_notebook"] = str(output) if nb is not None else None
     record["output_html"] = None
