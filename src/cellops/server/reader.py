@@ -301,7 +301,8 @@ def _prompt_fields(v: Version) -> dict[str, Any]:
 def _run_summary(r: dict[str, Any]) -> dict[str, Any]:
     """The columns a run list needs, from the run's typed record."""
     rec = RunRecord.from_row(r | {"record": r["record"] if isinstance(r.get("record"), dict) else {}})
-    params = rec.params or getattr(rec, "config", None) or {}
+    params = rec.params or getattr(rec, "config", None) or rec.extra.get("config") or {}
+    params = params if isinstance(params, dict) else {}
     metrics = rec.metrics if "metrics" in rec.keys and "metrics" not in rec.extra else {
         # kinds that record their figures at the top level (rag-eval, prompt runs, ...)
         k: v for k, v in rec.extra.items() if isinstance(v, int | float) and not isinstance(v, bool)}
