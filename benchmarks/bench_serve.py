@@ -8,7 +8,11 @@ reported: requests/s and p50/p95 latency. The completion token counts of both ar
 be equal (same work). The cellops arm runs with the guard off; then the guard's added p50 is
 measured at concurrency 1 (cellops serve --guard default vs --guard off).
 
-    .venv/bin/python benchmarks/bench_serve.py [--requests 32] [--max-tokens 24] [--repeats 3]
+    .venv/bin/python benchmarks/bench_serve.py [--requests 16] [--max-tokens 24] [--repeats 3]
+
+With its defaults one run takes well under 10 minutes (it prints its own wall time at the end)
+and ends with one verdict line: cellops reaches at least 0.9x llama_cpp.server's throughput at
+every level, or which levels fall short.
 """
 
 from __future__ import annotations
@@ -117,11 +121,12 @@ def load(base: str, conc: int, n: int, max_tokens: int) -> dict[str, float | lis
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=32, help="requests per level and arm")
+    ap.add_argument("--requests", type=int, default=16, help="requests per level and arm")
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--levels", default="1,4,16")
     a = ap.parse_args()
+    started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     os.environ["CELLOPS_HOME"] = str(tmp / ".cellops")
     os.environ.setdefault("CELLOPS_WANDB", "off")
@@ -143,8 +148,8 @@ def main() -> None:
                     runs[name].append(load(base, conc, a.requests, a.max_tokens))
             tok = {k: [r["tokens"] for r in v] for k, v in runs.items()}
             same = sum(a == b for a, b in zip(runs["llama"][0]["texts"], runs["cellops"][0]["texts"], strict=True))
-            # the same greedy text is the same work; llama_cpp.server counts sampled tokens, cellops
-            # re-tokenizes the answer, which can merge a few: both counts are printed
+            # the same greedy text is the same work; both servers count the sampled tokens (the
+            # model's own usage), so the totals should be equal: both are printed
             print(f"  same answer text in {same}/{a.requests} requests; completion tokens "
                   f"llama {sum(tok['llama'][0])}, cellops {sum(tok['cellops'][0])} (max_tokens {a.max_tokens})")
             for name in ("llama", "cellops"):
@@ -171,6 +176,11 @@ def main() -> None:
     finally:
         stop(guarded)
         stop(plain)
+    short = [f"{c} clients ({r:.2f}x)" for c, r in ratios.items() if r < 0.9]
+    print("verdict: " + ("cellops serve reaches >= 0.9x llama_cpp.server's throughput at every level ("
+                         + ", ".join(f"{c}: {r:.2f}x" for c, r in ratios.items()) + ")"
+                         if not short else "BELOW 0.9x at " + ", ".join(short)))
+    print(f"bench_serve took {(time.perf_counter() - started) / 60:.1f} min")
 
 
 if __name__ == "__main__":

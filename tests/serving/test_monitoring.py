@@ -8,6 +8,7 @@ import json
 import pytest
 from serve_proc import SHORT
 
+from cellops.kernels_lib.errors import InvalidInputError
 from cellops.kernels_lib.monitoring import alerts, stats
 from cellops.kernels_lib.serving import ab
 
@@ -90,6 +91,8 @@ def test_drift_alert_fires_when_the_topic_switches_and_not_otherwise(workspace, 
     code, fired, out = _check(tmp_path, "steady", capsys)
     assert code == 0 and not fired, out
 
+    _scheduled_checks(tmp_path, workspace)
+
     from cellops.kernels_lib import monitoring
 
     d = monitoring.figures("drifting", reference=8, workspace=workspace)
@@ -101,6 +104,21 @@ def test_drift_alert_fires_when_the_topic_switches_and_not_otherwise(workspace, 
     assert {v: s["variants"][v]["requests"] for v in "ab"} == {"a": 8, "b": 8}
     assert s["variants"]["a"]["feedback"]["up"] == 8 and s["variants"]["b"]["feedback"]["down"] == 8
     assert s["ab"]["verdict"].startswith("not enough data")  # 8 ratings each: below the minimum of 10
+    # a dataset version as the reference window: its inputs vs the last 8 requests
+    from cellops.kernels_lib import datasets
+
+    datasets.save("cooking", {"train": [{"question": q} for q in COOKING[:8]],
+                              "test": [{"question": q} for q in CODE]},
+                  workspace=workspace)
+    dd = monitoring.figures("drifting", reference="cooking@1:train", window=8, workspace=workspace)
+    assert dd["drift"]["reference_window"].startswith("dataset cooking@1") and dd["drift"]["reference"] == 8
+    assert dd["drift"]["input"]["p_value"] < 0.01 and not dd["drift"]["output_length"]["enough"]
+    sd = monitoring.figures("steady", reference="cooking@1:train", window=8, workspace=workspace)
+    assert sd["drift"]["input"]["p_value"] >= 0.01 and sd["drift"]["current"] == 8
+    assert monitoring.figures("drifting", reference="cooking@1:test", window=8,
+                              workspace=workspace)["drift"]["input"]["p_value"] >= 0.01  # code vs code
+    with pytest.raises(InvalidInputError, match="dataset version"):
+        monitoring.parse_reference("cooking")
     board = monitoring.monitor("steady", reference=8, workspace=workspace)._repr_mimebundle_()
     assert "A/B: not enough data" in board["text/plain"] and "<img" in board["text/html"]
 
@@ -108,6 +126,8 @@ def test_drift_alert_fires_when_the_topic_switches_and_not_otherwise(workspace, 
 
     assert main(["monitor", "steady", "--json", "--reference", "8"]) == 0
     assert json.loads(capsys.readouterr().out)["requests"] == 16
+    assert main(["monitor", "drifting", "--json", "--reference", "cooking@1:train", "--window", "8"]) == 0
+    assert json.loads(capsys.readouterr().out)["drift"]["input"]["drifted"]
 
 
 def test_ab_verdict_needs_data_and_names_the_better_variant() -> None:
@@ -131,3 +151,48 @@ def test_rules_are_validated_with_one_clear_line() -> None:
     r = alerts.parse_rules(RULES)
     assert r.reference == 8 and r.rules[0].op == "<"
     assert alerts.lookup({"a": {"b": 2}}, "a.b") == 2 and alerts.lookup({"a": {}}, "a.b") is None
+
+
+def _scheduled_checks(tmp_path, workspace) -> None:
+    """The check as a scheduled step: `cellops schedule add` of a notebook that runs `cellops monitor
+    check`, fired once by the real scheduler; the drifting app's run fails (exit 1 recorded, the
+    schedule's --on-failure hook runs), the steady app's run passes."""
+    import threading
+    import time
+    from datetime import datetime
+
+    import nbformat
+
+    from cellops.cli import main
+    from cellops.kernels_lib.pipelines import schedules
+    from cellops.kernels_lib.pipelines.scheduler import serve
+
+    for app in ("drifting", "steady"):
+        nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                               "display_name": "Python 3"}})
+        nb.cells = [nbformat.v4.new_code_cell(
+            "import cellops\nfrom cellops.cli import main\n"
+            f"code = main(['monitor', 'check', {app!r}, '--rules', {str(tmp_path / 'rules.yaml')!r}])\n"
+            f"cellops.pipelines.record(exit_code=code)\nassert code == 0, f'monitor check {app}: exit {{code}}'")]
+        nbformat.write(nb, str(tmp_path / f"check_{app}.ipynb"))
+        assert main(["schedule", "add", str(tmp_path / f"check_{app}.ipynb"), "--every", "3600", "--name", app,
+                     "--on-failure", f"echo \"$CELLOPS_RUN_ERROR\" > {tmp_path / ('hook-' + app)}"]) == 0
+        schedules.set_next_run(app, datetime.now().astimezone())  # the first firing now, not in an hour
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, kwargs={"workspace": workspace, "poll": 0.5, "stop": stop}, daemon=True)
+    thread.start()
+    try:  # bounded: one firing each (every hour), then the scheduler stops
+        end = time.monotonic() + 400
+        while not {("drifting", "failed"), ("steady", "ok")} <= {(e["schedule"], e["event"]) for e in schedules.events()}:
+            assert time.monotonic() < end, schedules.events()
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(60)
+    [failed] = [e for e in schedules.events("drifting") if e["event"] == "failed"]
+    run = workspace.get_run(failed["run_id"])
+    assert run["status"] == "failed" and run["record"]["values"] == {"exit_code": 1}
+    assert "exit 1" in (tmp_path / "hook-drifting").read_text()
+    [ok] = [e for e in schedules.events("steady") if e["event"] == "ok"]
+    assert workspace.get_run(ok["run_id"])["record"]["values"] == {"exit_code": 0}
+    assert not (tmp_path / "hook-steady").exists()

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--html", metavar="FILE", help="also write the dashboard as a static HTML file")
     p.add_argument("--since", help="only requests since: 30m, 2h, 1d, an ISO date or a unix time")
-    p.add_argument("--reference", type=int, default=50, help="drift reference: the first N requests")
+    p.add_argument("--reference", default="50", help="drift reference: the first N requests, or a dataset "
+                   "version NAME@V[:SPLIT] (its inputs)")
     p.add_argument("--window", type=int, help="drift current window: the last N requests (default: --reference)")
     p.add_argument("--rules", help="(check) YAML alert rules")
     p.add_argument("--on-alert", metavar="CMD", help="(check) shell command run when a rule trips")
@@ -28,7 +29,7 @@ def _monitor(a: argparse.Namespace) -> int:
     since = monitoring.parse_since(a.since)
     if a.name == "check":
         return _check(a, since)
-    board = monitoring.monitor(a.name, since, a.reference, a.window)
+    board = monitoring.monitor(a.name, since, monitoring.parse_reference(a.reference), a.window)
     if a.html:
         from pathlib import Path
 

@@ -77,6 +77,17 @@ def _plain_cpu_buffers() -> Iterator[None]:
         finally:
             low.llama_model_default_params = original
 
+def _recording(generate: Any, sink: list[int]) -> Any:
+    """Llama.generate, appending every sampled token to ``sink`` (create_completion iterates it)."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        for token in generate(*args, **kwargs):
+            sink.append(token)
+            yield token
+
+    return wrapped
+
+
 class LlamaCppModel:
     supports_concurrency = False  # one llama.cpp context serves one request at a time
 
@@ -104,6 +115,8 @@ class LlamaCppModel:
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"{path.name} has no chat template in its metadata; use a chat/instruct GGUF")
+        self._sampled: list[int] = []  # the tokens of the current generation, as llama.cpp sampled them
+        self._llm.generate = _recording(self._llm.generate, self._sampled)  # type: ignore[method-assign]
         tok = self._llm._model  # token texts for the template's bos/eos variables
         self._formatter = Jinja2ChatFormatter(
             template=template,
@@ -175,12 +188,15 @@ class LlamaCppModel:
         return [float(x) for x in p / p.sum()]
 
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
+        import llama_cpp
+
         prompt, template_stops = self.render(messages)
         tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)
         self._check_fits(len(tokens))
         with self._lock:
             got, finish, n = Pieces(on_token), "stop", 0
             self._eval_prompt(tokens)
+            self._sampled.clear()
             # the whole prompt is now in the context: llama-cpp-python samples from it directly
             stream = self._llm.create_completion(
                 tokens, max_tokens=params.max_tokens, temperature=params.temperature,
@@ -194,9 +210,11 @@ class LlamaCppModel:
                 finish = choice.get("finish_reason") or finish
             latency = got.elapsed
             prompt_tokens = len(tokens)
+            # the model's own count, as llama_cpp.server reports it: the sampled tokens but the
+            # end-of-generation one (re-tokenizing the text can merge tokens and count fewer)
+            vocab = self._llm._model.vocab
+            completion_tokens = sum(not llama_cpp.llama_vocab_is_eog(vocab, t) for t in self._sampled)
         text = got.text
-        # llama.cpp emits one chunk per sampled token (plus a final empty one carrying finish_reason)
-        completion_tokens = self.count_tokens(text) if text else 0
         return Generation(text, self.uri, prompt_tokens, completion_tokens, latency, got.ttft, finish)
 
     def chat_tools(self, messages: list[Message], tools: list[dict], tool_choice: Any,

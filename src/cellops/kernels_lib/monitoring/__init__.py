@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 
-__all__ = ["check", "figures", "monitor", "parse_since"]
+__all__ = ["check", "figures", "monitor", "parse_reference", "parse_since"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 
@@ -35,6 +35,16 @@ def parse_since(text: str | None) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise InvalidInputError(f"--since {text!r}: use 30m, 2h, 1d, an ISO date (2026-12-01T10:00) or a unix time") from None
+
+
+def parse_reference(text: str | int) -> int | str:
+    """``--reference``: a request count (``50``) or a dataset version (``questions@2[:test]``)."""
+    value = str(text).strip()
+    if value.isdigit():
+        return int(value)
+    if not value or "@" not in value:
+        raise InvalidInputError(f"--reference {value!r}: give a request count (50) or a dataset version NAME@V[:SPLIT]")
+    return value
 
 
 def monitor(*args: Any, **kwargs: Any) -> Any:

@@ -1,6 +1,6 @@
 """Alert rules over the dashboard figures: ``cellops monitor check NAME --rules rules.yaml``.
 
-    reference: 20          # drift reference: the first 20 requests (default 50)
+    reference: 20          # drift reference: the first 20 requests (default 50), or questions@2
     window: 20             # current window: the last 20 after them (default: reference)
     rules:
       - name: inputs drifted
@@ -56,7 +56,7 @@ class Rule:
 @dataclass
 class Rules:
     rules: list[Rule]
-    reference: int = 50
+    reference: int | str = 50  # a request count or a dataset version NAME@V[:SPLIT]
     window: int | None = None
 
 
@@ -77,10 +77,13 @@ def parse_rules(text: str, where: str = "rules") -> Rules:
         if unknown:
             raise InvalidInputError(f"rule {i + 1} in {where}: unknown key(s) {', '.join(sorted(unknown))}")
         out.append(Rule(str(r["metric"]), r["op"], r["value"], str(r.get("name", ""))))
+    from . import parse_reference
+
     try:
-        return Rules(out, int(data.get("reference", 50)), int(data["window"]) if data.get("window") else None)
+        window = int(data["window"]) if data.get("window") else None
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{where}: reference and window are request counts") from None
+        raise InvalidInputError(f"{where}: window is a request count") from None
+    return Rules(out, parse_reference(data.get("reference", 50)), window)
 
 
 def lookup(data: dict[str, Any], path: str) -> Any:

@@ -1,8 +1,8 @@
 """Dashboard figures of a served app, read back from the workspace (read-only).
 
 Traffic, latency p50/p95, error and guard-block rates, tokens and feedback per variant; input and
-output drift between a reference window (the first N requests) and the current window (the last
-N after it); the A/B comparison. ``figures(...)`` is plain JSON (what ``cellops monitor --json``
+output drift between a reference window (the first N requests, or a dataset version's inputs)
+and the current window (the last N requests); the A/B comparison. ``figures(...)`` is plain JSON (what ``cellops monitor --json``
 prints and alert rules read); :class:`Dashboard` renders it as text/plain and static HTML.
 """
 
@@ -63,6 +63,7 @@ def _drift(ref: list[dict[str, Any]], cur: list[dict[str, Any]], embedder: str) 
         out["input"] = stats.embedding_drift(vecs[: len(ref)], vecs[len(ref):])
     else:
         out["input"] = stats.embedding_drift(_empty(), _empty())
+    ref = [r for r in ref if "output" in r]  # a dataset reference has inputs only
     out["output_length"] = stats.length_drift([r["completion_tokens"] for r in ref],
                                               [r["completion_tokens"] for r in cur])
     out["refusal"] = stats.rate_drift([stats.refused(r["output"]) for r in ref],
@@ -73,18 +74,48 @@ def _drift(ref: list[dict[str, Any]], cur: list[dict[str, Any]], embedder: str) 
     return out
 
 
+_INPUT_KEYS = ("input", "question", "prompt", "query", "instruction", "text")
+
+
+def _record_input(rec: Any) -> str | None:
+    """The user's input in one dataset record: a string, a known field, or the last user message."""
+    if isinstance(rec, str):
+        return rec
+    if not isinstance(rec, dict):
+        return None
+    for k in _INPUT_KEYS:
+        if isinstance(rec.get(k), str):
+            return rec[k]
+    users = [m.get("content") for m in rec.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    return users[-1] if users and isinstance(users[-1], str) else None
+
+
+def dataset_reference(ref: str, ws: Workspace) -> tuple[str, list[dict[str, Any]]]:
+    """A dataset version (``NAME@V[:SPLIT]``) as the drift reference window: its inputs, shaped
+    like answered requests (no outputs: output drift needs a request window)."""
+    from ..datasets.store import get
+
+    ds = get(ref, ws)
+    texts = [t for t in (_record_input(r) for r in ds.records()) if t]
+    if not texts:
+        raise InvalidInputError(f"--reference {ref}: no record has an input text (a string, one of "
+                                f"{', '.join(_INPUT_KEYS)}, or user messages)")
+    return f"dataset {ds.ref} ({len(texts)} inputs)", [{"input": t, "status": "ok"} for t in texts]
+
+
 def _empty() -> Any:
     import numpy as np
 
     return np.zeros((0, 1), dtype=np.float32)
 
 
-def figures(app: str, since: float | None = None, reference: int = 50, window: int | None = None,
+def figures(app: str, since: float | None = None, reference: int | str = 50, window: int | None = None,
             embedder: str = "default", workspace: Workspace | None = None) -> dict[str, Any]:
-    """Every dashboard figure of ``app`` as JSON; ``since`` (unix time) limits the current data."""
+    """Every dashboard figure of ``app`` as JSON; ``since`` (unix time) limits the current data.
+    ``reference``: the first N requests, or a dataset version ``NAME@V[:SPLIT]`` (its inputs)."""
     ws = workspace or get_workspace()
-    if reference < 1:
-        raise InvalidInputError("the reference window needs at least 1 request (--reference N)")
+    if isinstance(reference, int) and reference < 1:
+        raise InvalidInputError("the reference window needs at least 1 request (--reference N or DATASET@V)")
     every = records.rows(ws, app)
     if not every:
         known = records.apps(ws)
@@ -96,9 +127,15 @@ def figures(app: str, since: float | None = None, reference: int = 50, window: i
         by_variant.setdefault(r["variant"], []).append(r)
     variants = {v: _variant_figures(rs, {r["run_id"]: ratings[r["run_id"]] for r in rs if r["run_id"] in ratings})
                 | {"target": rs[-1]["target"]} for v, rs in sorted(by_variant.items())}
-    ref = every[:reference]
-    after = [r for r in every[reference:] if since is None or r["created_at"] >= since]
-    cur = after[-(window or reference):]
+    if isinstance(reference, str):
+        ref_label, ref = dataset_reference(reference, ws)
+        after = rows
+        cur_label = "last {} requests"
+    else:
+        ref, ref_label = every[:reference], f"first {min(reference, len(every))} requests"
+        after = [r for r in every[reference:] if since is None or r["created_at"] >= since]
+        cur_label = "last {} requests after it"
+    cur = after[-(window or (reference if isinstance(reference, int) else 50)):]
     fb_v = {v: f["feedback"] for v, f in variants.items()}
     lat_v = {v: [r["latency_s"] for r in rs if r["status"] == "ok"] for v, rs in by_variant.items()}
     return {
@@ -106,8 +143,8 @@ def figures(app: str, since: float | None = None, reference: int = 50, window: i
         "first_at": rows[0]["created_at"] if rows else None, "last_at": rows[-1]["created_at"] if rows else None,
         "overall": _variant_figures(rows, {r["run_id"]: ratings[r["run_id"]] for r in rows if r["run_id"] in ratings}),
         "variants": variants,
-        "drift": _drift(ref, cur, embedder) | {"reference_window": f"first {len(ref)} requests",
-                                               "current_window": f"last {len(cur)} requests after it"},
+        "drift": _drift(ref, cur, embedder) | {"reference_window": ref_label,
+                                               "current_window": cur_label.format(len(cur))},
         "ab": stats.ab_compare({v: f["up"] for v, f in fb_v.items()}, {v: f["down"] for v, f in fb_v.items()}, lat_v)
         if len(variants) > 1 else None,
         "timeline": [(r["created_at"], r["variant"], r["latency_s"], r["status"]) for r in rows[-2000:]],
@@ -185,6 +222,6 @@ def _figure(d: dict[str, Any]) -> str:
     return f"<img alt='latency over time' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>"
 
 
-def monitor(app: str, since: float | None = None, reference: int = 50, window: int | None = None,
+def monitor(app: str, since: float | None = None, reference: int | str = 50, window: int | None = None,
             workspace: Workspace | None = None) -> Dashboard:
     return Dashboard(figures(app, since, reference, window, workspace=workspace))

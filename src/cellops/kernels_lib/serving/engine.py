@@ -113,9 +113,18 @@ class Engine:
         finally:
             self.waiting -= 1
         loop = asyncio.get_running_loop()
+        freed = threading.Event()
+
+        def free() -> None:  # exactly once, whichever comes first
+            if not freed.is_set():
+                freed.set()
+                sem.release()
+
+        # the slot frees as soon as the model is done (the thread calls back), so the next request
+        # generates while this one writes its record; at the latest when the thread ends
         fut = loop.run_in_executor(self.executor, self._work, rid, variant, target, turns, client,
-                                   stream, on_token, cancel, t0, parent)
-        fut.add_done_callback(lambda _f: sem.release())  # the slot frees when the thread is done
+                                   stream, on_token, cancel, t0, parent, lambda: loop.call_soon_threadsafe(free))
+        fut.add_done_callback(lambda _f: free())
         try:
             outcome = await asyncio.wait_for(asyncio.shield(fut), timeout=max(0.0, deadline - time.perf_counter()))
         except asyncio.TimeoutError:
@@ -130,7 +139,8 @@ class Engine:
 
     def _work(self, rid: str, variant: str, target: targets.Target, turns: targets.Turns,
               client: str | None, stream: bool, on_token: OnToken | None, cancel: Cancel,
-              t0: float, parent: tuple[str, str] | None = None) -> targets.Outcome:
+              t0: float, parent: tuple[str, str] | None = None,
+              model_done: Any = lambda: None) -> targets.Outcome:
         def tok(piece: str) -> None:
             if cancel.event.is_set():
                 raise Stopped
@@ -147,7 +157,10 @@ class Engine:
         row.trace_id = trace.trace_id
         try:
             with trace:
-                out = target.answer(turns, tok)
+                try:
+                    out = target.answer(turns, tok)
+                finally:
+                    model_done()
                 trace.root.attrs |= {"gen_ai.usage.input_tokens": out.prompt_tokens,
                                      "gen_ai.usage.output_tokens": out.completion_tokens,
                                      "output.value": out.text[:500]}
