@@ -124,6 +124,7 @@ def test_drift_alert_fires_when_the_topic_switches_and_not_otherwise(workspace, 
 
     from cellops.cli import main
 
+    capsys.readouterr()  # what the schedule and dataset steps printed
     assert main(["monitor", "steady", "--json", "--reference", "8"]) == 0
     assert json.loads(capsys.readouterr().out)["requests"] == 16
     assert main(["monitor", "drifting", "--json", "--reference", "cooking@1:train", "--window", "8"]) == 0
