@@ -277,6 +277,9 @@ def test_chain_as_a_pipeline_step(workspace, tmp_path) -> None:
     chain_run = workspace.get_run(steps["ext"]["run_id"])
     assert chain_run["kind"] == "chain" and chain_run["record"]["source"] == "pipeline"
     assert chain_run["record"]["trace_id"] == steps["ext"]["trace_id"]
+    st = cellops.traces.get(run.record["trace_id"])  # the chains' traces joined the pipeline's
+    assert st.trace_id == steps["ext"]["trace_id"] and [s.name for s in st.children(st.root)] == ["base", "ext"]
+    assert [s.name for s in st.children(st.children(st.root)[1])] == ["chain ext@1"]
     pipe.write_text("steps:\n  a: {chain: nope}\n")
     with pytest.raises(NotFoundError, match=r"pipe.yaml: step 'a': no chain named 'nope'; available: base, ext"):
         load_chain(pipe)

@@ -13,6 +13,7 @@ from test_pipelines import write_nb
 
 from cellops.kernels_lib import pipelines
 from cellops.kernels_lib.errors import InvalidInputError
+from cellops.kernels_lib.tracking import traces
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -103,6 +104,16 @@ def test_chain_feeds_values_and_stops_dependants(tmp_path: Path, workspace) -> N
     assert "needs c" in steps["d"]["reason"] and chain_run["record"]["failed_step"] == "c"
     assert chain_run["record"]["metrics"] == {"a.score": 2.0, "b.total": 20.0}
     assert "step d: skipped" in res.stdout
+    # one trace: a span per step, each notebook's own trace (attempt -> a span per cell) under it
+    st = traces.get(chain_run["record"]["trace_id"], workspace)
+    assert st.root.name == "pipeline demo" and st.root.status == "error" and st.summary.run_id == chain_run["id"]
+    by = {s.name: s for s in st.children(st.root)}
+    assert list(by) == ["a", "b", "c", "d"] and by["c"].status == "error" and by["d"].attrs["cellops.skipped"]
+    (nb_root,) = st.children(by["b"])
+    assert nb_root.name == "pipeline b.ipynb" and nb_root.attrs["cellops.run_id"] == steps["b"]["run_id"]
+    (attempt,) = st.children(nb_root)
+    assert [s.name for s in st.children(attempt)] == ["cell 1", "cell 2", "cell 3"]  # papermill injects one
+    assert st.children(by["d"]) == []
 
 
 def test_replay_matches_seeded_generation_and_flags_changes(tmp_path: Path, workspace) -> None:

@@ -17,6 +17,8 @@ steps:
     chain: qa@prod             # a saved chain (cellops.chains) instead of a notebook: runs in
     inputs: {question: ${params.question}}   # this process; records output, trace_id, run_id
 ```
+A run is one trace (``pipeline NAME``): a span per step, under which the notebook's own trace
+(a span per cell, the kernel's spans under each) or the chain's trace nests.
 A reference that is the whole value keeps its type; inside a longer string it is interpolated.
 A failed step stops its dependants (recorded as skipped, naming the step that failed); steps that
 do not depend on it still run. Everything is validated before the first step starts.
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, NotFoundError
+from ..tracking import Span, Trace, traces
 from ..workspace import Workspace, get_workspace
 from . import notebook
 
@@ -207,26 +210,19 @@ def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir
         "params": chain.params, "given_params": dict(params or {}), "order": list(chain.steps),
         "steps": {}, "failed_step": None, "started_at": time.time(), **(extra or {}),
     }
+    trace = Trace(f"pipeline {chain.name}", **{"cellops.pipeline": str(chain.path), "cellops.run_id": run_id})
+    record["trace_id"] = trace.trace_id
     ws.record_run(KIND, record, name=chain.name, status="running", run_id=run_id)
-    with ws.heartbeat(run_id):  # readers show the chain dead once this process is gone
-        values: dict[str, dict[str, Any]] = {"params": chain.params}
-        for step in chain.steps.values():
-            info: dict[str, Any] = ({"chain": step.chain} if step.chain else {"notebook": str(step.notebook)}) | {
-                "needs": step.needs}
-            record["steps"][step.name] = info
-            bad = [n for n in step.needs if record["steps"][n]["status"] != "ok"]
-            if bad:
-                info.update(status="skipped", reason=f"needs {', '.join(bad)}, which did not succeed")
-                continue
-            if step.chain is not None:
-                got = _run_chain_step(step, values, info, ws)
-            else:
-                got = _run_notebook_step(step, values, info, ws, run_id, out_dir, timeout, retries, kernel_name)
-            if got is not None:
-                values[step.name] = got
-            if info["status"] == "failed" and record["failed_step"] is None:
-                record["failed_step"] = step.name
-            ws.update_run(run_id, steps=record["steps"])
+    values: dict[str, dict[str, Any]] = {"params": chain.params}
+    try:
+        with ws.heartbeat(run_id), trace:  # readers show the chain dead once this process is gone
+            for step in chain.steps.values():
+                with trace.span(step.name, kind="chain", **_step_attrs(step)) as span:
+                    _run_step(step, values, record, span, ws, run_id, out_dir, timeout, retries, kernel_name)
+                ws.update_run(run_id, steps=record["steps"])
+            trace.end("error" if record["failed_step"] else None)
+    finally:  # the notebooks' and chains' own traces joined this one under their step's span
+        traces.save(ws, trace, run_id)
     status = "ok" if all(s["status"] == "ok" for s in record["steps"].values()) else "failed"
     record["finished_at"] = time.time()
     record["duration_s"] = round(record["finished_at"] - record["started_at"], 3)
@@ -239,6 +235,34 @@ def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir
                            "message": f"step {record['failed_step']} failed: {err.get('message', '')}"}
     ws.update_run(run_id, status=status, **record)
     return PipelineRun(run_id, status, record)
+
+
+def _step_attrs(step: Step) -> dict[str, Any]:
+    return {"cellops.chain": step.chain} if step.chain else {"cellops.notebook": str(step.notebook)}
+
+
+def _run_step(step: Step, values: dict[str, dict[str, Any]], record: dict[str, Any], span: Span,
+              ws: Workspace, run_id: str, out_dir: Any, timeout: float | None, retries: int,
+              kernel_name: str) -> None:
+    """One step inside its span: skipped when a step it needs did not succeed, else run."""
+    info: dict[str, Any] = ({"chain": step.chain} if step.chain else {"notebook": str(step.notebook)}) | {
+        "needs": step.needs}
+    record["steps"][step.name] = info
+    bad = [n for n in step.needs if record["steps"][n]["status"] != "ok"]
+    if bad:
+        info.update(status="skipped", reason=f"needs {', '.join(bad)}, which did not succeed")
+        span.attrs["cellops.skipped"] = True
+        return
+    if step.chain is not None:
+        got = _run_chain_step(step, values, info, ws)
+    else:
+        got = _run_notebook_step(step, values, info, ws, run_id, out_dir, timeout, retries, kernel_name)
+    if got is not None:
+        values[step.name] = got
+    if info["status"] == "failed":
+        span.status, span.attrs["error"] = "error", str((info.get("error") or {}).get("message", ""))[:500]
+        if record["failed_step"] is None:
+            record["failed_step"] = step.name
 
 
 def _run_notebook_step(step: Step, values: dict[str, dict[str, Any]], info: dict[str, Any],
