@@ -110,3 +110,22 @@ def test_a_cell_with_a_dead_collector_still_runs_and_keeps_its_trace(ip, workspa
     r = ip.user_ns["t_r"]
     assert r.text and len(traces.get(r.trace_id).spans) >= 4
     assert otel.status()["failed"] > before and "failed" in status and "127.0.0.1" in status
+
+
+@pytest.mark.slow
+def test_live_waterfall_fills_in_while_compare_and_test_grids_run(ip, workspace, live_views) -> None:
+    """A span per grid cell shows while the grid's workers run; at the end the output keeps the
+    finished waterfall as static HTML (the grids' results carry none) and the widget closes."""
+    ip.run_cell_magic("prompt", "lg --no-run --max-tokens 2", "Say {{ w }}.\n---\n"
+                      "- vars: {w: yes}\n  assert: [{type: not-contains, value: zqxj}]")
+    ip.user_ns["t_cases"] = [{"w": "yes"}, {"w": "no"}]
+    ip.run_line_magic("prompt", "compare lg@1 --on t_cases")
+    ip.run_line_magic("prompt", "test lg@1")
+    assert len(live_views.views) == 2 and all(v.widget.comm is None for v in live_views.views)
+    grid_root = live_views.views[0].trace.root
+    assert grid_root.name == "prompt grid" and grid_root.end is not None
+    cells = [sum(n.startswith("cell ") for n in names) for names in live_views.running()]
+    assert 1 in cells and 2 in cells and cells.index(1) < cells.index(2), live_views.states  # filling in
+    assert cells[-1] == 1 and live_views.views[1].trace.root.end is not None  # the test grid's one case
+    settled = [o["data"].get("text/html", "") for o in ip.display_pub.outputs if o.get("update")]
+    assert sum("wf-name" in h and "prompt grid" in h for h in settled) == 2

@@ -103,10 +103,14 @@ def compare(ctx: MagicContext, rest: str) -> Any:
     from IPython.display import display
 
     from ..widgets.compare_grid import CompareGridView
+    from ..widgets.trace_view import live_trace_view
 
     view = CompareGridView(plan.columns, plan.cases, ctx.workspace)
     handle = display(view, display_id=True)
-    result = run_plan(plan, on_cell=view.update, source="magic")
+    waterfall = live_trace_view(ctx.live)  # a span per grid cell fills in as the workers run
+    result = run_plan(plan, on_cell=view.update, source="magic", on_trace=waterfall)
+    if waterfall is not None:
+        waterfall.settle()
     view.finish(result)
     handle.update(view)  # the saved notebook keeps the static table next to the widget
     ctx.store(a.output, result.to_frame())
@@ -117,8 +121,13 @@ def test(ctx: MagicContext, rest: str) -> Any:
     a = test_parser.parse_line(rest)
     cases = _source(ctx, a.tests) if a.tests else None
     batch = bool(os.environ.get("CELLOPS_BATCH"))
+    from ..widgets.trace_view import live_trace_view
+
+    waterfall = live_trace_view(ctx.live)  # a span per case fills in as the workers run
     report = prompts.test(a.ref, cases, model=a.model or _config_model(ctx), cache=not a.no_cache,
-                          workspace=ctx.workspace, source="magic")
+                          workspace=ctx.workspace, source="magic", on_trace=waterfall)
+    if waterfall is not None:
+        waterfall.settle()
     ctx.store(a.output, report)
     if not report.ok and (a.raise_ or batch):
         from IPython.display import display

@@ -9,6 +9,7 @@ plain HTML, which is what papermill and nbconvert keep. Outside a live kernel no
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -30,13 +31,15 @@ class LiveTraceView:
         self._last = 0.0
         self._min = min_interval_s
         self._shown = False
+        self._handle: Any = None
+        self._lock = threading.Lock()  # a grid's spans start and end in its worker threads
 
     def __call__(self, trace: Any) -> None:
         from IPython.display import display
 
         self.trace = trace
         trace.subscribe(self._changed)
-        display(self.widget)
+        self._handle = display(self.widget, display_id=True)
         self._shown = True
         self.redraw()
 
@@ -51,15 +54,30 @@ class LiveTraceView:
     def redraw(self) -> None:
         from ..kernels_lib.tracking.waterfall import render
 
-        self.widget.value = render(self.trace)["text/html"]
-        self.redraws += 1
-        self._last = time.perf_counter()
+        with self._lock:
+            try:
+                page = render(self.trace)["text/html"]
+            except RuntimeError:  # a worker changed a span's attributes mid-render: the next change redraws
+                return
+            self.widget.value = page
+            self.redraws += 1
+            self._last = time.perf_counter()
 
     def close(self) -> None:
         """Take the live view away (the result's static waterfall stays)."""
         if self._shown:
             self.widget.close()
             self._shown = False
+
+
+    def settle(self) -> None:
+        """For calls whose result carries no waterfall (compare/test grids): the output keeps the
+        finished trace as static HTML (what papermill and nbconvert save) and the widget goes."""
+        if self._shown and self.trace is not None:
+            from ..kernels_lib.tracking.waterfall import render
+
+            self._handle.update(render(self.trace), raw=True)  # text/html + text/plain
+            self.close()
 
 
 def live_trace_view(live: bool) -> LiveTraceView | None:

@@ -55,12 +55,17 @@ class Plan:
     workers: int = DEFAULT_WORKERS
     grader: assertions.Grader | None = None
 
-    def execute(self, on_cell: OnCell | None = None) -> CompareResult:
-        """Run every cell; ``on_cell`` is called in this thread as each one completes."""
+    def execute(self, on_cell: OnCell | None = None,
+                on_trace: Callable[[Trace], None] | None = None) -> CompareResult:
+        """Run every cell; ``on_cell`` is called in this thread as each one completes;
+        ``on_trace(trace)`` before the first cell starts (a live view subscribes to it there:
+        the cells' spans start and end in worker threads)."""
         ws, stats = self.workspace, CacheStats()
         t0 = time.perf_counter()
         trace = Trace("prompt grid", **{"cellops.columns": [f"{c.requested} · {c.model}" for c in self.columns],
                                         "cellops.cases": len(self.cases)})
+        if on_trace is not None:
+            on_trace(trace)
         llms = {c.model: CachedLLM(get_llm(c.model, ws), ws, stats, enabled=self.cache)
                 for c in self.columns}
         for llm in llms.values():
@@ -233,8 +238,9 @@ def compare_grid(
     return run_plan(plan, on_cell=on_cell, source=source)
 
 
-def run_plan(plan: Plan, on_cell: OnCell | None = None, source: str = "python") -> CompareResult:
-    result = plan.execute(on_cell)
+def run_plan(plan: Plan, on_cell: OnCell | None = None, source: str = "python",
+             on_trace: Callable[[Trace], None] | None = None) -> CompareResult:
+    result = plan.execute(on_cell, on_trace)
     record(result, plan.workspace, "prompt_compare", source)
     cols, rows = result.long_rows()
     tracker.log({"prompt_compare/run_id": result.run_id, "prompt_compare/cells": len(rows),

@@ -8,6 +8,7 @@ failed assertion raises :class:`PromptTestFailed`, so the pipeline exits non-zer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -109,12 +110,14 @@ def test(
     params: dict[str, Any] | None = None, variables: dict[str, Any] | None = None,
     raise_on_failure: bool = False, cache: bool = True, workers: int = DEFAULT_WORKERS,
     workspace: Workspace | None = None, source: str = "python",
+    on_trace: Callable[[Any], None] | None = None,
 ) -> TestReport:
     """Run prompt ``ref`` on its test cases and check every assertion.
 
     ``cases``: None (the cases saved with the version), a list of ``{"vars", "assert"}`` dicts, a
     DataFrame, or a .yaml/.json/.jsonl/.csv path. Returns a TestReport (``.ok``, ``.failures``,
     ``.to_frame()``); raises PromptTestFailed when ``raise_on_failure`` and anything failed.
+    ``on_trace(trace)`` is called before the first case runs (a live view subscribes there).
     """
     ws = workspace or get_workspace()
     prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
@@ -130,7 +133,7 @@ def test(
     if not any(c.asserts for c in plan.cases):
         raise InvalidInputError(f"none of the {len(plan.cases)} test cases of {prompt.ref} has an "
                                 "'assert' list; add e.g. assert: [{type: contains, value: ...}]")
-    report = TestReport(prompt, plan.columns[0].model, plan.execute())
+    report = TestReport(prompt, plan.columns[0].model, plan.execute(on_trace=on_trace))
     record(report.grid, ws, "prompt_test", source, prompt.name, prompt.version,
            status="passed" if report.ok else "failed",
            extra={"passed": report.passed, "failed": len(report.failures), "prompt": prompt.ref,
