@@ -59,3 +59,23 @@ def test_a_version_resolved_differently_is_a_mismatch(tmp_path: Path, workspace)
     rep = pipelines.replay(r.id)
     assert all(c.matched for c in rep.cells) and not rep.versions_match and not rep.matched
     assert "prompt versions differ: recorded other@1; replay other@2" in str(rep)
+
+
+def test_volatile_masks_timing_columns_progress_and_logs() -> None:
+    from cellops.kernels_lib import html
+    from cellops.kernels_lib.pipelines.volatile import mask_tables
+
+    def guard_table(ms: str, score: str = "0.40") -> tuple[str, str]:
+        rows = [("injection", score, ms, "classifier"), ("pii", "1.00", "52.2", "1 EMAIL")]
+        cols = ("check", "score", "ms", "reason")
+        return html.text_table(cols, rows), html.table(cols, rows)
+
+    (ta, ha), (tb, hb) = guard_table("1.1"), guard_table("1411.7")
+    assert mask_tables(ta)[0] == mask_tables(tb)[0] and mask_tables(ha)[0] == mask_tables(hb)[0]
+    assert mask_tables(ta)[1] == {"timing"}
+    (tc, hc) = guard_table("1.1", score="0.41")  # a score is not a timing
+    assert mask_tables(tc)[0] != mask_tables(ta)[0] and mask_tables(hc)[0] != mask_tables(ha)[0]
+    bars = ("\rembed:  0%|  | 0/3\rembed: 100%|##| 3/3\n", "\rembed:  0%|  | 0/3\rembed: 50%|#| 1/3\rembed: 100%|##| 3/3\n")
+    assert mask_tables(bars[0]) == mask_tables(bars[1]) and mask_tables(bars[0])[1] == {"progress"}
+    log = "[2026-12-01 13:20:01,260] [WARNING] [real_accelerator.py:213:get_accelerator] CPU\nstep 1\n"
+    assert mask_tables(log) == ("step 1\n", {"log"})

@@ -58,7 +58,7 @@ def test_a_silent_owner_on_another_host_is_dead_after_the_stale_limit() -> None:
 
 
 def test_replay_masks_the_timings_a_trace_waterfall_shows() -> None:
-    from cellops.kernels_lib.pipelines.replays import mask
+    from cellops.kernels_lib.pipelines.volatile import mask
 
     a = "<td>cellops.ttft_s</td><td>2.958319</td><span style='left:2.73%;width:0.20%'> 7 tokens"
     b = "<td>cellops.ttft_s</td><td>2.707744</td><span style='left:3.10%;width:0.18%'> 7 tokens"

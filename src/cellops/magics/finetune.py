@@ -114,7 +114,10 @@ def _wait(ctx: MagicContext, job: train.Job) -> Any:
             return
         for e in evs:
             if e["kind"] in ("log", "eval", "checkpoint", "plan"):
-                line = progress_line(job.metrics) if e["kind"] == "log" else _describe(e)
+                # each log event with its own figures: one poll may bring several steps, and
+                # printing only the latest made which steps show depend on timing
+                line = (progress_line(job.metrics | {k: e.get(k) for k in ("step", "loss", "tokens_per_s", "eta_s")})
+                        if e["kind"] == "log" else _describe(e))
                 if line != last_line[0]:
                     print(line, file=sys.stdout, flush=True)
                     last_line[0] = line

@@ -5,7 +5,8 @@ recorded parameters and kernel, in a snapshot of the workspace as it was when th
 (``isolate.snapshot``), so every version resolves as it did then; the versions the replay
 touched must be the ones the run touched. Outputs are compared exactly; a cell whose outputs differ only
 in fields that change on every run by nature (run ids, timings, timestamps, memory addresses,
-widget ids) is reported as "match (volatile)" with the fields named. Greedy / seeded generation
+widget ids, progress redraws; ``volatile.py``) is reported as "match (volatile)" with the
+fields named. Greedy / seeded generation
 on CPU is deterministic, so its text must match exactly.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,30 +26,10 @@ from ..workspace import Workspace, get_workspace
 from . import notebook
 from .replay_calls import KINDS as CALL_KINDS
 from .replay_calls import CallReplay, replay_call
+from .volatile import is_progress_bar, mask, mask_tables
 
-# (name, pattern): values that legitimately differ between two executions
-VOLATILE = (
-    ("timestamp", re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")),
-    ("address", re.compile(r"0x[0-9a-fA-F]{6,}")),
-    ("id", re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,64}\b")),
-    ("rate", re.compile(r"\d+(?:\.\d+)?\s?(?:tokens?|tok|it|samples?)/s\b")),
-    ("duration", re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|secs|seconds)\b")),
-    # a trace waterfall draws each span's start and length as a share of the whole call, and
-    # lists timing attributes (``cellops.ttft_s``) as bare numbers
-    ("timing", re.compile(r"\b(?:left|width):\s?\d+(?:\.\d+)?%"
-                          r"|(?:(?<=_s</td><td>)|(?<=_ms</td><td>)|(?<=_s\": )|(?<=_ms\": ))\d+(?:\.\d+)?")),
-)
 _MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json",
           "image/png", "image/jpeg", "image/svg+xml")
-
-
-def mask(text: str) -> tuple[str, set[str]]:
-    hit: set[str] = set()
-    for name, pattern in VOLATILE:
-        text, n = pattern.subn(f"<{name}>", text)
-        if n:
-            hit.add(name)
-    return text, hit
 
 
 def normalized_outputs(cell: Any, mask: bool = True) -> list[dict[str, Any]]:
@@ -156,8 +136,8 @@ def compare(original: Any, replayed: Any) -> list[CellComparison]:
         if oa == ob:
             rows.append(CellComparison(i, src, "match"))
             continue
-        ta, hits_a = mask(_as_text(oa))
-        tb, hits_b = mask(_as_text(ob))
+        ta, hits_a = _masked(oa)
+        tb, hits_b = _masked(ob)
         if ta == tb:
             rows.append(CellComparison(i, src, "match (volatile)", sorted(hits_a | hits_b)))
         else:
@@ -165,6 +145,31 @@ def compare(original: Any, replayed: Any) -> list[CellComparison]:
                                                   "replay", lineterm="", n=1))
             rows.append(CellComparison(i, src, "differs", diff=diff[:4000]))
     return rows
+
+
+def _masked(outputs: list[dict[str, Any]]) -> tuple[str, set[str]]:
+    """The outputs as text with volatile figures masked (``volatile``)."""
+    hits: set[str] = set()
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            v, h = mask_tables(v)
+            hits.update(h)
+            return v
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        return [walk(x) for x in v] if isinstance(v, list) else v
+
+    kept = [o for o in outputs if not _bar(o)]
+    if len(kept) < len(outputs):
+        hits.add("progress")
+    text, h = mask(_as_text(walk(kept)))
+    return text, hits | h
+
+
+def _bar(output: dict[str, Any]) -> bool:
+    data = output.get("data") or {}
+    return list(data) == ["text/plain"] and is_progress_bar(str(data["text/plain"]))
 
 
 def _ran(cell: Any) -> bool:
