@@ -249,7 +249,7 @@ def bench_ann(n_db: int, out: Path) -> dict[str, float | None]:
                      | {"sample_recall": tuned.measured_recall})
     print(f"ScaNN {cfg.num_leaves} leaves, SOAR, AH 2-dim (build {scann_build:.0f}s); FAISS HNSW M=32 "
           f"(build {hnsw_build:.0f}s); exact numpy {exact_qps:,.0f} q/cpu-s")
-    print(f"{'queries per CPU-second at recall@10 >=':40}" + "".join(f"{t:>28}" for t in TARGETS))
+    print(f"{'queries per CPU-second at recall@10 >=':40}" + "".join(f"{t:>36}" for t in TARGETS))
     result: dict[str, float | None] = {}
     for name, pts in (("ScaNN (leaves x reorder)", scann), ("FAISS HNSW (efSearch)", faiss_pts)):
         cells = []
@@ -257,7 +257,7 @@ def bench_ann(n_db: int, out: Path) -> dict[str, float | None]:
             p = _at_recall(pts, t)
             result[f"{name.split()[0]}@{t}"] = p["qps"] if p else None
             cells.append(f"{p['qps']:,.0f} ({p['setting']})" if p else "not reached")
-        print(f"{name:40}" + "".join(f"{c:>28}" for c in cells))
+        print(f"{name:40}" + "".join(f"{c:>36}" for c in cells))
     for t in TARGETS:
         s, h = result[f"ScaNN@{t}"], result[f"FAISS@{t}"]
         if s and h:

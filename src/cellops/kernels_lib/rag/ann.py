@@ -126,7 +126,8 @@ def tune(index: DenseIndex, target: float, sample: int = TUNE_SAMPLE, seed: int 
                         for f in (0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 32)} | {cfg.num_leaves})
     found: list[tuple[float, int, int, float]] = []  # (cpu seconds, leaves, reorder, recall)
     best = (0.0, cfg.leaves_to_search, cfg.reorder)  # (recall, leaves, reorder) if none reaches it
-    for reorder in (cfg.reorder, 2 * cfg.reorder, 4 * cfg.reorder, 8 * cfg.reorder):
+    for reorder in sorted({max(2 * TUNE_K, cfg.reorder // 2), cfg.reorder, 2 * cfg.reorder,
+                           4 * cfg.reorder, 8 * cfg.reorder}):
         for leaves in leaf_grid:
             r = sample_recall(index, qids, truth, leaves, reorder)
             best = max(best, (r, leaves, reorder))
