@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import html
 from ..errors import InvalidInputError
+from ..records import RunRecord
 from ..workspace import Workspace, get_workspace
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
@@ -107,15 +108,16 @@ def _link(path: str | None, label: str) -> str:
 def build_html(runs: list[dict[str, Any]], metrics: dict[str, dict[str, float]]) -> str:
     labels = [_label(r) for r in runs]
     run_rows = []
-    for r in runs:
-        rec = r["record"]
-        started = datetime.fromtimestamp(rec.get("started_at", r["created_at"])).strftime("%Y-%m-%d %H:%M")
-        err = (rec.get("error") or {}).get("message", "") if isinstance(rec.get("error"), dict) else ""
-        cls = "ok" if r["status"] == "ok" else "bad"
-        run_rows.append((escape(r["id"]), escape(r["name"] or ""), f"<span class='{cls}'>{escape(r['status'])}</span>",
-                         started, f"{rec.get('duration_s', 0):.1f}s",
-                         _link(rec.get("output_html"), "html") + " " + _link(rec.get("output_notebook"), "ipynb"),
-                         escape(err[:160])))
+    typed = [RunRecord.from_row(r) for r in runs]
+    for t in typed:
+        started = datetime.fromtimestamp(getattr(t, "started_at", None) or t.created_at).strftime("%Y-%m-%d %H:%M")
+        error = t.extra.get("error")
+        err = (error.get("message") or "") if isinstance(error, dict) else ""
+        cls = "ok" if t.status == "ok" else "bad"
+        run_rows.append((escape(t.id), escape(t.name or ""), f"<span class='{cls}'>{escape(t.status)}</span>",
+                         started, f"{getattr(t, 'duration_s', None) or 0:.1f}s",
+                         _link(getattr(t, "output_html", None), "html") + " "
+                         + _link(getattr(t, "output_notebook", None), "ipynb"), escape(err[:160])))
     sections = [f"<h2>Runs</h2>{html.table(('run', 'name', 'status', 'started', 'duration', 'outputs', 'error'), run_rows, raw=True)}"]
     if metrics:
         rows = [(m, *(f"{metrics[m][r['id']]:.6g}" if r["id"] in metrics[m] else "–" for r in runs))
@@ -133,8 +135,8 @@ def build_html(runs: list[dict[str, Any]], metrics: dict[str, dict[str, float]])
         if same:
             body += f"<p class='muted'>same everywhere: {escape(', '.join(same))[:2000]}</p>"
         sections.append(f"<h2>{title}</h2>{body}")
-    pkgs = [(name, *(r["record"].get("env", {}).get("packages", {}).get(name, "–") for r in runs))
-            for name in sorted({k for r in runs for k in r["record"].get("env", {}).get("packages", {})})]
+    packages = [dict(t.env.packages) if t.env else {} for t in typed]
+    pkgs = [(name, *(p.get(name, "–") for p in packages)) for name in sorted({k for p in packages for k in p})]
     pkgs = [p for p in pkgs if len(set(p[1:])) > 1]
     if pkgs:
         sections.append(f"<h2>Package changes</h2>{html.table(('package', *labels), pkgs)}")
