@@ -6,7 +6,7 @@ generated pairs when that is absent), same batch, max length, steps and seed, me
 warm-up step, evals and saves: worker.Throughput).
 
     PYTHONPATH=src HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_dpo.py   # defaults (the lead's rerun)
-    .venv/bin/python benchmarks/bench_dpo.py [--steps 6 --batch 2 --max-len 192 --repeats 5]
+    .venv/bin/python benchmarks/bench_dpo.py [--steps 6 --batch 2 --max-len 192 --repeats 4]
     .venv/bin/python benchmarks/bench_dpo.py --paths   # the other launcher paths, checked (slow)
 
 Like with like: both arms train the same LoRA on the same pairs (the first %%finetune run's train
@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--max-len", type=int, default=192)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=4)  # even: ABBA balances
     ap.add_argument("--paths", action="store_true", help="check 2 procs, full, KTO and resume instead")
     ap.add_argument("--direct-of", help=argparse.SUPPRESS)
     a = ap.parse_args()
