@@ -10,10 +10,11 @@ the text must match exactly; timings and ids are not compared. The response cach
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .. import html
 from ..errors import InvalidInputError
+from ..records import PromptRecord, RagRecord, RunRecord
 from ..workspace import Workspace
 
 KINDS = ("prompt", "rag")
@@ -70,49 +71,46 @@ class CallReplay:
 
 def replay_call(ws: Workspace, original: dict[str, Any]) -> CallReplay:
     """Re-run a prompt or rag run from its record and compare; stored as a ``replay`` run."""
-    rec = original["record"]
-    if "messages" not in rec or "model" not in rec:
-        raise InvalidInputError(f"run {original['id']} has no recorded messages and model to replay")
-    result = (_replay_rag if original["kind"] == "rag" else _replay_prompt)(ws, original["id"], rec)
-    ws.record_run("replay", result.to_dict(), name=original["name"], version=original["version"],
+    rec = RunRecord.from_row(original)
+    if not isinstance(rec, PromptRecord) or not rec.messages or not rec.model:
+        raise InvalidInputError(f"run {rec.id} has no recorded messages and model to replay")
+    result = _replay_rag(ws, rec) if isinstance(rec, RagRecord) else _replay_prompt(ws, rec)
+    ws.record_run("replay", result.to_dict(), name=rec.name, version=rec.version,
                   status="ok" if result.matched else "differs")
     return result
 
 
-def _policy(ws: Workspace, rec: dict[str, Any]) -> Any:
+def _policy(ws: Workspace, rec: PromptRecord) -> Any:
     from .. import guard
 
-    return guard.load(rec["guard_policy"], ws) if rec.get("guard_policy") else None
+    return guard.load(rec.guard_policy, ws) if rec.guard_policy else None
 
 
-def _replay_prompt(ws: Workspace, run_id: str, rec: dict[str, Any]) -> CallReplay:
+def _replay_prompt(ws: Workspace, rec: PromptRecord) -> CallReplay:
     from ..calls import guarded_generate
     from ..models import get_llm
     from ..models.base import GenParams
     from ..tracking import Trace
 
-    llm = get_llm(rec["model"], ws)
-    trace = Trace(f"replay prompt {rec.get('prompt')}", **{"cellops.replay_of": run_id})
-    res = guarded_generate(llm, rec["messages"], GenParams.from_dict(rec.get("params") or {}),
+    llm = get_llm(str(rec.model), ws)
+    trace = Trace(f"replay prompt {rec.prompt}", **{"cellops.replay_of": rec.id})
+    res = guarded_generate(llm, list(rec.messages), GenParams.from_dict(dict(rec.params)),
                            trace=trace, policy=_policy(ws, rec))
-    checks = [Check("weights", rec.get("weights_hash"), llm.weights_hash()),
-              Check("blocked", rec.get("blocked"), res.blocked), Check("output", rec["output"], res.text)]
-    notes = ["the recorded output came from the response cache"] if rec.get("cached") else []
-    return CallReplay(run_id, "prompt", None, checks, notes)
+    checks = [Check("weights", rec.weights_hash, llm.weights_hash()),
+              Check("blocked", rec.blocked, res.blocked), Check("output", rec.output, res.text)]
+    notes = ["the recorded output came from the response cache"] if rec.cached else []
+    return CallReplay(rec.id, "prompt", None, checks, notes)
 
 
-def _replay_rag(ws: Workspace, run_id: str, rec: dict[str, Any]) -> CallReplay:
+def _replay_rag(ws: Workspace, rec: RagRecord) -> CallReplay:
     from ..rag.answer import ask
 
-    a = ask(rec["index"], rec["question"], k=rec["k"], model=rec["model"], mode=rec.get("mode"),
-            prompt=rec["prompt"], params=rec.get("params"), workspace=ws, source="replay",
-            policy=_policy(ws, rec))
-    new = ws.get_run(a.run_id)["record"]
-    checks = [Check("index", rec.get("corpus_hash"), new.get("corpus_hash")),
-              Check("weights", rec.get("weights_hash"), new.get("weights_hash")),
-              Check("passages", [h.get("chunk") for h in rec.get("hits", [])],
-                    [h.get("chunk") for h in new.get("hits", [])]),
-              Check("blocked", rec.get("blocked"), a.blocked), Check("output", rec["output"], a.text),
-              Check("citations", [c.get("n") for c in rec.get("citations", [])],
-                    [c.get("n") for c in new.get("citations", [])])]
-    return CallReplay(run_id, "rag", a.run_id, checks)
+    a = ask(str(rec.index), rec.question, k=rec.k, model=rec.model, mode=rec.mode, prompt=rec.prompt,
+            params=dict(rec.params), workspace=ws, source="replay", policy=_policy(ws, rec))
+    new = cast(RagRecord, RunRecord.from_row(ws.get_run(a.run_id)))  # ask records a rag run
+    checks = [Check("index", rec.corpus_hash, new.corpus_hash),
+              Check("weights", rec.weights_hash, new.weights_hash),
+              Check("passages", [h.get("chunk") for h in rec.hits], [h.get("chunk") for h in new.hits]),
+              Check("blocked", rec.blocked, a.blocked), Check("output", rec.output, a.text),
+              Check("citations", [c.get("n") for c in rec.citations], [c.get("n") for c in new.citations])]
+    return CallReplay(rec.id, "rag", a.run_id, checks)
