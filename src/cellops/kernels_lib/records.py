@@ -281,7 +281,12 @@ class PipelineRecord(RunRecord):
     started_at: float | None = None
     duration_s: float | None = None
     output_notebook: str | None = None
+    output_notebook_run_dir: str | None = None  # when --out copied the notebook elsewhere
     output_html: str | None = None
+    kernel: Mapping[str, Any] = field(default_factory=dict)
+    kernel_env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timeout: float | None = None
     replay_of: str | None = None
 
     def to_record(self) -> dict[str, Any]:

@@ -18,10 +18,11 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .. import html
 from ..errors import InvalidInputError, NotFoundError
+from ..records import Environment, PipelineRecord, RunRecord
 from ..workspace import Workspace, get_workspace
 from . import notebook
 from .replay_calls import KINDS as CALL_KINDS
@@ -186,67 +187,66 @@ def replay(run_id: str, *, workspace: Workspace | None = None,
     prompt or rag run by its output (``replay_calls``)."""
     import nbformat
 
-    from .execute import KIND
-
     ws = workspace or get_workspace()
     original = ws.get_run(run_id)
-    rec = original["record"]
     if original["kind"] in CALL_KINDS:
         return replay_call(ws, original)
-    if original["kind"] != KIND or "source_copy" not in rec:
-        if rec.get("steps"):
-            ids = ", ".join(s["run_id"] for s in rec["steps"].values() if s.get("run_id"))
-            raise InvalidInputError(f"run {original['id']} is a chain; replay its steps: {ids}")
-        raise InvalidInputError(f"run {original['id']} is a {original['kind']} run: replay replays "
+    rec = RunRecord.from_row(original)
+    if not isinstance(rec, PipelineRecord) or not rec.source_copy:
+        steps = rec.extra.get("steps")
+        if isinstance(steps, dict) and steps:
+            ids = ", ".join(s["run_id"] for s in steps.values() if s.get("run_id"))
+            raise InvalidInputError(f"run {rec.id} is a chain; replay its steps: {ids}")
+        raise InvalidInputError(f"run {rec.id} is a {rec.kind} run: replay replays "
                                 f"pipeline, prompt and rag runs")
-    src = Path(rec["source_copy"])
+    src = Path(rec.source_copy)
     if not src.is_file():  # the copy is all a replay needs
-        raise NotFoundError(f"run {original['id']}'s source copy {src.name} is gone from "
-                            f"{rec.get('run_dir')}; run the notebook again with `cellops run`")
+        raise NotFoundError(f"run {rec.id}'s source copy {src.name} is gone from "
+                            f"{rec.run_dir}; run the notebook again with `cellops run`")
     done = _executed_notebook(rec, src)
     notes = [] if done is not None else [
-        f"run {original['id']} ({original['status']}) left no executed notebook: replayed from its "
+        f"run {rec.id} ({rec.status}) left no executed notebook: replayed from its "
         "source copy, with nothing to compare its cells against"]
-    if Path(rec["notebook"]).is_file() and notebook.file_hash(rec["notebook"]) != rec["notebook_hash"]:
-        notes.append(f"{rec['notebook']} changed since the run; replayed the recorded copy")
-    new = _run_isolated(ws, original, src, timeout)
-    notes += _env_notes(rec.get("env", {}), new.record.get("env", {}))
-    replayed = new.record.get("output_notebook_run_dir") or new.record.get("output_notebook")
+    path = rec.notebook_path
+    if path and Path(path).is_file() and notebook.file_hash(path) != rec.notebook_hash:
+        notes.append(f"{path} changed since the run; replayed the recorded copy")
+    new = cast(PipelineRecord, RunRecord.from_row(ws.get_run(_run_isolated(ws, rec, src, timeout))))
+    notes += _env_notes(rec.env, new.env)
+    replayed = new.output_notebook_run_dir or new.output_notebook
     if replayed is None:
         cells: list[CellComparison] = []
-        notes.append("the replay produced no notebook: " + str((new.error or {}).get("message")))
+        notes.append("the replay produced no notebook: " + str((new.extra.get("error") or {}).get("message")))
     else:
         recorded = nbformat.read(done, as_version=4) if done else nbformat.v4.new_notebook()
         cells = compare(recorded, nbformat.read(replayed, as_version=4))
-    versions = _version_notes(rec.get("touched", {}), new.record.get("touched", {}))
-    result = Replay(original["id"], new.id, original["status"], new.status, cells,
-                    notes + versions, versions_match=not versions)
+    versions = _version_notes(rec.touched, new.touched)
+    result = Replay(rec.id, new.id, rec.status, new.status, cells, notes + versions,
+                    versions_match=not versions)
     ws.update_run(new.id, replay=result.to_dict())
     return result
 
 
-def _run_isolated(ws: Workspace, original: dict[str, Any], src: Path, timeout: float | None) -> Any:
+def _run_isolated(ws: Workspace, rec: PipelineRecord, src: Path, timeout: float | None) -> str:
     """Run the recorded copy in a snapshot of the workspace as it was when the run started (so
     versions resolve as they did then), then file the replay's record and folder in ``ws``."""
-    from .execute import KIND, PipelineRun, run
+    from .execute import KIND, run
     from .isolate import snapshot
 
-    rec = original["record"]
+    started = rec.started_at or rec.created_at
     tmp = ws.staging_dir()  # swept if this process dies mid-replay
     try:
-        iso = snapshot(ws, rec["started_at"], tmp / "workspace")
-        new = run(src, rec.get("given_params") or {}, timeout=timeout or rec.get("timeout"),
-                  kernel_name=rec.get("kernel", {}).get("name", "python3"), workspace=iso,
-                  cwd=Path(rec.get("cwd") or src.parent), name=original["name"],
-                  extra={"replay_of": original["id"], "isolated_at": rec["started_at"]},
-                  kernel_env={**rec.get("kernel_env", {}), "CELLOPS_CACHE": "off"})  # re-generate
+        iso = snapshot(ws, started, tmp / "workspace")
+        new = run(src, dict(rec.given_params), timeout=timeout or rec.timeout,
+                  kernel_name=rec.kernel.get("name", "python3"), workspace=iso,
+                  cwd=Path(rec.cwd or src.parent), name=rec.name,
+                  extra={"replay_of": rec.id, "isolated_at": started},
+                  kernel_env={**rec.kernel_env, "CELLOPS_CACHE": "off"})  # re-generate
         moved = ws.artifacts / "runs" / new.id
         moved.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(iso.artifacts / "runs" / new.id), moved)
         record = json.loads(json.dumps(new.record, default=str).replace(
             json.dumps(str(iso.artifacts / "runs" / new.id))[1:-1], json.dumps(str(moved))[1:-1]))
-        ws.record_run(KIND, record, name=original["name"], status=new.status, run_id=new.id)
-        return PipelineRun(new.id, new.status, record)
+        return ws.record_run(KIND, record, name=rec.name, status=new.status, run_id=new.id)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -262,22 +262,22 @@ def _version_notes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return out
 
 
-def _executed_notebook(rec: dict[str, Any], src: Path) -> Path | None:
+def _executed_notebook(rec: PipelineRecord, src: Path) -> Path | None:
     """The run's executed notebook: the recorded one, else the partial notebook papermill was
     writing in the run folder when the run was killed, else None."""
-    for p in (rec.get("output_notebook_run_dir"), rec.get("output_notebook"),
-              Path(rec.get("run_dir") or src.parent) / src.name.replace(".source.ipynb", ".ipynb")):
+    for p in (rec.output_notebook_run_dir, rec.output_notebook,
+              Path(rec.run_dir or src.parent) / src.name.replace(".source.ipynb", ".ipynb")):
         if p and Path(p).is_file() and Path(p) != src:
             return Path(p)
     return None
 
 
-def _env_notes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def _env_notes(a: Environment | None, b: Environment | None) -> list[str]:
     notes = []
-    pa, pb = a.get("packages", {}), b.get("packages", {})
+    pa, pb = (dict(a.packages) if a else {}), (dict(b.packages) if b else {})
     changed = [f"{k} {pa.get(k)} -> {pb.get(k)}" for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)]
     if changed:
         notes.append("packages changed: " + "; ".join(changed))
-    if a.get("hardware", {}).get("gpus") != b.get("hardware", {}).get("gpus"):
+    if (a.hardware.get("gpus") if a else None) != (b.hardware.get("gpus") if b else None):
         notes.append("hardware changed (GPUs differ): GPU kernels may not match bit for bit")
     return notes
