@@ -207,10 +207,11 @@ def verdicts(label: str, r: dict[str, float], noisy: bool) -> None:
     decode's spread; the wall figure is printed with its CI beside it, as a cross-check. On a
     loaded machine (noisy) waiting for a core inflates wall time at random, so the decision
     uses this thread's CPU time outside the model instead."""
-    lo, hi = r["ci_ms"]
-    wall = (f"wall {r['pct']:+.2f}% (CI {100 * lo / 1000 / r['off_s']:+.1f}..{100 * hi / 1000 / r['off_s']:+.1f}%"
-            + (", resolves the target)" if hi / 1000 / r["off_s"] * 100 <= 2.0 or lo / 1000 / r["off_s"] * 100 > 2.0
-               else ", too wide to resolve it)"))
+    lo, hi = (100 * x / 1000 / r["off_s"] for x in r["ci_ms"])
+    side = ("wall agrees: CI below 2%" if hi <= 2.0 else
+            "wall disagrees: CI above 2%, rerun with more pairs on a quiet machine" if lo > 2.0 else
+            "wall CI too wide to decide")
+    wall = f"wall {r['pct']:+.2f}%, CI {lo:+.1f}..{hi:+.1f}%: {side}"
     key, what = ("cpu", "CPU outside the model, noisy run") if noisy else ("rest", "wall outside the model")
     pct, per_span = r[f"{key}_pct"], r[f"{key}_per_span_ms"]
     print(f"VERDICT {label}: overhead <= 2% of the call: {'met' if pct <= 2.0 else 'NOT met'} "
