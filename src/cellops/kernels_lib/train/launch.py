@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import InvalidInputError, JobError, NotFoundError
 from ..tracking import Trace, traces
 from ..workspace import Workspace, check_name, get_workspace
-from . import events
+from . import events, nodes
 from .config import FinetuneConfig
 from .job import Job, last_checkpoint
 from .prepare import free_port, plan_event, prepare
@@ -61,6 +61,8 @@ def launch(config: FinetuneConfig | dict[str, Any], workspace: Workspace | None 
         from ..guard import active_policy
 
         with trace.span("prepare", kind="step"):  # data, tokenizer, plan: all checked here
+            if cfg.hostfile:  # before tokenizing: an unreachable node fails in seconds
+                nodes.check_reachable(cfg.hostfile)
             spec = prepare(cfg, ws, run_dir, active_policy(ws))
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing started: leave no half run behind
@@ -125,6 +127,8 @@ def _spawn(job: Job, port: int, resume: bool) -> Job:
     (run_dir / "launch.json").write_text(json.dumps(
         {"cmd": cmd, "workspace": job.spec["workspace"], "run_id": job.run_id}, indent=1))
     (run_dir / "stop").unlink(missing_ok=True)
+    if job.spec["config"].get("hostfile"):  # the ranks on other nodes get only what this file names
+        nodes.write_env_file(run_dir, _env(job.spec, run_dir))
     (run_dir / "exit.json").unlink(missing_ok=True)
     events.append(job.events_path, "launch", resume=resume, port=port, cmd=cmd)
     log = open(run_dir / "supervisor.log", "ab")

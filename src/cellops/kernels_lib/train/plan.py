@@ -150,15 +150,9 @@ class Plan:
 
 
 def hostfile_nodes(path: str | None) -> int:
-    if not path:
-        return 1
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise InvalidInputError(f"hostfile not found: {path}")
-    hosts = [ln.split()[0] for ln in p.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not hosts:
-        raise InvalidInputError(f"hostfile {path} lists no hosts; one line per node: 'HOST slots=N'")
-    return len(hosts)
+    from .nodes import hosts
+
+    return len(hosts(path)) if path else 1
 
 
 def make_plan(cfg: FinetuneConfig, m: ModelShape, device: str, budget_bytes: float,

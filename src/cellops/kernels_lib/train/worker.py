@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import resource
+import socket
 import sys
 import time
 from functools import partial
@@ -290,7 +291,9 @@ def train(run_dir: Path, resume: bool) -> int:
     trainer.save_model(str(run_dir / "final"))  # collective under ZeRO-3 (gathers the shards)
     ranks = run_dir / "ranks"
     ranks.mkdir(exist_ok=True)
-    (ranks / f"rank{rank}.json").write_text(json.dumps({"peak_rss_gb": peak_rss_gb()}))
+    # CROSS_RANK: the node rank DeepSpeed's launcher gave this rank's node (0 on a single node)
+    (ranks / f"rank{rank}.json").write_text(json.dumps({"peak_rss_gb": peak_rss_gb(), "host": socket.gethostname(),
+                                                        "node_rank": int(os.environ.get("CROSS_RANK", "0"))}))
     _barrier()
     if rank != 0:
         return 0
