@@ -121,9 +121,15 @@ def test_stop_ends_every_process_and_keeps_the_folder(zorbia_data: Path, workspa
         resume("zstop", workspace)
 
 
-def test_a_launcher_that_dies_fails_cleanly(zorbia_data: Path, tmp_path: Path, workspace) -> None:
+def test_a_launcher_that_dies_fails_cleanly(zorbia_data: Path, tmp_path: Path, workspace, monkeypatch) -> None:
     hosts = tmp_path / "hostfile"
     hosts.write_text("no-such-host-cellops slots=1\n")
+    with pytest.raises(JobError, match="^host no-such-host-cellops in hostfile .* is not reachable over ssh"):
+        launch({"name": "zdie", "data": str(zorbia_data), "max_steps": 1, "hostfile": str(hosts), **TINY}, workspace)
+    # a host that goes down after that check: DeepSpeed's launcher dies, the run fails cleanly
+    from cellops.kernels_lib.train import nodes
+
+    monkeypatch.setattr(nodes, "check_reachable", lambda hostfile: None)
     job = launch({"name": "zdie", "data": str(zorbia_data), "max_steps": 1, "hostfile": str(hosts), **TINY}, workspace)
     with pytest.raises(JobError) as e:
         job.wait(timeout=300)
