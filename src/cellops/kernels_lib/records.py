@@ -43,9 +43,9 @@ class Environment:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Environment | None:
-        if not isinstance(d, Mapping) or "python" not in d:
+        if not isinstance(d, Mapping) or not d:
             return None
-        return cls(str(d["python"]), dict(d.get("packages") or {}), dict(d.get("hardware") or {}),
+        return cls(str(d.get("python", "")), dict(d.get("packages") or {}), dict(d.get("hardware") or {}),
                    str(d.get("platform", "")), str(d.get("executable", "")))
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +144,7 @@ class RunRecord:
     """A run of any kind; the subclasses name the fields their kind records."""
 
     id: str
-    kind: str
+    kind: str = ""
     name: str | None = None
     version: int | None = None
     status: str = "ok"
@@ -168,7 +168,7 @@ class RunRecord:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
         """The typed record of a ``runs`` row (``Workspace.get_run`` / ``list_runs`` dicts)."""
-        typ = KINDS.get(str(row["kind"]), RunRecord) if cls is RunRecord else cls
+        typ = KINDS.get(str(row.get("kind")), RunRecord) if cls is RunRecord else cls
         rec = dict(row.get("record") or {})
         keys = tuple(rec)
         named = {f.name for f in fields(typ)} - set(_ROW) - {"env", "notebook", "extra", "keys"}
