@@ -14,6 +14,10 @@ the same number of completion tokens (counted by the same tokenizer). Prints bot
 Jupyter kernel (target <= 1.5 s).
 
     .venv/bin/python benchmarks/bench_generate.py [--tokens 128] [--repeats 5]
+
+Measured 2026-12-01, --tokens 64 --repeats 4, load average ~17 on 2 cores (NOISY: six other
+engineers' jobs; per-call rates swung 9-38 tok/s): warm 22.0 vs 14.6 tok/s (ratio 1.51), cold
+13.2 vs 14.0 tok/s (ratio 0.94); both arms 64 tokens. Not comparable figures; re-run quiet.
 """
 
 from __future__ import annotations
