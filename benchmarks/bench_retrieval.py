@@ -25,6 +25,11 @@ searches exactly below 20,000 chunks; the benchmark builds ScaNN with the settin
 use at that size (``ann.scann_config``) so that the curve exists at the smaller size too.
 Throughput is per CPU-second (best of 3): wall-clock q/s on the shared box swings with the load.
 
+Measured 2026-12-01, ingest --reps 5 on 160 docstring chunks of the stdlib (the site-packages
+corpus was not built: its parse ran past 30 minutes at load ~15), load average 12.3 at start and
+5.7 at end (NOISY): rag.build median 10.7 chunks/s, 8.00 CPU-s; raw encode 9.1 chunks/s, 8.37
+CPU-s; ratio 1.17 (CPU-s ratio 0.96).
+
 Earlier figure (2026-11-25, quiet cores, 50,000 chunks, cellops's then fixed settings): ScaNN
 recall@10 0.975 at 11,587 q/cpu-s vs HNSW efSearch 64 recall 0.990 at 2,295: not equal recall,
 so not a comparison; see docs/rag.md for the equal-recall figures.
