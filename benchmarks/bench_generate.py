@@ -17,7 +17,10 @@ Jupyter kernel (target <= 1.5 s).
 
 Measured 2026-12-01, --tokens 64 --repeats 4, load average ~17 on 2 cores (NOISY: six other
 engineers' jobs; per-call rates swung 9-38 tok/s): warm 22.0 vs 14.6 tok/s (ratio 1.51), cold
-13.2 vs 14.0 tok/s (ratio 0.94); both arms 64 tokens. Not comparable figures; re-run quiet.
+13.2 vs 14.0 tok/s (ratio 0.94); both arms 64 tokens. Second run, --tokens 128 --repeats 5,
+load 4.75 -> 3.96 (NOISY): warm 15.7 vs 18.1 tok/s (ratio 0.87), cold 16.8 vs 18.9 tok/s (ratio
+0.89), 128 tokens each; fresh-kernel TTFT 0.80 s. Per-call spread (11.7-21.0 tok/s in one arm)
+exceeds the gap, so neither ratio is settled; re-run quiet.
 """
 
 from __future__ import annotations
