@@ -18,13 +18,13 @@ arms ran back to back), median / min / max per arm, and the verdict against 0.9x
 repeat's ratio is >= 0.9, FAIL when none is, else INCONCLUSIVE; plus the load average at start
 and end (a run above 1.5 is marked noisy: the machine is shared).
 
-Measured 2026-12-01 13:30-14:07 on the shared machine, ABBA order, same 1691 tokens per arm in
-every repeat (load 11.9 at start, 14-17 for the first two repeats, 4-8 for the last: NOISY):
-  repeat ratios %%finetune / direct: 13.4 / 4.9 (2.72), 8.9 / 5.9 (1.52), 14.5 / 31.9 (0.45),
-  31.7 / 33.8 (0.94) tok/s; median ratio 1.23, verdict INCONCLUSIVE. The load changed between the
-  arms by more than any real difference; the quietest pair (repeat 4) is 0.94. Under that load a
-  repeat took 14-16 min (3-4 min at load 4-8); the < 8 min default is not yet shown on a quiet
-  machine: pass --repeats 2 if it runs long.
+Measured 2026-12-01 13:30-14:10 on the shared machine, 5 repeats in ABBA order, same 1691 tokens
+per arm in every repeat (load 11.9 at start, 14-17 in repeats 1-2, 4-8 in 3-4, ~3 in 5: NOISY):
+  %%finetune / direct tok/s (ratio): 13.4 / 4.9 (2.72), 8.9 / 5.9 (1.52), 14.5 / 31.9 (0.45),
+  31.7 / 33.8 (0.94), 32.4 / 67.6 (0.48); medians 14.5 vs 31.9 tok/s, median ratio 0.94, verdict
+  INCONCLUSIVE. The least loaded repeats (3-5) give 0.45-0.94, so the DeepSpeed path may well be
+  below 0.9x on a quiet machine; not explained yet. A repeat took 14-16 min at load 15, ~3 min at
+  load 3; the < 8 min default (4 repeats) is not yet shown on a quiet machine.
 """
 
 from __future__ import annotations
