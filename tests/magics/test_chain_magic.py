@@ -81,3 +81,20 @@ def test_compare_and_batch_test_commands(ip, workspace, monkeypatch) -> None:
     monkeypatch.setenv("CELLOPS_BATCH", "1")  # a papermill run: a failing test fails the cell
     with pytest.raises(UsageError, match=r"chain shout@2 failed 1 of 1 assertions"):
         ip.run_line_magic("chain", "test shout@2 --tests t_cases")
+
+
+def test_live_waterfall_fills_in_while_chain_compare_and_test_run(ip, workspace, live_views) -> None:
+    """Each grid cell's chain run shows in the live view as it runs; at the end the output keeps
+    the finished grid waterfall as static HTML and the widget closes."""
+    _define(ip)
+    ip.run_cell_magic("chain", "lshout", BODY)
+    ip.user_ns["t_cases"] = [{"vars": {"t_text": "a b"}, "assert": [{"type": "equals", "value": "A B"}]},
+                             {"vars": {"t_text": "c"}, "assert": [{"type": "equals", "value": "C"}]}]
+    ip.run_line_magic("chain", "compare lshout@1 --on t_cases")
+    ip.run_line_magic("chain", "test lshout@1")
+    assert len(live_views.views) == 2 and all(v.widget.comm is None for v in live_views.views)
+    assert live_views.views[0].trace.root.name == "chain grid"
+    runs = [sum(n.startswith("chain lshout@1") for n in names) for names in live_views.running()]
+    assert 1 in runs and 2 in runs and runs.index(1) < runs.index(2), live_views.states  # filling in
+    settled = [o["data"].get("text/html", "") for o in ip.display_pub.outputs if o.get("update")]
+    assert sum("wf-name" in h and "chain grid" in h for h in settled) == 2

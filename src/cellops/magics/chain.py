@@ -137,21 +137,35 @@ def line_command(ctx: MagicContext, line: str) -> Any:
 def _test(ctx: MagicContext, rest: str) -> Any:
     import os
 
+    from ..widgets.trace_view import live_trace_view
+
     a = test_parser.parse_line(rest)
-    report = chains.test(a.ref, _source(ctx, a.tests) if a.tests else None, model=_model(ctx, a.model),
-                         raise_on_failure=a.raise_ or bool(os.environ.get("CELLOPS_BATCH")),
-                         cache=not a.no_cache, workspace=ctx.workspace,
-                         resolver=chains.namespace_resolver(ctx.user_ns), source="magic")
+    waterfall = live_trace_view(ctx.live)  # each case's chain run fills in as it runs
+    try:
+        report = chains.test(a.ref, _source(ctx, a.tests) if a.tests else None, model=_model(ctx, a.model),
+                             raise_on_failure=a.raise_ or bool(os.environ.get("CELLOPS_BATCH")),
+                             cache=not a.no_cache, workspace=ctx.workspace,
+                             resolver=chains.namespace_resolver(ctx.user_ns), source="magic",
+                             on_trace=waterfall)
+    finally:
+        if waterfall is not None:
+            waterfall.settle()
     ctx.store(a.output, report)
     return report
 
 
 def _compare(ctx: MagicContext, rest: str) -> Any:
+    from ..widgets.trace_view import live_trace_view
+
     a = compare_parser.parse_line(rest)
     models = [m.strip() for m in a.models.split(",") if m.strip()] if a.models else None
+    waterfall = live_trace_view(ctx.live)  # each cell's chain run fills in as it runs
     grid = chains.compare_grid(a.refs, models, _source(ctx, a.on), variables=parse_kv(a.param),
                                cache=not a.no_cache, workspace=ctx.workspace,
-                               resolver=chains.namespace_resolver(ctx.user_ns), source="magic")
+                               resolver=chains.namespace_resolver(ctx.user_ns), source="magic",
+                               on_trace=waterfall)
+    if waterfall is not None:
+        waterfall.settle()
     ctx.store(a.output, grid.to_frame() if a.output else None)
     return grid
 

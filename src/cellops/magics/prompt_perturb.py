@@ -41,9 +41,14 @@ def parse(ctx: MagicContext, rest: str) -> PerturbArgs:
 
 
 def perturb(ctx: MagicContext, rest: str) -> Any:
+    from ..widgets.trace_view import live_trace_view
+
     a = parse(ctx, rest)
+    waterfall = live_trace_view(ctx.live)  # a span per perturbed case fills in as the workers run
     df = run_perturb(a.ref, a.on, kinds=a.kinds, model=a.model, seed=a.seed,
                      paraphrase_model=a.paraphrase_model, cache=a.cache, workspace=ctx.workspace,
-                     source="magic")
+                     source="magic", on_trace=waterfall)
+    if waterfall is not None:
+        waterfall.settle()
     ctx.store(a.output, df)
     return df

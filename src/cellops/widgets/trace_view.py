@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 MIN_INTERVAL_S = 0.1  # throttled redraws: at most this often
@@ -33,6 +34,7 @@ class LiveTraceView:
         self._shown = False
         self._handle: Any = None
         self._lock = threading.Lock()  # a grid's spans start and end in its worker threads
+        self._nested: dict[str, Any] = {}  # spans of traces run inside this one (a grid's chain runs)
 
     def __call__(self, trace: Any) -> None:
         from IPython.display import display
@@ -44,6 +46,8 @@ class LiveTraceView:
         self.redraw()
 
     def _changed(self, span: Any, what: str) -> None:
+        if span._owner is not self.trace:
+            self._nested[span.span_id] = span
         # each span's start and end show at once (that is the filling in); events, and everything
         # in a big trace (a map over many items), at most every _min s; the root's end always
         small = len(self.trace.spans) <= SMALL_TRACE
@@ -56,12 +60,19 @@ class LiveTraceView:
 
         with self._lock:
             try:
-                page = render(self.trace)["text/html"]
+                page = render(self._shown_trace())["text/html"]
             except RuntimeError:  # a worker changed a span's attributes mid-render: the next change redraws
                 return
             self.widget.value = page
             self.redraws += 1
             self._last = time.perf_counter()
+
+    def _shown_trace(self) -> Any:
+        """The trace with the spans of the traces run inside it (they share its trace id)."""
+        if not self._nested:
+            return self.trace
+        return SimpleNamespace(trace_id=self.trace.trace_id, root=self.trace.root,
+                               spans=list(self.trace.spans) + list(self._nested.values()))
 
     def close(self) -> None:
         """Take the live view away (the result's static waterfall stays)."""
@@ -76,7 +87,7 @@ class LiveTraceView:
         if self._shown and self.trace is not None:
             from ..kernels_lib.tracking.waterfall import render
 
-            self._handle.update(render(self.trace), raw=True)  # text/html + text/plain
+            self._handle.update(render(self._shown_trace()), raw=True)  # text/html + text/plain
             self.close()
 
 

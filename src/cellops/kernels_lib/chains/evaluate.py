@@ -109,8 +109,10 @@ def compare_grid(
     variables: dict[str, Any] | None = None, cache: bool = True, workspace: Workspace | None = None,
     resolver: Resolver | None = None, on_cell: Callable[[Cell], None] | None = None,
     source: str = "python", kind: str = "chain_compare", record_it: bool = True,
+    on_trace: Callable[[Trace], None] | None = None,
 ) -> CompareResult:
-    """Chain versions x models over cases -> the same CompareResult (view, ``to_frame()``) as prompts."""
+    """Chain versions x models over cases -> the same CompareResult (view, ``to_frame()``) as prompts.
+    ``on_trace(trace)`` is called before the first cell runs (a live view subscribes there)."""
     ws = workspace or get_workspace()
     if isinstance(refs, str | store.Chain):
         refs = [refs]
@@ -125,6 +127,8 @@ def compare_grid(
     cells: list[list[Cell]] = []
     # one trace for the grid: each cell's chain run joins it as a child chain span
     trace = Trace("chain grid", **{"cellops.columns": [c.label for c in columns], "cellops.cases": len(cases)})
+    if on_trace is not None:
+        on_trace(trace)
     with trace:
         for i, case in enumerate(cases):
             row = []
@@ -150,6 +154,7 @@ def test(
     ref: str | store.Chain, cases: Any = None, *, model: str | None = None,
     raise_on_failure: bool = False, cache: bool = True, workspace: Workspace | None = None,
     resolver: Resolver | None = None, source: str = "python",
+    on_trace: Callable[[Trace], None] | None = None,
 ) -> ChainTestReport:
     """Run chain ``ref`` on its test cases (``tests:`` in the spec, or ``cases``) and check them."""
     ws = workspace or get_workspace()
@@ -164,7 +169,7 @@ def test(
         raise InvalidInputError(f"none of the {len(loaded)} test cases of {chain.ref} has an 'assert' "
                                 "list; add e.g. assert: [{type: contains, value: ..., step: NAME}]")
     grid = compare_grid([chain], [model] if model else None, loaded, cache=cache, workspace=ws,
-                        resolver=resolver, source=source, record_it=False)
+                        resolver=resolver, source=source, record_it=False, on_trace=on_trace)
     report = ChainTestReport(chain, grid.columns[0].model, grid)  # type: ignore[arg-type]
     record(grid, ws, "chain_test", source, chain.name, chain.version,
            status="passed" if report.ok else "failed",

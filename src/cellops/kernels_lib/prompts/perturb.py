@@ -160,12 +160,14 @@ def _pass_rate(grid: Any, rows: range) -> float:
 
 def perturb(ref: str | store.Prompt, cases: Any = None, *, kinds: Any = KINDS, model: str | None = None,
             seed: int = 0, paraphrase_model: str = "default", cache: bool = True,
-            workspace: Workspace | None = None, source: str = "python") -> Any:
+            workspace: Workspace | None = None, source: str = "python",
+            on_trace: Callable[[Any], None] | None = None) -> Any:
     """Robustness of prompt ``ref`` on ``cases`` (default: its stored tests) per perturbation kind.
 
     Returns a DataFrame, one row per kind: ``kind, cases, pass_rate, clean_pass_rate, delta,
     guard_caught`` (injection / pii: share caught by the active guard policy; None otherwise or
     when no policy is on) and one perturbed ``example``; ``df.attrs`` has run_id, prompt, model.
+    ``on_trace(trace)`` is called before the first case runs (a live view subscribes there).
     """
     import pandas as pd
 
@@ -184,7 +186,7 @@ def perturb(ref: str | store.Prompt, cases: Any = None, *, kinds: Any = KINDS, m
     derived = {k: derive(clean, k, seed, para) for k in wanted}
     everything = clean + [c for k in wanted for c in derived[k]]
     plan = prepare([prompt], [model] if model else None, everything, cache=cache, workspace=ws)
-    grid = plan.execute()
+    grid = plan.execute(on_trace=on_trace)
     policy = active_policy(ws)
     base = _pass_rate(grid, range(len(clean)))
     rows, start = [], len(clean)

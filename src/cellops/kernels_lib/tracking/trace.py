@@ -113,9 +113,13 @@ class Trace:
         self.spans: list[Span] = []
         self._listeners: list[Listener] = []
         ambient = _current.get()
+        # the in-process trace this one runs inside (a chain run in a grid cell): its live views
+        # see this trace's spans too
+        self._outer: Trace | None = None
         if ambient is not None and ambient.end is None:
             parent: tuple[str, str] | None = (ambient.trace_id, ambient.span_id)
             parent_otel = ambient._otel
+            self._outer = ambient._owner
         else:
             parent, parent_otel = remote or _remote_parent(), None
         self.root = self._open(name, kind, attrs, parent, parent_otel)
@@ -231,6 +235,8 @@ class Trace:
                 self._listeners.remove(fn)
                 logging.getLogger(__name__).warning(
                     "trace %s: a live view stopped updating (%s: %s)", self.trace_id, type(e).__name__, e)
+        if self._outer is not None:
+            self._outer._notify(s, what)
 
     # -- views ----------------------------------------------------------------------------------
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
