@@ -15,13 +15,17 @@ same process:
     python benchmarks/bench_retrieval.py prepare [--n 6000]   # embed the docstring corpus (cached)
     python benchmarks/bench_retrieval.py [all|ingest|ann|latency] [--n 5000] [--out PNG] [--reps 5]
 
-The corpus is unique ~96-word docstring windows of the installed packages; the first 1,000 are
-the queries, the next ``--n`` the db. Only MiniLM vectors are used: ``prepare`` embeds them in
-resumable shards under ~/.cache/cellops-bench/ (outside the repo), and ann/latency stop with a
-message when too few are cached (they never switch to other vectors). The issue's full run is
-``prepare --n 51000`` then ``ann --n 50000`` (MiniLM embeds ~40 chunks/s on 2 quiet cores, so
-~21 minutes of embedding); the default (5,000 db chunks) is for a loaded machine. cellops itself
-searches exactly below 20,000 chunks; the benchmark builds ScaNN with the settings cellops would
+The corpus is N unique ~96-word docstring windows of the installed packages, parsed from a
+seeded shuffle of the .py files until N exist (not all ~30,000 files: that parse ran past 30 minutes),
+then shuffled; the first 1,000 are the queries, the next ``--n`` the db. Only MiniLM vectors are
+used: ``prepare --n N`` caches the chunks (``chunks.npy``) and their vectors (resumable 2,000-row
+``vectors_NNN.npy`` shards, ``allow_pickle=False``) under
+~/.cache/cellops-bench/minilm-<weights hash>/nN/ (outside the repo); ann/latency use the smallest
+cached corpus with enough rows embedded (an interrupted prepare's prefix is a random sample too)
+and stop with a message when there is none (they never switch to other vectors). The issue's
+full run is ``prepare --n 51000`` then ``ann --n 50000`` (MiniLM embeds ~40 chunks/s on 2 quiet
+cores, ~13 under load 5, so 21-65 minutes of embedding); the default (5,000 db chunks) is for a
+loaded machine. cellops itself searches exactly below 20,000 chunks; the benchmark builds ScaNN with the settings cellops would
 use at that size (``ann.scann_config``) so that the curve exists at the smaller size too.
 Throughput is per CPU-second (best of 3): wall-clock q/s on the shared box swings with the load.
 
@@ -40,7 +44,6 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
-import json
 import os
 import resource
 import sysconfig
@@ -52,7 +55,7 @@ import numpy as np
 from _load import LoadWatch
 
 CACHE = Path(os.environ.get("CELLOPS_BENCH_CACHE", Path.home() / ".cache" / "cellops-bench"))
-N_DB, N_QUERIES, SHARD = 60_000, 1_000, 2_000
+N_QUERIES, SHARD = 1_000, 2_000
 FULL_DB = 50_000  # the issue's corpus size: `prepare --n 51000`, `ann --n 50000`
 DEFAULT_DB = 5_000  # the default while the shared machine is loaded
 WORDS_PER_CHUNK, MIN_WORDS = 96, 8
@@ -74,78 +77,111 @@ def _docstrings(path: Path) -> list[str]:
 
 
 def docstring_chunks(limit: int) -> list[str]:
-    """Unique ~96-word windows of every docstring in site-packages, shuffled with a fixed seed."""
+    """``limit`` unique ~96-word docstring windows of site-packages, deterministic for an install.
+
+    Files are visited in a seeded shuffle of their sorted paths (so the corpus spans many packages,
+    not the alphabetically first ones) and parsing stops once ``limit`` chunks exist: listing is
+    cheap, parsing all ~30,000 files is what took over 30 minutes under load. The chunks are then
+    shuffled with a fixed seed so that the queries (the first rows) and the db come from the same
+    files' mix."""
     site = Path(sysconfig.get_paths()["purelib"])
+    paths = sorted(site.rglob("*.py"))
     seen: set[str] = set()
     chunks: list[str] = []
-    for path in sorted(site.rglob("*.py")):
-        for doc in _docstrings(path):
+    for i in np.random.default_rng(0).permutation(len(paths)):
+        for doc in _docstrings(paths[i]):
             words = doc.split()
-            for i in range(0, len(words), WORDS_PER_CHUNK):
-                piece = words[i:i + WORDS_PER_CHUNK]
-                if len(piece) < MIN_WORDS:
-                    continue
+            for j in range(0, len(words), WORDS_PER_CHUNK):
+                piece = words[j:j + WORDS_PER_CHUNK]
                 text = " ".join(piece)
                 h = hashlib.sha1(text.encode()).hexdigest()
-                if h not in seen:
+                if len(piece) >= MIN_WORDS and h not in seen:
                     seen.add(h)
                     chunks.append(text)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(chunks))
-    return [chunks[i] for i in order[:limit]]
+        if len(chunks) >= limit:
+            break
+    if len(chunks) < limit:
+        raise SystemExit(f"only {len(chunks)} docstring chunks in {site}; ask for --n {len(chunks)} or fewer")
+    order = np.random.default_rng(0).permutation(len(chunks))[:limit]
+    return [chunks[i] for i in order]
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` as .npy atomically: an interrupted run never leaves a truncated file."""
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, arr, allow_pickle=False)
+    tmp.replace(path)
+
+
+def _corpus_dir(n: int) -> Path:
+    """The cache folder of an n-chunk corpus: keyed by n (the parse stops at n, so a different n
+    is a different corpus) and by the embedder (its weights hash: other weights, other vectors)."""
+    from cellops.kernels_lib.models import get_embedder
+
+    return CACHE / f"minilm-{get_embedder('default').weights_hash[:12]}" / f"n{n}"
+
+
+def corpus_texts(n: int) -> list[str]:
+    """The n-chunk corpus's texts, from ``chunks.npy`` (a plain unicode array) or parsed once."""
+    d = _corpus_dir(n)
+    path = d / "chunks.npy"
+    if not path.exists():
+        t = time.perf_counter()
+        texts = docstring_chunks(n)
+        d.mkdir(parents=True, exist_ok=True)
+        _save(path, np.array(texts, dtype=str))
+        print(f"corpus: {n} unique docstring chunks parsed in {time.perf_counter() - t:.0f}s -> {d}", flush=True)
+    return [str(x) for x in np.load(path, allow_pickle=False)]
 
 
 def prepare(n: int = DEFAULT_DB + N_QUERIES) -> None:
-    """Embed the first >= n docstring chunks (queries first, then the db) into resumable shards."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    texts_path = CACHE / "docstrings.jsonl"
-    if not texts_path.exists():
-        texts = docstring_chunks(N_DB + N_QUERIES)
-        tmp = texts_path.with_suffix(".tmp")
-        tmp.write_text("\n".join(json.dumps(t) for t in texts) + "\n")
-        tmp.replace(texts_path)
-        print(f"corpus: {len(texts)} unique docstring chunks", flush=True)
-    texts = [json.loads(x) for x in texts_path.read_text().splitlines()]
+    """Embed the n-chunk corpus (queries first, then the db) into resumable .npy shards."""
     from cellops.kernels_lib.models import get_embedder
 
+    texts, d = corpus_texts(n), _corpus_dir(n)
     emb = get_embedder("default")
     t0 = time.perf_counter()
     done = 0
-    for s in range(0, n, SHARD):  # enough for the ANN run; more only costs time
-        shard = CACHE / f"vectors_{s // SHARD:03d}.npy"
+    for s in range(0, n, SHARD):
+        shard = d / f"vectors_{s // SHARD:03d}.npy"
         if shard.exists():
             continue
         v = emb.encode(texts[s:s + SHARD], batch_size=16)  # less padding: ~20% faster than 64 here
-        np.save(shard.with_suffix(".tmp.npy"), v)
-        shard.with_suffix(".tmp.npy").replace(shard)
+        _save(shard, np.asarray(v, dtype=np.float32))
         done += len(v)
         rate = done / (time.perf_counter() - t0)
-        print(f"shard {s // SHARD}: {s + len(v)}/{len(texts)} embedded ({rate:.1f} chunks/s)", flush=True)
+        print(f"shard {s // SHARD}: {s + len(v)}/{n} embedded ({rate:.1f} chunks/s, load "
+              f"{os.getloadavg()[0]:.1f})", flush=True)
 
 
-def load_corpus() -> tuple[list[str], np.ndarray]:
-    """(texts, vectors) of the embedded prefix; the first N_QUERIES rows are the queries."""
-    texts = [json.loads(x) for x in (CACHE / "docstrings.jsonl").read_text().splitlines()]
+def _embedded(d: Path) -> np.ndarray:
+    """The vectors of the corpus in ``d`` embedded so far: the leading run of complete shards."""
     shards = []
-    for s in range(0, len(texts), SHARD):
-        shard = CACHE / f"vectors_{s // SHARD:03d}.npy"
+    for s in range(len(list(d.glob("vectors_*.npy")))):
+        shard = d / f"vectors_{s:03d}.npy"
         if not shard.exists():
             break
         shards.append(np.load(shard, allow_pickle=False))
-    vecs = np.concatenate(shards) if shards else np.zeros((0, 384), np.float32)
-    return texts[: len(vecs)], vecs
+    return np.concatenate(shards) if shards else np.zeros((0, 384), np.float32)
 
 
 def corpus_vectors(n_db: int) -> tuple[list[str], np.ndarray]:
-    """(texts, MiniLM vectors) of the first N_QUERIES + n_db chunks: queries first, then the db.
-    Only MiniLM vectors embedded by ``prepare``: with too few cached, stop and say so (a figure
+    """(texts, MiniLM vectors) of N_QUERIES + n_db chunks: queries first, then the db.
+
+    From the smallest cached corpus with that many rows embedded (a prefix of a larger shuffled
+    corpus is itself a random sample, so an interrupted ``prepare --n 51000`` still serves smaller
+    runs). Only MiniLM vectors embedded by ``prepare``: with too few, stop and say so (a figure
     from other vectors would not be the one asked for)."""
-    texts, vecs = load_corpus()
     need = N_QUERIES + n_db
-    if len(vecs) < need:
-        raise SystemExit(f"only {len(vecs)} MiniLM vectors cached in {CACHE}, {need} needed: run "
-                         f"`python benchmarks/bench_retrieval.py prepare --n {need}` first")
-    return texts[:need], vecs[:need]
+    root = _corpus_dir(need).parent
+    for d in sorted(root.glob("n*"), key=lambda p: int(p.name[1:])):
+        vecs = _embedded(d)
+        if len(vecs) >= need:
+            texts = [str(x) for x in np.load(d / "chunks.npy", allow_pickle=False)[:need]]
+            print(f"corpus: {d} ({len(vecs)} embedded), first {need} rows", flush=True)
+            return texts, vecs[:need]
+    raise SystemExit(f"fewer than {need} MiniLM vectors cached under {root}: run "
+                     f"`python benchmarks/bench_retrieval.py prepare --n {need}` first")
 
 
 def _best_cpu(f, repeat: int = 3) -> float:
@@ -297,7 +333,7 @@ def bench_ingest(n: int = 160, reps: int = 5) -> float:
     from cellops.kernels_lib.models import get_embedder
     from cellops.kernels_lib.rag.store import open_index
 
-    texts = [json.loads(x) for x in (CACHE / "docstrings.jsonl").read_text().splitlines()[N_QUERIES:N_QUERIES + n]]
+    texts = corpus_texts(N_QUERIES + n)[N_QUERIES:]
     model = get_embedder("default").model
     with tempfile.TemporaryDirectory() as d:
         os.environ["CELLOPS_HOME"] = str(Path(d) / ".cellops")
@@ -404,10 +440,6 @@ def main() -> None:
     if a.what == "prepare":
         prepare(a.n or DEFAULT_DB + N_QUERIES)
         return
-    if not (CACHE / "docstrings.jsonl").exists():
-        texts = docstring_chunks(N_DB + N_QUERIES)
-        CACHE.mkdir(parents=True, exist_ok=True)
-        (CACHE / "docstrings.jsonl").write_text("\n".join(json.dumps(t) for t in texts) + "\n")
     if a.what in ("all", "ingest"):
         bench_ingest(reps=a.reps)
     if a.what in ("all", "ann"):
