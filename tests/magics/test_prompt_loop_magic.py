@@ -55,6 +55,8 @@ def test_failing_test_raises_in_batch_runs(ip, workspace, monkeypatch) -> None:
     ip.run_cell_magic("prompt", "cap --max-tokens 4 --no-run", "Capital of {{ country }}?" + TESTS)
     report = ip.run_line_magic("prompt", "test cap")  # interactive: a table, no exception
     assert not report.ok and [f["case"] for f in report.failures] == [2]
+    monkeypatch.setenv("CELLOPS_BATCH", "0")  # 0 means off, as for every CELLOPS_BATCH reader
+    assert not ip.run_line_magic("prompt", "test cap").ok
     monkeypatch.setenv("CELLOPS_BATCH", "1")
     with pytest.raises(UsageError, match=r"cap@1 failed 1 of 2 assertions on default: case 2 max-length 1"):
         ip.run_line_magic("prompt", "test cap")

@@ -8,7 +8,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..kernels_lib import chains
+from ..kernels_lib import chains, env
 from .context import MagicArgumentParser, MagicContext, parse_kv
 from .views import TextView
 
@@ -135,15 +135,13 @@ def line_command(ctx: MagicContext, line: str) -> Any:
 
 
 def _test(ctx: MagicContext, rest: str) -> Any:
-    import os
-
     from ..widgets.trace_view import live_trace_view
 
     a = test_parser.parse_line(rest)
     waterfall = live_trace_view(ctx.live)  # each case's chain run fills in as it runs
     try:
         report = chains.test(a.ref, _source(ctx, a.tests) if a.tests else None, model=_model(ctx, a.model),
-                             raise_on_failure=a.raise_ or bool(os.environ.get("CELLOPS_BATCH")),
+                             raise_on_failure=a.raise_ or env.batch(),
                              cache=not a.no_cache, workspace=ctx.workspace,
                              resolver=chains.namespace_resolver(ctx.user_ns), source="magic",
                              on_trace=waterfall)

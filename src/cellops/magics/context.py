@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
 
+from ..kernels_lib import env
 from ..kernels_lib.workspace import Workspace, get_workspace
 
 
@@ -69,7 +69,7 @@ class MagicContext:
     def live(self) -> bool:
         """A kernel with a front end (widgets render); False in a terminal or a batch run."""
         return (type(self.shell).__name__ == "ZMQInteractiveShell"
-                and not os.environ.get("CELLOPS_BATCH"))
+                and not env.batch())
 
     def store(self, var: str | None, value: Any) -> None:
         if var:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..kernels_lib import prompts
+from ..kernels_lib import env, prompts
 from ..kernels_lib.prompts import assertions, feedback
 from ..kernels_lib.prompts.cases import load_cases
 from .context import MagicArgumentParser, MagicContext, parse_kv
@@ -120,7 +119,7 @@ def compare(ctx: MagicContext, rest: str) -> Any:
 def test(ctx: MagicContext, rest: str) -> Any:
     a = test_parser.parse_line(rest)
     cases = _source(ctx, a.tests) if a.tests else None
-    batch = bool(os.environ.get("CELLOPS_BATCH"))
+    batch = env.batch()
     from ..widgets.trace_view import live_trace_view
 
     waterfall = live_trace_view(ctx.live)  # a span per case fills in as the workers run

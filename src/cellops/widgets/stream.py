@@ -7,12 +7,13 @@ CELLOPS_BATCH=1) nothing streams and the cell's output is the final result alone
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any
 
 from IPython.display import HTML, display
+
+from ..kernels_lib import env
 
 
 class TokenStream:
@@ -21,7 +22,7 @@ class TokenStream:
         self.parts: list[str] = []
         self._last = 0.0
         self._handle = display(HTML(""), display_id=True) if live else None
-        self.quiet = not live and bool(os.environ.get("CELLOPS_BATCH"))
+        self.quiet = not live and env.batch()
 
     def __call__(self, piece: str) -> None:
         self.parts.append(piece)
