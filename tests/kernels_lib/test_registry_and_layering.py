@@ -53,3 +53,32 @@ def test_import_loads_no_heavy_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _own_import(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return node.level > 0 or (node.module or "").split(".")[0] == "cellops"
+    if isinstance(node, ast.Import):
+        return any(a.name.split(".")[0] == "cellops" for a in node.names)
+    return False
+
+
+def test_no_import_error_fallback_for_the_package_own_modules() -> None:
+    """A missing cellops module is a broken install: it must fail loudly, not hide a command.
+    ImportError is caught only around optional third-party packages."""
+    src = Path(cellops.__file__).parent
+    offenders, guarded = [], 0
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Try):
+                continue
+            names = {ast.unparse(h.type) for h in node.handlers if h.type is not None}
+            if not any("ImportError" in n or "ModuleNotFoundError" in n for n in names):
+                continue
+            guarded += 1
+            imports = [s for s in node.body for s in ast.walk(s) if isinstance(s, ast.Import | ast.ImportFrom)]
+            calls = [c for s in node.body for c in ast.walk(s) if isinstance(c, ast.Call)
+                     and ast.unparse(c.func).endswith("import_module") and "__name__" in ast.unparse(c)]
+            if any(_own_import(i) for i in imports) or calls:
+                offenders.append(f"{path.relative_to(src)}:{node.lineno}")
+    assert guarded > 0 and offenders == []

@@ -21,13 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", help="workspace folder (default: CELLOPS_HOME or ./.cellops)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for area in AREAS:
-        try:
-            module = importlib.import_module(f"{__name__}.{area}")
-        except ModuleNotFoundError as e:
-            if e.name == f"{__name__}.{area}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"{__name__}.{area}").register(sub)
     return parser
 
 

@@ -132,10 +132,7 @@ class Cellops(Magics):
 def _attach_help() -> None:
     """``%%rag?`` shows the module's HELP text (each magic module keeps its own usage)."""
     for name in MAGICS:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ImportError:
-            continue
+        module = importlib.import_module(f"{__name__}.{name}")
         getattr(Cellops, name).__doc__ = getattr(module, "HELP", None)
 
 

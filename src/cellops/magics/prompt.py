@@ -10,6 +10,7 @@ from IPython.core.error import UsageError
 from ..kernels_lib import prompts
 from ..kernels_lib.prompts import template as tpl
 from .context import MagicArgumentParser, MagicContext, parse_kv
+from .prompt_loop import COMMANDS as LOOP_COMMANDS  # compare / test / alias / feedback
 from .views import PromptListView, TextView
 
 cell_parser = MagicArgumentParser(prog="%%prompt")
@@ -161,20 +162,10 @@ def line_command(ctx: MagicContext, line: str) -> Any:
         p = prompts.get(a.ref, ws)
         variables = _variables(ctx, p.template + (p.system or ""), parse_kv(a.param))
         return execute(ctx, p, variables, a.model, None, a.output, cache=not a.no_cache)
-    extra = _loop_commands()
-    if cmd in extra:
-        return extra[cmd](ctx, rest)
+    if cmd in LOOP_COMMANDS:
+        return LOOP_COMMANDS[cmd](ctx, rest)
     raise UsageError(f"unknown %prompt command '{cmd}'; use list, show, history, diff, run, "
-                     + ", ".join(extra))
-
-
-def _loop_commands() -> dict[str, Any]:
-    """compare / test / alias / feedback live in magics/prompt_loop.py."""
-    try:
-        from .prompt_loop import COMMANDS
-    except ImportError:
-        return {}
-    return COMMANDS
+                     + ", ".join(LOOP_COMMANDS))
 
 
 def run(ctx: MagicContext, line: str, cell_body: str | None) -> Any:

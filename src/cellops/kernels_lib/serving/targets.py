@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .. import chains
 from ..errors import InvalidInputError
 from ..models import OnToken, get_llm
 from ..registry import Registry
@@ -206,10 +207,6 @@ class ChainTarget:
     kind = "chain"
 
     def __init__(self, ref: str, opts: Options) -> None:
-        try:
-            from .. import chains
-        except ImportError:
-            raise InvalidInputError("chain targets need cellops.chains, which this install lacks") from None
         self.opts, self._chains = opts, chains
         self.chain = chains.get(ref, opts.workspace)
         self.ref = self.chain.ref
