@@ -71,16 +71,12 @@ def _inputs(ctx: MagicContext, chain: chains.Chain, given: dict[str, Any]) -> di
     return {n: ctx.user_ns[n] for n in names if n in ctx.user_ns} | given
 
 
-def _model(ctx: MagicContext, model: str | None) -> str | None:
-    return model or (ctx.config.model if ctx.config.model != "default" else None)
-
-
 def execute(ctx: MagicContext, a: RunArgs) -> Any:
     from ..widgets.trace_view import live_trace_view
 
     chain = chains.get(a.ref, ctx.workspace)
     view = live_trace_view(ctx.live)  # fills in while the chain runs
-    result = chains.run(chain, _inputs(ctx, chain, a.inputs), _model(ctx, a.model),
+    result = chains.run(chain, _inputs(ctx, chain, a.inputs), a.model,
                         workspace=ctx.workspace, resolver=chains.namespace_resolver(ctx.user_ns),
                         cache=a.cache, source="magic", on_trace=view)
     if view is not None:  # the result shows the same waterfall as static HTML; a failed run keeps the live one
@@ -140,7 +136,7 @@ def _test(ctx: MagicContext, rest: str) -> Any:
     a = test_parser.parse_line(rest)
     waterfall = live_trace_view(ctx.live)  # each case's chain run fills in as it runs
     try:
-        report = chains.test(a.ref, _source(ctx, a.tests) if a.tests else None, model=_model(ctx, a.model),
+        report = chains.test(a.ref, _source(ctx, a.tests) if a.tests else None, model=a.model,
                              raise_on_failure=a.raise_ or env.batch(),
                              cache=not a.no_cache, workspace=ctx.workspace,
                              resolver=chains.namespace_resolver(ctx.user_ns), source="magic",

@@ -78,7 +78,7 @@ def execute(ctx: MagicContext, ref: Any, variables: dict[str, Any], model: str |
 
     stream = TokenStream(ctx.live)
     view = live_trace_view(ctx.live)  # fills in while the call runs
-    result = prompts.run(ref, variables, model=model or _config_model(ctx), params=params,
+    result = prompts.run(ref, variables, model=model, params=params,
                          on_token=stream, workspace=ctx.workspace, source="magic", cache=cache,
                          on_trace=view)
     return _shown(ctx, stream, view, result, out)
@@ -93,10 +93,6 @@ def _shown(ctx: MagicContext, stream: Any, view: Any, result: Any, out: str | No
 
         return stream.finish(RunWithFeedback(result, ctx.workspace))
     return stream.finish(result)
-
-
-def _config_model(ctx: MagicContext) -> str | None:
-    return ctx.config.model if ctx.config.model != "default" else None
 
 
 def cell(ctx: MagicContext, line: str, body: str) -> Any:
@@ -133,7 +129,7 @@ def cell(ctx: MagicContext, line: str, body: str) -> Any:
     view = live_trace_view(ctx.live)  # fills in while the call runs
     _, _, result = prompts.save_and_run(
         a.name, template, _variables(ctx, template + (a.system or ""), given), system=a.system,
-        params=params, tests=tests, model=a.model or _config_model(ctx), on_token=stream,
+        params=params, tests=tests, model=a.model, on_token=stream,
         workspace=ctx.workspace, source="magic", cache=not a.no_cache, on_trace=view)
     return _shown(ctx, stream, view, result, a.output)
 

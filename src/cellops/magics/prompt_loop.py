@@ -81,10 +81,6 @@ def _source(ctx: MagicContext, value: str) -> Any:
                      "path, a dataset NAME@V or the name of a DataFrame / list variable")
 
 
-def _config_model(ctx: MagicContext) -> str | None:
-    return ctx.config.model if ctx.config.model != "default" else None
-
-
 def compare(ctx: MagicContext, rest: str) -> Any:
     from ..kernels_lib.prompts.compare import prepare, run_plan
 
@@ -94,7 +90,7 @@ def compare(ctx: MagicContext, rest: str) -> Any:
                                 "seed": a.seed}.items() if v is not None}
     plan = prepare(a.refs, models, _source(ctx, a.on), params=params, variables=parse_kv(a.param),
                    cache=not a.no_cache, workers=a.workers, workspace=ctx.workspace,
-                   default_model=_config_model(ctx))
+)
     if not ctx.live:
         result = run_plan(plan, source="magic")
         ctx.store(a.output, result.to_frame())
@@ -123,7 +119,7 @@ def test(ctx: MagicContext, rest: str) -> Any:
     from ..widgets.trace_view import live_trace_view
 
     waterfall = live_trace_view(ctx.live)  # a span per case fills in as the workers run
-    report = prompts.test(a.ref, cases, model=a.model or _config_model(ctx), cache=not a.no_cache,
+    report = prompts.test(a.ref, cases, model=a.model, cache=not a.no_cache,
                           workspace=ctx.workspace, source="magic", on_trace=waterfall)
     if waterfall is not None:
         waterfall.settle()

@@ -33,10 +33,10 @@ class PerturbArgs:
 
 
 def parse(ctx: MagicContext, rest: str) -> PerturbArgs:
-    from .prompt_loop import _config_model, _source
+    from .prompt_loop import _source
 
     a = parser.parse_line(rest)
-    return PerturbArgs(a.ref, _source(ctx, a.on) if a.on else None, a.kinds, a.model or _config_model(ctx),
+    return PerturbArgs(a.ref, _source(ctx, a.on) if a.on else None, a.kinds, a.model,
                        a.paraphrase_model, a.seed, not a.no_cache, a.output)
 
 

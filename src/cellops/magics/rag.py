@@ -159,7 +159,7 @@ def line_command(ctx: MagicContext, line: str) -> Any:
     if cmd == "eval":
         a = eval_parser.parse_line(rest)
         result = rag.evaluate(a.name, a.queries, a.qrels, k=a.k, answers=a.answers,
-                              model=a.model or ctx.config.model, workspace=ws)
+                              model=a.model, workspace=ws)
         ctx.store(a.output, result)
         return result
     if cmd == "map":

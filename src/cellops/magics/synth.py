@@ -36,7 +36,7 @@ class SynthArgs:
     name: str
     seed: Any
     n: int
-    model: str
+    model: str | None
     judge: str | None
     max_tokens: int
     temperature: float
@@ -47,7 +47,7 @@ class SynthArgs:
 def parse(ctx: MagicContext, line: str) -> SynthArgs:
     a = parser.parse_line(line)
     seed = ctx.user_ns[a.seed] if a.seed.isidentifier() and a.seed in ctx.user_ns else a.seed
-    return SynthArgs(a.name, seed, a.n, a.model or ctx.config.model, a.judge, a.max_tokens,
+    return SynthArgs(a.name, seed, a.n, a.model, a.judge, a.max_tokens,
                      a.temperature, a.rng_seed, a.output)
 
 

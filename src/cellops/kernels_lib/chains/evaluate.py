@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..models.base import Generation
+from ..models.tasks import model_for
 from ..prompts import assertions
 from ..prompts.cache import CacheStats
 from ..prompts.cases import Case, load_cases
@@ -121,7 +122,7 @@ def compare_grid(
     chains = [r if isinstance(r, store.Chain) else store.get(r, ws) for r in refs]
     cases = _cases(on)
     check_cases(cases, chains)
-    columns = [Column(req if isinstance(req, str) else req.ref, c, m or c.spec.model or "default")
+    columns = [Column(req if isinstance(req, str) else req.ref, c, model_for("prompt", m or c.spec.model))
                for req, c in zip(refs, chains, strict=True) for m in (list(models) if models else [None])]
     stats, t0 = CacheStats(), time.perf_counter()
     cells: list[list[Cell]] = []

@@ -12,6 +12,7 @@ from typing import Any
 from ..calls import CallResult, guarded_generate
 from ..errors import InvalidInputError
 from ..models.base import GenParams, Message
+from ..models.tasks import model_for
 from ..registry import Registry
 from .context import RunContext, StepStopped, as_text, preview, resolve
 from .spec import StepSpec
@@ -64,7 +65,7 @@ def run_generate(step: StepSpec, ctx: RunContext, values: dict[str, Any], span: 
         messages.append({"role": "system",
                          "content": as_text(resolve(step.options["system"], values, where(step, "system")))})
     messages.append({"role": "user", "content": user})
-    uri = ctx.model_for(step.options) or "default"
+    uri = model_for("prompt", ctx.model_for(step.options))
     return model_call(step, ctx, uri, messages, GenParams.from_dict(_gen_params(step)), span).text
 
 

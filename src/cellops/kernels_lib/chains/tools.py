@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..models.base import GenParams, Message
+from ..models.tasks import model_for
 from ..tracking import genai
 from .context import RunContext, as_text, preview, resolve
 from .spec import StepSpec
@@ -70,7 +71,7 @@ def run_tool_step(step: StepSpec, ctx: RunContext, values: dict[str, Any], span:
             resolve(step.options["system"], values, f"step '{step.name}', key 'system'"))})
     messages.append({"role": "user", "content": as_text(
         resolve(step.options["input"], values, f"step '{step.name}', key 'input'"))})
-    uri = ctx.model_for(step.options) or "default"
+    uri = model_for("prompt", ctx.model_for(step.options))
     llm = get_llm(uri, ctx.ws)
     chat = getattr(llm, "chat_tools", None)
     if chat is None:

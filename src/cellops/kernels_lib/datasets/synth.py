@@ -185,7 +185,7 @@ def _generate(llm: Any, template: str, seeds: list[str], filters: _Filters, n: i
     return rows, attempts
 
 
-def synthesize(name: str, *, seed: Any, n: int, model: str = "default", judge: str | None = None,
+def synthesize(name: str, *, seed: Any, n: int, model: str | None = None, judge: str | None = None,
                max_tokens: int = 128, temperature: float = 0.8, rng_seed: int = 0,
                tasks_per_prompt: int = 4, max_attempts: int | None = None,
                progress: Progress | None = None, workspace: Workspace | None = None,
@@ -199,6 +199,7 @@ def synthesize(name: str, *, seed: Any, n: int, model: str = "default", judge: s
     from ..guard import load as load_policy
     from ..models import get_llm
     from ..models.base import GenParams
+    from ..models.tasks import model_for
     from ..prompts import store as prompt_store
     from .store import save
 
@@ -208,6 +209,7 @@ def synthesize(name: str, *, seed: Any, n: int, model: str = "default", judge: s
     label, seed_hash, seeds = seed_tasks(seed, ws)
     params = GenParams(temperature=temperature, max_tokens=max_tokens)  # bad values fail before any call
     prompt, _ = prompt_store.save(PROMPT_NAME, TEMPLATE, workspace=ws)  # versioned: the card names it
+    model = model_for("prompt", model)
     llm = get_llm(model, ws)
     policy = active_policy(ws) or load_policy("default", ws)
     filters = _Filters(seeds, policy, judge, ws)

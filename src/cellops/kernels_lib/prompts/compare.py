@@ -23,6 +23,7 @@ from ..calls import guarded_generate
 from ..errors import CellopsError, InvalidInputError
 from ..guard import active_policy
 from ..models import GenParams, get_llm
+from ..models.tasks import model_for
 from ..tracking import Trace, traces, tracker
 from ..workspace import Workspace, get_workspace
 from . import assertions, store
@@ -159,7 +160,7 @@ def prepare(
     refs: Sequence[str | store.Prompt], models: Sequence[str | None] | None = None, on: Any = None, *,
     params: dict[str, Any] | None = None, variables: dict[str, Any] | None = None,
     cache: bool = True, workers: int = DEFAULT_WORKERS, workspace: Workspace | None = None,
-    default_model: str | None = None, grader: assertions.Grader | None = None,
+    grader: assertions.Grader | None = None,
 ) -> Plan:
     """Resolve versions (aliases too), load cases and render every call; nothing runs yet."""
     ws = workspace or get_workspace()
@@ -180,9 +181,9 @@ def prepare(
             j = len(columns)
             uri = None
             for i, case in enumerate(cases):
-                messages, uri, gp = _render(p, case, base, m or default_model, params)
+                messages, uri, gp = _render(p, case, base, m, params)
                 tasks.append(Task(i, j, messages, gp))
-            columns.append(Column(req, p, uri or m or default_model or p.params.get("model") or "default"))
+            columns.append(Column(req, p, uri or model_for("prompt", m or p.params.get("model"))))
     tasks.sort(key=lambda t: (t.case, t.column))  # HTTP pools fill the live view row by row
     return Plan(columns, cases, tasks, ws, cache, workers, grader)
 

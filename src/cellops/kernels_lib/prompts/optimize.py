@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..guard import active_policy
 from ..models import GenParams, get_llm
+from ..models.tasks import model_for
 from ..tracking import Trace, traces, tracker
 from ..workspace import Workspace, get_workspace
 from . import assertions, store
@@ -91,7 +92,7 @@ def plan(ref: str | store.Prompt, cases: Any = None, *, search: Any = ("system",
     """Check everything and size the search; no model is called."""
     ws = workspace or get_workspace()
     prompt = ref if isinstance(ref, store.Prompt) else store.get(ref, ws)
-    pmodel = prompt.params.get("model") or "default"
+    pmodel = model_for("prompt", prompt.params.get("model"))
     models = [pmodel] + [m for m in (models or []) if m != pmodel]  # the original is a point too
     dims = _search(search, models)
     b = Budget.parse(budget)

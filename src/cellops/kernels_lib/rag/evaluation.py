@@ -159,7 +159,7 @@ class EvalResult(dict):  # type: ignore[type-arg]
 
 
 def evaluate(name: str, queries: Any, qrels: Any = None, k: int = 10, *,
-             modes: tuple[str, ...] = MODES, answers: int = 0, model: str = "default",
+             modes: tuple[str, ...] = MODES, answers: int = 0, model: str | None = None,
              workspace: Workspace | None = None) -> EvalResult:
     """Retrieval metrics for each mode; with ``answers=N`` also answer metrics on N queries."""
     ws = workspace or get_workspace()
@@ -204,7 +204,7 @@ def _best_weight(index: Any, texts: list[str], vectors: Any, rels: list[dict[str
     return {"fusion/best_weight": best, "fusion/best_ndcg@10": scores[best]}
 
 
-def _answer_metrics(name: str, qs: list[dict[str, Any]], model: str, ws: Workspace) -> dict[str, float]:
+def _answer_metrics(name: str, qs: list[dict[str, Any]], model: str | None, ws: Workspace) -> dict[str, float]:
     from .answer import ask
 
     em = f1 = grounded = 0.0
