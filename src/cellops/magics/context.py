@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -82,3 +83,42 @@ class MagicContext:
         if name in self.user_ns:
             return self.user_ns[name]
         raise UsageError(f"no variable named '{name}' in the notebook")
+
+
+# One interpolation syntax for every magic: {var}. IPython already expands {var} in a magic's line;
+# cellops does the same in the cell bodies that are plain text (%%rag ask, %%rag build, %%dataset).
+# Template bodies (%%prompt, %%chain YAML) are Jinja: {{ var }} is filled at each run instead.
+_VAR = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DOLLAR = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
+_JINJA = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_SINGLE = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+
+
+def interpolate(ctx: MagicContext, text: str) -> str:
+    """'{var}' -> str(var) from the notebook; '{{' and '}}' are literal braces.
+
+    ``$var`` or ``{{ var }}`` naming a notebook variable is an error that names ``{var}``: left as
+    it was, it would reach the model or the loader as literal text without a word."""
+    for pattern, wrote in ((_DOLLAR, "${}"), (_JINJA, "{{{{ {} }}}}")):
+        m = next((m for m in pattern.finditer(text) if m.group(1) in ctx.user_ns), None)
+        if m is not None:
+            raise UsageError(f"write {{{m.group(1)}}} to insert the notebook variable, not "
+                             f"{wrote.format(m.group(1))} (cellops magics interpolate {{var}}; "
+                             "{{ and }} are literal braces)")
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) is None:
+            return m.group(0)[0]
+        return str(ctx.lookup(m.group(1)))
+
+    return _VAR.sub(sub, text)
+
+
+def check_template(ctx: MagicContext, template: str) -> None:
+    """A template body (Jinja) with {var} or $var naming a notebook variable: say {{ var }}."""
+    for pattern in (_SINGLE, _DOLLAR):
+        m = next((m for m in pattern.finditer(template) if m.group(1) in ctx.user_ns), None)
+        if m is not None:
+            raise UsageError(f"this cell body is a Jinja template: write {{{{ {m.group(1)} }}}} for the "
+                             f"variable '{m.group(1)}' (filled at each run from -p or the notebook), "
+                             f"not {m.group(0)}")

@@ -11,8 +11,7 @@ from IPython.core.error import UsageError
 from ..kernels_lib import datasets
 from ..kernels_lib.datasets.formats import FORMATS
 from ..kernels_lib.datasets.sources import JsonLines
-from .context import MagicArgumentParser, MagicContext
-from .rag import interpolate
+from .context import MagicArgumentParser, MagicContext, interpolate
 from .views import TextView
 
 _SPLIT = re.compile(r"^([A-Za-z_][\w-]*):\s+(\S.*)$")  # "test: b.jsonl" (the space keeps qa@1:test whole)

@@ -9,7 +9,7 @@ from IPython.core.error import UsageError
 
 from ..kernels_lib import prompts
 from ..kernels_lib.prompts import template as tpl
-from .context import MagicArgumentParser, MagicContext, parse_kv
+from .context import MagicArgumentParser, MagicContext, check_template, parse_kv
 from .prompt_loop import COMMANDS as LOOP_COMMANDS  # compare / test / alias / feedback
 from .views import PromptListView, TextView
 
@@ -114,6 +114,7 @@ def cell(ctx: MagicContext, line: str, body: str) -> Any:
         tests = (tests or []) + read_tests(ctx, a.tests)
     if not template.strip():
         raise UsageError("%%prompt needs a template in the cell body")
+    check_template(ctx, template + "\n" + (a.system or ""))
     given = parse_kv(a.param)  # everything is checked before the version is saved
     params = _gen_params(a) | ({"model": a.model} if a.model else {})
     if a.no_run:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from IPython.core.error import UsageError
 
 from ..kernels_lib import rag
 from ..kernels_lib.rag.fusion import DENSE_WEIGHT
-from .context import MagicArgumentParser, MagicContext
+from .context import MagicArgumentParser, MagicContext, interpolate
 
 build_parser = MagicArgumentParser(prog="%%rag build")
 build_parser.add_argument("name")
@@ -78,19 +77,6 @@ Line:  {search_parser.format_usage().strip()}   (a DataFrame of hits)
        %rag list | show NAME[@V] | history NAME
 Python: cellops.rag.build / search / ask / evaluate / embedding_map (same code).
 """
-
-_VAR = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def interpolate(ctx: MagicContext, text: str) -> str:
-    """'{var}' -> str(var) from the notebook; '{{' and '}}' are literal braces."""
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1) is None:
-            return m.group(0)[0]
-        return str(ctx.lookup(m.group(1)))
-
-    return _VAR.sub(sub, text)
-
 
 def _sources(ctx: MagicContext, body: str) -> list[Any]:
     """Body lines -> paths / globs, or the notebook object a bare identifier names."""
