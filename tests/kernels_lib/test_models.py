@@ -50,6 +50,7 @@ def test_llamacpp_reuses_whole_chunks_of_a_shared_prefix_and_answers_as_from_scr
     from cellops.kernels_lib.models.llamacpp import chunk_starts
 
     assert chunk_starts(40) == [0, 16, 32] and chunk_starts(300) == [0, 16, 32, 48, 64, 192]
+    assert chunk_starts(40, [24]) == [0, 16, 24] and chunk_starts(100, [3, 90]) == [0, 3, 19, 35, 51, 67, 90]
     llm = get_llm("default")
     system = "You answer questions about the fictional country of Zorbia. " * 30  # ~340 tokens
     ask = lambda q: [{"role": "system", "content": system}, {"role": "user", "content": q}]  # noqa: E731
@@ -58,11 +59,11 @@ def test_llamacpp_reuses_whole_chunks_of_a_shared_prefix_and_answers_as_from_scr
     evaluated: list[int] = []  # prompt tokens each call evaluated
     real_eval_prompt, real_eval = llm._eval_prompt, llm._llm.eval
 
-    def spy(tokens: list[int]) -> None:
+    def spy(tokens: list[int], starts: list[int]) -> None:
         calls: list[int] = []
         llm._llm.eval = lambda toks: (calls.append(len(toks)), real_eval(toks))[1]
         try:
-            real_eval_prompt(tokens)
+            real_eval_prompt(tokens, starts)
         finally:
             llm._llm.eval = real_eval
         evaluated.append(sum(calls))
@@ -70,7 +71,10 @@ def test_llamacpp_reuses_whole_chunks_of_a_shared_prefix_and_answers_as_from_scr
     llm._eval_prompt = spy
     try:
         warm = llm.generate(ask("What do Zorbians eat?"), params)
-        assert 0 < evaluated[-1] < warm.prompt_tokens - 128  # the shared system prompt was reused
+        # everything up to the question was reused: a chunk grid restarts where it begins
+        tokens, starts, _ = llm._prompt_tokens(ask("What do Zorbians eat?"))
+        assert llm._llm.detokenize(tokens[starts[-1]:]).decode().startswith("What do Zorbians eat?")
+        assert evaluated[-1] == len(tokens) - starts[-1] == warm.prompt_tokens - starts[-1] < 20
         llm._llm.reset()
         cold = llm.generate(ask("What do Zorbians eat?"), params)
         assert evaluated[-1] == cold.prompt_tokens and cold.text == warm.text

@@ -3,11 +3,14 @@
 The chat template comes from the GGUF's own ``tokenizer.chat_template`` metadata, rendered by
 llama-cpp-python's Jinja2 formatter, so any instruct GGUF is prompted the way it was trained.
 
-Prompts are evaluated here, in chunks whose boundaries depend only on the position (16 tokens
-up to position 64, then 128), and a call reuses the cached chunks of the previous prompt that its
-own prompt starts with. The numbers for a given prompt are then the same whatever ran before it
-(a greedy answer is reproducible within a process, not only across processes), while a shared
-chat header, system prompt or few-shot prefix is still evaluated once. llama-cpp-python's own
+Prompts are evaluated here, in chunks whose boundaries depend only on the prompt itself: a grid
+(16 tokens up to 64, then 128) that starts at position 0 and again where each message's content
+begins. A call reuses the cached chunks of the previous prompt that its own prompt starts with,
+so the numbers for a given prompt are the same whatever ran before it (a greedy answer is
+reproducible within a process, not only across processes), while a shared chat header, system
+prompt, earlier turn or few-shot prefix is still evaluated once. The restart at a message's
+content makes "same system prompt, new question" reuse everything up to the question, as
+llama_cpp.server's token-by-token prefix reuse does, and evaluate the question in one batch. llama-cpp-python's own
 reuse re-decodes the tail of any common prefix in whatever batch is left over, which rounds
 differently: a yes/no judge flipped on an identical second call.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,9 +47,21 @@ def _n_ctx() -> int:
     return int(raw)
 
 
-def chunk_starts(n: int) -> list[int]:
-    """Where the chunks of an ``n``-token prompt start (a function of the positions only)."""
+def _grid(n: int) -> list[int]:
     return list(range(0, min(n, SWITCH), SMALL)) + list(range(SWITCH, n, LARGE))
+
+
+def chunk_starts(n: int, restarts: Iterable[int] = ()) -> list[int]:
+    """Where the chunks of an ``n``-token prompt start: the grid from 0 and again from every
+    restart (where a message's content begins), so a function of the prompt only."""
+    cuts = sorted({0, *(r for r in restarts if 0 < r < n)})
+    return [a + s for a, b in zip(cuts, [*cuts[1:], n], strict=True) for s in _grid(b - a)]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    differs = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differs[0]) if differs.size else n
 
 
 
@@ -99,6 +114,7 @@ class LlamaCppModel:
         self.uri, self.path = uri, path
         self._lock = threading.Lock()
         self._prompt_len = 0  # tokens of the last prompt; only these (not its answer) are reused
+        self._prompt_starts: list[int] = []  # where that prompt's chunks started
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -140,26 +156,48 @@ class LlamaCppModel:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
 
-    def _eval_prompt(self, tokens: list[int]) -> None:
+    def _prompt_tokens(self, messages: list[Message]) -> tuple[list[int], list[int], list[str]]:
+        """The rendered prompt's tokens, where its chunks start and the template's stop strings.
+        A message's content begins where the prompt rendered with that content emptied stops
+        matching; a template that refuses the emptied message just adds no restart there."""
+        from jinja2 import TemplateError
+
+        prompt, stops = self.render(messages)
+        tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        restarts = []
+        for i, m in enumerate(messages):
+            if not isinstance(m.get("content"), str) or not m["content"]:
+                continue
+            try:
+                probe, _ = self.render([*messages[:i], {**m, "content": ""}, *messages[i + 1:]])
+            except (TemplateError, TypeError, ValueError):
+                continue
+            restarts.append(_common_prefix(self._llm.tokenize(probe.encode(), add_bos=True, special=True), tokens))
+        return tokens, chunk_starts(len(tokens), restarts), stops
+
+    def _eval_prompt(self, tokens: list[int], starts: list[int]) -> None:
         """Leave the context holding exactly ``tokens``: keep the cached chunks of the last prompt
-        that ``tokens`` starts with (at least one token is evaluated again, for fresh logits) and
-        evaluate the rest chunk by chunk, as an evaluation from zero would."""
+        that are also this prompt's first chunks (same boundaries, same tokens; at least one token
+        is evaluated again, for fresh logits) and evaluate the rest chunk by chunk, as an
+        evaluation from zero would."""
         llm = self._llm
-        cached = np.asarray(llm.input_ids[: min(llm.n_tokens, self._prompt_len)])
-        n = min(len(cached), len(tokens))
-        differs = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
-        same = min(int(differs[0]) if differs.size else n, len(tokens) - 1)
-        starts = chunk_starts(len(tokens))
-        keep = max(s for s in starts if s <= same)
+        cached = list(llm.input_ids[: min(llm.n_tokens, self._prompt_len)])
+        same = min(_common_prefix(cached, tokens), len(tokens) - 1)
+        ends = [*self._prompt_starts, len(cached)]  # the cached prompt's chunk boundaries
+        keep = 0
+        for i, s in enumerate(starts):
+            if s > same or i >= len(ends) or ends[i] != s:
+                break
+            keep = s
         if keep == 0:
             llm.reset()
         else:
             llm.n_tokens = keep
-        self._prompt_len = 0  # until the evaluation below completes
-        for start, end in zip(starts, starts[1:] + [len(tokens)], strict=True):
+        self._prompt_len, self._prompt_starts = 0, []  # until the evaluation below completes
+        for start, end in zip(starts, [*starts[1:], len(tokens)], strict=True):
             if start >= keep:
                 llm.eval(tokens[start:end])
-        self._prompt_len = len(tokens)
+        self._prompt_len, self._prompt_starts = len(tokens), starts
 
     def _check_fits(self, n: int) -> None:
         """llama.cpp refuses a prompt that fills the context with a bare ValueError; say what to do."""
@@ -173,12 +211,11 @@ class LlamaCppModel:
     def choice_probabilities(self, messages: list[Message], words: tuple[str, ...]) -> list[float]:
         """P(the answer starts with each of ``words``), renormalised over them: the next-token
         log-probabilities after the rendered prompt, no sampling (a pointwise yes/no scorer)."""
-        prompt, _ = self.render(messages)
-        tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        tokens, starts, _ = self._prompt_tokens(messages)
         self._check_fits(len(tokens))
         ids = [self._llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
         with self._lock:
-            self._eval_prompt(tokens)
+            self._eval_prompt(tokens, starts)
             # without logits_all, llama-cpp-python keeps no scores: read the context's logits of
             # the last evaluated token (_eval_prompt always evaluates at least one)
             raw = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._llm.n_vocab(),))
@@ -190,12 +227,11 @@ class LlamaCppModel:
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
         import llama_cpp
 
-        prompt, template_stops = self.render(messages)
-        tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        tokens, starts, template_stops = self._prompt_tokens(messages)
         self._check_fits(len(tokens))
         with self._lock:
             got, finish, n = Pieces(on_token), "stop", 0
-            self._eval_prompt(tokens)
+            self._eval_prompt(tokens, starts)
             self._sampled.clear()
             # the whole prompt is now in the context: llama-cpp-python samples from it directly
             stream = self._llm.create_completion(
