@@ -82,3 +82,28 @@ def test_no_import_error_fallback_for_the_package_own_modules() -> None:
             if any(_own_import(i) for i in imports) or calls:
                 offenders.append(f"{path.relative_to(src)}:{node.lineno}")
     assert guarded > 0 and offenders == []
+
+
+def test_pipelines_modules_import_each_other_without_a_cycle() -> None:
+    """execute / chain / replays share pipelines/result.py instead of importing each other
+    inside functions (the old cycle's dodge); every intra-package import is at the top."""
+    pkg = KERNELS_LIB / "pipelines"
+    graph: dict[str, set[str]] = {}
+    late: list[str] = []
+    for path in pkg.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        top = set(tree.body)
+        deps = graph.setdefault(path.stem, set())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                deps.update(n.split(".")[0] for n in names)
+                if node not in top and path.stem in ("execute", "chain", "replays", "result"):
+                    late.append(f"{path.stem}: from .{node.module or ''} import ...")
+    assert late == []
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(d == goal or (d not in seen and reaches(d, goal, seen | {d})) for d in graph.get(start, ()))
+
+    assert {"execute", "chain", "replays", "result"} <= set(graph)
+    assert [m for m in graph if reaches(m, m, set())] == []

@@ -15,9 +15,9 @@ import pytest
 from cellops.kernels_lib.guard.evaluation import EvalResult as GuardEval
 from cellops.kernels_lib.guard.report import Finding, Report, Span
 from cellops.kernels_lib.guard.views import GuardStatus, PolicyList
-from cellops.kernels_lib.pipelines.execute import PipelineRun
 from cellops.kernels_lib.pipelines.replays import CellComparison, Replay
 from cellops.kernels_lib.pipelines.reports import build_html
+from cellops.kernels_lib.pipelines.result import PipelineRun
 from cellops.kernels_lib.pipelines.schedules import Schedule, ScheduleList
 from cellops.kernels_lib.pipelines.values import Recorded
 from cellops.kernels_lib.prompts.assertions import Check

@@ -9,13 +9,24 @@ Heavy imports (papermill, nbconvert, apscheduler) happen inside the functions th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from .execute import KIND, PipelineRun, run
+from .chain import run_chain
+from .execute import run_notebook
 from .replays import Replay, replay
+from .result import KIND, PipelineRun
 from .values import record
 
 __all__ = ["KIND", "PipelineRun", "Replay", "record", "replay", "report", "run", "runs"]
+
+
+def run(notebook_or_pipeline: str | Path, params: dict[str, Any] | None = None, **options: Any) -> PipelineRun:
+    """Run a notebook (``execute.run_notebook``: papermill, one record) or a pipeline .yaml
+    (``chain.run_chain``: its notebook and chain steps in dependency order, one record)."""
+    if Path(notebook_or_pipeline).suffix in (".yaml", ".yml"):
+        return run_chain(notebook_or_pipeline, params, **options)
+    return run_notebook(notebook_or_pipeline, params, **options)
 
 
 def runs(limit: int = 50, kind: str | None = KIND) -> list[dict[str, Any]]:

@@ -37,6 +37,8 @@ from ..errors import InvalidInputError, NotFoundError
 from ..tracking import Span, Trace, traces
 from ..workspace import Workspace, get_workspace
 from . import notebook
+from .execute import run_notebook
+from .result import KIND, PipelineRun
 
 REF = re.compile(r"\$\{\s*([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\s*\}")
 STEP_KEYS = {"notebook", "params", "needs", "timeout", "retries", "kernel"}
@@ -200,8 +202,6 @@ def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir
               workspace: Workspace | None = None, run_id: str | None = None,
               extra: dict[str, Any] | None = None, **_: Any) -> Any:
     """Run every step of a pipeline file in dependency order; returns a PipelineRun."""
-    from .execute import KIND, PipelineRun
-
     ws = workspace or get_workspace()
     chain = load_chain(path, params)
     run_id = run_id or uuid.uuid4().hex[:12]
@@ -269,12 +269,10 @@ def _run_notebook_step(step: Step, values: dict[str, dict[str, Any]], info: dict
                        ws: Workspace, run_id: str, out_dir: Any, timeout: float | None, retries: int,
                        kernel_name: str) -> dict[str, Any] | None:
     """Run one notebook step; returns the values it recorded (None when it could not start)."""
-    from .execute import run
-
     assert step.notebook is not None
     try:
         step_params = {k: resolve(v, values, step.name) for k, v in step.params.items()}
-        result = run(step.notebook, step_params,
+        result = run_notebook(step.notebook, step_params,
                      out_dir=Path(out_dir) / step.name if out_dir else None,
                      timeout=step.timeout or timeout, retries=step.retries if step.retries is not None else retries,
                      kernel_name=step.kernel or kernel_name, workspace=ws,

@@ -1,4 +1,4 @@
-"""``run(notebook, params)``: execute a notebook with papermill and record everything.
+"""``run_notebook(notebook, params)``: execute a notebook with papermill and record everything.
 
 A run gets a folder ``artifacts/runs/<id>/`` (the source notebook as run, the executed notebook,
 its HTML copy, the values file) and a workspace run (kind ``pipeline``) holding the
@@ -9,71 +9,24 @@ killed from outside is still listed, then updated with the outcome.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import html
 from ..errors import InvalidInputError
 from ..records import environment
 from ..tracking import Trace, traces
 from ..tracking.cells import CellSpans
 from ..workspace import Workspace, get_workspace
 from . import kernel, notebook, provenance
+from .result import KIND, PipelineRun, code_cells, output_hashes
 from .values import ENV_VALUES, metrics_of, read_values
 
-KIND = "pipeline"
 
-
-@dataclass(repr=False)
-class PipelineRun:
-    """A finished pipeline run: ``.id``, ``.status`` ("ok" | "failed"), ``.record`` (a dict)."""
-
-    id: str
-    status: str
-    record: dict[str, Any]
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def values(self) -> dict[str, Any]:
-        return self.record.get("values", {})
-
-    @property
-    def error(self) -> dict[str, Any] | None:
-        return self.record.get("error")
-
-    def _summary(self) -> str:
-        r = self.record
-        what = r.get("notebook") or r.get("pipeline")
-        line = f"run {self.id} · {Path(str(what)).name} · {self.status} · {r.get('duration_s', 0):.1f}s"
-        if self.error:
-            line += f" · {self.error.get('message', '')}"
-        return line
-
-    def __repr__(self) -> str:
-        return f"<PipelineRun {self._summary()}>"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        r = self.record
-        rows = [("params", json.dumps(r.get("params", {}))), ("values", json.dumps(r.get("values", {}))),
-                ("output", r.get("output_notebook")), ("html", r.get("output_html"))]
-        if self.error:
-            rows.append(("error", self.error.get("message")))
-        text = self._summary() + "".join(f"\n  {k}: {v}" for k, v in rows)
-        cls = "ok" if self.ok else "bad"
-        body = f"<p class='{cls}'>{html.escape(self.status)}</p>" + html.table(("", ""), rows)
-        return {"text/plain": text, "text/html": html.box("pipeline run", body, self._summary())}
-
-
-def run(
+def run_notebook(
     notebook_or_pipeline: str | Path, params: dict[str, Any] | None = None, *,
     out_dir: str | Path | None = None, timeout: float | None = None, retries: int = 0,
     kernel_name: str = kernel.DEFAULT_KERNEL, workspace: Workspace | None = None,
@@ -87,12 +40,6 @@ def run(
     in Jupyter); ``kernel_env`` adds environment variables for the kernel; ``progress`` shows
     papermill's per-cell progress bar on stderr. Bad input raises before anything runs.
     """
-    if Path(notebook_or_pipeline).suffix in (".yaml", ".yml"):
-        from .chain import run_chain
-
-        return run_chain(notebook_or_pipeline, params, out_dir=out_dir, timeout=timeout,
-                         retries=retries, kernel_name=kernel_name, workspace=workspace,
-                         run_id=run_id, extra=extra)
     if retries < 0 or (timeout is not None and timeout <= 0):
         raise InvalidInputError("retries must be >= 0 and timeout > 0 seconds")
     ws = workspace or get_workspace()
@@ -209,16 +156,10 @@ def _load_output(output: Path) -> Any:
         return None
 
 
-def _code_cells(nb: Any) -> list[Any]:
-    """Code cells of the user's notebook (papermill's own error markers left out)."""
-    return [c for c in nb.cells if c.cell_type == "code"
-            and "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
-
-
 def _failed_cell(output: Path) -> int | None:
     """0-based index among code cells of the cell papermill marked as raising."""
     nb = _load_output(output)
-    for i, c in enumerate(_code_cells(nb) if nb is not None else []):
+    for i, c in enumerate(code_cells(nb) if nb is not None else []):
         if c.get("metadata", {}).get("papermill", {}).get("exception"):
             return i
     return None
@@ -232,24 +173,17 @@ def _mark_dead(output: Path) -> int | None:
     nb = _load_output(output)
     if nb is None:
         return None
-    started = [i for i, c in enumerate(_code_cells(nb))
+    started = [i for i, c in enumerate(code_cells(nb))
                if c.get("metadata", {}).get("papermill", {}).get("start_time")]
     if not started:
         return None
-    cell = _code_cells(nb)[started[-1]]
+    cell = code_cells(nb)[started[-1]]
     cell.metadata.setdefault("papermill", {}).update(status="failed", exception=True)
     cell.outputs.append(nbformat.v4.new_output(
         "error", ename="DeadKernelError", evalue="the kernel died while running this cell",
         traceback=["DeadKernelError: the kernel died while running this cell"]))
     nbformat.write(nb, str(output))
     return started[-1]
-
-
-def output_hashes(nb: Any) -> list[str]:
-    from .replays import normalized_outputs
-
-    return [hashlib.sha256(json.dumps(normalized_outputs(c, mask=False), sort_keys=True)
-                           .encode()).hexdigest()[:16] for c in _code_cells(nb)]
 
 
 def to_html(nb_path: Path) -> Path | None:

@@ -13,7 +13,6 @@ on CPU is deterministic, so its text must match exactly.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -25,41 +24,12 @@ from ..errors import InvalidInputError, NotFoundError
 from ..records import Environment, PipelineRecord, RunRecord
 from ..workspace import Workspace, get_workspace
 from . import notebook
+from .execute import run_notebook
+from .isolate import snapshot
 from .replay_calls import KINDS as CALL_KINDS
 from .replay_calls import CallReplay, replay_call
+from .result import KIND, code_cells, normalized_outputs
 from .volatile import is_progress_bar, mask, mask_tables
-
-_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json",
-          "image/png", "image/jpeg", "image/svg+xml")
-
-
-def normalized_outputs(cell: Any, mask: bool = True) -> list[dict[str, Any]]:
-    """A cell's outputs without execution counts, metadata and widget state."""
-    out: list[dict[str, Any]] = []
-    for o in cell.get("outputs", []):
-        t = o.get("output_type")
-        if t == "stream":
-            item: dict[str, Any] = {"stream": o.get("name"), "text": o.get("text", "")}
-            if out and out[-1].get("stream") == item["stream"]:  # chunking varies with timing
-                out[-1]["text"] += item["text"]
-                continue
-        elif t in ("execute_result", "display_data"):
-            data = o.get("data", {})
-            item = {"data": {m: _blob(m, data[m]) for m in _MIMES if m in data}}
-            if not item["data"]:
-                continue  # widget-only output: its model id is random
-        elif t == "error":
-            item = {"error": o.get("ename"), "evalue": o.get("evalue")}
-        else:
-            continue
-        out.append(item)
-    return out
-
-
-def _blob(mime: str, value: Any) -> Any:
-    if mime.startswith("image/") and mime != "image/svg+xml":
-        return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
-    return "".join(value) if isinstance(value, list) else value
 
 
 def _as_text(outputs: list[dict[str, Any]]) -> str:
@@ -121,9 +91,7 @@ class Replay:
 
 
 def compare(original: Any, replayed: Any) -> list[CellComparison]:
-    from .execute import _code_cells
-
-    a, b = _code_cells(original), _code_cells(replayed)
+    a, b = code_cells(original), code_cells(replayed)
     rows = []
     for i in range(max(len(a), len(b))):
         ca, cb = (a[i] if i < len(a) else None), (b[i] if i < len(b) else None)
@@ -229,14 +197,11 @@ def replay(run_id: str, *, workspace: Workspace | None = None,
 def _run_isolated(ws: Workspace, rec: PipelineRecord, src: Path, timeout: float | None) -> str:
     """Run the recorded copy in a snapshot of the workspace as it was when the run started (so
     versions resolve as they did then), then file the replay's record and folder in ``ws``."""
-    from .execute import KIND, run
-    from .isolate import snapshot
-
     started = rec.started_at or rec.created_at
     tmp = ws.staging_dir()  # swept if this process dies mid-replay
     try:
         iso = snapshot(ws, started, tmp / "workspace")
-        new = run(src, dict(rec.given_params), timeout=timeout or rec.timeout,
+        new = run_notebook(src, dict(rec.given_params), timeout=timeout or rec.timeout,
                   kernel_name=rec.kernel.get("name", "python3"), workspace=iso,
                   cwd=Path(rec.cwd or src.parent), name=rec.name,
                   extra={"replay_of": rec.id, "isolated_at": started},
