@@ -92,8 +92,10 @@ def direct(run_dir: Path, steps: int) -> None:
                          train_dataset=pairs_dataset(load_examples(run_dir / "data" / "train.jsonl")),
                          peft_config=lora_config(cfg), callbacks=[cb])
     trainer.train()
-    print("RESULT " + json.dumps({"tokens_per_s": cb.tp.tokens_per_s,
-                                  "tokens_seen": trainer.state.num_input_tokens_seen}))
+    print("RESULT " + json.dumps({"tokens_per_s": cb.tp.tokens_per_s, "step_seconds": cb.tp.step_seconds,
+                                  "tokens_per_cpu_s": cb.tp.tokens_per_cpu_s,
+                                  "tokens_seen": trainer.state.num_input_tokens_seen,
+                                  "torch_threads": torch.get_num_threads()}))
 
 
 def run_finetune(name: str, data: Path, a: argparse.Namespace) -> tuple[float, Path, int]:
@@ -104,7 +106,15 @@ def run_finetune(name: str, data: Path, a: argparse.Namespace) -> tuple[float, P
                                    "save_every": 0, "log_every": 1})
     job.wait()
     m = job.metrics
+    profile("%%finetune", m)
     return m["tokens_per_s"], job.run_dir, m["tokens_seen"]
+
+
+def profile(arm: str, m: dict) -> None:
+    """Per-step seconds (the first is the warm-up step the rate leaves out) and the rank's torch threads."""
+    steps = m.get("step_seconds") or []
+    print(f"  {arm}: step s {steps} (median of 2..N {statistics.median(steps[1:]) if steps[1:] else None}), "
+          f"torch threads {m.get('torch_threads')}, tokens per CPU-second {m.get('tokens_per_cpu_s')}", flush=True)
 
 
 def run_direct(run_dir: Path, steps: int) -> tuple[float, int]:
@@ -114,6 +124,7 @@ def run_direct(run_dir: Path, steps: int) -> tuple[float, int]:
     if not res:
         sys.exit(f"direct DPOTrainer failed:\n{out.stderr[-3000:]}")
     r = json.loads(res[0][7:])
+    profile("direct", r)
     return r["tokens_per_s"], r["tokens_seen"]
 
 

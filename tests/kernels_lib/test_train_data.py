@@ -15,7 +15,7 @@ from testsupport import ZORBIA_QA
 from cellops.kernels_lib.errors import GuardBlocked, InvalidInputError, JobError, NotFoundError
 from cellops.kernels_lib.train import FinetuneConfig, launch
 from cellops.kernels_lib.train import data as D
-from cellops.kernels_lib.train.plan import GiB, ModelShape, deepspeed_config, make_plan
+from cellops.kernels_lib.train.plan import GiB, ModelShape, deepspeed_config, estimate, make_plan
 from cellops.kernels_lib.train.prepare import prepare, resolve_base, tokenizer_for
 from cellops.kernels_lib.train.tokenize import IGNORE, encode, encode_all
 
@@ -170,6 +170,11 @@ def test_zero_auto_picks_from_world_size_and_fit(linked_base: Path) -> None:
     assert ds["zero_optimization"]["stage"] == 3 and ds["train_micro_batch_size_per_gpu"] == "auto"
     assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
     assert any("--offload ignored" in n for n in make_plan(FinetuneConfig(offload=True), shape, "cpu", 16 * GiB).notes)
+    # full DPO holds a frozen reference copy; ORPO (reference-free) and LoRA DPO (adapter off) do not
+    weights = {k: estimate(FinetuneConfig(**kw), shape, 0, 1, 4, False).weights for k, kw in (
+        ("sft", {"method": "full"}), ("dpo", {"method": "dpo", "adapter": "none"}),
+        ("orpo", {"method": "orpo", "adapter": "none"}), ("dpo_lora", {"method": "dpo"}))}
+    assert weights["dpo"] == 2 * weights["sft"] and weights["orpo"] == weights["sft"] == weights["dpo_lora"]
 
 
 # -- bad input: one line, nothing started, nothing left behind ------------------------------------

@@ -83,14 +83,16 @@ def test_short_dpo_run_raises_the_held_out_margin(tmp_path: Path, linked_base: P
 
 def test_short_orpo_run_raises_the_held_out_margin(tmp_path: Path, linked_base: Path, workspace) -> None:
     """ORPO (trl.experimental.orpo in TRL 1.16) on the same launcher: no reference model, margin of
-    mean per-token log-probs; full weights (--adapter none) so the reference-free memory plan is used."""
+    mean per-token log-probs. A LoRA run like the DPO one: full weights took ~4 min loaded (saving
+    and merging every weight) and prove nothing more about the loss."""
     data = write(tmp_path / "pref.jsonl", pref_rows())
-    job = cellops.finetune.launch({"name": "zorpo", "data": str(data), "method": "orpo", "adapter": "none",
-                                   "max_steps": 4, "batch": 2, "lr": 1e-4, "max_len": 64, "eval_split": 0.25,
+    job = cellops.finetune.launch({"name": "zorpo", "data": str(data), "method": "orpo",
+                                   "max_steps": 4, "batch": 2, "lr": 5e-4, "max_len": 64, "eval_split": 0.25,
                                    "samples": 1, "sample_tokens": 4, "save_every": 0}, workspace)
     job.wait(timeout=900)
     assert job.status == "done" and job.model == "zorpo@1"
     m = job.metrics
     assert m["eval_margin_before"] is not None and m["eval_margin_after"] > m["eval_margin_before"]
-    card = json.loads((workspace.artifact_dir("model", "zorpo", 1) / "card.json").read_text())
-    assert card["config"]["method"] == "orpo" and not card["config"]["use_lora"]
+    folder = workspace.artifact_dir("model", "zorpo", 1)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["config"]["method"] == "orpo" and card["config"]["use_lora"] and (folder / "adapter").is_dir()

@@ -47,23 +47,33 @@ class Throughput:
         self.step_tokens = 0
         self.step_time = 0.0
         self.steps = 0
-        self._t0 = 0.0
+        self.step_seconds: list[float] = []  # every optimizer step, the warm-up one too: profiling
+        # CPU seconds of this process (all its threads) over the same steps: on a shared machine the
+        # wall time also counts other people's load, CPU time mostly the work this process did
+        self.step_cpu = 0.0
+        self._t0 = self._c0 = 0.0
         self._tok0 = 0
 
     def begin(self, tokens_seen: int) -> None:
-        self._t0, self._tok0 = time.perf_counter(), tokens_seen
+        self._t0, self._c0, self._tok0 = time.perf_counter(), time.process_time(), tokens_seen
 
     def end(self, tokens_seen: int) -> tuple[int, float]:
         dt, dtok = time.perf_counter() - self._t0, tokens_seen - self._tok0
         self.steps += 1
+        self.step_seconds.append(round(dt, 3))
         if self.steps > 1:
             self.step_time += dt
+            self.step_cpu += time.process_time() - self._c0
             self.step_tokens += dtok
         return dtok, dt
 
     @property
     def tokens_per_s(self) -> float | None:
         return self.step_tokens / self.step_time if self.step_time > 0 else None
+
+    @property
+    def tokens_per_cpu_s(self) -> float | None:
+        return self.step_tokens / self.step_cpu if self.step_cpu > 0 else None
 
 
 def make_callback(run_dir: Path | None, cfg_json: dict[str, Any] | None, rank: int) -> Any:
@@ -293,14 +303,17 @@ def train(run_dir: Path, resume: bool) -> int:
     ranks.mkdir(exist_ok=True)
     # CROSS_RANK: the node rank DeepSpeed's launcher gave this rank's node (0 on a single node)
     (ranks / f"rank{rank}.json").write_text(json.dumps({"peak_rss_gb": peak_rss_gb(), "host": socket.gethostname(),
-                                                        "node_rank": int(os.environ.get("CROSS_RANK", "0"))}))
+                                                        "node_rank": int(os.environ.get("CROSS_RANK", "0")),
+                                                        "torch_threads": torch.get_num_threads()}))
     _barrier()
     if rank != 0:
         return 0
     metrics = {
         "train_loss": out.training_loss, "steps": trainer.state.global_step,
-        "tokens_per_s": cb.tp.tokens_per_s, "train_runtime_s": out.metrics.get("train_runtime"),
-        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "tokens_per_s": cb.tp.tokens_per_s, "tokens_per_cpu_s": cb.tp.tokens_per_cpu_s,
+        "train_runtime_s": out.metrics.get("train_runtime"),
+        "tokens_seen": trainer.state.num_input_tokens_seen, "step_seconds": cb.tp.step_seconds,
+        "torch_threads": [json.loads(p.read_text()).get("torch_threads") for p in sorted(ranks.glob("rank*.json"))],
         "peak_rss_gb": [json.loads(p.read_text())["peak_rss_gb"] for p in sorted(ranks.glob("rank*.json"))],
     }
     del trainer, model
