@@ -67,3 +67,32 @@ def test_undefined_attribute_names_the_missing_step() -> None:
     assert str(e.value).startswith("'a.b' has no attribute or key 'c' in letter@1")
     with pytest.raises(InvalidInputError, match="undefined variable 'who' in letter@1: pass -p who="):
         tpl.render("Dear {{ who.name }}", VALUES, "letter@1")
+
+
+SILENT_LOOPS = [
+    "{% for i in range(10**5) %}{% for j in range(10**5) %}{% endfor %}{% endfor %}",
+    "{% for i in range(10**5) %}{% for j in items * 10**4 %}{% endfor %}{% endfor %}",  # no range
+    "{% for i in range(10**5) %}{% if range(10**5)|sum %}{% endif %}{% endfor %}",  # one call per turn
+]
+
+
+@pytest.mark.parametrize("source", SILENT_LOOPS)
+def test_loops_that_print_nothing_are_bounded_in_time(source: str) -> None:
+    # a subprocess, so that the unbounded code (hours of spinning) fails on the timeout, not hangs
+    code = ("import sys, time\nfrom cellops.kernels_lib.prompts import template as t\nt0 = time.monotonic()\n"
+            "try:\n    t.render(sys.argv[1], {'items': ['p', 'q']}, 'spin@1')\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\nprint(round(time.monotonic() - t0, 1))\n")
+    out = subprocess.run([sys.executable, "-c", code, source], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(Path(tpl.__file__).resolve().parents[3])})
+    first, seconds = out.stdout.splitlines()
+    assert first == ("InvalidInputError spin@1 is too large to render: its loops would run over 1,000,000 "
+                     "steps, the limit for a prompt; loop over fewer items"), out.stdout + out.stderr
+    assert float(seconds) < 30
+
+
+def test_step_budget_is_per_render_and_covers_expressions() -> None:
+    nested = "{% for i in range(500) %}{% for j in range(500) %}{% endfor %}{% endfor %}ok"  # 500k steps
+    assert [tpl.render(nested, {}) for _ in range(3)] == ["ok"] * 3  # each render starts afresh
+    assert tpl.evaluate("range(10**5)|sum", {}) == 4999950000
+    with pytest.raises(InvalidInputError, match="e@1 is too large to evaluate: its loops would run over"):
+        tpl.evaluate("[" + ", ".join(["range(10**5)"] * 11) + "]|length", {}, "e@1")  # 1.1M items

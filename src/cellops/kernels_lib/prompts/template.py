@@ -4,12 +4,17 @@ The sandbox is also bounded: no value a template builds and no rendered prompt m
 MAX_CHARS. Jinja's sandbox guards attribute access and ``range`` but not size, so
 ``{{ ('a'*10**5)*10**5 }}`` would try to allocate 10 GB inside the kernel; here every operator,
 filter and ``str`` method that can grow a value checks the size of its result before making it.
+Time is bounded too: loops that print nothing (``range(10**5)`` nested) would otherwise spin for
+hours, so every ``for`` iteration and every item ``range`` makes counts against MAX_STEPS per
+render or evaluation.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -23,11 +28,13 @@ from jinja2 import (
     nodes,
 )
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
 
 from ..errors import InvalidInputError
 
 MAX_CHARS = 1_000_000  # a prompt (or any value inside one) this long is a mistake, not a prompt
+MAX_STEPS = 1_000_000  # loop iterations + range items per render: about a second of Jinja
+_steps: ContextVar[list[int] | None] = ContextVar("template_steps", default=None)
 MAX_POWER_BITS = 4096  # ``**`` results (ints) above this many bits are refused
 
 
@@ -42,6 +49,41 @@ def _size(value: Any) -> int:
 def _check(n: float, what: str) -> None:
     if n > MAX_CHARS:
         raise TooLarge(f"{what} would be {int(n):,} long, over the {MAX_CHARS:,} limit for a prompt")
+
+
+class TooManySteps(TooLarge):
+    """A template's loops ran past MAX_STEPS."""
+
+
+def _charge(n: int) -> None:
+    left = _steps.get()
+    if left is None:  # outside render/evaluate (nothing in cellops): no budget to keep
+        return
+    left[0] -= n
+    if left[0] < 0:
+        raise TooManySteps(f"its loops would run over {MAX_STEPS:,} steps, the limit for a prompt; "
+                           "loop over fewer items")
+
+
+@contextmanager
+def _budget() -> Iterator[None]:
+    token = _steps.set([MAX_STEPS])
+    try:
+        yield
+    finally:
+        _steps.reset(token)
+
+
+def _counted(items: Any) -> Iterator[Any]:
+    for item in items:
+        _charge(1)
+        yield item
+
+
+def _range(*args: int) -> range:
+    r = safe_range(*args)  # the sandbox's own cap (MAX_RANGE items per range) stays
+    _charge(len(r))  # nested ranges under that cap still add up
+    return r
 
 
 def _mul(a: Any, b: Any) -> Any:
@@ -109,7 +151,15 @@ def _check_str_call(s: str, method: str, args: tuple[Any, ...], kwargs: dict[str
 
 class _BoundedCodeGenerator(CodeGenerator):
     """``a ~ b`` compiles to a plain join that no operator hook sees; route it through the
-    environment so its size is checked too."""
+    environment so its size is checked too. A ``for`` loop's iterable goes through
+    ``environment.counted`` so each iteration is charged to the render's step budget."""
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        if not getattr(node, "_counted", False):
+            node.iter = nodes.Call(nodes.EnvironmentAttribute("counted"), [node.iter], [], None, None,
+                                   lineno=node.lineno)
+            node._counted = True  # type: ignore[attr-defined]
+        super().visit_For(node, frame)
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.bounded_concat((")
@@ -128,6 +178,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.binop_table.update({"*": _mul, "+": _add, "**": _pow, "%": _mod})
         for name in ("join", "center", "indent", "replace", "format"):
             self.filters[name] = _bounded_filter(self.filters[name], name)
+        self.globals["range"] = _range
+
+    counted = staticmethod(_counted)
 
     def bounded_concat(self, parts: tuple[Any, ...]) -> str:
         _joined(parts)
@@ -218,7 +271,8 @@ def parse(source: str) -> nodes.Template:
 def evaluate(expression: str, values: dict[str, Any], where: str = "expression") -> Any:
     """A Jinja2 expression (``steps.split.output``) evaluated in the sandbox; keeps the value's type."""
     try:
-        value = _env.compile_expression(expression, undefined_to_none=False)(**values)
+        with _budget():
+            value = _env.compile_expression(expression, undefined_to_none=False)(**values)
     except TemplateSyntaxError as e:
         raise InvalidInputError(f"{where}: bad expression {expression.strip()!r}: {e.message}") from None
     except UndefinedError as e:
@@ -239,10 +293,11 @@ def _render_bounded(template: Any, values: dict[str, Any]) -> str:
     """Render piece by piece, stopping as soon as the output passes MAX_CHARS (a loop of small
     pieces is as able to fill memory as one big value)."""
     parts, total = [], 0
-    for piece in template.generate(**values):
-        total += len(piece)
-        _check(total, "the rendered prompt")
-        parts.append(piece)
+    with _budget():
+        for piece in template.generate(**values):
+            total += len(piece)
+            _check(total, "the rendered prompt")
+            parts.append(piece)
     return "".join(parts)
 
 
