@@ -22,6 +22,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     home = tmp_path / ".cellops"
     monkeypatch.setenv("CELLOPS_HOME", str(home))
     monkeypatch.setenv("CELLOPS_WANDB", "off")
+    monkeypatch.setenv("CELLOPS_CONFIG_DIR", str(tmp_path / ".config-cellops"))  # schedules trusted per test
     monkeypatch.chdir(tmp_path)
     return get_workspace(home)
 

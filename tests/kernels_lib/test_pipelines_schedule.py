@@ -3,6 +3,7 @@ the one-scheduler lock, and a minute-level cron run by the `cellops scheduler` p
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -121,3 +122,40 @@ def test_cli_scheduler_runs_a_minute_cron_and_refuses_a_second(tmp_path: Path, w
     ok = next(e for e in schedules.events("tick") if e["event"] == "ok")
     assert datetime.fromtimestamp(ok["scheduled_for"]).second == 0  # fired on the minute
     assert workspace.get_run(ok["run_id"])["record"]["values"] == {"n": 3}
+
+
+def test_schedules_not_added_here_need_consent(tmp_path: Path, workspace, monkeypatch) -> None:
+    """A cloned workspace: its author added the schedule (their own trust file), so this user's
+    scheduler refuses it in one line and runs nothing, until `cellops scheduler --trust`."""
+    write_nb(tmp_path / "broken.ipynb", ["raise RuntimeError('boom')"])
+    marker, planted = tmp_path / "hook-ran", tmp_path / "planted-ran"
+    monkeypatch.setenv("CELLOPS_CONFIG_DIR", str(tmp_path / "author-config"))
+    schedules.add(tmp_path / "broken.ipynb", every=3600, name="nightly", on_failure=f"touch {marker}")
+    schedules.set_next_run("nightly", datetime.now().astimezone())
+    monkeypatch.setenv("CELLOPS_CONFIG_DIR", str(tmp_path / "my-config"))
+    stopped = threading.Event()
+    stopped.set()  # without the refusal, serve would start and return at once
+    with pytest.raises(JobError) as e:
+        serve(workspace, stop=stopped)
+    assert str(e.value) == (
+        f"1 schedule(s) in {workspace.root} were not added by you on this machine (nightly); they run "
+        "notebooks and shell commands (on_failure): check them with `cellops schedule list`, then start "
+        "`cellops scheduler --trust` to trust them")
+    assert running(workspace) is None and _events("nightly") == []
+    cmd = [sys.executable, "-c", "import sys; from cellops.cli import main; sys.exit(main(sys.argv[1:]))"]
+    refused = subprocess.run([*cmd, "scheduler"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--trust" in refused.stderr
+    first = subprocess.Popen([*cmd, "scheduler", "--trust", "--poll", "1"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        assert "cellops scheduler running" in first.stdout.readline()
+        # a row that arrives later without consent (a `git pull` of the db) is never built
+        spec = {**schedules.rows(workspace)[0].spec, "name": "pulled", "on_failure": f"touch {planted}"}
+        with workspace.db(write=True) as conn:
+            conn.execute("INSERT INTO schedules (name, spec, next_run, rev, created_at) VALUES (?, ?, ?, 1, ?)",
+                         ("pulled", json.dumps(spec), time.time(), time.time()))
+        _wait_for(lambda: "hook" in _events("nightly") and "untrusted" in _events("pulled"), 240)
+    finally:
+        first.terminate()
+        first.communicate(timeout=120)
+    assert marker.exists() and not planted.exists() and _events("pulled") == ["untrusted"]

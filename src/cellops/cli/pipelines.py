@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scheduler", help="run the workspace's schedules (one per workspace)")
     p.add_argument("--poll", type=float, default=30.0, help="seconds between checks for edited schedules")
     p.add_argument("--workers", type=int, default=2, help="schedules that may run at the same time")
+    p.add_argument("--trust", action="store_true",
+                   help="trust this workspace's schedules although they were not added here (a clone)")
     p.set_defaults(func=_scheduler)
 
 
@@ -230,6 +232,6 @@ def _scheduler(args: argparse.Namespace) -> int:
         print(f"cellops scheduler running (pid {__import__('os').getpid()}); "
               f"{len(schedules.list_schedules())} schedule(s); Ctrl-C to stop", flush=True)
 
-    serve(poll=args.poll, max_workers=args.workers, stop=stop, on_ready=ready)
+    serve(poll=args.poll, max_workers=args.workers, stop=stop, on_ready=ready, trust_all=args.trust)
     print("scheduler stopped", flush=True)
     return 0

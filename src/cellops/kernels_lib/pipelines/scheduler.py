@@ -20,7 +20,7 @@ from typing import IO, Any
 from ..errors import CellopsError, JobError
 from ..locks import Busy, hold
 from ..workspace import Workspace, get_workspace
-from . import schedules
+from . import schedules, trust
 
 
 def _lock(ws: Workspace) -> IO[str]:
@@ -123,6 +123,10 @@ class _Sync:
 
     def _build(self, row: schedules.Row) -> None:
         self.revs[row.name] = row.rev  # before add_job: adding may call update_job
+        if not trust.is_trusted(self.ws.root, row.name, row.spec):  # written by another user/clone
+            schedules.log_event(self.ws, row.name, "untrusted",
+                                detail="not added by you on this machine; restart with `cellops scheduler --trust`")
+            return
         try:
             trig = schedules.trigger_of(row.spec)
         except CellopsError as e:
@@ -135,14 +139,19 @@ class _Sync:
 
 
 def serve(workspace: Workspace | None = None, *, poll: float = 30.0, max_workers: int = 2,
-          stop: threading.Event | None = None, on_ready: Any = None) -> None:
-    """Run schedules until ``stop`` is set (the CLI sets it on SIGINT/SIGTERM)."""
+          stop: threading.Event | None = None, on_ready: Any = None, trust_all: bool = False) -> None:
+    """Run schedules until ``stop`` is set (the CLI sets it on SIGINT/SIGTERM). Schedules not
+    added by this user on this machine are refused (trust.py) unless ``trust_all`` consents."""
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
     ws = workspace or get_workspace()
+    present = [(r.name, r.spec) for r in schedules.rows(ws)]
+    if trust_all:
+        trust.trust(ws.root, present)
+    trust.refuse_untrusted(ws.root, present)
     lock = _lock(ws)
     stop = stop or threading.Event()
     schedules._stopping.clear()

@@ -34,6 +34,7 @@ from typing import Any
 from .. import html
 from ..errors import InvalidInputError, NotFoundError, WorkspaceError
 from ..workspace import Workspace, check_name, get_workspace
+from . import trust
 
 
 @dataclass
@@ -157,6 +158,7 @@ def add(target: str | Path, *, cron: str | None = None, every: float | None = No
         conn.execute("INSERT INTO schedules (name, spec, next_run, rev, created_at) VALUES (?, ?, ?, 1, ?)",
                      (name, json.dumps(spec), nxt.timestamp() if nxt else None, spec["created_at"]))
         conn.execute("DELETE FROM schedules_unmoved WHERE name=?", (name,))
+    trust.trust(ws.root, [(name, spec)])  # added here by this user: its scheduler may run it
     return _schedule(name, spec, nxt)
 
 
