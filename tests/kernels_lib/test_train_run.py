@@ -43,7 +43,49 @@ def _wait_for(job, kind: str, timeout: float = 600) -> dict:
     raise AssertionError(f"no {kind} event after {timeout}s")
 
 
-def test_kill_then_resume_from_last_checkpoint(zorbia_data: Path, workspace) -> None:
+class _Planted:
+    """Unpickling this creates ``marker``: what a crafted checkpoint in a cloned workspace could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (os.makedirs, (str(self.marker),))
+
+
+def _crafted_checkpoint_is_refused(job, workspace, tmp_path: Path) -> None:
+    """Each torch file of the last checkpoint in turn replaced by one that runs code: resume refuses
+    it in one line, nothing starts, nothing runs; then the real files go back."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from cellops.kernels_lib.train.job import last_checkpoint
+
+    ckpt = last_checkpoint(job.run_dir / "checkpoints")
+    targets = [next(ckpt.glob("global_step*/mp_rank_00_model_states.pt")), ckpt / "rng_state.pth", ckpt / "scheduler.pt"]
+    marker = tmp_path / "ran"
+    for f in targets:
+        keep = f.with_name(f.name + ".keep")
+        f.replace(keep)
+        torch.save({"module": _Planted(marker), "x": torch.zeros(1)}, f)
+        events_before = len(job.events())
+        with pytest.raises(JobError, match=f"refusing to resume: .*{f.name} holds os.makedirs") as e:
+            resume("zres", workspace)
+        assert "\n" not in str(e.value)
+        assert not marker.exists() and len(job.events()) == events_before and job.status == "failed"
+        keep.replace(f)
+    # the worker's own layer: every torch.load in a rank is weights-only, DeepSpeed's explicit False too
+    evil = tmp_path / "evil.pt"
+    torch.save(_Planted(marker), evil)
+    probe = ("import sys, torch; from cellops.kernels_lib.train.safe_load import force_weights_only; "
+             "force_weights_only(); torch.load(sys.argv[1], weights_only=False)")
+    r = subprocess.run([sys.executable, "-c", probe, str(evil)], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "UnpicklingError" in r.stderr and not marker.exists()
+
+
+def test_kill_then_resume_from_last_checkpoint(zorbia_data: Path, workspace, tmp_path: Path) -> None:
     job = cellops.finetune.launch({"name": "zres", "data": str(zorbia_data), "max_steps": 4, "save_every": 2,
                                    "eval_split": 0, "samples": 1, "sample_tokens": 4, "batch": 1,
                                    "max_len": 48}, workspace)
@@ -63,6 +105,7 @@ def test_kill_then_resume_from_last_checkpoint(zorbia_data: Path, workspace) -> 
     # a fresh handle (as after a kernel restart) sees the same state, then resumes
     again = attach("zres", workspace)
     assert again.run_id == job.run_id and again.status == "failed"
+    _crafted_checkpoint_is_refused(again, workspace, tmp_path)
     resumed = resume("zres", workspace).wait(timeout=900)
     assert resumed.status == "done" and resumed.model == "zres@1"
     evs = resumed.events()

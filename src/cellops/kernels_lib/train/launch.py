@@ -25,6 +25,7 @@ from . import events, nodes
 from .config import FinetuneConfig
 from .job import Job, last_checkpoint
 from .prepare import free_port, plan_event, prepare
+from .safe_load import refuse_unsafe
 
 RUNS = "finetune"
 
@@ -199,6 +200,7 @@ def resume(name_or_run: str, workspace: Workspace | None = None) -> Job:
             f"run {job.run_id} of {job.name} has no checkpoint to resume from (it saves every "
             f"{every or 'no'} steps); start it again with %%finetune"
         )
+    refuse_unsafe(ckpt)  # before anything starts: the folder may come from someone else
     ws = get_workspace(job.spec["workspace"])
     ws.update_run(job.run_id, status="running")
     cfg_port = int(job.spec["config"].get("port") or 0)

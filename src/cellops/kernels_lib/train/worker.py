@@ -23,6 +23,7 @@ from typing import Any
 from ..jsonl import read_jsonl
 from . import events
 from .job import last_checkpoint
+from .safe_load import force_weights_only
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -152,8 +153,7 @@ def drop_frozen_tied_weights(ckpt: Path, model: Any) -> None:
     if not frozen:  # full fine-tuning: nothing to drop, and no need to read gigabytes
         return
     for f in ckpt.glob("global_step*/mp_rank_*_model_states.pt"):
-        # deepspeed checkpoint: DeepSpeed's own file, which this job just wrote into its run folder
-        sd = torch.load(f, map_location="cpu", weights_only=False)  # deepspeed checkpoint
+        sd = torch.load(f, map_location="cpu", weights_only=True)
         module = sd.get("module")
         drop = [k for k in module or {} if k in frozen]
         if not drop:
@@ -269,6 +269,7 @@ def train(run_dir: Path, resume: bool) -> int:
 
     from .tokenize import collate
 
+    force_weights_only()  # DeepSpeed's resume asks for weights_only=False; a crafted file must not run
     spec = json.loads((run_dir / "run.json").read_text())
     rank = int(os.environ.get("RANK", "0"))
     train_rows = load_examples(run_dir / "data" / "train.jsonl")
@@ -333,8 +334,17 @@ def main(argv: list[str] | None = None) -> int:
         return train(run_dir, a.resume)
     except Exception as e:
         if int(os.environ.get("RANK", "0")) == 0:
-            events.append(run_dir / "events.jsonl", "error", message=f"{type(e).__name__}: {e}")
+            events.append(run_dir / "events.jsonl", "error", message=_one_line(e))
         raise
+
+
+def _one_line(e: Exception) -> str:
+    import pickle
+
+    if isinstance(e, pickle.UnpicklingError):  # force_weights_only refused a file (many lines of advice)
+        return ("a checkpoint file holds more than tensors and was refused (loading it could run code): "
+                + str(e).strip().splitlines()[0])
+    return f"{type(e).__name__}: {e}"
 
 
 if __name__ == "__main__":
