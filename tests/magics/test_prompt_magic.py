@@ -97,3 +97,20 @@ def test_live_kernel_waterfall_fills_in_while_the_call_runs(ip, workspace, live_
     assert live_views.views[0].widget.comm is None  # closed: the static waterfall takes over
     assert live_views.displayed(live_views.ids[0])
     assert "wf-name" in r._repr_mimebundle_()["text/html"]
+
+
+def test_cell_parses_into_a_frozen_dataclass_without_running(ip) -> None:
+    import dataclasses
+
+    from cellops.magics.context import MagicContext
+    from cellops.magics.prompt import CellArgs, parse_cell
+
+    ip.user_ns["t_country"], ip.user_ns["t_tone"] = "Peru", "dry"
+    ctx = MagicContext(ip, ip.magics_manager.registry["Cellops"])
+    a = parse_cell(ctx, "cap --max-tokens 4 -p t_tone=warm --no-run",
+                   "Capital of {{ t_country }}, {{ t_tone }}?\n---\n- vars: {t_country: Chile}\n")
+    assert isinstance(a, CellArgs) and not a.run and a.cache
+    assert a.variables == {"t_country": "Peru", "t_tone": "warm"}  # -p wins over the notebook
+    assert a.params == {"max_tokens": 4} and a.tests == [{"vars": {"t_country": "Chile"}, "assert": []}]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.name = "other"  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -11,6 +12,7 @@ from ..kernels_lib import prompts
 from ..kernels_lib.prompts import template as tpl
 from .context import MagicArgumentParser, MagicContext, check_template, parse_kv
 from .prompt_loop import COMMANDS as LOOP_COMMANDS  # compare / test / alias / feedback
+from .prompt_loop import check_tests, read_tests
 from .views import PromptListView, TextView
 
 cell_parser = MagicArgumentParser(prog="%%prompt")
@@ -95,31 +97,56 @@ def _shown(ctx: MagicContext, stream: Any, view: Any, result: Any, out: str | No
     return stream.finish(result)
 
 
-def cell(ctx: MagicContext, line: str, body: str) -> Any:
+@dataclass(frozen=True)
+class CellArgs:
+    """A checked %%prompt cell: everything is validated before a version is saved."""
+
+    name: str
+    template: str
+    system: str | None
+    params: dict[str, Any]  # generation parameters (+ model) stored with the version
+    tests: list[dict[str, Any]] | None
+    variables: dict[str, Any]  # -p values over same-named notebook variables
+    model: str | None
+    output: str | None
+    run: bool
+    cache: bool
+
+
+def parse_cell(ctx: MagicContext, line: str, body: str) -> CellArgs:
     a = cell_parser.parse_line(line)
-    template, sep, tests_src = body.partition("\n---\n")
+    template, _, tests_src = body.partition("\n---\n")
+    tests = _cell_tests(ctx, tests_src, a.tests)
+    if not template.strip():
+        raise UsageError("%%prompt needs a template in the cell body")
+    check_template(ctx, template + "\n" + (a.system or ""))
+    variables = _variables(ctx, template + (a.system or ""), parse_kv(a.param))
+    params = _gen_params(a) | ({"model": a.model} if a.model else {})
+    return CellArgs(a.name, template, a.system, params, tests, variables, a.model, a.output,
+                    not a.no_run, not a.no_cache)
+
+
+def _cell_tests(ctx: MagicContext, inline: str, option: str | None) -> list[dict[str, Any]] | None:
+    """Test cases after a '---' line, then those of --tests FILE|VAR, each assertion checked."""
     tests = None
-    if sep and tests_src.strip():
+    if inline.strip():
         try:
-            tests = yaml.safe_load(tests_src)
+            tests = yaml.safe_load(inline)
         except yaml.YAMLError as e:
             raise UsageError(f"test cases after '---' are not valid YAML: {e}") from None
         if not isinstance(tests, list):
             raise UsageError("test cases after '---' must be a YAML list of {vars, assert} items")
-    from .prompt_loop import check_tests, read_tests
-
-    if tests:
         tests = check_tests(tests)  # a malformed assertion is named before anything is saved
-    if a.tests:
-        tests = (tests or []) + read_tests(ctx, a.tests)
-    if not template.strip():
-        raise UsageError("%%prompt needs a template in the cell body")
-    check_template(ctx, template + "\n" + (a.system or ""))
-    given = parse_kv(a.param)  # everything is checked before the version is saved
-    params = _gen_params(a) | ({"model": a.model} if a.model else {})
-    if a.no_run:
-        prompt, created, _ = prompts.save_and_run(a.name, template, system=a.system, params=params,
-                                                  tests=tests, run=False, workspace=ctx.workspace)
+    if option:
+        tests = (tests or []) + read_tests(ctx, option)
+    return tests
+
+
+def cell(ctx: MagicContext, line: str, body: str) -> Any:
+    a = parse_cell(ctx, line, body)
+    if not a.run:
+        prompt, created, _ = prompts.save_and_run(a.name, a.template, system=a.system, params=a.params,
+                                                  tests=a.tests, run=False, workspace=ctx.workspace)
         ctx.store(a.output, prompt)
         state = "saved new version" if created else "unchanged, still"
         return TextView(f"{state} {prompt.ref} (hash {prompt.hash[:10]})")
@@ -129,9 +156,8 @@ def cell(ctx: MagicContext, line: str, body: str) -> Any:
     stream = TokenStream(ctx.live)
     view = live_trace_view(ctx.live)  # fills in while the call runs
     _, _, result = prompts.save_and_run(
-        a.name, template, _variables(ctx, template + (a.system or ""), given), system=a.system,
-        params=params, tests=tests, model=a.model, on_token=stream,
-        workspace=ctx.workspace, source="magic", cache=not a.no_cache, on_trace=view)
+        a.name, a.template, a.variables, system=a.system, params=a.params, tests=a.tests, model=a.model,
+        on_token=stream, workspace=ctx.workspace, source="magic", cache=a.cache, on_trace=view)
     return _shown(ctx, stream, view, result, a.output)
 
 
