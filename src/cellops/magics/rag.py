@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -132,37 +133,56 @@ def ask(ctx: MagicContext, line: str, body: str | None) -> Any:
     return stream.finish(answer)
 
 
+def search(ctx: MagicContext, rest: str) -> Any:
+    a = search_parser.parse_line(rest)
+    mode = "bm25" if a.bm25 else ("hybrid" if a.hybrid else ("weighted" if a.weighted is not None else "dense"))
+    result = rag.search(a.name, " ".join(a.query), k=a.k, mode=mode, weight=a.weighted or DENSE_WEIGHT,
+                        rerank=a.rerank, leaves=a.leaves, reorder=a.reorder, workspace=ctx.workspace)
+    ctx.store(a.output, result)
+    return result.df
+
+
+def evaluate(ctx: MagicContext, rest: str) -> Any:
+    a = eval_parser.parse_line(rest)
+    result = rag.evaluate(a.name, a.queries, a.qrels, k=a.k, answers=a.answers, model=a.model,
+                          workspace=ctx.workspace)
+    ctx.store(a.output, result)
+    return result
+
+
+def embedding_map(ctx: MagicContext, rest: str) -> Any:
+    a = map_parser.parse_line(rest)
+    return rag.embedding_map(a.name, a.query, a.k, workspace=ctx.workspace)
+
+
+def listing(ctx: MagicContext, cmd: str, rest: str) -> Any:
+    """%rag list | show NAME[@V] | history NAME."""
+    from ..widgets.rag_views import IndexListView, show_index
+
+    ws = ctx.workspace
+    if cmd == "list":
+        return IndexListView(rag.list_indexes(ws))
+    if not rest.strip():
+        raise UsageError(f"usage: %rag {cmd} NAME")
+    if cmd == "history":
+        return IndexListView(rag.history(rest.strip().split("@")[0], ws))
+    return show_index(ws, rest.strip())
+
+
+def ask_line(ctx: MagicContext, rest: str) -> Any:
+    return ask(ctx, rest, None)
+
+
+COMMANDS: dict[str, Callable[[MagicContext, str], Any]] = {
+    "search": search, "eval": evaluate, "map": embedding_map, "ask": ask_line}
+
+
 def line_command(ctx: MagicContext, line: str) -> Any:
     cmd, _, rest = line.strip().partition(" ")
-    ws = ctx.workspace
-    if cmd == "search":
-        a = search_parser.parse_line(rest)
-        mode = "bm25" if a.bm25 else ("hybrid" if a.hybrid else ("weighted" if a.weighted is not None else "dense"))
-        result = rag.search(a.name, " ".join(a.query), k=a.k, mode=mode, weight=a.weighted or DENSE_WEIGHT,
-                            rerank=a.rerank, leaves=a.leaves, reorder=a.reorder, workspace=ws)
-        ctx.store(a.output, result)
-        return result.df
-    if cmd == "eval":
-        a = eval_parser.parse_line(rest)
-        result = rag.evaluate(a.name, a.queries, a.qrels, k=a.k, answers=a.answers,
-                              model=a.model, workspace=ws)
-        ctx.store(a.output, result)
-        return result
-    if cmd == "map":
-        a = map_parser.parse_line(rest)
-        return rag.embedding_map(a.name, a.query, a.k, workspace=ws)
-    if cmd == "ask":
-        return ask(ctx, rest, None)
+    if cmd in COMMANDS:
+        return COMMANDS[cmd](ctx, rest)
     if cmd in ("list", "show", "history"):
-        from ..widgets.rag_views import IndexListView, show_index
-
-        if cmd == "list":
-            return IndexListView(rag.list_indexes(ws))
-        if not rest.strip():
-            raise UsageError(f"usage: %rag {cmd} NAME")
-        if cmd == "history":
-            return IndexListView(rag.history(rest.strip().split("@")[0], ws))
-        return show_index(ws, rest.strip())
+        return listing(ctx, cmd, rest)
     if cmd == "build":
         raise UsageError("%%rag build is a cell magic: list the sources in the cell body")
     raise UsageError("usage: %rag search | eval | map | ask | list | show | history  (%rag? for help)")
