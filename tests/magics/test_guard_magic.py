@@ -78,3 +78,17 @@ def test_prompt_cell_shows_guard_report(ip, workspace) -> None:
     bundle = (res or ip.user_ns["t_run"])._repr_mimebundle_()
     assert "guard: input" in bundle["text/html"] and "BLOCKED" in bundle["text/html"]
     assert "<mark" in bundle["text/html"] and "[blocked by guard policy default" in bundle["text/plain"]
+
+
+def test_check_parses_into_a_frozen_dataclass(ip) -> None:
+    from cellops.magics.context import MagicContext
+    from cellops.magics.guard import CheckArgs, parse_check
+
+    ip.user_ns["t_passage"] = "Water boils at 100 C."
+    ctx = MagicContext(ip, ip.magics_manager.registry["Cellops"])
+    a = parse_check(ctx, "--output --context t_passage -o t_r 'it's 100 C'")
+    assert a == CheckArgs("it's 100 C", True, None, ["Water boils at 100 C."], "t_r")
+    with pytest.raises(UsageError, match="no variable named 't_none'"):
+        parse_check(ctx, "--context t_none hi")
+    with pytest.raises(UsageError, match=r"usage: %guard check"):
+        parse_check(ctx, "--policy strict")

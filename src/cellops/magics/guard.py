@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -69,24 +70,28 @@ class _Saved:
                 "text/html": html.box("guard", f"<div>{escape(self.message)}</div>" + inner["text/html"])}
 
 
-def _check(ctx: MagicContext, rest: str) -> Any:
-    """Flags first, then the text as written (quotes and apostrophes kept)."""
-    output, policy, context, out = False, None, None, None
-    words = rest.split(" ")
+@dataclass(frozen=True)
+class CheckArgs:
+    text: str
+    output: bool  # check as a model output (output rails) instead of a user input
+    policy: str | None
+    context: list[Any] | None  # retrieved passages for grounding checks
+    out: str | None
+
+
+CHECK_USAGE = "usage: %guard check [--output] [--policy REF] [--context VAR] [-o VAR] TEXT"
+
+
+def parse_check(ctx: MagicContext, rest: str) -> CheckArgs:
+    """Flags first, then the text as written (quotes and apostrophes kept, so no shlex)."""
+    opts: dict[str, str] = {}
+    output, words = False, rest.split(" ")
     while words and words[0].startswith("-"):
         flag = words.pop(0)
         if flag == "--output":
             output = True
         elif flag in ("--policy", "--context", "-o") and words:
-            value = words.pop(0)
-            if flag == "--policy":
-                policy = value
-            elif flag == "--context":
-                context = ctx.lookup(value)
-                if isinstance(context, str):
-                    context = [context]
-            else:
-                out = value
+            opts[flag] = words.pop(0)
         else:
             raise UsageError(f"%guard check: unknown or incomplete flag '{flag}'; "
                              "use --output, --policy REF, --context VAR, -o VAR")
@@ -94,9 +99,16 @@ def _check(ctx: MagicContext, rest: str) -> Any:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         text = text[1:-1]
     if not text:
-        raise UsageError("usage: %guard check [--output] [--policy REF] [--context VAR] [-o VAR] TEXT")
-    rep = guard.check(text, output=output, context=context, policy=policy, workspace=ctx.workspace)
-    ctx.store(out, rep)
+        raise UsageError(CHECK_USAGE)
+    context = ctx.lookup(opts["--context"]) if "--context" in opts else None
+    return CheckArgs(text, output, opts.get("--policy"), [context] if isinstance(context, str) else context,
+                     opts.get("-o"))
+
+
+def _check(ctx: MagicContext, rest: str) -> Any:
+    a = parse_check(ctx, rest)
+    rep = guard.check(a.text, output=a.output, context=a.context, policy=a.policy, workspace=ctx.workspace)
+    ctx.store(a.out, rep)
     return rep
 
 
