@@ -89,14 +89,17 @@ def compare(ctx: MagicContext, rest: str) -> Any:
     params = {k: v for k, v in {"max_tokens": a.max_tokens, "temperature": a.temperature,
                                 "seed": a.seed}.items() if v is not None}
     plan = prepare(a.refs, models, _source(ctx, a.on), params=params, variables=parse_kv(a.param),
-                   cache=not a.no_cache, workers=a.workers, workspace=ctx.workspace,
-)
-    if not ctx.live:
-        result = run_plan(plan, source="magic")
-        ctx.store(a.output, result.to_frame())
-        return result
+                   cache=not a.no_cache, workers=a.workers, workspace=ctx.workspace)
+    result = _run_live(ctx, plan) if ctx.live else run_plan(plan, source="magic")
+    ctx.store(a.output, result.to_frame())
+    return None if ctx.live else result  # live: the grid widget is already on screen
+
+
+def _run_live(ctx: MagicContext, plan: Any) -> Any:
+    """Run the grid behind a widget that fills in cell by cell, then leave its static table."""
     from IPython.display import display
 
+    from ..kernels_lib.prompts.compare import run_plan
     from ..widgets.compare_grid import CompareGridView
     from ..widgets.trace_view import live_trace_view
 
@@ -108,8 +111,7 @@ def compare(ctx: MagicContext, rest: str) -> Any:
         waterfall.settle()
     view.finish(result)
     handle.update(view)  # the saved notebook keeps the static table next to the widget
-    ctx.store(a.output, result.to_frame())
-    return None
+    return result
 
 
 def test(ctx: MagicContext, rest: str) -> Any:
