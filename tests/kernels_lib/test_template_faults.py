@@ -90,6 +90,20 @@ def test_loops_that_print_nothing_are_bounded_in_time(source: str) -> None:
     assert float(seconds) < 30
 
 
+def test_a_loop_with_a_slow_body_stops_on_the_clock() -> None:
+    # 10**5 turns are within the step budget, but each sorts 200k strings: hours without the clock
+    source = "{% for i in range(10**5) %}{% set s = ('ab' * 200000).split('a')|sort|first %}{% endfor %}"
+    code = ("import sys, time\nfrom cellops.kernels_lib.prompts import template as t\nt.MAX_SECONDS = 1\n"
+            "t0 = time.monotonic()\ntry:\n    t.render(sys.argv[1], {}, 'slow@1')\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\nprint(round(time.monotonic() - t0, 1))\n")
+    out = subprocess.run([sys.executable, "-c", code, source], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(Path(tpl.__file__).resolve().parents[3])})
+    first, seconds = out.stdout.splitlines()
+    assert first == ("InvalidInputError slow@1 is too large to render: its loops ran over 1 s, the limit for "
+                     "a prompt; loop over fewer items or do less in each turn"), out.stdout + out.stderr
+    assert float(seconds) < 20
+
+
 def test_step_budget_is_per_render_and_covers_expressions() -> None:
     nested = "{% for i in range(500) %}{% for j in range(500) %}{% endfor %}{% endfor %}ok"  # 500k steps
     assert [tpl.render(nested, {}) for _ in range(3)] == ["ok"] * 3  # each render starts afresh

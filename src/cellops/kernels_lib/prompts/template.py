@@ -6,12 +6,14 @@ MAX_CHARS. Jinja's sandbox guards attribute access and ``range`` but not size, s
 filter and ``str`` method that can grow a value checks the size of its result before making it.
 Time is bounded too: loops that print nothing (``range(10**5)`` nested) would otherwise spin for
 hours, so every ``for`` iteration and every item ``range`` makes counts against MAX_STEPS per
-render or evaluation.
+render or evaluation, and a loop whose body is slow (big string work each turn) stops after
+MAX_SECONDS.
 """
 
 from __future__ import annotations
 
 import operator
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,7 +36,8 @@ from ..errors import InvalidInputError
 
 MAX_CHARS = 1_000_000  # a prompt (or any value inside one) this long is a mistake, not a prompt
 MAX_STEPS = 1_000_000  # loop iterations + range items per render: about a second of Jinja
-_steps: ContextVar[list[int] | None] = ContextVar("template_steps", default=None)
+MAX_SECONDS = 10.0  # wall time per render, checked at each loop step
+_steps: ContextVar[list[float] | None] = ContextVar("template_steps", default=None)  # [left, deadline]
 MAX_POWER_BITS = 4096  # ``**`` results (ints) above this many bits are refused
 
 
@@ -52,7 +55,7 @@ def _check(n: float, what: str) -> None:
 
 
 class TooManySteps(TooLarge):
-    """A template's loops ran past MAX_STEPS."""
+    """A template's loops ran past MAX_STEPS or MAX_SECONDS."""
 
 
 def _charge(n: int) -> None:
@@ -63,11 +66,14 @@ def _charge(n: int) -> None:
     if left[0] < 0:
         raise TooManySteps(f"its loops would run over {MAX_STEPS:,} steps, the limit for a prompt; "
                            "loop over fewer items")
+    if time.monotonic() > left[1]:
+        raise TooManySteps(f"its loops ran over {MAX_SECONDS:g} s, the limit for a prompt; "
+                           "loop over fewer items or do less in each turn")
 
 
 @contextmanager
 def _budget() -> Iterator[None]:
-    token = _steps.set([MAX_STEPS])
+    token = _steps.set([MAX_STEPS, time.monotonic() + MAX_SECONDS])
     try:
         yield
     finally:
