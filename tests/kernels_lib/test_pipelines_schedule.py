@@ -15,7 +15,7 @@ import pytest
 from test_pipelines import write_nb
 
 from cellops.kernels_lib.errors import JobError
-from cellops.kernels_lib.pipelines import schedules
+from cellops.kernels_lib.pipelines import airflow, schedules
 from cellops.kernels_lib.pipelines.scheduler import running, serve
 
 
@@ -142,6 +142,10 @@ def test_schedules_not_added_here_need_consent(tmp_path: Path, workspace, monkey
         "notebooks and shell commands (on_failure): check them with `cellops schedule list`, then start "
         "`cellops scheduler --trust` to trust them")
     assert running(workspace) is None and _events("nightly") == []
+    # the Airflow export's DAGs would run the same commands: refused too, nothing written
+    with pytest.raises(JobError, match=r"not added by you on this machine \(nightly\).*--airflow DIR --trust"):
+        airflow.export(tmp_path / "dags", workspace)
+    assert not (tmp_path / "dags").exists()
     cmd = [sys.executable, "-c", "import sys; from cellops.cli import main; sys.exit(main(sys.argv[1:]))"]
     refused = subprocess.run([*cmd, "scheduler"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--trust" in refused.stderr

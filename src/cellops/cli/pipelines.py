@@ -87,6 +87,8 @@ def _register_schedule(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_schedule_events)
     p = ssub.add_parser("export", help="write an Airflow DAG file for the schedules")
     p.add_argument("--airflow", required=True, metavar="DIR", help="folder for the DAG file")
+    p.add_argument("--trust", action="store_true",
+                   help="trust this workspace's schedules although they were not added here (a clone)")
     p.set_defaults(func=_schedule_export)
 
 
@@ -212,7 +214,7 @@ def _schedule_events(args: argparse.Namespace) -> int:
 def _schedule_export(args: argparse.Namespace) -> int:
     from ..kernels_lib.pipelines import airflow
 
-    path = airflow.export(args.airflow)
+    path = airflow.export(args.airflow, trust_all=args.trust)
     print(f"wrote {path}")
     return 0
 

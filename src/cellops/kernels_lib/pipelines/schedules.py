@@ -67,9 +67,11 @@ class ScheduleList(list):
     def _rows(self) -> list[tuple[Any, ...]]:
         return [(s.name, Path(s.target).name, s.trigger, json.dumps(s.params),
                  "paused" if s.paused else s.next_run.strftime("%Y-%m-%d %H:%M:%S"),
-                 s.spec.get("timeout") or "", s.spec.get("retries", 0)) for s in self]
+                 s.spec.get("timeout") or "", s.spec.get("retries", 0), s.spec.get("on_failure") or "")
+                for s in self]
 
-    _COLS = ("name", "target", "when", "params", "next run", "timeout", "retries")
+    # on_failure is shown whole: it is what a cloned workspace's author would have you run
+    _COLS = ("name", "target", "when", "params", "next run", "timeout", "retries", "on failure")
 
     def note(self) -> str:
         if not self.unmoved:

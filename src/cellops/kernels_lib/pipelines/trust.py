@@ -5,7 +5,8 @@ scheduler`` its schedules would run their author's shell commands. A schedule ad
 ``schedules.add``) is trusted at once: a digest of its spec and the workspace's real path goes
 into ``trusted-schedules.json`` in ``config_dir()`` (``~/.config/cellops``), a per-user file outside
 every workspace, so a clone does not carry it. The scheduler builds only trusted rows, and at
-start refuses a workspace holding others, naming them and ``cellops scheduler --trust``.
+start refuses a workspace holding others, naming them and ``cellops scheduler --trust``; the
+Airflow export (whose DAGs run the same commands) refuses them too.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def is_trusted(ws_root: Path, name: str, spec: dict[str, Any], known: set[str] |
     return digest(ws_root, name, spec) in (trusted() if known is None else known)
 
 
-def refuse_untrusted(ws_root: Path, schedules: Iterable[tuple[str, dict[str, Any]]]) -> None:
+def refuse_untrusted(ws_root: Path, schedules: Iterable[tuple[str, dict[str, Any]]],
+                     consent: str = "start `cellops scheduler --trust`") -> None:
     """JobError (one line, saying how to consent) when any schedule was not added here."""
     known = trusted()
     names = [n for n, spec in schedules if not is_trusted(ws_root, n, spec, known)]
@@ -78,4 +80,4 @@ def refuse_untrusted(ws_root: Path, schedules: Iterable[tuple[str, dict[str, Any
         raise JobError(
             f"{len(names)} schedule(s) in {ws_root} were not added by you on this machine "
             f"({', '.join(names)}); they run notebooks and shell commands (on_failure): check them with "
-            "`cellops schedule list`, then start `cellops scheduler --trust` to trust them")
+            f"`cellops schedule list`, then {consent} to trust them")
