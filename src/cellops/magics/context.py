@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -25,16 +25,35 @@ class MagicArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}. Try {self.prog}? for help")
 
-    def parse_line(self, line: str) -> argparse.Namespace:
+    def parse_line(self, line: str) -> Any:
+        """The line's arguments as a frozen dataclass (one class per parser, fields = its dests):
+        a command cannot change what it was given, and the value compares and prints plainly."""
         try:
             argv = shlex.split(line)
         except ValueError as e:
             raise UsageError(f"{self.prog}: cannot parse arguments ({e}); check your quotes") from None
         try:
-            return self.parse_args(argv)
+            ns = self.parse_args(argv)
         except argparse.ArgumentError as e:
             self.error(str(e))
             raise  # unreachable
+        return self.args_class()(**vars(ns))
+
+    def args_class(self) -> type:
+        if getattr(self, "_args_class", None) is None:
+            fields = [(a.dest, _field_type(a)) for a in self._actions if a.dest != argparse.SUPPRESS]
+            name = "".join(w.strip("%").capitalize() for w in self.prog.split()) + "Args"
+            self._args_class = make_dataclass(name, fields, frozen=True)
+        return self._args_class
+
+
+def _field_type(action: argparse.Action) -> Any:
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        return bool
+    base = action.type if isinstance(action.type, type) else str
+    if isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+"):
+        return list[base] | None  # type: ignore[valid-type]
+    return base if action.required or action.default is not None else base | None
 
 
 def parse_kv(pairs: list[str] | None, flag: str = "-p") -> dict[str, Any]:
