@@ -34,6 +34,12 @@ corpus was not built: its parse ran past 30 minutes at load ~15), load average 1
 5.7 at end (NOISY): rag.build median 10.7 chunks/s, 8.00 CPU-s; raw encode 9.1 chunks/s, 8.37
 CPU-s; ratio 1.17 (CPU-s ratio 0.96).
 
+Measured 2026-12-01, ann --n 11000 (12,000 of prepare --n 51000's rows embedded in time), load
+7.5 at start, 6.7 at end (NOISY: q/cpu-s of one setting timed twice differed by 16-32%; recall is
+unaffected): at recall@10 0.95 ScaNN 18,005 q/cpu-s (8/73 leaves, reorder 40) vs HNSW 18,620
+(efSearch 16), 0.97x; at 0.98 ScaNN 13,165 (12/73, reorder 40) vs HNSW 9,819 (efSearch 32), 1.34x.
+cellops's default held out 0.9595; --recall 0.95 -> 8/40, 0.9588; --recall 0.98 -> 12/40, 0.9813.
+
 Earlier figure (2026-11-25, quiet cores, 50,000 chunks, cellops's then fixed settings): ScaNN
 recall@10 0.975 at 11,587 q/cpu-s vs HNSW efSearch 64 recall 0.990 at 2,295: not equal recall,
 so not a comparison; see docs/rag.md for the equal-recall figures.
@@ -290,22 +296,22 @@ def bench_ann(n_db: int, out: Path) -> dict[str, float | None]:
                      | {"sample_recall": tuned.measured_recall})
     print(f"ScaNN {cfg.num_leaves} leaves, SOAR, AH 2-dim (build {scann_build:.0f}s); FAISS HNSW M=32 "
           f"(build {hnsw_build:.0f}s); exact numpy {exact_qps:,.0f} q/cpu-s")
-    print(f"{'queries per CPU-second at recall@10 >=':40}" + "".join(f"{t:>36}" for t in TARGETS))
+    print(f"{'queries per CPU-second at recall@10 >=':40}" + "".join(f"{t:>44}" for t in TARGETS))
     result: dict[str, float | None] = {}
     for name, pts in (("ScaNN (leaves x reorder)", scann), ("FAISS HNSW (efSearch)", faiss_pts)):
         cells = []
         for t in TARGETS:
             p = _at_recall(pts, t)
             result[f"{name.split()[0]}@{t}"] = p["qps"] if p else None
-            cells.append(f"{p['qps']:,.0f} ({p['setting']})" if p else "not reached")
-        print(f"{name:40}" + "".join(f"{c:>36}" for c in cells))
+            cells.append(f"{p['qps']:,.0f} ({p['setting']}, {p['recall']:.4f})" if p else "not reached")
+        print(f"{name:40}" + "".join(f"{c:>44}" for c in cells))
     for t in TARGETS:
         s, h = result[f"ScaNN@{t}"], result[f"FAISS@{t}"]
         if s and h:
             print(f"ScaNN / HNSW at recall {t}: {s / h:.2f}x")
     for m in marks:
-        extra = f", recall on the corpus sample {m['sample_recall']:.3f}" if "sample_recall" in m else ""
-        print(f"{m['label']:28} {m['setting']}: held-out recall@10 {m['recall']:.3f}, "
+        extra = f", recall on the corpus sample {m['sample_recall']:.4f}" if "sample_recall" in m else ""
+        print(f"{m['label']:28} {m['setting']}: held-out recall@10 {m['recall']:.4f}, "
               f"{m['qps']:,.0f} q/cpu-s{extra}")
     _plot({"ScaNN (leaves x reorder)": scann, "FAISS HNSW M=32 (efSearch)": faiss_pts}, marks, out,
           f"{len(db)} MiniLM docstring chunks, {len(q)} held-out queries, 1 thread")
