@@ -27,7 +27,8 @@ ratios 2.72, 1.52, 0.45, 0.94, 0.48. 14:21-14:50, 2 + 2 repeats, load 7-11, 1691
 ratios 1.87, 1.48, 1.29, 2.03 (%%finetune 20.9-38.7, direct 14.1-19.1 tok/s); tokens per
 CPU-second 50.6 / 54.7 vs 48.6 / 47.4 (ratios 1.04, 1.15): no extra work per token on the DeepSpeed
 path (2 threads per arm, ZeRO-0, fp32, no checkpointing, no workers). Per-step times swing 2-3x
-inside a run. A quiet rerun decides the wall-clock 0.9x target.
+inside a run. 14:50-15:03, the direct arm in its own session (load 6.4 -> 4.0): ratios 1.19, 2.44;
+tokens per CPU-second ratios 1.01, 1.16. A quiet rerun decides the wall-clock 0.9x target.
 """
 
 from __future__ import annotations
