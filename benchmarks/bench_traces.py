@@ -32,6 +32,12 @@ NOISY, 6 pairs): CPU outside the model +1.28 ms per %%prompt cell (0.10%, 0.32 m
 +1.99 ms per chain run (0.07%, 0.22 ms/span), both matching the direct measures (1.24 / 2.26 ms);
 the wall CIs were -35..+78% and -8..+67%: unusable under that load.
 
+Near-quiet run (2026-12-01 14:10, --pairs 20, load 0.95 at start, 1.71 at end as the next work
+started): %%prompt cell wall +1.50% (CI wide), outside the model +1.77 ms (+0.69%, 0.44 ms/span),
+CPU outside +0.53%; 5-step chain wall +0.73% (CI -3.0..+3.2%), outside the model +2.05 ms
+(+0.20%, 0.23 ms/span), CPU outside +0.29%; one span 86 us p50; export 0.007 ms per cell on the
+path, 84 spans exported, 0 failed. Every VERDICT line: met.
+
     .venv/bin/python benchmarks/bench_traces.py [--pairs 20] [--max-tokens 16] [--no-phoenix] [--model URI]
 """
 
