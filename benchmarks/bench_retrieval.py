@@ -58,7 +58,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _load import LoadWatch
+from _load import LoadWatch, load_average
 
 CACHE = Path(os.environ.get("CELLOPS_BENCH_CACHE", Path.home() / ".cache" / "cellops-bench"))
 N_QUERIES, SHARD = 1_000, 2_000
@@ -157,7 +157,7 @@ def prepare(n: int = DEFAULT_DB + N_QUERIES) -> None:
         done += len(v)
         rate = done / (time.perf_counter() - t0)
         print(f"shard {s // SHARD}: {s + len(v)}/{n} embedded ({rate:.1f} chunks/s, load "
-              f"{os.getloadavg()[0]:.1f})", flush=True)
+              f"{load_average():.1f})", flush=True)
 
 
 def _embedded(d: Path) -> np.ndarray:
