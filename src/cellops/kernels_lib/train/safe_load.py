@@ -1,11 +1,11 @@
 """Resuming a fine-tune loads tensors only, never code from its run folder.
 
-DeepSpeed loads its checkpoint files with ``torch.load(weights_only=False)``, so a crafted run
+DeepSpeed loads its checkpoint files with weights-only loading switched off, so a crafted run
 folder (a cloned or shared workspace) would run code on ``%finetune resume``. Two layers close it:
 ``refuse_unsafe`` reads the pickles' opcodes (nothing is unpickled) in the kernel before the
 launcher starts and refuses any global beyond the few types real checkpoints hold, and
 ``force_weights_only`` makes every ``torch.load`` in the ranks weights-only (PyTorch's
-``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` overrides an explicit ``weights_only=False``), so a file swapped
+``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` overrides an explicit request for full unpickling), so a file swapped
 after the check fails to load instead of running.
 """
 
@@ -66,3 +66,13 @@ def force_weights_only() -> None:
         np_core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32)),
         LossScaler, DynamicLossScaler,
     ])
+
+
+def refusal_line(e: BaseException) -> str | None:
+    """The one line for a load that force_weights_only refused (PyTorch's UnpicklingError carries
+    many lines of advice), None for any other error. Matched by type name: this module never
+    imports the pickle machinery."""
+    if type(e).__name__ != "UnpicklingError":
+        return None
+    return ("a checkpoint file holds more than tensors and was refused (loading it could run code): "
+            + str(e).strip().splitlines()[0])

@@ -269,7 +269,7 @@ def train(run_dir: Path, resume: bool) -> int:
 
     from .tokenize import collate
 
-    force_weights_only()  # DeepSpeed's resume asks for weights_only=False; a crafted file must not run
+    force_weights_only()  # DeepSpeed's resume asks for full unpickling; a crafted file must not run
     spec = json.loads((run_dir / "run.json").read_text())
     rank = int(os.environ.get("RANK", "0"))
     train_rows = load_examples(run_dir / "data" / "train.jsonl")
@@ -339,12 +339,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(e: Exception) -> str:
-    import pickle
+    from .safe_load import refusal_line
 
-    if isinstance(e, pickle.UnpicklingError):  # force_weights_only refused a file (many lines of advice)
-        return ("a checkpoint file holds more than tensors and was refused (loading it could run code): "
-                + str(e).strip().splitlines()[0])
-    return f"{type(e).__name__}: {e}"
+    return refusal_line(e) or f"{type(e).__name__}: {e}"
 
 
 if __name__ == "__main__":
