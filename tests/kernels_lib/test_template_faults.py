@@ -76,32 +76,33 @@ SILENT_LOOPS = [
 ]
 
 
-@pytest.mark.parametrize("source", SILENT_LOOPS)
-def test_loops_that_print_nothing_are_bounded_in_time(source: str) -> None:
-    # a subprocess, so that the unbounded code (hours of spinning) fails on the timeout, not hangs
-    code = ("import sys, time\nfrom cellops.kernels_lib.prompts import template as t\nt0 = time.monotonic()\n"
-            "try:\n    t.render(sys.argv[1], {'items': ['p', 'q']}, 'spin@1')\n"
+def _render_elsewhere(source: str, where: str, setup: str = "") -> tuple[str, float, str]:
+    """Render in a subprocess, so that unbounded code (hours of spinning) fails on the timeout
+    instead of hanging the suite: (the error line, seconds taken, everything printed)."""
+    code = ("import sys, time\nfrom cellops.kernels_lib.prompts import template as t\n" + setup +
+            "t0 = time.monotonic()\ntry:\n    t.render(sys.argv[1], {'items': ['p', 'q']}, sys.argv[2])\n"
             "except Exception as e:\n    print(type(e).__name__, e)\nprint(round(time.monotonic() - t0, 1))\n")
-    out = subprocess.run([sys.executable, "-c", code, source], capture_output=True, text=True, timeout=60,
+    out = subprocess.run([sys.executable, "-c", code, source, where], capture_output=True, text=True, timeout=60,
                          env={"PYTHONPATH": str(Path(tpl.__file__).resolve().parents[3])})
     first, seconds = out.stdout.splitlines()
+    return first, float(seconds), out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("source", SILENT_LOOPS)
+def test_loops_that_print_nothing_are_bounded_in_time(source: str) -> None:
+    first, seconds, printed = _render_elsewhere(source, "spin@1")
     assert first == ("InvalidInputError spin@1 is too large to render: its loops would run over 1,000,000 "
-                     "steps, the limit for a prompt; loop over fewer items"), out.stdout + out.stderr
-    assert float(seconds) < 30
+                     "steps, the limit for a prompt; loop over fewer items"), printed
+    assert seconds < 30
 
 
 def test_a_loop_with_a_slow_body_stops_on_the_clock() -> None:
     # 10**5 turns are within the step budget, but each sorts 200k strings: hours without the clock
     source = "{% for i in range(10**5) %}{% set s = ('ab' * 200000).split('a')|sort|first %}{% endfor %}"
-    code = ("import sys, time\nfrom cellops.kernels_lib.prompts import template as t\nt.MAX_SECONDS = 1\n"
-            "t0 = time.monotonic()\ntry:\n    t.render(sys.argv[1], {}, 'slow@1')\n"
-            "except Exception as e:\n    print(type(e).__name__, e)\nprint(round(time.monotonic() - t0, 1))\n")
-    out = subprocess.run([sys.executable, "-c", code, source], capture_output=True, text=True, timeout=60,
-                         env={"PYTHONPATH": str(Path(tpl.__file__).resolve().parents[3])})
-    first, seconds = out.stdout.splitlines()
+    first, seconds, printed = _render_elsewhere(source, "slow@1", setup="t.MAX_SECONDS = 1\n")
     assert first == ("InvalidInputError slow@1 is too large to render: its loops ran over 1 s, the limit for "
-                     "a prompt; loop over fewer items or do less in each turn"), out.stdout + out.stderr
-    assert float(seconds) < 20
+                     "a prompt; loop over fewer items or do less in each turn"), printed
+    assert seconds < 20
 
 
 def test_step_budget_is_per_render_and_covers_expressions() -> None:
