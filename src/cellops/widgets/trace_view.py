@@ -50,7 +50,7 @@ class LiveTraceView:
             self._nested[span.span_id] = span
         # each span's start and end show at once (that is the filling in); events, and everything
         # in a big trace (a map over many items), at most every _min s; the root's end always
-        small = len(self.trace.spans) <= SMALL_TRACE
+        small = len(self.trace.spans) + len(self._nested) <= SMALL_TRACE  # nested runs count too
         final = what == "end" and span is self.trace.root
         if final or (small and what != "event") or time.perf_counter() - self._last >= self._min:
             self.redraw()
