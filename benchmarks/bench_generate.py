@@ -21,6 +21,12 @@ engineers' jobs; per-call rates swung 9-38 tok/s): warm 22.0 vs 14.6 tok/s (rati
 load 4.75 -> 3.96 (NOISY): warm 15.7 vs 18.1 tok/s (ratio 0.87), cold 16.8 vs 18.9 tok/s (ratio
 0.89), 128 tokens each; fresh-kernel TTFT 0.80 s. Per-call spread (11.7-21.0 tok/s in one arm)
 exceeds the gap, so neither ratio is settled; re-run quiet.
+
+Quiet reruns, 2026-12-01 16:37-16:42 (nothing else running; the end load includes the bench's own
+two threads), --tokens 128, 128 tokens per call in both arms: --repeats 6, load 0.14 -> 1.46:
+warm 41.5 vs 44.6 tok/s (ratio 0.932), cold 39.0 vs 38.7 (1.006), fresh-kernel TTFT 0.69 s;
+--repeats 10, load 1.10 -> 1.49: warm 45.3 vs 44.4 (1.022), cold 38.8 vs 40.2 (0.963), TTFT
+0.63 s. Per-call rates spread 30-49 tok/s in one arm, so the two ratios are 1.0 within +-7%.
 """
 
 from __future__ import annotations
