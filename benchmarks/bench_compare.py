@@ -51,8 +51,11 @@ def start_server(log: Path) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # loaded the way cellops loads llama.cpp (its AMX buffers off: they SIGILL on this VM)
+    serve = ("import runpy\nfrom cellops.kernels_lib.models.llamacpp import _plain_cpu_buffers\n"
+             "with _plain_cpu_buffers():\n    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf()), "--host", "127.0.0.1",
+        [sys.executable, "-c", serve, "--model", str(default_gguf()), "--host", "127.0.0.1",
          "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "2048",
          "--interrupt_requests", "False", "--verbose", "False"],
         stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
