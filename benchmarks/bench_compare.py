@@ -179,6 +179,8 @@ def main() -> None:
           f"{os.cpu_count()} CPUs")
     print(f"median baseline {b:.2f}s · grid cold {c:.2f}s · grid warm {w:.3f}s")
     print(f"cold / baseline = {c / b:.3f} (target <= 1.05)   cold / warm = {c / w:.0f}x (target >= 50x)")
+    paired = statistics.median(x / y for x, y in zip(cold_t, base_t, strict=True))
+    print(f"median of the per-rep cold / baseline ratios (each pair ran back to back): {paired:.3f}")
 
 
 if __name__ == "__main__":

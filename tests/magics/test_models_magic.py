@@ -35,6 +35,8 @@ def test_models_list_and_a_bad_pull(ip) -> None:
         ip.run_line_magic("models", "pull qwen-7b")
     with pytest.raises(UsageError, match="unknown subcommand"):
         ip.run_line_magic("models", "remove qwen-0.5b")
+    with pytest.raises(UsageError, match="no model 'qwen-7b' in the catalog"):
+        ip.run_line_magic("models", "measure qwen-7b")
 
 
 def test_answer_model_serves_rag_ask_while_prompt_keeps_the_default(ip, stronger, tmp_path: Path) -> None:

