@@ -21,6 +21,15 @@ Targets: cold / baseline <= 1.05; cold / warm >= 50. Outputs must equal the base
 Measured 2026-12-01, --cases 4 --reps 2 --second hf (serial vs serial), load average ~16 on 2
 cores (NOISY): baseline 67.1 / 45.8 s, grid cold 75.3 / 62.8 s (ratios 1.12, 1.37), outputs
 equal 16/16. Too loaded to judge the 1.05 target; re-run quiet.
+
+Quiet reruns, 2026-12-01 16:42-16:53 (nothing else running: other processes kept 0.00-0.01 cores
+busy; the load average at the end, 1.6-3.4, is the bench's own lanes), --cases 20, 80 calls per
+arm, outputs equal 80/80 every rep:
+  --second hf (serial vs serial), 3 reps: cold/baseline per rep 1.015, 1.030, 1.001; medians
+  36.32 vs 37.41 s: 1.030; cold/warm 316x.
+  --second server (concurrent vs concurrent), 3 reps: 1.121, 1.021, 0.977 (medians: 1.067); 5
+  reps: 0.922, 1.014, 1.022, 1.007, 1.112 (medians 16.47 vs 17.27 s: 1.048; per-rep median
+  1.014); cold/warm 110-115x.
 """
 
 from __future__ import annotations
