@@ -8,7 +8,13 @@ tokens/s of generation, and the AUC of P(yes) from the judge prompt (next-token 
 no sampling) on harmful vs benign dev requests. Same questions, passages, prompt, greedy decoding
 and max_tokens for every model.
 
-    .venv/bin/python benchmarks/bench_answers.py [--questions 30] [--guard-rows 60] [--max-tokens 80]
+    .venv/bin/python benchmarks/bench_answers.py [--questions 40] [--guard-rows 100] [--max-tokens 80]
+
+The questions are the first N rows of PubMedQA dev (in file order); the index holds all 300
+abstracts, each whole (bench_rag_modes.py's first version: every question's own abstract is
+retrieved first by dense search almost always, so this measures answering, not retrieval). The
+guard rows are the first half of the harmful and the first half of the benign dev rows (matched
+pairs on the same topics). Prints a Markdown table for docs/rag.md.
 """
 
 from __future__ import annotations
@@ -82,9 +88,9 @@ def judge_auc(model: str, rows: list[dict]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--questions", type=int, default=30)
+    ap.add_argument("--questions", type=int, default=40)
     ap.add_argument("--corpus", type=int, default=300, help="abstracts in the index")
-    ap.add_argument("--guard-rows", type=int, default=60, help="half harmful, half benign")
+    ap.add_argument("--guard-rows", type=int, default=100, help="half harmful, half benign")
     ap.add_argument("--max-tokens", type=int, default=80)
     ap.add_argument("--models", help="comma-separated URIs (default: every installed model)")
     args = ap.parse_args()
@@ -115,6 +121,10 @@ def main() -> None:
     print(f"{'model':12}" + "".join(f"{c:>20}" for c in cols))
     for m, res in table:
         print(f"{m:12}" + "".join(f"{res[c]:20.3f}" for c in cols))
+    print("\n| model | " + " | ".join(cols) + " | seconds |")
+    print("|" + "---|" * (len(cols) + 2))
+    for m, res in table:
+        print(f"| {m} | " + " | ".join(f"{res[c]:.3f}" for c in cols) + f" | {res['seconds']:.0f} |")
 
 
 if __name__ == "__main__":

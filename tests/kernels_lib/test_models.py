@@ -51,6 +51,7 @@ def test_llamacpp_reuses_whole_chunks_of_a_shared_prefix_and_answers_as_from_scr
 
     assert chunk_starts(40) == [0, 16, 32] and chunk_starts(300) == [0, 16, 32, 48, 64, 192]
     assert chunk_starts(40, [24]) == [0, 16, 24] and chunk_starts(100, [3, 90]) == [0, 3, 19, 35, 51, 67, 90]
+    assert chunk_starts(300, [3, 90], coarse=True) == [0, 3, 90, 218]  # whole chunks per message (rerank)
     llm = get_llm("default")
     system = "You answer questions about the fictional country of Zorbia. " * 30  # ~340 tokens
     ask = lambda q: [{"role": "system", "content": system}, {"role": "user", "content": q}]  # noqa: E731

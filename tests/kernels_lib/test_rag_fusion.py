@@ -1,4 +1,5 @@
-"""Weighted score fusion (dense + BM25, normalised) beside RRF, and the rag eval weight sweep."""
+"""Weighted score fusion (dense + BM25, normalised) beside RRF, the rag eval weight sweep, the
+best-mode line and latency, the passage-level BEIR set, and the pointwise rerank."""
 
 from __future__ import annotations
 
@@ -22,28 +23,88 @@ def test_weighted_fusion_keeps_score_margins() -> None:
     assert fusion.weighted(([], []), ([], []), 3) == []
 
 
+def _facts_eval_files(tmp_path: Path) -> tuple[str, str]:
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("\n".join(json.dumps(q) for q in [
+        {"_id": "q1", "text": "highest mountain in the world"}, {"_id": "q3", "text": "who created Python"},
+        {"_id": "q4", "text": "which organ makes the hormone that lowers blood sugar"}]))
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("q1\teverest\t1\nq3\tpython\t1\nq4\tinsulin\t1\n")
+    return str(queries), str(qrels)
+
+
 def test_weighted_mode_in_search_and_eval(tmp_path: Path, workspace) -> None:
     rag.build("facts", {"facts": FACTS}, progress=False)
     hits = rag.search("facts", "Guido van Rossum language", k=2, mode="weighted")
     assert hits[0].doc_id == "python" and hits.mode == "weighted"
-    queries = tmp_path / "queries.jsonl"
-    queries.write_text("\n".join(json.dumps(q) for q in [
-        {"_id": "q1", "text": "highest mountain in the world"}, {"_id": "q3", "text": "who created Python"}]))
-    qrels = tmp_path / "qrels.tsv"
-    qrels.write_text("q1\teverest\t1\nq3\tpython\t1\n")
-    m = rag.evaluate("facts", str(queries), str(qrels), k=5)
-    assert m["weighted/ndcg@10"] == 1.0 and m["fusion/best_weight"] in fusion.SWEEP
-    assert "fusion/best_weight" in m._repr_mimebundle_()["text/plain"]
+    m = rag.evaluate("facts", *_facts_eval_files(tmp_path), k=5, weight=0.4)
+    assert m["weighted/ndcg@10"] == 1.0 and m["weighted/weight"] == 0.4
+    assert m["fusion/best_weight"] in fusion.SWEEP and list(m.sweep) == list(fusion.SWEEP)
+    assert all(m[f"{mode}/p50_ms"] > 0 for mode in ("dense", "bm25", "hybrid", "weighted"))
+    mode, flag, ndcg = m.best
+    assert ndcg == max(m[f"{x}/ndcg@10"] for x in m.modes()) == 1.0
+    assert mode in m.modes() and flag.startswith(("--", "(the default)"))
+    text = m._repr_mimebundle_()["text/plain"]
+    assert f"best: {mode} (nDCG@10 1.0000, +" in text and "p50_ms" in text and "sweep" in text
 
 
-def test_rerank_rescores_the_top_passages_by_p_yes(workspace) -> None:
+def test_best_mode_prefers_higher_ndcg_then_speed() -> None:
+    from cellops.kernels_lib.rag.evaluation import EvalResult
+
+    base = {"dense/ndcg@10": 0.60, "dense/p50_ms": 5.0, "bm25/ndcg@10": 0.55, "bm25/p50_ms": 2.0,
+            "weighted/ndcg@10": 0.62, "weighted/p50_ms": 9.0, "weighted/weight": 0.7,
+            "fusion/best_weight": 0.5, "fusion/best_ndcg@10": 0.66}
+    assert EvalResult(base, "x@1", 10, 10).best == ("weighted 0.5", "--weighted 0.5", 0.66)
+    rr = base | {"dense+rerank/ndcg@10": 0.70, "dense+rerank/p50_ms": 900.0}
+    assert EvalResult(rr, "x@1", 10, 10, rerank="qwen-0.5b").best == ("dense+rerank", "--rerank qwen-0.5b", 0.70)
+    tie = {"dense/ndcg@10": 0.6, "dense/p50_ms": 5.0, "hybrid/ndcg@10": 0.6, "hybrid/p50_ms": 7.0}
+    assert EvalResult(tie, "x@1", 10, 10).best == ("dense", "(the default)", 0.6)
+
+
+def test_qa_to_beir_passages_and_conclusion_queries(tmp_path: Path) -> None:
+    from cellops.kernels_lib.rag.evaluation import load_qrels, load_queries, qa_to_beir
+
+    src = tmp_path / "qa.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "7", "question": "Does A help?", "contexts": ["Aim of A.", "", "A helped 9 of 10."],
+         "long_answer": "A helps.", "decision": "yes"},
+        {"id": "8", "question": "Is B safe?", "contexts": ["B was tried."], "long_answer": "B is safe."}]))
+    files = qa_to_beir(src, tmp_path / "p", passages=True)
+    corpus = [json.loads(x) for x in files["corpus"].read_text().splitlines()]
+    assert [c["_id"] for c in corpus] == ["7-0", "7-2", "8-0"]  # an empty section is no passage
+    qs = load_queries(str(files["queries"]))
+    assert load_qrels(str(files["qrels"]), qs) == {"7": {"7-0": 1, "7-2": 1}, "8": {"8-0": 1}}
+    assert qs[0]["text"] == "Does A help?" and qs[0]["answers"] == ["A helps."]
+    concl = load_queries(str(qa_to_beir(src, tmp_path / "c", passages=True, query_field="long_answer")["queries"]))
+    assert [q["text"] for q in concl] == ["A helps.", "B is safe."] and concl[0]["answers"] == []
+    whole = [json.loads(x) for x in qa_to_beir(src, tmp_path / "w")["corpus"].read_text().splitlines()]
+    assert [c["_id"] for c in whole] == ["7", "8"] and whole[0]["text"] == "Aim of A.\n\nA helped 9 of 10."
+
+
+def test_rerank_rescores_the_top_passages_by_p_yes(tmp_path: Path, workspace) -> None:
     from cellops.kernels_lib.models import get_llm
+    from cellops.kernels_lib.rag import rerank as rr
 
     llm = get_llm("default")
     msgs = [{"role": "user", "content": "Is water wet? Answer yes or no."}]
     p = llm.choice_probabilities(msgs, ("yes", "no"))
     assert p == llm.choice_probabilities(msgs, ("yes", "no")) and sum(p) == pytest.approx(1.0)
+    long = " ".join(["insulin"] * 400)
+    assert llm.count_tokens(llm.clip_tokens(long, 50)) <= 50 < llm.count_tokens(long)
+    assert llm.clip_tokens("short text", 50) == "short text"
+    # a candidate scored after another (its question reused from the KV cache) scores exactly as
+    # from scratch: the coarse chunks start where each message's content starts
+    q = "Which organ produces insulin?"
+    a, b = FACTS[4]["text"], FACTS[1]["text"]
+    rr.p_yes(llm, "Where is the Nile?", a)  # nothing of the next prompt's question is cached
+    fresh = rr.p_yes(llm, q, b)
+    rr.p_yes(llm, q, a)
+    assert rr.p_yes(llm, q, b) == fresh
     rag.build("facts", {"facts": FACTS}, progress=False)
-    hits = rag.search("facts", "Which organ produces insulin?", k=3, rerank="default")
+    hits = rag.search("facts", q, k=3, rerank="default")
     assert hits.mode == "dense+rerank" and [h.rank for h in hits] == [1, 2, 3]
     assert all(0.0 <= h.score <= 1.0 for h in hits) and hits[0].score >= hits[-1].score
+    m = rag.evaluate("facts", *_facts_eval_files(tmp_path), k=5, modes=("dense",), rerank="default", rerank_depth=4)
+    assert 0.0 < m["dense+rerank/ndcg@10"] <= 1.0 and m["dense+rerank/ms_per_candidate"] > 0
+    assert m["dense+rerank/p50_ms"] > m["dense+rerank/ms_per_candidate"]
+    assert "dense+rerank" in m._repr_mimebundle_()["text/plain"]

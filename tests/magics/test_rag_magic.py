@@ -53,8 +53,11 @@ def test_eval_and_map(ip, docs: Path, tmp_path: Path) -> None:
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text(f"q1\t{docs.name}/moon.txt\t1\n")
     ip.user_ns["t_q"] = str(q)
-    m = ip.run_line_magic("rag", f"eval kb --queries {q} --qrels {qrels} -k 2 -o t_m")
-    assert m["dense/recall@2"] == 1.0 and ip.user_ns["t_m"] is m
+    m = ip.run_line_magic("rag", f"eval kb --queries {q} --qrels {qrels} -k 2 --weighted 0.4 -o t_m")
+    assert m["dense/recall@2"] == 1.0 and ip.user_ns["t_m"] is m and m["weighted/weight"] == 0.4
+    assert "best: " in m._repr_mimebundle_()["text/plain"]
+    a = rag_magic.eval_parser.parse_line(f"kb --queries {q} --rerank qwen-0.5b --rerank-depth 5")
+    assert (a.rerank, a.rerank_depth, a.weighted) == ("qwen-0.5b", 5, rag_magic.DENSE_WEIGHT)
     emap = ip.run_line_magic("rag", "map kb --query 'Moon landing' -k 1")
     png = base64.b64decode(emap._repr_mimebundle_()["image/png"])
     assert png.startswith(b"\x89PNG") and emap.hits == 1

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--queries", required=True)
     e.add_argument("--qrels")
     e.add_argument("-k", type=int, default=10)
+    e.add_argument("--weighted", type=float, metavar="W", help="dense weight of the weighted mode")
+    e.add_argument("--rerank", metavar="MODEL", help="also score dense + rerank by MODEL (slow)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=_eval)
 
@@ -62,7 +64,9 @@ def _search(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from ..kernels_lib import rag
+    from ..kernels_lib.rag.fusion import DENSE_WEIGHT
 
-    m = rag.evaluate(args.name, args.queries, args.qrels, k=args.k)
+    m = rag.evaluate(args.name, args.queries, args.qrels, k=args.k, rerank=args.rerank,
+                     weight=DENSE_WEIGHT if args.weighted is None else args.weighted)
     print(json.dumps(dict(m), indent=1) if args.json else m._repr_mimebundle_()["text/plain"])
     return 0

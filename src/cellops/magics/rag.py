@@ -56,6 +56,11 @@ eval_parser.add_argument("-k", type=int, default=10)
 eval_parser.add_argument("--answers", type=int, default=0, metavar="N",
                          help="also answer the first N queries: exact match, F1, groundedness")
 eval_parser.add_argument("--model", help="model URI for --answers")
+eval_parser.add_argument("--weighted", type=float, default=DENSE_WEIGHT, metavar="W",
+                         help=f"dense weight of the weighted mode (default {DENSE_WEIGHT}; every W of the sweep is scored too)")
+eval_parser.add_argument("--rerank", metavar="MODEL",
+                         help="also score dense + rerank by MODEL (one model call per candidate: slow; e.g. qwen-0.5b)")
+eval_parser.add_argument("--rerank-depth", type=int, default=20, metavar="N", help="candidates rescored per query")
 eval_parser.add_argument("-o", "--output", metavar="VAR")
 
 map_parser = MagicArgumentParser(prog="%rag map")
@@ -144,7 +149,8 @@ def search(ctx: MagicContext, rest: str) -> Any:
 
 def evaluate(ctx: MagicContext, rest: str) -> Any:
     a = eval_parser.parse_line(rest)
-    result = rag.evaluate(a.name, a.queries, a.qrels, k=a.k, answers=a.answers, model=a.model,
+    result = rag.evaluate(a.name, a.queries, a.qrels, k=a.k, weight=a.weighted, rerank=a.rerank,
+                          rerank_depth=a.rerank_depth, answers=a.answers, model=a.model,
                           workspace=ctx.workspace)
     ctx.store(a.output, result)
     return result

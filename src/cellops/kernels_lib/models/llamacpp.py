@@ -47,15 +47,18 @@ def _n_ctx() -> int:
     return int(raw)
 
 
-def _grid(n: int) -> list[int]:
+def _grid(n: int, coarse: bool = False) -> list[int]:
+    if coarse:
+        return list(range(0, n, LARGE))
     return list(range(0, min(n, SWITCH), SMALL)) + list(range(SWITCH, n, LARGE))
 
 
-def chunk_starts(n: int, restarts: Iterable[int] = ()) -> list[int]:
+def chunk_starts(n: int, restarts: Iterable[int] = (), coarse: bool = False) -> list[int]:
     """Where the chunks of an ``n``-token prompt start: the grid from 0 and again from every
-    restart (where a message's content begins), so a function of the prompt only."""
+    restart (where a message's content begins), so a function of the prompt only. ``coarse``:
+    whole LARGE chunks from each restart (a scorer whose prompts share whole messages)."""
     cuts = sorted({0, *(r for r in restarts if 0 < r < n)})
-    return [a + s for a, b in zip(cuts, [*cuts[1:], n], strict=True) for s in _grid(b - a)]
+    return [a + s for a, b in zip(cuts, [*cuts[1:], n], strict=True) for s in _grid(b - a, coarse)]
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -156,7 +159,14 @@ class LlamaCppModel:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
 
-    def _prompt_tokens(self, messages: list[Message]) -> tuple[list[int], list[int], list[str]]:
+    def clip_tokens(self, text: str, max_tokens: int) -> str:
+        """``text`` cut after its first ``max_tokens`` tokens (unchanged when it is shorter)."""
+        ids = self._llm.tokenize(text.encode(), add_bos=False, special=False)
+        if len(ids) <= max_tokens:
+            return text
+        return self._llm.detokenize(ids[:max_tokens]).decode("utf-8", errors="ignore")
+
+    def _prompt_tokens(self, messages: list[Message], coarse: bool = False) -> tuple[list[int], list[int], list[str]]:
         """The rendered prompt's tokens, where its chunks start and the template's stop strings.
         A message's content begins where the prompt rendered with that content emptied stops
         matching; a template that refuses the emptied message just adds no restart there."""
@@ -173,7 +183,7 @@ class LlamaCppModel:
             except (TemplateError, TypeError, ValueError):
                 continue
             restarts.append(_common_prefix(self._llm.tokenize(probe.encode(), add_bos=True, special=True), tokens))
-        return tokens, chunk_starts(len(tokens), restarts), stops
+        return tokens, chunk_starts(len(tokens), restarts, coarse), stops
 
     def _eval_prompt(self, tokens: list[int], starts: list[int]) -> None:
         """Leave the context holding exactly ``tokens``: keep the cached chunks of the last prompt
@@ -208,10 +218,13 @@ class LlamaCppModel:
                 f"(prompt and answer share it); shorten it (fewer or shorter passages, a smaller -k for "
                 f"%%rag), or set {N_CTX_ENV}={2 * n_ctx} before the model loads (then restart the kernel)")
 
-    def choice_probabilities(self, messages: list[Message], words: tuple[str, ...]) -> list[float]:
+    def choice_probabilities(self, messages: list[Message], words: tuple[str, ...],
+                             coarse: bool = False) -> list[float]:
         """P(the answer starts with each of ``words``), renormalised over them: the next-token
-        log-probabilities after the rendered prompt, no sampling (a pointwise yes/no scorer)."""
-        tokens, starts, _ = self._prompt_tokens(messages)
+        log-probabilities after the rendered prompt, no sampling (a pointwise yes/no scorer).
+        ``coarse``: evaluate each message's content in whole LARGE chunks (fewer, faster llama.cpp
+        calls; the KV cache is then reused only for whole messages shared with the last call)."""
+        tokens, starts, _ = self._prompt_tokens(messages, coarse)
         self._check_fits(len(tokens))
         ids = [self._llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
         with self._lock:

@@ -1,7 +1,9 @@
 """``evaluate``: retrieval metrics (recall@k, MRR, nDCG@10, MAP@k, P@k; trec_eval via
-pytrec_eval, as BEIR computes them) for dense, BM25 and hybrid side by
-side, on BEIR-format queries/qrels; optionally answer metrics (exact match, token F1 against
-reference answers, groundedness = share of the answer's content words found in its passages).
+pytrec_eval, as BEIR computes them) and per-query latency for dense, BM25, hybrid, weighted fusion
+(plus its weight sweep) and optionally dense + ``--rerank MODEL`` side by side, on BEIR-format
+queries/qrels, naming the best mode and the flag that picks it; optionally answer metrics (exact
+match, token F1 against reference answers, groundedness = share of the answer's content words
+found in its passages).
 
 Rankings are per document: chunks are mapped to their ``doc_id`` (a record's ``_id``/``id``, or
 the file path), duplicates removed, so qrels written against a corpus' ids work unchanged.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,12 +26,16 @@ from ..errors import InvalidInputError, NotFoundError
 from ..jsonl import read_jsonl
 from ..tracking import tracker
 from ..workspace import Workspace, get_workspace
+from .fusion import DENSE_WEIGHT, SWEEP
 from .retrieve import MODES, Hit, search_many
 from .store import open_index
 from .text import content_words, normalize, tokens
 
 QUERY_FIELDS = ("text", "query", "question")
 ANSWER_FIELDS = ("answers", "answer", "long_answer")
+LATENCY_QUERIES = 20  # queries timed one at a time per mode, as %%rag ask searches
+RERANK_MODE = "dense+rerank"
+RERANK_DEPTH = 20  # dense candidates the model rescores per query in an evaluation
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -138,70 +146,146 @@ def groundedness(answer: str, passages: list[str]) -> float:
 
 
 class EvalResult(dict):  # type: ignore[type-arg]
-    """{'dense/recall@10': ..., 'bm25/ndcg@10': ..., 'answer/f1': ...} shown as a table."""
+    """{'dense/recall@10': ..., 'bm25/ndcg@10': ..., 'dense/p50_ms': ..., 'answer/f1': ...} shown
+    as a table with a line naming the best mode; ``.sweep`` is the fusion weight -> nDCG@10."""
 
-    def __init__(self, metrics: dict[str, float], index: str, n_queries: int, k: int) -> None:
+    def __init__(self, metrics: dict[str, float], index: str, n_queries: int, k: int,
+                 sweep: dict[float, float] | None = None, rerank: str | None = None) -> None:
         super().__init__(metrics)
         self.index, self.n_queries, self.k = index, n_queries, k
+        self.sweep, self.rerank = sweep or {}, rerank
+
+    def modes(self) -> list[str]:
+        return [m for m in (*MODES, RERANK_MODE) if any(key.startswith(m + "/") for key in self)]
 
     def table(self) -> tuple[list[str], list[list[Any]]]:
-        modes = [m for m in MODES if any(key.startswith(m + "/") for key in self)]
+        modes = self.modes()
         names = list(dict.fromkeys(key.split("/", 1)[1] for key in self if key.split("/")[0] in modes))
         return ["mode", *names], [[m, *(self.get(f"{m}/{x}", "") for x in names)] for m in modes]
+
+    @property
+    def best(self) -> tuple[str, str, float] | None:
+        """(mode, the flag that picks it, nDCG@10): the highest nDCG@10, the faster on a tie; the
+        weighted fusion at the sweep's best weight counts as its own candidate."""
+        cands = [(m, self[f"{m}/ndcg@10"], self.get(f"{m}/p50_ms", 0.0)) for m in self.modes()
+                 if f"{m}/ndcg@10" in self]
+        w = self.get("fusion/best_weight")
+        if w is not None and w != self.get("weighted/weight"):
+            cands.append((f"weighted {w}", self["fusion/best_ndcg@10"], self.get("weighted/p50_ms", 0.0)))
+        if not cands:
+            return None
+        mode, ndcg, _ = max(cands, key=lambda c: (c[1], -c[2]))
+        flags = {"dense": "(the default)", "bm25": "--bm25 (%rag search)", "hybrid": "--hybrid",
+                 "weighted": f"--weighted {self.get('weighted/weight', DENSE_WEIGHT)}",
+                 RERANK_MODE: f"--rerank {self.rerank}"}
+        return mode, flags.get(mode, f"--weighted {w}"), ndcg
+
+    def summary(self) -> str:
+        """The line under the table: which mode is best, by how much over dense, how to pick it."""
+        best = self.best
+        if best is None:
+            return ""
+        mode, flag, ndcg = best
+        gain = f", {ndcg - self['dense/ndcg@10']:+.4f} over dense" if "dense/ndcg@10" in self else ""
+        sweep = "  ".join(f"{w}: {v:.4f}" for w, v in self.sweep.items())
+        return (f"best: {mode} (nDCG@10 {ndcg:.4f}{gain}) -> {flag}"
+                + (f"\nweighted fusion sweep (dense weight: nDCG@10) {sweep}" if sweep else ""))
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         cols, rows = self.table()
         title = f"evaluation of {self.index} on {self.n_queries} queries"
-        answer = {k: v for k, v in self.items() if k.startswith(("answer/", "fusion/"))}
-        extra = "  ".join(f"{k}={v}" for k, v in answer.items())
+        answer = {k: v for k, v in self.items() if k.startswith("answer/")}
+        extra = "\n".join(x for x in (self.summary(), "  ".join(f"{k}={v}" for k, v in answer.items())) if x)
         return {"text/plain": f"{title}\n{html.text_table(cols, rows)}" + (f"\n{extra}" if extra else ""),
                 "text/html": html.box(title, html.table(cols, rows) + (html.pre(extra) if extra else ""))}
 
 
 def evaluate(name: str, queries: Any, qrels: Any = None, k: int = 10, *,
-             modes: tuple[str, ...] = MODES, answers: int = 0, model: str | None = None,
+             modes: tuple[str, ...] = MODES, weight: float = DENSE_WEIGHT, rerank: str | None = None,
+             rerank_depth: int = RERANK_DEPTH, answers: int = 0, model: str | None = None,
              workspace: Workspace | None = None) -> EvalResult:
-    """Retrieval metrics for each mode; with ``answers=N`` also answer metrics on N queries."""
+    """Retrieval metrics and p50 latency for each mode (``weight``: the weighted mode's dense
+    share; ``rerank=MODEL`` adds dense + rerank of the top ``rerank_depth``, one model call per
+    candidate); with ``answers=N`` also answer metrics on N queries."""
     ws = workspace or get_workspace()
     index = open_index(name, ws)
     qs = load_queries(queries, ws)
     rel = load_qrels(qrels, qs)
-    missing = [q["id"] for q in qs if q["id"] not in rel]
-    if len(missing) == len(qs):
+    if not any(q["id"] in rel for q in qs):
         raise InvalidInputError("no query id appears in the qrels; check that the files belong together")
     texts = [q["text"] for q in qs]
-    metrics: dict[str, float] = {}
-    vectors = None
     rels = [rel.get(q["id"], {}) for q in qs]
-    for mode in modes:
-        if mode in ("dense", "hybrid", "weighted") and vectors is None:
-            from ..models import get_embedder
+    vectors = None
+    if set(modes) & {"dense", "hybrid", "weighted"} or rerank:
+        from ..models import get_embedder
 
-            vectors = get_embedder(index.embedder_uri).encode(texts)
-        hits = search_many(index, texts, k * 3, mode, vectors=vectors)
-        ranked = [_doc_ranking(h, k) for h in hits]
-        for m, v in retrieval_metrics(ranked, rels, k).items():
+        vectors = get_embedder(index.embedder_uri).encode(texts)
+    metrics: dict[str, float] = {}
+    for mode in modes:
+        hits = search_many(index, texts, k * 3, mode, vectors=vectors, weight=weight)
+        for m, v in retrieval_metrics([_doc_ranking(h, k) for h in hits], rels, k).items():
             metrics[f"{mode}/{m}"] = v
+        metrics[f"{mode}/p50_ms"] = _latency_ms(index, texts, mode, k, weight)
+    sweep = {}
     if "weighted" in modes:
-        metrics |= _best_weight(index, texts, vectors, rels, k)
+        metrics["weighted/weight"] = weight
+        sweep = _sweep(index, texts, vectors, rels, k)
+        best = max(sweep, key=lambda w: (sweep[w], w == weight))
+        metrics |= {"fusion/best_weight": best, "fusion/best_ndcg@10": sweep[best]}
+    if rerank:
+        metrics |= _rerank_metrics(index, texts, vectors, rels, k, rerank, rerank_depth, ws)
     if answers:
         metrics |= _answer_metrics(name, qs[:answers], model, ws)
-    result = EvalResult(metrics, index.ref, len(qs), k)
+    result = EvalResult(metrics, index.ref, len(qs), k, sweep, rerank)
     _log(ws, index, result)
     return result
 
 
-def _best_weight(index: Any, texts: list[str], vectors: Any, rels: list[dict[str, int]], k: int) -> dict[str, float]:
-    """nDCG@10 of the weighted fusion at each weight of fusion.SWEEP on these queries: the weight
-    to pass as ``--weighted W`` for this index."""
-    from .fusion import SWEEP
+def _latency_ms(index: Any, texts: list[str], mode: str, k: int, weight: float) -> float:
+    """Median wall-clock ms of one query searched alone, its embedding included (the first,
+    untimed search loads the embedder)."""
+    sample = texts[:LATENCY_QUERIES]
+    search_many(index, sample[:1], k, mode, weight=weight)
+    lat = []
+    for t in sample:
+        t0 = time.perf_counter()
+        search_many(index, [t], k, mode, weight=weight)
+        lat.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(lat), 2)
 
-    scores = {}
+
+def _sweep(index: Any, texts: list[str], vectors: Any, rels: list[dict[str, int]], k: int) -> dict[float, float]:
+    """nDCG@10 of the weighted fusion at each weight of fusion.SWEEP on these queries: the best is
+    the weight to pass as ``--weighted W`` for this index."""
+    out = {}
     for w in SWEEP:
         ranked = [_doc_ranking(h, k) for h in search_many(index, texts, k * 3, "weighted", vectors=vectors, weight=w)]
-        scores[w] = retrieval_metrics(ranked, rels, k).get("ndcg@10", 0.0)
-    best = max(scores, key=scores.__getitem__)
-    return {"fusion/best_weight": best, "fusion/best_ndcg@10": scores[best]}
+        out[w] = retrieval_metrics(ranked, rels, k).get("ndcg@10", 0.0)
+    return out
+
+
+def _rerank_metrics(index: Any, texts: list[str], vectors: Any, rels: list[dict[str, int]], k: int,
+                    model: str, depth: int, ws: Workspace) -> dict[str, float]:
+    """Dense top ``depth`` rescored by ``model`` for every query; p50 is dense + rerank per query,
+    ``ms_per_candidate`` the rerank time over the candidates it scored."""
+    from ..models import get_llm
+    from .rerank import rerank
+
+    get_llm(model, ws)  # load once, outside the timings
+    dense = search_many(index, texts, max(depth, k * 3), "dense", vectors=vectors)
+    ranked, per_query, per_candidate = [], [], []
+    for text, hits in zip(texts, dense, strict=True):
+        t0 = time.perf_counter()
+        search_many(index, [text], max(depth, k * 3), "dense")  # the query's own search, timed
+        t1 = time.perf_counter()
+        ordered = rerank(text, hits, model, len(hits), depth=depth, workspace=ws)
+        t2 = time.perf_counter()
+        ranked.append(_doc_ranking(ordered, k))
+        per_query.append((t2 - t0) * 1000)
+        per_candidate.append((t2 - t1) * 1000 / max(1, min(depth, len(hits))))
+    out = {f"{RERANK_MODE}/{m}": v for m, v in retrieval_metrics(ranked, rels, k).items()}
+    return out | {f"{RERANK_MODE}/p50_ms": round(statistics.median(per_query), 1),
+                  f"{RERANK_MODE}/ms_per_candidate": round(statistics.median(per_candidate), 1)}
 
 
 def _answer_metrics(name: str, qs: list[dict[str, Any]], model: str | None, ws: Workspace) -> dict[str, float]:
@@ -233,10 +317,17 @@ def _log(ws: Workspace, index: Any, result: EvalResult) -> None:
     tracker.summary({f"rag_eval/{k}": v for k, v in result.items()})
 
 
-def qa_to_beir(path: str | Path, out_dir: str | Path, limit: int | None = None) -> dict[str, Path]:
+def qa_to_beir(path: str | Path, out_dir: str | Path, limit: int | None = None, *,
+               passages: bool = False, query_field: str = "question") -> dict[str, Path]:
     """A QA JSONL (id, question, contexts/text, answer fields; e.g. PubMedQA) -> BEIR files:
     corpus.jsonl (the contexts), queries.jsonl (the questions, with their reference answers)
-    and qrels.tsv (each question -> the context with its id)."""
+    and qrels.tsv (each question -> the context with its id).
+
+    ``passages=True`` makes each item of a row's ``contexts`` list its own document
+    (``ID-0``, ``ID-1``, ...) and relevant to that row's query (grade 1 each): a harder set than
+    whole contexts, where a ranking must bring the question's own passages above its
+    neighbours'. ``query_field`` picks the query text (``long_answer``: the conclusion, which is
+    not in the corpus, as the query; such rows carry no reference answer)."""
     rows = _read_jsonl(Path(path))[:limit]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,13 +335,17 @@ def qa_to_beir(path: str | Path, out_dir: str | Path, limit: int | None = None) 
     for i, r in enumerate(rows):
         rid = str(next((r[f] for f in ("_id", "id") if r.get(f) is not None), i))
         ctx = next((r[f] for f in ("contexts", "context", "text") if r.get(f)), None)
-        question = r.get("question") or r.get("query")
-        if ctx is None or not question:
-            raise InvalidInputError(f"{Path(path).name} row {i} needs a question and contexts/context/text")
-        corpus.append({"_id": rid, "text": "\n".join(ctx) if isinstance(ctx, list) else ctx})
-        ans = next((r[f] for f in ANSWER_FIELDS if r.get(f)), None)
-        queries.append({"_id": rid, "text": question} | ({"answers": [ans] if isinstance(ans, str) else ans} if ans else {}))
-        qrels.append(f"{rid}\t{rid}\t1")
+        query = r.get(query_field) or (r.get("query") if query_field == "question" else None)
+        if ctx is None or not isinstance(query, str) or not query.strip():
+            raise InvalidInputError(f"{Path(path).name} row {i} needs a {query_field} and contexts/context/text")
+        if passages and isinstance(ctx, list):
+            docs = [(f"{rid}-{j}", str(c)) for j, c in enumerate(ctx) if str(c).strip()]
+        else:
+            docs = [(rid, "\n".join(ctx) if isinstance(ctx, list) else ctx)]
+        corpus += [{"_id": d, "text": t} for d, t in docs]
+        qrels += [f"{rid}\t{d}\t1" for d, _ in docs]
+        ans = next((r[f] for f in ANSWER_FIELDS if r.get(f)), None) if query_field == "question" else None
+        queries.append({"_id": rid, "text": query} | ({"answers": [ans] if isinstance(ans, str) else ans} if ans else {}))
     files = {"corpus": out / "corpus.jsonl", "queries": out / "queries.jsonl", "qrels": out / "qrels.tsv"}
     files["corpus"].write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in corpus))
     files["queries"].write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries))

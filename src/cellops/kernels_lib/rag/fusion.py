@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 DENSE_WEIGHT = 0.7
-SWEEP = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def _normalised(ids: Sequence[int], scores: Sequence[float]) -> dict[int, float]:

@@ -1,0 +1,102 @@
+"""Profile of the pointwise rerank: ms per candidate, and the ranking it gives, for three prompt
+layouts on the same queries, candidates and model (bench_rag_modes.py's passage index, report-half
+question queries, dense top ``--depth``):
+
+- ``before``: the layout up to this session: question and passage together in the user message
+  (the question shares its last 16-token chunk with the passage, so part of it is evaluated again
+  for each candidate), 16-token chunks for the first 64 tokens of the message, a 1,500-character
+  passage cap;
+- ``system``: the question moved to the system message (evaluated once per query, reused from
+  llama.cpp's KV cache by every candidate), the same chunk grid, a 256-token passage cap;
+- ``system+coarse``: as ``system`` with each message's content evaluated in whole 128-token
+  chunks (``choice_probabilities(coarse=True)``): what ``rag.rerank`` does now.
+
+Per query each layout scores all candidates in one block (so the KV cache holds that layout's
+question, as in real use; the first candidate of a block pays for the question); the order of
+the layouts rotates from query to query. Reported: median ms per candidate over the blocks,
+prompt tokens per candidate, nDCG@10 of each layout's order, and how far its P(yes) lies from
+``before``'s.
+
+    .venv/bin/python benchmarks/bench_rerank.py [--model qwen-0.5b] [--queries 6] [--depth 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from _load import LoadWatch
+from bench_rag_modes import INDEX, passage_set, per_query_ndcg
+
+BEFORE_SYSTEM = "You judge search results. Reply with one word: yes or no."
+BEFORE_PROMPT = "Question: {question}\n\nPassage: {passage}\n\nDoes the passage answer the question? Answer yes or no."
+
+
+def layouts(llm: Any) -> dict[str, Callable[[str, str], float]]:
+    from cellops.kernels_lib.rag import rerank as rr
+
+    def before(q: str, passage: str) -> float:
+        msgs = [{"role": "system", "content": BEFORE_SYSTEM},
+                {"role": "user", "content": BEFORE_PROMPT.format(question=q, passage=passage[:1500])}]
+        p = llm.choice_probabilities(msgs, rr.WORDS)
+        return p[0] + p[1]
+
+    def system(q: str, passage: str) -> float:
+        p = llm.choice_probabilities(rr.messages(q, llm.clip_tokens(passage, rr.MAX_PASSAGE_TOKENS)), rr.WORDS)
+        return p[0] + p[1]
+
+    return {"before": before, "system": system, "system+coarse": lambda q, p: rr.p_yes(llm, q, p)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="qwen-0.5b")
+    ap.add_argument("--queries", type=int, default=6)
+    ap.add_argument("--depth", type=int, default=20)
+    args = ap.parse_args()
+    sets = passage_set()
+    from cellops.kernels_lib.models import get_llm
+    from cellops.kernels_lib.rag import rerank as rr
+    from cellops.kernels_lib.rag.evaluation import _doc_ranking, load_qrels, load_queries
+    from cellops.kernels_lib.rag.retrieve import search_many
+    from cellops.kernels_lib.rag.store import open_index
+    from cellops.kernels_lib.workspace import get_workspace
+
+    qs = load_queries(str(sets["question", "report"]))[: args.queries]
+    rel = load_qrels(str(sets["qrels"]), qs)
+    index = open_index(INDEX, get_workspace())
+    cands = search_many(index, [q["text"] for q in qs], args.depth, "dense")
+    llm = get_llm(args.model)
+    arms = layouts(llm)
+    names = list(arms)
+    ms: dict[str, list[float]] = {n: [] for n in names}
+    scores: dict[str, list[list[float]]] = {n: [] for n in names}
+    for qi, (q, hits) in enumerate(zip(qs, cands, strict=True)):
+        for n in names[qi % len(names):] + names[: qi % len(names)]:
+            t0 = time.perf_counter()
+            scores[n].append([arms[n](q["text"], h.text) for h in hits])
+            ms[n].append((time.perf_counter() - t0) * 1000 / len(hits))
+    tokens = statistics.median(len(llm._prompt_tokens(rr.messages(q["text"], h.text))[0])
+                               for q, hits in zip(qs, cands, strict=True) for h in hits)
+    rels = [rel[q["id"]] for q in qs]
+    print(f"\n{args.model}: {len(qs)} queries x {args.depth} candidates, median prompt {tokens:.0f} tokens per candidate")
+    print(f"{'layout':15} {'ms/candidate':>13} {'nDCG@10':>8} {'mean |dP| vs before':>20}")
+    for n in names:
+        order = [_doc_ranking([h for _, h in sorted(zip(s, hits, strict=True), key=lambda t: (-t[0], t[1].rank))], 10)
+                 for s, hits in zip(scores[n], cands, strict=True)]
+        ndcg = statistics.fmean(per_query_ndcg(order, rels))
+        dp = statistics.fmean(abs(a - b) for sa, sb in zip(scores[n], scores["before"], strict=True)
+                              for a, b in zip(sa, sb, strict=True))
+        print(f"{n:15} {statistics.median(ms[n]):13.1f} {ndcg:8.4f} {dp:20.4f}")
+    dense = [_doc_ranking(h, 10) for h in cands]
+    print(f"{'dense order':15} {'':13} {statistics.fmean(per_query_ndcg(dense, rels)):8.4f}")
+    print(json.dumps({n: [round(x, 1) for x in v] for n, v in ms.items()}))
+
+
+if __name__ == "__main__":
+    with LoadWatch():
+        main()
