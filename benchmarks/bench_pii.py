@@ -32,15 +32,19 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TYPES = ("PERSON", "LOCATION", "ADDRESS", "ORGANIZATION", "DATE_TIME", "PHONE_NUMBER", "CREDIT_CARD",
          "EMAIL_ADDRESS", "US_SSN", "IP_ADDRESS")
 STOCK_MAP = {"NRP": "LOCATION"}  # presidio's nationality label is not a type of this set
+PLACE_READING = {"ADDRESS": "PLACE", "LOCATION": "PLACE"}  # an address part or a place, either label
 
 
-def score(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict[str, tuple[float, float, float, int]]:
+def score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
+          merge: dict[str, str] | None = None) -> dict[str, tuple[float, float, float, int]]:
+    """Per type (precision, recall, F1, support); ``merge`` maps types onto one (a second reading)."""
     from cellops.kernels_lib.guard.evaluation import TYPE_MAP
 
-    counts = {t: [0, 0, 0] for t in TYPES}
+    merge = merge or {}
+    counts = {merge.get(t, t): [0, 0, 0] for t in TYPES}
     for r, pred in zip(rows, preds, strict=True):
-        gold = [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in r["spans"]]
-        pred = [p for p in pred if p[2] in counts]
+        gold = [(s["start"], s["end"], merge.get(t, t)) for s in r["spans"] for t in [TYPE_MAP.get(s["type"], s["type"])]]
+        pred = [(p[0], p[1], merge.get(p[2], p[2])) for p in pred if merge.get(p[2], p[2]) in counts]
         used: set[int] = set()
         for g in gold:
             if g[2] not in counts:
@@ -80,6 +84,7 @@ def main() -> None:
     ap.add_argument("--half", choices=("a", "b", "all"), default="all", help="even rows (a), odd rows (b) or all")
     ap.add_argument("--arms", default="patterns,ner,presidio", help="comma list of: patterns, ner, presidio")
     ap.add_argument("--min-score", type=float, default=0.4, help="score threshold for every arm")
+    ap.add_argument("--errors", action="store_true", help="print the ner arm's misses and false positives (develop on half a only)")
     ap.add_argument("--data", type=Path, default=SHARED / "pii" / "presidio_generated_small.jsonl")
     args = ap.parse_args()
     os.environ.setdefault("CELLOPS_WANDB", "off")
@@ -106,17 +111,36 @@ def main() -> None:
                                for r in stock.analyze(t, language="en") if r.score >= ms],
     }
     arms = {k: v for k, v in arms.items() if k in wanted}
-    results = {}
+    results, places = {}, {}
     for name, fn in arms.items():
         preds, lat = timed(fn, texts)
         results[name] = (score(rows, preds), lat)
+        places[name] = score(rows, preds, PLACE_READING)["PLACE"]
+        if args.errors and name == "ner":
+            _print_errors(rows, preds)
     print(f"\n{'type':14}{'support':>8}" + "".join(f"{a + ' P/R/F1':>24}" for a in arms))
     for t in TYPES:
         sup = next(iter(results.values()))[0][t][3]
         print(f"{t:14}{sup:8d}" + "".join(f"{'/'.join(f'{v:.2f}' for v in results[a][0][t][:3]):>24}" for a in arms))
+    # the other reading of "street addresses and places": either type counts for either
+    sup = next(iter(places.values()))[3]
+    print(f"{'ADDRESS|LOC':14}{sup:8d}" + "".join(f"{'/'.join(f'{v:.2f}' for v in places[a][:3]):>24}" for a in arms))
     print(f"\n{'latency ms':22}" + "".join(f"{a:>12}" for a in arms))
     for k in ("p50", "p95", "cpu_p50"):
         print(f"{k:22}" + "".join(f"{results[a][1][k]:12.2f}" for a in arms))
+
+
+def _print_errors(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> None:
+    """Gold spans no prediction of its type overlaps (-) and predictions no gold span of its type overlaps (+)."""
+    from cellops.kernels_lib.guard.evaluation import TYPE_MAP
+
+    for r, pred in zip(rows, preds, strict=True):
+        gold = [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in r["spans"]]
+        miss = [g for g in gold if g[2] in TYPES and not any(p[2] == g[2] and p[0] < g[1] and g[0] < p[1] for p in pred)]
+        extra = [p for p in pred if p[2] in TYPES and not any(p[2] == g[2] and p[0] < g[1] and g[0] < p[1] for g in gold)]
+        if miss or extra:
+            t = r["text"]
+            print(repr(t[:160]), *(f"  - {g[2]} {t[g[0]:g[1]]!r}" for g in miss), *(f"  + {p[2]} {t[p[0]:p[1]]!r}" for p in extra), sep="\n")
 
 
 def _stock_engine():

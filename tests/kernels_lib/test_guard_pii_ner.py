@@ -71,6 +71,20 @@ def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, share
     ("excuse me, sir bot, i'm moving out in 2001", set(), {"PERSON", "DATE_TIME"}),
     # a name before a verb of residence
     ("Shelby Araujo lives at 87 Jakobi 69, Laane", {("PERSON", "Shelby Araujo"), ("ADDRESS", "87")}, set()),
+    # a street line and the place parts after it in running text are one address (USPS suffix, unit,
+    # "City, ST ZIP" on the next line); its city is no separate place
+    ("Send it to 0814 Ryan Mountain Suite 230\nEast Kevinfort, OR 86133 please",
+     {("ADDRESS", "0814 Ryan Mountain Suite 230\nEast Kevinfort, OR 86133")}, {"LOCATION"}),
+    ("Deliver to 12 Oak Hill, Springfield, IL 62704. Thanks", {("ADDRESS", "12 Oak Hill, Springfield, IL 62704")},
+     {"LOCATION"}),
+    ("USNS Miller\nFPO AE 09876", {("ADDRESS", "USNS Miller\nFPO AE 09876")}, set()),
+    ("my zip code is 80202", {("ADDRESS", "80202")}, set()),
+    # a year is no house number
+    ("In 2020 Kevin Park became the coach", set(), {"ADDRESS"}),
+    # places after a place cue: a town-name shape, a US state, a lower-case known city
+    ("She moved to Lake Jennifer from Ohio, then to rotterdam",
+     {("LOCATION", "Lake Jennifer"), ("LOCATION", "Ohio"), ("LOCATION", "rotterdam")}, set()),
+    ("we flew to Smithberg in March", {("LOCATION", "Smithberg")}, set()),
 ])
 def test_ner_rules_read_the_wording_around_entities(ner_engine, text, expected, absent) -> None:
     from cellops.kernels_lib.guard.checks import pii

@@ -22,9 +22,11 @@ from ..jsonl import read_jsonl
 from ..workspace import Workspace, get_workspace
 
 NEGATIVE = {"benign", "safe", "negative", "ok", "0", "false"}
-# Dataset entity names -> the pii check's names.
+# Dataset entity names -> the pii check's names (presidio-research's generator writes STREET_ADDRESS,
+# GPE for cities, states and countries, and ZIP_CODE; a postcode is an address part here).
 TYPE_MAP = {"DOMAIN_NAME": "URL", "EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "SSN": "US_SSN",
-            "IBAN": "IBAN_CODE", "IP": "IP_ADDRESS", "CREDIT_CARD_NUMBER": "CREDIT_CARD"}
+            "IBAN": "IBAN_CODE", "IP": "IP_ADDRESS", "CREDIT_CARD_NUMBER": "CREDIT_CARD",
+            "STREET_ADDRESS": "ADDRESS", "GPE": "LOCATION", "ZIP_CODE": "ADDRESS"}
 
 
 @dataclass

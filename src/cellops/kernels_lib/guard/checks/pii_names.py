@@ -1,0 +1,70 @@
+"""First names for the pii check's NER: the 1990 US Census first-name lists (public domain data,
+shipped inside the ``names`` package, MIT; read as data files, loaded once per process).
+
+spaCy's small model misses names it has not seen in context ("shouted at Janet", "Megan Payne
+fan") and calls others ORG. A known first name in Title Case is a name: with the capitalised word
+after it as the surname ("Colleen Wiley"), or alone where it does not open a sentence or is followed
+by a comma or "'s". First names that are also ordinary words ("Will", "May", "Grace") or places
+("Georgia", "Austin") need the surname.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from importlib import resources
+
+_FILES = ("dist.male.first", "dist.female.first")
+# First names that are also frequent words, months or titles: a name only with a surname after it
+_WORDLIKE = frozenset("""will may june april august mark bill art gene ray guy jack frank sue pat rob don
+dean earl major king reed wade carol penny sandy rusty bud joy grace hope faith rose ruby pearl dawn crystal
+amber jade iris lily daisy holly ivy summer autumn sky river hunter chase precious destiny harmony heaven
+star angel baby sunny honey lane dale glen cliff heath forest brook royal prince duke bishop judge miles
+price long young white black green brown gray grey lee an in so my ok son sun christian page golden
+january february march july september october november december monday tuesday wednesday thursday friday
+saturday sunday min max love lovely dear merry sale toy tiny buck major minor low lean""".split())
+_WORD = re.compile(r"[^\W\d_]+")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\"]\s*|\n\s*|\?{2,}\s*)$")
+
+_lock = threading.Lock()
+_first: frozenset[str] | None = None
+
+
+def first_names() -> frozenset[str]:
+    """Census first names, lower-case, without those that are ordinary words."""
+    global _first
+    with _lock:
+        if _first is None:
+            data = resources.files("names")
+            found = {line.split()[0].lower() for f in _FILES
+                     for line in (data / f).read_text(encoding="ascii").splitlines() if line.strip()}
+            _first = frozenset(found - _WORDLIKE)
+        return _first
+
+
+def _title(word: str) -> bool:
+    return word[0].isupper() and (len(word) == 1 or word[1:].islower())
+
+
+def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, str, float]]:
+    """PERSON spans for known first names in Title Case (plus a capitalised surname after them);
+    ``not_name`` vetoes a span that is a place, a street or a company ("Virginia Beach")."""
+    known = first_names()
+    words = list(_WORD.finditer(text))
+    out: list[tuple[int, int, str, float]] = []
+    for i, m in enumerate(words):
+        w = m.group(0)
+        if not _title(w) or w.lower() not in known:
+            continue
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if nxt and re.fullmatch(r"[ \t]+", text[m.end():nxt.start()]) and _title(nxt.group(0)) \
+                and nxt.group(0).lower() not in _WORDLIKE and len(nxt.group(0)) > 1:
+            if not not_name(text[m.start():nxt.end()]):
+                out.append((m.start(), nxt.end(), "PERSON", 0.6))
+            continue
+        after = text[m.end():m.end() + 2]
+        opens = bool(_SENTENCE_START.search(text, 0, m.start()))
+        if (not opens or after[:1] == "," or after in ("'s", "’s")) and not not_name(w):
+            out.append((m.start(), m.end(), "PERSON", 0.5))
+    return out
