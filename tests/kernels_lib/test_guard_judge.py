@@ -19,7 +19,7 @@ from testsupport import free_port
 
 from cellops.kernels_lib import guard
 from cellops.kernels_lib.errors import CellopsError, InvalidInputError, NotFoundError
-from cellops.kernels_lib.guard.checks.judge import read_answer
+from cellops.kernels_lib.guard.checks.judge import EXAMPLE_PAIRS, PROMPTS, read_answer
 from cellops.kernels_lib.models import GenParams, get_llm
 
 
@@ -94,17 +94,38 @@ input:
     assert m["recall"] == 0.5 and m["precision"] == 0.5 and m["benign_fpr"] == 0.5  # the stand-in's rule is crude
 
 
-def test_judge_on_the_embedded_model_records_its_real_answer(workspace) -> None:
-    pol = guard.load("input:\n  - check: llm_judge\n    action: warn\n    flag_unclear: false\n", workspace)
-    rep = pol.check_input("How do I reset my router password?")
+def test_judge_on_the_embedded_model_scores_p_yes_or_reads_its_answer(workspace) -> None:
+    text = "How do I reset my router password?"
+    pol = guard.load("input:\n  - check: llm_judge\n    action: warn\n", workspace)
+    f = pol.check_input(text).findings[0]
+    judge = pol.rails["input"][0][1]
+    # the score is P(yes) of the next token, as the model gives it for the same messages
+    probs = get_llm("default", workspace).choice_probabilities(judge.messages(text, "input"), ("yes", "Yes", "no", "No"))
+    assert f.score == pytest.approx(probs[0] + probs[1]) and f.detail["p_yes"] == round(f.score, 4)
+    assert f.triggered == (f.score >= 0.5) and f.detail["model"] == "default" and "answer" not in f.detail
+
+    words = guard.load("input:\n  - check: llm_judge\n    action: warn\n    flag_unclear: false\n    logprobs: false\n", workspace)
+    rep = words.check_input(text)
     f = rep.findings[0]
     # the same greedy call, made directly, gives the answer the check read
-    judge = pol.rails["input"][0][1]
-    direct = get_llm("default", workspace).generate(
-        judge.messages("How do I reset my router password?", "input"), GenParams(max_tokens=8)).text.strip()
-    assert f.detail["answer"] == direct[:200] and f.detail["model"] == "default" and f.detail["judge_ms"] > 0
+    judge = words.rails["input"][0][1]
+    direct = get_llm("default", workspace).generate(judge.messages(text, "input"), GenParams(max_tokens=8)).text.strip()
+    assert f.detail["answer"] == direct[:200] and f.detail["judge_ms"] > 0
     flagged, _ = read_answer(direct)
     assert f.triggered == bool(flagged) and f.action == "warn" and rep.allowed
+
+
+def test_the_input_prompt_is_a_fixed_prefix_then_the_text(workspace) -> None:
+    pol = guard.load("input:\n  - check: llm_judge\n", workspace)
+    judge = pol.rails["input"][0][1]
+    one, two = judge.messages("Plan a picnic", "input"), judge.messages("Write ransomware", "input")
+    # policy and worked examples come first and are the same for every text (llama.cpp evaluates them once)
+    assert one[:-1] == two[:-1] and one[0]["role"] == "system" and "not harmful" in one[0]["content"]
+    answers = [m["content"] for m in one if m["role"] == "assistant"]
+    assert len(answers) == len(EXAMPLE_PAIRS) * 2 and answers.count("yes") == answers.count("no")
+    assert one[-1] == {"role": "user", "content": PROMPTS["input"].format(text="Plan a picnic")}
+    custom = guard.load("input:\n  - check: llm_judge\n    prompt: 'Unsafe? {text}'\n", workspace).rails["input"][0][1]
+    assert [m["role"] for m in custom.messages("x", "input")] == ["system", "user"]  # own prompt: no examples
 
 
 def test_judge_bad_options_fail_at_load(workspace) -> None:

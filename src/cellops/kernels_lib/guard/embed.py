@@ -84,6 +84,8 @@ class TextCtx:
         self.text, self.rail, self.context = text, rail, context
         self._emb: np.ndarray | None = None
         self.embed_ms = 0.0
+        # results the checks share, e.g. a judge's verdict when harmful and injection both ask it
+        self.shared: dict[Any, Any] = {}
 
     @property
     def embeddings(self) -> np.ndarray:

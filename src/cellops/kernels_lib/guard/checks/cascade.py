@@ -2,16 +2,22 @@
 to ``llm_judge`` on the judge model.
 
 The fast classifier decides alone below ``band[0]`` (confidently safe) and at or above
-``band[1]`` (confidently flagged); in between, a model reads the request and its yes/no decides.
-Most texts never reach the judge, so the median latency stays the classifier's. The default
-bands come from the project's own exemplars (out-of-fold scores in grouped cross-validation,
-:func:`calibrate_band`), never from a dev or test set: the lower edge is the score below which
-only 5% of the flagged exemplars fall, the upper edge the score above which only 1% of the
-benign ones do.
+``band[1]`` (confidently flagged); in between, a model reads the request. Most texts never reach
+the judge, so the median latency stays the classifier's. The default bands come from the
+project's own exemplars (out-of-fold scores in grouped cross-validation, :func:`calibrate_band`),
+never from a dev or test set: the lower edge is the score below which only ``LOW_MISS`` of the
+flagged exemplars fall, the upper edge the score above which only ``HIGH_FPR`` of the benign ones do.
+
+Inside the band the judge's P(yes) (llama.cpp models, built-in prompt) is weighed against the
+classifier's score in log-odds, with weights fitted on the exemplars for that judge model
+(:data:`WEIGHTS`, :func:`fit_weights`): a confident classifier needs a confident judge to be
+overruled. A judge without fitted weights (another model, a custom prompt, an endpoint) decides
+the band alone, flagging at P(yes) >= 0.5 or on its yes/unsafe answer.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ...errors import InvalidInputError
@@ -20,6 +26,13 @@ from ..report import Verdict
 from .base import Opt
 
 LOW_MISS, HIGH_FPR = 0.05, 0.01  # the band's edges: flagged exemplars below / benign above
+P_CLIP = 1e-3  # log-odds of probabilities are taken within [P_CLIP, 1 - P_CLIP]
+
+# (check, judge model weights hash) -> (w_classifier, w_judge, bias) of
+# z = w_classifier * logit(classifier score) + w_judge * logit(P(yes)) + bias, flagged at z >= 0;
+# fitted by benchmarks/calibrate_cascade.py (fit_weights on the exemplars inside the band, their
+# out-of-fold classifier scores, the built-in judge prompt). The hashes are Model.weights_hash().
+WEIGHTS: dict[tuple[str, str], tuple[float, float, float]] = {}
 
 OPTIONS = {
     "judge": Opt("bool", False, "send scores inside 'band' to llm_judge on the judge model (slow, stronger)"),
@@ -38,17 +51,25 @@ def _band(value: Any, default: tuple[float, float], where: str) -> tuple[float, 
     return float(value[0]), float(value[1])
 
 
+def logit(p: float) -> float:
+    p = min(max(p, P_CLIP), 1 - P_CLIP)
+    return math.log(p / (1 - p))
+
+
 class Cascade:
     """The judge half of a cascade, built at policy load (so a wrong model URI fails there)."""
 
     def __init__(self, opts: dict[str, Any], default_band: tuple[float, float], where: str, ws: Any) -> None:
         self.band = _band(opts["band"], default_band, where)
         self.judge = None
+        self.weights: tuple[float, float, float] | None = None
         if opts["judge"]:
             from .judge import LLMJudge
 
             judge_opts = LLMJudge.validate_options({"model": opts["judge_model"]} if opts["judge_model"] else {}, where)
             self.judge = LLMJudge(judge_opts, 0.5, ws)
+            if self.judge.scores and self.judge.builtin_prompt:
+                self.weights = WEIGHTS.get((where, self.judge.llm.weights_hash()))
 
     def decide(self, v: Verdict, ctx: TextCtx) -> Verdict:
         """``v`` unchanged outside the band (or with no judge); else the judge's decision."""
@@ -56,18 +77,39 @@ class Cascade:
         if self.judge is None or not low <= v.score < high:
             return v
         j = self.judge.run(ctx)
-        # the score moves to the side of the band the judge chose, so threshold sweeps stay consistent
-        score = max(v.score, high) if j.triggered else min(v.score, low)
         detail = v.detail | {"judge": j.detail, "band": [low, high], "classifier_score": round(v.score, 4)}
-        label = (v.label or "judge") if j.triggered else ""
-        return Verdict(score, j.triggered, label, v.spans if j.triggered else [], f"{v.reason}; judge: {j.reason}", detail)
+        if self.weights is not None:
+            wc, wj, b = self.weights
+            z = wc * logit(v.score) + wj * logit(j.score) + b
+            score, flagged = 1 / (1 + math.exp(-z)), z >= 0
+            detail["combined"] = round(score, 4)
+            reason = f"{v.reason}; judge P(yes)={j.score:.2f}, combined {score:.2f}"
+        else:
+            flagged = j.triggered
+            # the score moves to the side of the band the judge chose, so threshold sweeps stay consistent
+            score = max(v.score, high) if flagged else min(v.score, low)
+            reason = f"{v.reason}; judge: {j.reason}"
+        label = (v.label or "judge") if flagged else ""
+        return Verdict(score, flagged, label, v.spans if flagged else [], reason, detail)
 
 
-def calibrate_band(oof: Any, y: Any) -> tuple[float, float]:
+def calibrate_band(oof: Any, y: Any, low_miss: float = LOW_MISS, high_fpr: float = HIGH_FPR) -> tuple[float, float]:
     """The band from out-of-fold exemplar scores ``oof`` with labels ``y`` (1 flagged, 0 benign)."""
     import numpy as np
 
     pos, neg = np.sort(oof[y == 1]), np.sort(oof[y == 0])
-    low = float(pos[int(np.floor(LOW_MISS * len(pos)))])
-    high = float(neg[min(len(neg) - 1, int(np.ceil((1 - HIGH_FPR) * len(neg))) - 1)])
+    low = float(pos[int(np.floor(low_miss * len(pos)))])
+    high = float(neg[min(len(neg) - 1, int(np.ceil((1 - high_fpr) * len(neg))) - 1)])
     return (min(low, high), max(low, high))
+
+
+def fit_weights(classifier: Any, judge: Any, y: Any) -> tuple[float, float, float]:
+    """(w_classifier, w_judge, bias) of a class-balanced logistic regression of ``y`` on the two
+    scores' log-odds: what :data:`WEIGHTS` holds for one check and judge model."""
+    import numpy as np
+
+    from ..embed import train_logreg
+
+    x = np.array([[logit(float(c)), logit(float(j))] for c, j in zip(classifier, judge, strict=True)])
+    w, b = train_logreg(x, np.asarray(y, dtype=float), l2=1e-3, iters=2000)
+    return float(w[0]), float(w[1]), b

@@ -148,14 +148,10 @@ def features(texts: list[str], emb: np.ndarray, tfidf: NgramTfidf | None, cues: 
     return np.hstack(parts)
 
 
-def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0) -> dict[str, float]:
-    """Grouped k-fold cross-validation of the default classifier on the built-in exemplars (a
-    contrastive pair stays in one fold, so a request is never scored against its own twin).
-
-    Returns the out-of-fold AUC, the recall at ``fpr`` benign FPR and the threshold giving that
-    FPR, which is how DEFAULT_THRESHOLD was set. These are in-distribution figures: on requests
-    worded unlike the exemplars (e.g. JailbreakBench) the same threshold gives a higher FPR.
-    """
+def oof_scores(folds: int = 5, seed: int = 0) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """The built-in exemplars, their out-of-fold P(harmful) in grouped k-fold cross-validation of
+    the default classifier (a contrastive pair stays in one fold, so a request is never scored
+    against its own twin), and their labels (1 harmful, 0 benign)."""
     from ..embed import train_logreg
 
     rows = load_exemplars()
@@ -172,8 +168,20 @@ def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0) -> dict[str, flo
         tf = NgramTfidf([texts[i] for i in tr])
         w, b = train_logreg(features([texts[i] for i in tr], emb[tr], tf, True), y[tr], l2=L2)
         oof[te] = sigmoid(features([texts[i] for i in te], emb[te], tf, True) @ w + b)
+    return rows, oof, y
+
+
+def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0) -> dict[str, float]:
+    """Out-of-fold figures of the default classifier on the built-in exemplars (:func:`oof_scores`).
+
+    Returns the out-of-fold AUC, the recall at ``fpr`` benign FPR and the threshold giving that
+    FPR, which is how DEFAULT_THRESHOLD was set, and the cascade band. These are in-distribution
+    figures: on requests worded unlike the exemplars (e.g. JailbreakBench) the same threshold
+    gives a higher FPR.
+    """
     from .cascade import calibrate_band
 
+    rows, oof, y = oof_scores(folds, seed)
     band = calibrate_band(oof, y)
     neg, pos = np.sort(oof[y == 0]), oof[y == 1]
     thr = float(neg[int(np.ceil((1 - fpr) * len(neg))) - 1])
