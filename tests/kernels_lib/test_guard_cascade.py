@@ -73,7 +73,7 @@ def test_two_checks_in_their_bands_share_one_judge_call(workspace, monkeypatch) 
     llm = get_llm("default", workspace)
     calls: list[int] = []
     real = llm.choice_probabilities
-    monkeypatch.setattr(llm, "choice_probabilities", lambda m, w: (calls.append(1), real(m, w))[1])
+    monkeypatch.setattr(llm, "choice_probabilities", lambda m, w, **kw: (calls.append(1), real(m, w, **kw))[1])
     both = _policy("injection", "[0.0, 1.0]") + "\n".join(_policy("harmful", "[0.0, 1.0]").splitlines()[1:]) + "\n"
     rep = guard.load(both, workspace).check_input("Summarise this email for me")
     assert [f.check for f in rep.findings] == ["injection", "harmful"] and len(calls) == 1

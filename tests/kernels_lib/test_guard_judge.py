@@ -100,7 +100,8 @@ def test_judge_on_the_embedded_model_scores_p_yes_or_reads_its_answer(workspace)
     f = pol.check_input(text).findings[0]
     judge = pol.rails["input"][0][1]
     # the score is P(yes) of the next token, as the model gives it for the same messages
-    probs = get_llm("default", workspace).choice_probabilities(judge.messages(text, "input"), ("yes", "Yes", "no", "No"))
+    probs = get_llm("default", workspace).choice_probabilities(judge.messages(text, "input"), ("yes", "Yes", "no", "No"),
+                                                            coarse=True)
     assert f.score == pytest.approx(probs[0] + probs[1]) and f.detail["p_yes"] == round(f.score, 4)
     assert f.triggered == (f.score >= 0.5) and f.detail["model"] == "default" and "answer" not in f.detail
 

@@ -160,7 +160,8 @@ class LLMJudge(Check):
             import time
 
             t0 = time.perf_counter()
-            probs = self.llm.choice_probabilities(msgs, YES_NO)  # type: ignore[attr-defined]
+            # coarse: the prompts share whole messages (policy, examples), the request is one chunk
+            probs = self.llm.choice_probabilities(msgs, YES_NO, coarse=True)  # type: ignore[attr-defined]
             p = probs[0] + probs[1]
             flagged = p >= self.threshold
             detail = {"model": self.model, "p_yes": round(p, 4), "judge_ms": round((time.perf_counter() - t0) * 1000, 1)}
