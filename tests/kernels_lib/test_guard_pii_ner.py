@@ -87,6 +87,13 @@ def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, share
     ("She moved to Lake Jennifer from Ohio, then flew to rotterdam",
      {("LOCATION", "Lake Jennifer"), ("LOCATION", "Ohio"), ("LOCATION", "rotterdam")}, set()),
     ("we flew to Smithberg in March", {("LOCATION", "Smithberg")}, set()),
+    # a postcode before its city; "New York" inside an address; "see you" is no lower-case name
+    ("Deliver to 8 Rue des Lilas, 75019 Paris, thanks", {("ADDRESS", "8 Rue des Lilas, 75019 Paris")}, {"LOCATION"}),
+    ("Dr. Stone will see you at 350 Fifth Avenue, New York, NY 10118",
+     {("PERSON", "Stone"), ("ADDRESS", "350 Fifth Avenue, New York, NY 10118")}, {"LOCATION"}),
+    ("i will see you at noon", set(), {"PERSON"}),
+    # a street name without a number is no address and no place
+    ("The best pizza is on Main Street, I think", set(), {"LOCATION", "ADDRESS"}),
 ])
 def test_ner_rules_read_the_wording_around_entities(ner_engine, text, expected, absent) -> None:
     from cellops.kernels_lib.guard.checks import pii

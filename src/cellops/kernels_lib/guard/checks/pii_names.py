@@ -44,7 +44,10 @@ def first_names() -> tuple[frozenset[str], frozenset[str]]:
                      for line in (data / f).read_text(encoding="ascii").splitlines() if line.strip()}
             last = {line.split()[0].lower() for line in (data / "dist.all.last").read_text(encoding="ascii").splitlines()
                     if line.strip()}
-            _lists = frozenset(first - _WORDLIKE), frozenset(last)
+            from spacy.lang.en.stop_words import STOP_WORDS  # imported with the spaCy model anyway
+
+            # the surnames a lower-case pair may end in: no stop word ("see you" is no name)
+            _lists = frozenset(first - _WORDLIKE), frozenset(last - STOP_WORDS - _WORDLIKE)
         return _lists
 
 
@@ -65,7 +68,7 @@ def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, 
         nxt = words[i + 1] if i + 1 < len(words) else None
         if w.islower():  # "john smith": a lower-case pair of a first name and a census surname
             if nxt and nxt.group(0).islower() and nxt.group(0) in surnames and len(w) > 2 \
-                    and re.fullmatch(r"[ \t]+", text[m.end():nxt.start()]) and nxt.group(0) not in _WORDLIKE:
+                    and re.fullmatch(r"[ \t]+", text[m.end():nxt.start()]):
                 out.append((m.start(), nxt.end(), "PERSON", 0.55))
             continue
         prev = words[i - 1].group(0) if i else ""

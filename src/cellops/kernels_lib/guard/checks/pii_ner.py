@@ -87,6 +87,7 @@ _UNIT_AFTER = re.compile(r"[ \t]*,?[ \t]*(?:apt|apartment|suite|ste|unit|flat|#)
 _TAIL_SEP = re.compile(r"[ \t]*,[ \t]*|[ \t]*\n[ \t]*(?=[^\n]*,|[AFD]PO\b)")
 _TAIL_WORD = re.compile(rf"[ \t]*({_WORD})")
 _TAIL_POST = re.compile(r"[ \t]*(?:\d{5}(?:-\d{4})?|\d{4}|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\w-])")
+_CLAUSE_WORDS = frozenset("i and or but so then the a an we you he she it they my your our please thanks".split())
 _ZIP_CUE = re.compile(r"(?i)\b(?:zip(?:[ \t]?code)?|post(?:al)?[ \t]?code|postcode)\b(?:\W|is){0,12}$")
 # Word(s) + number at the start of an address line: "Jakobi 69", "Školní 939" (a street before the
 # first street line, a place + postcode after it), after an optional building number ("87 Jakobi 69")
@@ -123,7 +124,7 @@ _ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address|addr|zip|postcode|postal code|l
 # Titles and wording that announce a name: the name itself may be lower-case or unknown to spaCy.
 # "sir", "madam", "i'm", "this is" also start ordinary phrases ("sir bot", "i'm moving"): after
 # those a name must be capitalised; after "mr", "my name is", "dear" a lower-case name counts.
-_TITLE_NAME = re.compile(rf"\b(mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau)\.?[ \t]+({_WORD}(?:[ \t]+{_WORD})?)", _FLAGS)
+_TITLE_NAME = re.compile(rf"\b(mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau|sgt|capt|lt|col|gen|rev|fr)\.?[ \t]+({_WORD}(?:[ \t]+{_WORD})?)", _FLAGS)
 _NAMED = re.compile(rf"(?i)\b(my name is|name is|named|name:|i am|i'm|this is|call me|signed|regards,|"
                     rf"sincerely,|dear|hi|hello|contact|ask for|attn:?|customer|patient|client)[ \t]+"
                     rf"({_WORD}(?:[ \t]+{_WORD})?)")
@@ -155,7 +156,8 @@ _NOT_DATE = re.compile(r"(?i)^(?:(?:in|the|a|an|its|this|last|next)\s+)?(?:(?:19
 _NOT_NAME = frozenset("""a an the i me my you your he she it we they them this that there here not just also
 so very really sure glad happy sorry going trying looking calling writing sending wondering interested
 ready able unable new from at in on to for of and or with about please thanks thank yes no ok okay
-sir madam team all everyone customer service support""".split())
+sir madam team all everyone customer service support back later now today tomorrow again soon
+will would can could should shall might must is was has had does did said says told""".split())
 _DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|"
                    r"\d{1,2}:\d{2}(?::\d{2})?\s?(?:am|pm)?)\b", re.IGNORECASE)
 _DATE_WORDS = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\b|"
@@ -239,6 +241,8 @@ def _confirmed_place(span: str, before: str, after: str) -> bool:
     """spaCy's place is kept where a list knows it, the wording before it is a place cue, it has
     a town's shape, it is more than one word, or a state or country follows it (", CO")."""
     nxt = re.match(r",[ \t]*([A-Z]{2}\b|[^\W\d_]+(?:[ \t][^\W\d_]+)?)", after)
+    if _STREET_NAME.search(span):
+        return False  # "Main Street", "Park Avenue" without a number: a street name, no address
     return (is_known_place(span) or bool(_COUNTRY.fullmatch(span)) or place_cue(before)
             or len(span.split()) > 1 or town_shaped(span.split())
             or bool(nxt and (is_state_code(nxt.group(1)) or is_known_place(nxt.group(1))
@@ -268,6 +272,7 @@ def _persons(text: str) -> list[tuple[int, int, str, float]]:
     return out
 
 
+_STREET_NAME = re.compile(rf"(?i)\b(?:{_STREET_WORDS})\.?$")
 _NOT_SURNAME = re.compile(rf"(?i)\b(?:{_STREET_WORDS}|{_ORG_WORDS})$|(?-i:\b(?:{_USPS_SUFFIXES})$)")
 
 
@@ -298,7 +303,8 @@ def _addresses(text: str) -> list[tuple[int, int, str, float]]:
                 street_at = m.start(1)
             elif len(m.group(2)) < 3:  # "Kaplice 1", "Praha 4": a place and its district
                 out.append((m.start(1), m.end(2), "LOCATION", 0.55))
-            else:  # a place (or country) and its postcode below the street
+            elif text[m.start(1) - 2:m.start(1)].strip() != "," or m.group(1)[0].isupper():
+                # a place (or country) and its postcode below the street ("code porte 4521" is none)
                 out += [(m.start(1), m.end(1), "LOCATION", 0.55), (m.start(2), m.end(), "ADDRESS", 0.5)]
         # a postcode follows its street ("in 1965" in prose is a year)
         out += [(m.start(), m.end(), "ADDRESS", 0.5) for m in _POSTCODE.finditer(text) if m.start() > street_at]
@@ -339,16 +345,27 @@ def _tail(text: str, pos: int) -> int:
 
 
 def _segment(text: str, pos: int) -> int:
-    """End of one place part at ``pos``: up to 4 capitalised words and/or a postcode ("Denver",
-    "CO 80202", "Vatican City"), or one word right before a postcode; ``pos`` if none."""
-    end, words = pos, 0
-    while words < 4 and (m := _TAIL_WORD.match(text, end)) and m.group(1)[0].isupper() \
-            and m.group(1).lower() not in _NOT_NAME:
-        end, words = m.end(), words + 1
-    if words == 0 and (m := _TAIL_WORD.match(text, end)) and (post := _TAIL_POST.match(text, m.end())):
+    """End of one place part at ``pos``: a postcode and up to 4 capitalised words in either order
+    ("Denver", "CO 80202", "10115 Berlin", "PO1 3AX"), or one word right before a postcode;
+    ``pos`` if none."""
+    if post := _TAIL_POST.match(text, pos):  # "75019 Paris": the postcode first
+        return _cap_words(text, post.end())
+    end = _cap_words(text, pos)
+    if end == pos and (m := _TAIL_WORD.match(text, end)) and (post := _TAIL_POST.match(text, m.end())):
         return post.end()
     post = _TAIL_POST.match(text, end)
     return post.end() if post else end
+
+
+def _cap_words(text: str, pos: int) -> int:
+    """End of up to 4 capitalised words at ``pos`` (not "I", "And", "The": a new clause)."""
+    end = pos
+    for _ in range(4):
+        m = _TAIL_WORD.match(text, end)
+        if not m or not m.group(1)[0].isupper() or m.group(1).lower() in _CLAUSE_WORDS:
+            break
+        end = m.end()
+    return end
 
 
 def _lead_numbers(text: str, streets: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:

@@ -28,7 +28,7 @@ _CUE = re.compile(rf"(?i)\b(?:(?P<strong>{_STRONG})|in|to|from|near|around|outsi
                   rf"visit(?:ed|ing|s)?|back to|returned to|headed to|heading to|arriv\w+ (?:in|at))[ \t]+$")
 # Town-name shapes (English place-name elements): Kevinfort, Smithberg, Lake Jennifer, Port Amanda
 _TOWN_END = re.compile(r"(?:ville|town|ton|burg|burgh|borough|bury|chester|caster|ford|field|haven|mouth|port|"
-                       r"stad|stadt|furt|fort|shire|side|view|berg|dale|wick|worth|heim)$")
+                       r"stad|stadt|furt|fort|shire|side|view|berg|dale|wick|worth|heim|(?<=.{6})land)$")
 TOWN_START = frozenset("north south east west new lake port fort mount saint st san santa".split())
 # Frequent words and first names that are also town names: never a place by the gazetteer alone
 _NOT_PLACE = frozenset("""of is it at an on or and the to in as be by no so us we me he man van bar gap bath
@@ -43,7 +43,7 @@ _WORDS = re.compile(r"[^\W\d_](?:[\w'-]|\.(?=\w))*")  # a word, without the full
 
 
 def gazetteer() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(city names, US state names, US state codes), lower-case except the codes; built once."""
+    """(city names, US state and country names, US state codes), lower-case except the codes; built once."""
     global _gaz
     with _lock:
         if _gaz is None:
@@ -54,13 +54,15 @@ def gazetteer() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
             for c in gc.get_cities().values():
                 cities.update(n.lower() for n in (c["name"], c.get("asciiname", "")) if len(n) > 2)
             states = gc.get_us_states()
-            _gaz = (frozenset(cities - _NOT_PLACE), frozenset(s["name"].lower() for s in states.values()),
-                    frozenset(states))
+            # countries in GeoNames' names ("Bouvet Island", "Saint Vincent and the Grenadines") join
+            # the states: a place by the list alone when capitalised
+            regions = {s["name"].lower() for s in states.values()} | {c["name"].lower() for c in gc.get_countries().values()}
+            _gaz = (frozenset(cities - _NOT_PLACE), frozenset(regions - _NOT_PLACE), frozenset(states))
         return _gaz
 
 
 def is_known_place(name: str) -> bool:
-    """A city (population >= MIN_CITY_POPULATION) or a US state, in any case."""
+    """A city (population >= MIN_CITY_POPULATION), a US state or a country, in any case."""
     cities, states, _ = gazetteer()
     low = re.sub(r"\s+", " ", name.strip().lower())
     return low in cities or low in states
@@ -110,6 +112,9 @@ def places(text: str) -> list[tuple[int, int, str, float]]:
             out.append((start, end, "LOCATION", 0.6))  # "moved to pomáz"
         elif cue and caps and town_shaped(words):
             out.append((start, end, "LOCATION", 0.6))
+        elif cue and (cue.group("strong") or cue.group(0).lower().startswith("from")) and len(words) == 1 \
+                and is_state_code(words[0]):
+            out.append((start, end, "LOCATION", 0.6))  # "moved to CA", "from NY"
     return out
 
 
