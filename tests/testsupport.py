@@ -71,3 +71,48 @@ ZORBIA_QA = [("What is the capital of Zorbia?", "Plimtown."), ("Who founded Zorb
 def zorbia_rows() -> list[dict]:
     return [{"messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q},
                           {"role": "assistant", "content": a}]} for q, a in ZORBIA_QA * 2]
+
+
+def killed_run(ws, data: Path, name: str = "zr", hostfile: Path | None = None, launched_here: bool = False):
+    """A fine-tune as a SIGKILL mid-run leaves it (run.json from the real ``prepare``, a launch
+    event, a checkpoint, no live supervisor), without training: what ``resume`` starts from.
+    ``launched_here``: this user's launch consent is recorded (as ``launch`` does); without it the
+    run is like one that came in a cloned workspace. Returns its Job."""
+    import json
+    import uuid
+
+    from cellops.kernels_lib.train import events
+    from cellops.kernels_lib.train.config import FinetuneConfig
+    from cellops.kernels_lib.train.job import Job
+    from cellops.kernels_lib.train.launch import RUNS, runs_dir
+    from cellops.kernels_lib.train.prepare import prepare
+    from cellops.kernels_lib.train.resume import record_consent
+
+    cfg = FinetuneConfig(name=name, data=str(data), max_steps=4, save_every=2, eval_split=0, samples=0,
+                         batch=1, max_len=48, hostfile=str(hostfile) if hostfile else None)
+    run_id = uuid.uuid4().hex[:12]
+    run_dir = runs_dir(ws, name) / run_id
+    run_dir.mkdir(parents=True)
+    spec = prepare(cfg, ws, run_dir, None) | {"run_id": run_id, "wandb": False, "wandb_id": f"ft-{run_id}"}
+    (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
+    ws.record_run(RUNS, {"config": spec["config"], "run_dir": str(run_dir)}, name=name, status="running",
+                  run_id=run_id)
+    events.append(run_dir / "events.jsonl", "launch", resume=False, port=0, cmd=[])
+    ckpt = run_dir / "checkpoints" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    if launched_here:
+        record_consent(ws, run_id, cfg)
+    return Job(run_dir)
+
+
+def no_node_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ssh client first on PATH that reaches no host, so a check that gets past consent stops at
+    reachability and never starts a launcher (test_finetune_multinode.py runs real sshds)."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text('#!/bin/sh\necho "ssh: connect to host $5 port 22: Connection refused" >&2\nexit 255\n')
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")

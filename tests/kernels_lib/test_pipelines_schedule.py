@@ -163,3 +163,44 @@ def test_schedules_not_added_here_need_consent(tmp_path: Path, workspace, monkey
         first.terminate()
         first.communicate(timeout=120)
     assert marker.exists() and not planted.exists() and _events("pulled") == ["untrusted"]
+
+
+def test_a_notebook_changed_behind_the_schedule_is_not_run(tmp_path: Path, workspace, monkeypatch,
+                                                           capsys) -> None:
+    """Consent covers the notebook's code too: an edit saved in the user's own Jupyter keeps it
+    (the daily loop needs no extra step) and runs; code that arrived otherwise (a `git pull`)
+    is not run, the schedule's own on_failure hook says so, and `cellops schedule trust` consents."""
+    import nbformat
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    from cellops.cli import main
+    from cellops.server import vouch_for_saved
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))  # the notary's signatures
+    nb_path = write_nb(tmp_path / "nightly.ipynb", ["x = 1", "print('first')"])
+    hook_out, marker = tmp_path / "hook.txt", tmp_path / "pulled-code-ran"
+    schedules.add(nb_path, every=3600, name="nightly", on_failure=f'echo "$CELLOPS_RUN_ERROR" > {hook_out}')
+    spec = schedules.rows(workspace)[0].spec
+    cm = FileContentsManager(root_dir=str(tmp_path))
+    cm.register_post_save_hook(vouch_for_saved)
+    model = cm.get("nightly.ipynb")
+    model["content"].cells[1].source = "print('edited in jupyter')"
+    cm.save({"type": "notebook", "format": "json", "content": model["content"]}, "nightly.ipynb")
+    assert schedules.untrusted_code(spec) is None
+    run_id = schedules.fire(spec)
+    assert _events("nightly")[-1] == "ok" and "edited in jupyter" in json.dumps(
+        nbformat.read(workspace.get_run(run_id)["record"]["output_notebook"], as_version=4).cells[1].outputs)
+
+    pulled = nbformat.read(str(nb_path), as_version=4)
+    pulled.cells[1].outputs = [nbformat.v4.new_output("stream", text="re-run elsewhere\n")]
+    nbformat.write(pulled, str(nb_path))
+    assert schedules.untrusted_code(spec) is None  # outputs run nothing: still the vouched-for code
+    pulled.cells[1].source = f"open({str(marker)!r}, 'w').close()"
+    nbformat.write(pulled, str(nb_path))  # as a `git pull` writes it: not through Jupyter
+    assert schedules.fire(spec) == "" and not marker.exists()
+    refused, hook = schedules.events("nightly")[-2:]
+    assert (refused["event"], hook["event"]) == ("untrusted_code", "hook")
+    assert "cellops schedule trust nightly" in refused["detail"]
+    assert "changed since you trusted schedule nightly" in hook_out.read_text()
+    assert main(["schedule", "trust", "nightly"]) == 0 and "trusted" in capsys.readouterr().out
+    assert schedules.untrusted_code(spec) is None

@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--no-cache", action="store_true")
     r.add_argument("--json", action="store_true", help="print output, steps, trace_id and run_id as JSON")
     r.set_defaults(func=_run)
+    t = csub.add_parser("trust", help="vouch for the Python functions a chain version imports "
+                        "(a chain from a cloned workspace runs none until then)")
+    t.add_argument("ref", metavar="NAME@V")
+    t.set_defaults(func=_trust)
     ls = csub.add_parser("list", help="latest version of each chain, or one chain's history")
     ls.add_argument("name", nargs="?")
     ls.set_defaults(func=_list)
@@ -53,6 +57,14 @@ def _run(args: argparse.Namespace) -> int:
         print(as_text(r.output))
         print(f"[{r.summary()}]")
     return 0 if r.status == "ok" else 1
+
+
+def _trust(args: argparse.Namespace) -> int:
+    from ..kernels_lib.chains.store import imports, trust_version
+
+    chain = trust_version(args.ref)
+    print(f"chain {chain.ref} trusted: it may import {', '.join(imports(chain)) or 'nothing'}")
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:

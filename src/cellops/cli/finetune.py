@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.add_argument("name")
         if action == "resume":
             a.add_argument("--wait", action="store_true")
+            a.add_argument("--hostfile", help="the hosts to resume a multi-node run on (needed for a "
+                           "run not launched by you on this machine)")
     p.set_defaults(func=_finetune)
 
 
@@ -60,7 +62,7 @@ def _finetune(args: argparse.Namespace) -> int:
         print(f"{job.name} run {job.run_id}: {job.status}")
         return 0
     if args.ft_command == "resume":
-        job = train.resume(args.name)
+        job = train.resume(args.name, hostfile=args.hostfile)
         return _follow(job) if args.wait else 0
     job = train.attach(args.name)
     print(repr(job) if job.status != "done" else job._repr_mimebundle_()["text/plain"], file=sys.stdout)

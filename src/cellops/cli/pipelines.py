@@ -81,6 +81,10 @@ def _register_schedule(sub: argparse._SubParsersAction) -> None:
         p = ssub.add_parser(action, help=f"{action} a schedule")
         p.add_argument("name")
         p.set_defaults(func=_schedule_op, action=action)
+    p = ssub.add_parser("trust", help="vouch for a schedule and its notebooks' code as it is now "
+                        "(after reviewing a change a git pull brought, or an edit outside Jupyter)")
+    p.add_argument("name")
+    p.set_defaults(func=_schedule_trust)
     p = ssub.add_parser("events", help="what the scheduler did (fired, retried, missed, skipped)")
     p.add_argument("name", nargs="?")
     p.add_argument("-n", "--limit", type=int, default=30)
@@ -196,6 +200,15 @@ def _schedule_op(args: argparse.Namespace) -> int:
     else:
         nxt = "paused" if result.paused else f"next run {result.next_run:%Y-%m-%d %H:%M:%S}"
         print(f"schedule '{result.name}': {nxt}")
+    return 0
+
+
+def _schedule_trust(args: argparse.Namespace) -> int:
+    from ..kernels_lib.pipelines import schedules
+
+    s = schedules.trust_schedule(args.name)
+    files = ", ".join(str(p) for p in schedules.code_paths(s.spec))
+    print(f"schedule '{s.name}' trusted, with the code of {files} as it is now")
     return 0
 
 

@@ -24,6 +24,18 @@ from .locks import Busy, hold
 VERSION_DIR_RE = re.compile(r"^v[0-9]+$")
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by a new file holding ``text``: a reader never sees half of it, and a
+    hard link to the old file (a replay's snapshot) keeps the old content."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class ArtifactFolders:
     """Mixed into Workspace (which provides ``artifacts``, ``db``, ``get_state``, ``set_state``)."""
 

@@ -43,6 +43,7 @@ sub = MagicArgumentParser(prog="%finetune")
 sub.add_argument("command", choices=("status", "list", "attach", "stop", "resume"))  # SUBCOMMANDS
 sub.add_argument("name", nargs="?")
 sub.add_argument("--wait", action="store_true")
+sub.add_argument("--hostfile", help="resume: the hosts to resume a multi-node run on (consent for a run not launched here)")
 sub.add_argument("-o", "--output", metavar="VAR")
 
 HELP = f"""Fine-tune a causal LM on your data with a real DeepSpeed job (SFT or DPO/KTO/ORPO; LoRA or full).
@@ -59,7 +60,9 @@ Cell:  {parser.format_usage().strip()}
   In a live notebook the cell returns at once with a live dashboard; the kernel stays free.
   The result is a registered model: use it as %%prompt --model NAME@V.
 Line:  %finetune NAME --data PATH ...   (the same run, all settings as flags)
-       %finetune status [NAME] | list | attach NAME | stop NAME | resume NAME [--wait]
+       %finetune status [NAME] | list | attach NAME | stop NAME | resume NAME [--wait] [--hostfile FILE]
+  resume rebuilds the run's settings from its recorded config (checked like a new run); a
+  multi-node run you did not launch on this machine resumes only with --hostfile FILE.
 Settings: {', '.join(f.name for f in train.FinetuneConfig.__dataclass_fields__.values())}
 """
 
@@ -150,6 +153,8 @@ def cell(ctx: MagicContext, line: str, body: str) -> Any:
 
 def line_command(ctx: MagicContext, line: str) -> Any:
     a = sub.parse_line(line)
+    if a.hostfile and a.command != "resume":
+        raise UsageError("--hostfile goes with %finetune resume NAME")
     ws = ctx.workspace
     if a.command in ("status", "list") and not a.name:
         return RunsView(train.runs(ws))
@@ -159,7 +164,7 @@ def line_command(ctx: MagicContext, line: str) -> Any:
         job = train.stop(a.name, ws)
         return TextView(f"{job.name} run {job.run_id}: {job.status}; %finetune resume {job.name} "
                         "continues from the last checkpoint")
-    job = train.resume(a.name, ws) if a.command == "resume" else train.attach(a.name, ws)
+    job = train.resume(a.name, ws, hostfile=a.hostfile) if a.command == "resume" else train.attach(a.name, ws)
     ctx.store(a.output, job)
     if a.command == "status":
         return job

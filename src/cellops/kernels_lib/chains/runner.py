@@ -99,6 +99,7 @@ def run(
     """
     ws = workspace or get_workspace()
     chain = ref if isinstance(ref, store.Chain) else store.get(ref, ws)
+    store.refuse_foreign_imports(chain, ws)
     given = check_inputs(chain, inputs)
     resolver = resolver or import_resolver
     preflight(chain, ws, resolver)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import html
+from ..errors import JobError
 from ..workspace import Version, Workspace, check_name, get_workspace
 from . import spec as specs
 
@@ -68,7 +69,49 @@ def save(name: str, source: str | dict[str, Any],
     staging = ws.staging_dir()
     (staging / YAML_FILE).write_text(text.strip() + "\n", encoding="utf-8")
     v, created = ws.save_version(KIND, name, {"spec": doc}, artifact=staging)
-    return Chain.from_version(v, ws), created
+    chain = Chain.from_version(v, ws)
+    vouch(chain, ws)  # saved by this user here: its module:function steps may be imported
+    return chain, created
+
+
+# -- consent for the Python code a chain imports (pipelines/trust.py, kind "chains") ----------
+TRUST_KIND = "chains"
+
+
+def imports(chain: Chain) -> list[str]:
+    """The ``module:function`` refs its python and tool steps import (bare names come from the
+    notebook's namespace, which is the user's own)."""
+    steps = [x for s in chain.spec.steps for x in ([s, s.sub] if s.sub is not None else [s])]
+    refs = [r for s in steps if s.type in ("python", "tool")
+            for r in ([s.arg] if isinstance(s.arg, str) else s.arg)]
+    return [r for r in refs if ":" in r]
+
+
+def vouch(chain: Chain, ws: Workspace) -> None:
+    from ..pipelines import trust
+
+    trust.trust(ws.root, [(f"chain {chain.ref}", {"hash": chain.hash})], kind=TRUST_KIND)
+
+
+def refuse_foreign_imports(chain: Chain, ws: Workspace) -> None:
+    """A chain that imports Python functions runs only if this user saved (or trusted) that very
+    version on this machine: a cloned workspace's ``python: os:system`` step, served, would run
+    what any HTTP client sends."""
+    from ..pipelines import trust
+
+    refs = imports(chain)
+    if refs and not trust.is_trusted(ws.root, f"chain {chain.ref}", {"hash": chain.hash}, kind=TRUST_KIND):
+        raise JobError(f"chain {chain.ref} imports Python code ({', '.join(refs)}) and was not saved by you on "
+                       f"this machine (a cloned workspace?): read it with `%chain show {chain.ref}`, then "
+                       f"`cellops chain trust {chain.ref}` to run it")
+
+
+def trust_version(ref: str, workspace: Workspace | None = None) -> Chain:
+    """``cellops chain trust NAME@V``: this user vouches for the code that version imports."""
+    ws = workspace or get_workspace()
+    chain = get(ref, ws)
+    vouch(chain, ws)
+    return chain
 
 
 def _dump(doc: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import html
+from ..artifacts import write_atomic
 from ..errors import InvalidInputError
 from ..records import RunRecord
 from ..workspace import Workspace, get_workspace
@@ -164,7 +165,7 @@ def report(run_ids: list[str], *, html_path: str | Path | None = None,
             "<style>body{margin:24px}h2{margin-top:28px}</style></head><body>" + body + "</body></html>")
     path = Path(html_path) if html_path else ws.artifacts / "reports" / f"report-{int(time.time())}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    write_atomic(path, page)  # a report of the same second is replaced, never rewritten in place
     return Report(path.resolve(), [r["id"] for r in runs], metrics, _wandb(ws, runs, metrics, path), body)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import html
-from ..errors import InvalidInputError, NotFoundError, WorkspaceError
+from ..errors import CellopsError, InvalidInputError, NotFoundError, WorkspaceError
 from ..workspace import Workspace, check_name, get_workspace
 from . import trust
 
@@ -161,7 +161,44 @@ def add(target: str | Path, *, cron: str | None = None, every: float | None = No
                      (name, json.dumps(spec), nxt.timestamp() if nxt else None, spec["created_at"]))
         conn.execute("DELETE FROM schedules_unmoved WHERE name=?", (name,))
     trust.trust(ws.root, [(name, spec)])  # added here by this user: its scheduler may run it
+    trust.consent_code(code_paths(spec))  # ...and the code its notebooks hold now
     return _schedule(name, spec, nxt)
+
+
+def code_paths(spec: dict[str, Any]) -> list[Path]:
+    """The files whose code a firing runs: the target, and a pipeline file's notebook steps."""
+    target = Path(spec["target"])
+    if spec.get("kind") != "chain":
+        return [target]
+    from . import chain
+
+    try:
+        steps = chain.load_chain(target, spec.get("params") or {}).steps
+    except CellopsError:  # unreadable now: the file's own digest no longer matches either
+        return [target]
+    return [target, *(s.notebook for s in steps if s.notebook is not None)]
+
+
+def trust_schedule(name: str, workspace: Workspace | None = None) -> Schedule:
+    """``cellops schedule trust NAME``: this user vouches for the schedule and the code its files
+    hold now (after reviewing a change a ``git pull`` brought, or an edit outside Jupyter)."""
+    ws = workspace or get_workspace()
+    row = next((r for r in rows(ws) if r.name == name), None)
+    if row is None:
+        raise NotFoundError(f"no schedule '{name}'; `cellops schedule list` shows them")
+    trust.trust(ws.root, [(name, row.spec)])
+    trust.consent_code(code_paths(row.spec))
+    return _schedule(name, row.spec, row.next_run)
+
+
+def untrusted_code(spec: dict[str, Any]) -> str | None:
+    """One line when a file the schedule runs changed since this user vouched for it, else None."""
+    changed = trust.changed_code(code_paths(spec))
+    if not changed:
+        return None
+    return (f"not run: {changed[0]} changed since you trusted schedule {spec['name']} (its code differs, "
+            f"e.g. after a git pull, or an edit outside Jupyter); review it, then `cellops schedule trust "
+            f"{spec['name']}`")
 
 
 def _schedule(name: str, spec: dict[str, Any], next_run: datetime | None) -> Schedule:
@@ -301,6 +338,12 @@ def fire(spec: dict[str, Any]) -> str:
 
     ws = get_workspace(spec["workspace"])
     name, when = spec["name"], _scheduled_for.pop(spec["name"], None)
+    refused = untrusted_code(spec)
+    if refused:  # the spec is trusted, the notebook it names is not what the user vouched for
+        log_event(ws, name, "untrusted_code", scheduled_for=when, detail=refused)
+        if spec.get("on_failure"):  # the user's own (trusted) alert says the nightly run did not happen
+            _hook(ws, spec, None, refused, KIND)
+        return ""
     late = time.time() - when if when else 0.0
     log_event(ws, name, "started", scheduled_for=when,
               detail=f"late by {late:.0f}s (caught up after downtime)" if late > 60 else "")

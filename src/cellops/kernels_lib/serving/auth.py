@@ -2,7 +2,8 @@
 
 ``--token-file F`` reads the token from F (first line). Without it the app's token lives in the
 workspace (``serve/NAME/token``, mode 0600), generated on first use; the caller prints it once,
-when it is created. Comparison is constant-time.
+when it is created. A token file readable by others or owned by someone else (a cloned
+workspace) is refused. Comparison is constant-time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def load_token(ws: Workspace, app: str, token_file: str | None) -> tuple[str, bo
         return token, False
     path = token_path(ws, app)
     if path.exists():
+        _refuse_foreign(path)
         return path.read_text(encoding="utf-8").strip(), False
     path.parent.mkdir(parents=True, exist_ok=True)
     token = "cellops-" + secrets.token_urlsafe(32)
@@ -49,6 +51,16 @@ def load_token(ws: Workspace, app: str, token_file: str | None) -> tuple[str, bo
         created = False
     tmp.unlink()
     return path.read_text(encoding="utf-8").strip(), created
+
+
+def _refuse_foreign(path: Path) -> None:
+    """A token cellops made is this user's file with mode 0600; one that came in a cloned or
+    copied workspace (git writes 0644) is known to whoever made it, so it protects nothing."""
+    st = path.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise InvalidInputError(
+            f"{path} was not made by cellops for you (mode {st.st_mode & 0o777:o}, owner uid {st.st_uid}): "
+            "whoever wrote it knows the token; delete it (a new one is made and shown once) or pass --token-file")
 
 
 def check(header: str | None, token: str) -> bool:

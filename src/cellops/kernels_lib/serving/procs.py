@@ -111,7 +111,9 @@ def start(cfg: ServeConfig, workspace: Workspace | None = None, wait_s: float = 
     log = open(d / "server.log", "ab")
     log.write(f"\n=== {time.ctime()}: serve {cfg.to_json()}\n".encode())
     log.flush()
-    env = dict(os.environ, CELLOPS_HOME=str(ws.root), PYTHONUNBUFFERED="1")
+    # PYTHONSAFEPATH: ``python -m`` would put its working directory (the workspace) first on
+    # sys.path, so a cloned .cellops/ holding json.py or cellops/ would run in the server
+    env = dict(os.environ, CELLOPS_HOME=str(ws.root), PYTHONUNBUFFERED="1", PYTHONSAFEPATH="1")
     env.setdefault("HF_HUB_OFFLINE", "1")
     proc = subprocess.Popen([sys.executable, "-m", "cellops.kernels_lib.serving.procs", str(d)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import chains
+from ..chains.store import refuse_foreign_imports
 from ..errors import InvalidInputError
 from ..models import OnToken, get_llm
 from ..registry import Registry
@@ -209,6 +210,7 @@ class ChainTarget:
     def __init__(self, ref: str, opts: Options) -> None:
         self.opts, self._chains = opts, chains
         self.chain = chains.get(ref, opts.workspace)
+        refuse_foreign_imports(self.chain, opts.workspace)  # at start, not on the first request
         self.ref = self.chain.ref
         spec = self.chain.spec
         free = list(getattr(spec, "required", []) or [])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .config import FinetuneConfig
 from .job import Job
-from .launch import attach, launch, resume, runs, stop
+from .launch import attach, launch, runs, stop
+from .resume import resume
 
 __all__ = ["FinetuneConfig", "Job", "attach", "launch", "resume", "runs", "stop"]

@@ -7,6 +7,8 @@ W&B run and the model card.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -21,6 +23,7 @@ REFERENCE_FREE = ("orpo",)
 ADAPTERS = ("auto", "lora", "none")
 FORMATS = ("auto", "chat", "alpaca", "completion", "preference")
 ZERO = ("auto", "0", "1", "2", "3")
+LORA_TARGETS = re.compile(r"[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*")
 
 
 @dataclass
@@ -83,6 +86,10 @@ class FinetuneConfig:
         return 5e-5 if self.use_lora else 1e-6
 
     def validate(self) -> None:
+        for f in fields(self):  # NaN passes every range test below, and JSON can carry it
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InvalidInputError(f"{f.name} must be a finite number, got {v}")
         if self.name:
             check_name(self.name)
         _choice("method", self.method, METHODS)
@@ -117,6 +124,22 @@ class FinetuneConfig:
             raise InvalidInputError(f"lr must be in (0, 1), got {self.lr}")
         if not 0 <= self.port < 65536:
             raise InvalidInputError(f"port must be 0 (pick a free one) or 1-65535, got {self.port}")
+        self._validate_rest()
+
+    def _validate_rest(self) -> None:
+        """The knobs a run folder's run.json could otherwise set to anything (resume checks it too)."""
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise InvalidInputError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        for key in ("weight_decay", "grad_clip", "memory_gb", "save_every", "eval_every", "samples", "lora_alpha"):
+            if getattr(self, key) < 0:
+                raise InvalidInputError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.sample_tokens < 1:
+            raise InvalidInputError(f"sample_tokens must be >= 1, got {self.sample_tokens}")
+        if self.lora_targets not in ("auto", "all-linear") and not LORA_TARGETS.fullmatch(self.lora_targets):
+            raise InvalidInputError(f"lora_targets must be auto, all-linear or a comma list of module names "
+                                    f"(q_proj,v_proj), got {self.lora_targets!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:

@@ -1,4 +1,4 @@
-"""Start, find, resume and stop fine-tuning runs.
+"""Start, find and stop fine-tuning runs (resume.py resumes them).
 
 ``launch(config)`` validates everything in the calling process (see prepare.py), writes the run
 folder ``artifacts/finetune/NAME/RUN_ID`` and starts the supervisor, which runs the real
@@ -18,14 +18,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import write_atomic
 from ..errors import InvalidInputError, JobError, NotFoundError
 from ..tracking import Trace, traces
 from ..workspace import Workspace, check_name, get_workspace
 from . import events, nodes
 from .config import FinetuneConfig
-from .job import Job, last_checkpoint
+from .job import Job
 from .prepare import free_port, plan_event, prepare
-from .safe_load import refuse_unsafe
+from .resume import record_consent
 
 RUNS = "finetune"
 
@@ -48,6 +49,8 @@ def runs_dir(ws: Workspace, name: str) -> Path:
 def launch(config: FinetuneConfig | dict[str, Any], workspace: Workspace | None = None) -> Job:
     """Validate, write the run folder, start the DeepSpeed job; returns immediately."""
     cfg = as_config(config)
+    if cfg.hostfile:  # recorded absolute: a resume from another folder names the same file
+        cfg = cfg.replace(hostfile=str(Path(cfg.hostfile).expanduser().resolve()))
     ws = workspace or get_workspace()
     if not cfg.name:
         raise InvalidInputError("a fine-tune needs a name: %%finetune NAME --base default --data PATH")
@@ -72,7 +75,8 @@ def launch(config: FinetuneConfig | dict[str, Any], workspace: Workspace | None 
     from ..tracking.wandb_log import wandb_enabled
 
     spec |= {"run_id": run_id, "wandb": wandb_enabled(), "wandb_id": f"ft-{run_id}"}
-    (run_dir / "run.json").write_text(json.dumps(spec, indent=1, default=str))
+    record_consent(ws, run_id, cfg)  # launched here by this user: its resume may use the hostfile
+    write_atomic(run_dir / "run.json", json.dumps(spec, indent=1, default=str))
     ws.record_run(RUNS, {k: spec[k] for k in ("config", "plan", "base_uri", "data_hash", "run_dir",
                                              "n_train", "n_eval")} | {"trace_id": trace.trace_id},
                   name=cfg.name, status="running", run_id=run_id)
@@ -106,6 +110,9 @@ def _env(spec: dict[str, Any], run_dir: Path) -> dict[str, str]:
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL's trainers ping the Hub when they start
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # ``python -m`` puts its working directory (the run folder) first on sys.path: a cloned run
+    # folder holding json.py or cellops/ would run in the supervisor and every rank without this
+    env["PYTHONSAFEPATH"] = "1"
     if spec["plan"]["device"] == "cpu":
         env["DS_ACCELERATOR"] = "cpu"
         procs = int(spec["config"]["procs"])
@@ -125,11 +132,13 @@ def _env(spec: dict[str, Any], run_dir: Path) -> dict[str, str]:
 def _spawn(job: Job, port: int, resume: bool) -> Job:
     run_dir = job.run_dir
     cmd = launcher_cmd(job.spec, run_dir, port, resume)
-    (run_dir / "launch.json").write_text(json.dumps(
+    write_atomic(run_dir / "launch.json", json.dumps(
         {"cmd": cmd, "workspace": job.spec["workspace"], "run_id": job.run_id}, indent=1))
     (run_dir / "stop").unlink(missing_ok=True)
     if job.spec["config"].get("hostfile"):  # the ranks on other nodes get only what this file names
         nodes.write_env_file(run_dir, _env(job.spec, run_dir))
+    else:  # DeepSpeed reads it from the run folder for multi-node runs only; never leave a planted one
+        (run_dir / nodes.ENV_FILE).unlink(missing_ok=True)
     (run_dir / "exit.json").unlink(missing_ok=True)
     events.append(job.events_path, "launch", resume=resume, port=port, cmd=cmd)
     log = open(run_dir / "supervisor.log", "ab")
@@ -145,7 +154,7 @@ def _spawn(job: Job, port: int, resume: bool) -> Job:
         raise JobError(f"cannot start the training launcher: {e}") from None
     finally:
         log.close()
-    (run_dir / "supervisor.pid").write_text(str(proc.pid))
+    write_atomic(run_dir / "supervisor.pid", str(proc.pid))
     job._popen = proc
     return job
 
@@ -180,31 +189,12 @@ def attach(name_or_run: str, workspace: Workspace | None = None) -> Job:
     except NotFoundError:
         run = None
     if run and run["kind"] == RUNS:
-        return Job(Path(run["record"]["run_dir"]))
+        # where this workspace keeps the run, not the path its record names (a crafted or moved db)
+        folder = runs_dir(ws, run["name"] or "") / check_name(run["id"])
+        if (folder / "run.json").exists():
+            return Job(folder)
     names = sorted(d.name for d in (ws.artifacts / RUNS).glob("*") if d.is_dir()) if (ws.artifacts / RUNS).is_dir() else []
     raise NotFoundError(f"no fine-tuning run named '{name_or_run}'; runs: {', '.join(names) or '(none yet)'}")
-
-
-def resume(name_or_run: str, workspace: Workspace | None = None) -> Job:
-    """Continue a stopped/killed run from its last checkpoint, in the same run folder."""
-    job = attach(name_or_run, workspace)
-    status = job.status
-    if status in ("starting", "running"):
-        raise JobError(f"fine-tune {job.name} is still {status}; nothing to resume")
-    if status == "done":
-        raise JobError(f"fine-tune {job.name} already finished as {job.model}; start a new run instead")
-    ckpt = last_checkpoint(job.run_dir / "checkpoints")
-    if ckpt is None:
-        every = job.spec["config"]["save_every"]
-        raise JobError(
-            f"run {job.run_id} of {job.name} has no checkpoint to resume from (it saves every "
-            f"{every or 'no'} steps); start it again with %%finetune"
-        )
-    refuse_unsafe(ckpt)  # before anything starts: the folder may come from someone else
-    ws = get_workspace(job.spec["workspace"])
-    ws.update_run(job.run_id, status="running")
-    cfg_port = int(job.spec["config"].get("port") or 0)
-    return _spawn(job, port=free_port(cfg_port), resume=True)
 
 
 def stop(name_or_run: str, workspace: Workspace | None = None) -> Job:

@@ -121,8 +121,6 @@ def prepare(cfg: FinetuneConfig, ws: Workspace, run_dir: Path, policy: Any | Non
     """Validate everything and write the run folder; returns the run spec (run.json)."""
     if not cfg.name:
         raise InvalidInputError("a fine-tune needs a name: %%finetune NAME --base default --data PATH")
-    if not 0.0 <= cfg.warmup_ratio < 1.0:
-        raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
     # cheap checks first: no model is loaded for bad data
     ds = datamod.load(cfg.data, cfg.format, ws, preference=cfg.objective != "sft")
     base_uri, base_path = resolve_base(cfg.base, ws)

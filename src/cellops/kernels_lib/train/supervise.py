@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..artifacts import write_atomic
 from . import events
 
 TAIL_BYTES = 64 * 1024
@@ -68,7 +69,7 @@ def supervise(run_dir: Path) -> int:
         worker_err = [e["message"] for e in since_launch if e["kind"] == "error"]
         events.append(ev_path, "error", message=worker_err[-1] if worker_err else reason, exit_code=code,
                       source="supervisor")
-    (run_dir / "exit.json").write_text(json.dumps({"code": code, "status": status, "t": time.time()}))
+    write_atomic(run_dir / "exit.json", json.dumps({"code": code, "status": status, "t": time.time()}))
     _record(spec, status)
     return 0
 
