@@ -204,3 +204,15 @@ def test_a_notebook_changed_behind_the_schedule_is_not_run(tmp_path: Path, works
     assert "changed since you trusted schedule nightly" in hook_out.read_text()
     assert main(["schedule", "trust", "nightly"]) == 0 and "trusted" in capsys.readouterr().out
     assert schedules.untrusted_code(spec) is None
+
+
+def test_a_pipeline_schedule_binds_its_file_and_each_notebook_step(tmp_path: Path, workspace) -> None:
+    from test_pipelines import _chain
+
+    pipe = _chain(tmp_path, "steps:\n  a: {notebook: a.ipynb}\n  b: {notebook: b.ipynb, needs: [a]}\n")
+    schedules.add(pipe, every=3600, name="pipe")
+    spec = schedules.rows(workspace)[0].spec
+    assert schedules.code_paths(spec) == [pipe.resolve(), tmp_path / "a.ipynb", tmp_path / "b.ipynb"]
+    assert schedules.untrusted_code(spec) is None
+    write_nb(tmp_path / "b.ipynb", ["model = 'x'\nfactor = 1.0", "import os"])  # a step's code changed
+    assert "b.ipynb changed since you trusted schedule pipe" in schedules.untrusted_code(spec)

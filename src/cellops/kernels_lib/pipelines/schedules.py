@@ -176,7 +176,7 @@ def code_paths(spec: dict[str, Any]) -> list[Path]:
         steps = chain.load_chain(target, spec.get("params") or {}).steps
     except CellopsError:  # unreadable now: the file's own digest no longer matches either
         return [target]
-    return [target, *(s.notebook for s in steps if s.notebook is not None)]
+    return [target, *(s.notebook for s in steps.values() if s.notebook is not None)]
 
 
 def trust_schedule(name: str, workspace: Workspace | None = None) -> Schedule:
