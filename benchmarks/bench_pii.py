@@ -13,7 +13,8 @@ odd-numbered ones (held back: report both, a rule that only helps on a is tuned 
 Stock presidio runs offline: tldextract's module extractor is swapped for one on its bundled
 suffix snapshot (the default fetches the public-suffix list on first use).
 
-The ``ADDRESS|LOC`` row is the other reading of "street addresses and places": either label
+The ``letters+digits`` rows score characters instead of spans (presidio-evaluator scores
+tokens): a split or merged address counts by how much of it is covered. The ``ADDRESS|LOC`` row is the other reading of "street addresses and places": either label
 counts for either (stock presidio has no address type). ``--errors`` prints the ner arm's misses
 and false positives: use it on half a only. ``--data benchmarks/data/pii_written.jsonl`` scores
 40 rows written for the project in presidio-research's STREET_ADDRESS / GPE labelling.
@@ -71,6 +72,35 @@ def score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
     return out
 
 
+def char_score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
+               merge: dict[str, str] | None = None) -> dict[str, tuple[float, float]]:
+    """Token-level reading (as presidio-evaluator scores): per type, the share of the gold spans'
+    letters and digits that a prediction of that type covers (recall) and the share of the
+    predictions' letters and digits inside a gold span of that type (precision)."""
+    from cellops.kernels_lib.guard.evaluation import TYPE_MAP
+
+    merge = merge or {}
+    hit_g, all_g, hit_p, all_p = ({} for _ in range(4))
+    for r, pred in zip(rows, preds, strict=True):
+        gold = _alnum(r["text"], [(g["start"], g["end"], merge.get(t, t)) for g in r["spans"]
+                                  for t in [TYPE_MAP.get(g["type"], g["type"])]])
+        got = _alnum(r["text"], [(a, b, merge.get(t, t)) for a, b, t in pred])
+        for t in set(gold) | set(got):
+            g, p = gold.get(t, set()), got.get(t, set())
+            for d, v in ((hit_g, len(g & p)), (all_g, len(g)), (hit_p, len(g & p)), (all_p, len(p))):
+                d[t] = d.get(t, 0) + v
+    return {t: (hit_p[t] / all_p[t] if all_p.get(t) else 0.0, hit_g[t] / all_g[t] if all_g.get(t) else 0.0)
+            for t in all_g}
+
+
+def _alnum(text: str, spans: list[tuple[int, int, str]]) -> dict[str, set[int]]:
+    """{type: positions of the letters and digits its spans cover}."""
+    out: dict[str, set[int]] = {}
+    for a, b, t in spans:
+        out.setdefault(t, set()).update(i for i in range(a, b) if text[i].isalnum())
+    return out
+
+
 def timed(fn, texts: list[str]) -> tuple[list, dict[str, float]]:
     for t in texts:
         fn(t)  # warm-up
@@ -116,11 +146,12 @@ def main() -> None:
                                for r in stock.analyze(t, language="en") if r.score >= ms],
     }
     arms = {k: v for k, v in arms.items() if k in wanted}
-    results, places = {}, {}
+    results, places, chars_ = {}, {}, {}
     for name, fn in arms.items():
         preds, lat = timed(fn, texts)
         results[name] = (score(rows, preds), lat)
         places[name] = score(rows, preds, PLACE_READING)["PLACE"]
+        chars_[name] = char_score(rows, preds) | {"ADDRESS|LOC": char_score(rows, preds, PLACE_READING).get("PLACE", (0.0, 0.0))}
         if args.errors and name == "ner":
             _print_errors(rows, preds)
     print(f"\n{'type':14}{'support':>8}" + "".join(f"{a + ' P/R/F1':>24}" for a in arms))
@@ -130,6 +161,9 @@ def main() -> None:
     # the other reading of "street addresses and places": either type counts for either
     sup = next(iter(places.values()))[3]
     print(f"{'ADDRESS|LOC':14}{sup:8d}" + "".join(f"{'/'.join(f'{v:.2f}' for v in places[a][:3]):>24}" for a in arms))
+    print(f"\n{'letters+digits':14}{'':>8}" + "".join(f"{a + ' P/R':>24}" for a in arms))
+    for t in ("PERSON", "LOCATION", "ADDRESS", "ADDRESS|LOC"):
+        print(f"{t:14}{'':8}" + "".join(f"{'/'.join(f'{v:.2f}' for v in chars_[a].get(t, (0.0, 0.0))):>24}" for a in arms))
     print(f"\n{'latency ms':22}" + "".join(f"{a:>12}" for a in arms))
     for k in ("p50", "p95", "cpu_p50"):
         print(f"{k:22}" + "".join(f"{results[a][1][k]:12.2f}" for a in arms))
