@@ -58,7 +58,7 @@ def test_grid_and_test_results_are_wandb_tables(workspace, monkeypatch) -> None:
         run_dir = tracker.run_dir
     finally:
         tracker.finish()
-    assert run_dir and workspace.get_run(grid.run_id)["record"]["wandb_run_id"] == tracker.run_id
+    assert run_dir and workspace.get_run(grid.run_id)["record"]["tracker_run_id"] == tracker.run_id
     tables = {p.name.split("_")[0]: json.loads(p.read_text())
               for p in (workspace.root / "wandb").rglob("*.table.json")}
     assert set(tables) >= {"grid", "results"}

@@ -1,5 +1,6 @@
-"""Typed run records: every kind reads its row (old rows too), writes it back unchanged, and
-every recorded run carries the environment and, from a notebook, its path, hash and cell."""
+"""Typed run records: every kind reads its row (old rows too, W&B ids under their old key),
+writes it back unchanged, and every recorded run carries the environment and, from a notebook,
+its path, hash and cell."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from cellops.kernels_lib.records import (
 def test_each_kind_reads_its_type_and_round_trips(workspace) -> None:
     rows = {
         "prompt": {"prompt": "qa@1", "model": "default", "messages": [{"role": "user", "content": "x"}],
-                   "output": "y", "params": {"max_tokens": 4}, "cached": False, "latency_s": 0.2},
+                   "output": "y", "params": {"max_tokens": 4}, "cached": False, "latency_s": 0.2,
+                   "tracker": "filetrack", "tracker_run_id": "file-notebook"},
         "rag": {"question": "q?", "index": "docs@2", "k": 2, "hits": [{"chunk": 3}], "output": "a"},
         "chain": {"chain": "c@1", "steps": [{"name": "s"}], "output": "o"},
         "finetune": {"config": {"seed": 7}, "base_uri": "default", "run_dir": "/r", "model": "m@1"},
@@ -36,6 +38,7 @@ def test_each_kind_reads_its_type_and_round_trips(workspace) -> None:
         assert typed.to_row() == row  # nothing lost, nothing added
         assert typed.env is not None and typed.env.python and "cellops" in typed.env.packages
         assert typed.env.hardware["cpus"] >= 1 and typed.env.hardware["memory_gb"] > 0
+    assert (got["prompt"][1].tracker, got["prompt"][1].tracker_run_id) == ("filetrack", "file-notebook")
     rag = got["rag"][1]
     assert (rag.index, rag.k, rag.hits, rag.output) == ("docs@2", 2, [{"chunk": 3}], "a")
     assert got["finetune"][1].refs() == {"model": "m@1", "base_uri": "default"}
@@ -46,7 +49,8 @@ def test_each_kind_reads_its_type_and_round_trips(workspace) -> None:
 
 def test_a_row_of_an_older_release_still_reads(workspace) -> None:
     old = {"id": "0123456789ab", "kind": "prompt", "name": "qa", "version": 3, "status": "ok",
-           "created_at": 1.0, "record": {"prompt": "qa@3", "output": "hi", "params": "not a dict"}}
+           "created_at": 1.0, "record": {"prompt": "qa@3", "output": "hi", "params": "not a dict",
+                                         "wandb_run_id": "k3x9a2b1"}}
     with sqlite3.connect(workspace.db_path) as conn:  # as written before records carried env
         conn.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (*[old[k] for k in ("id", "kind", "name", "version", "status", "created_at")],
@@ -55,4 +59,5 @@ def test_a_row_of_an_older_release_still_reads(workspace) -> None:
     typed = RunRecord.from_row(row)
     assert isinstance(typed, PromptRecord) and typed.env is None and typed.notebook is None
     assert typed.prompt == "qa@3" and typed.params == {} and typed.extra == {"params": "not a dict"}
-    assert typed.to_row() == row
+    assert (typed.tracker, typed.tracker_run_id) == ("wandb", "k3x9a2b1")  # W&B was the only tracker then
+    assert typed.to_row() == row  # given back under its old key

@@ -45,11 +45,11 @@ def test_wandb_failure_warns_once_and_no_record_cites_the_missing_run(workspace,
                  and "W&B" in str(w.message)]
         assert len(shown) == 1 and "W&B tracking is off for this session" in shown[0]
         rec1, rec2 = (workspace.get_run(g.run_id)["record"] for g in (first, second))
-        assert cited and rec1["wandb_run_id"] is None and rec2["wandb_run_id"] is None
-        assert "NotADirectoryError" in rec1["wandb_error"]
+        assert cited and rec1["tracker_run_id"] is None and rec2["tracker_run_id"] is None
+        assert rec1["tracker"] == "wandb" and "NotADirectoryError" in rec1["tracker_error"]
         assert first.cells[0][0].output == "Say a" and second.cells[0][0].output == "Say b"
         with workspace.db() as conn:
-            citing = conn.execute("SELECT COUNT(*) FROM runs WHERE json_extract(record, '$.wandb_run_id') = ?",
+            citing = conn.execute("SELECT COUNT(*) FROM runs WHERE json_extract(record, '$.tracker_run_id') = ?",
                                   (cited,)).fetchone()[0]
         assert citing == 0
     finally:

@@ -23,10 +23,10 @@ def ctx_of(ip) -> MagicContext:
 
 def test_flags_override_the_yaml_body_and_data_can_be_a_variable(ip) -> None:
     ip.user_ns["t_df"] = pd.DataFrame(zorbia_rows())
-    cfg, a = F.build_config(ctx_of(ip), "m1 --max-steps 3 --data t_df --zero 2 --offload -o t_j",
+    cfg, a = F.build_config(ctx_of(ip), "m1 --max-steps 3 --data t_df --zero 2 --offload --tracker wandb -o t_j",
                             "method: full\nlora_r: 4\nmax_steps: 9\neval-split: 0.2\n")
-    assert (cfg.name, cfg.max_steps, cfg.method, cfg.lora_r, cfg.zero, cfg.offload, cfg.eval_split) == (
-        "m1", 3, "full", 4, "2", True, 0.2)
+    assert (cfg.name, cfg.max_steps, cfg.method, cfg.lora_r, cfg.zero, cfg.offload, cfg.eval_split, cfg.tracker) == (
+        "m1", 3, "full", 4, "2", True, 0.2, "wandb")
     assert cfg.data is ip.user_ns["t_df"] and a.output == "t_j"
     cfg, _ = F.build_config(ctx_of(ip), "m2", "data: some/file.jsonl\n")
     assert cfg.data == "some/file.jsonl" and cfg.base == "default" and cfg.zero == "auto"
@@ -45,6 +45,8 @@ def test_bad_input_is_one_usage_line(ip, tmp_path: Path, workspace) -> None:
         ip.run_cell_magic("finetune", "m --data t_empty", "# no settings")
     with pytest.raises(UsageError, match="unknown finetune setting.*lora_rank"):
         ip.run_cell_magic("finetune", "m", "lora_rank: 4\n")
+    with pytest.raises(UsageError, match="unknown tracker 'nope'; available: .*wandb"):
+        ip.run_line_magic("finetune", f"m --data {tmp_path}/missing.jsonl --tracker nope")  # before any work
     with pytest.raises(UsageError, match="no fine-tuning run named 'ghost'"):
         ip.run_line_magic("finetune", "attach ghost")
     pairs = tmp_path / "pairs.jsonl"
@@ -77,6 +79,9 @@ def test_cell_trains_registers_and_the_model_answers_prompts(ip, zorbia_data: Pa
     m = job.metrics
     assert m["eval_loss_after"] < m["eval_loss_before"]  # it learned the held-out facts' style
     assert [s for s, _ in m["losses"]] == [1, 2, 3] and m["tokens_per_s"] > 0
+    # the pre-clip gradient norm of every step (DeepSpeed ZeRO-0 in fp32 used to leave it None)
+    norms = [e["grad_norm"] for e in job.events() if e["kind"] == "log"]
+    assert len(norms) == 3 and all(isinstance(g, float) and g > 0 for g in norms)
     # the registry version: merged weights + adapter + card
     v = workspace.resolve("model", "zmag@1")
     folder = workspace.artifact_dir("model", "zmag", 1)
@@ -96,8 +101,15 @@ def test_cell_trains_registers_and_the_model_answers_prompts(ip, zorbia_data: Pa
     q = "model.layers.0.self_attn.q_proj.weight"
     assert not (tuned[q] == base[q]).all()
     assert (tuned["model.layers.0.mlp.up_proj.weight"] == base["model.layers.0.mlp.up_proj.weight"]).all()
-    # W&B offline run files inside the run folder
-    assert list((job.run_dir / "wandb").glob("offline-run-*"))
+    # W&B offline run ft-<run id> inside the run folder, through the tracker registry; cited by
+    # the training record and the model card
+    (wb,) = (job.run_dir / "wandb").glob(f"offline-run-*-ft-{job.run_id}")
+    (log_file,) = (f for f in wb.iterdir() if f.suffix == ".wandb")
+    logged = log_file.read_bytes()  # W&B's record log: the history keys are plain strings in it
+    assert all(k in logged for k in (b"train/loss", b"train/grad_norm", b"eval/loss", b"samples"))
+    rec = workspace.get_run(job.run_id)["record"]
+    assert (rec["tracker"], rec["tracker_run_id"]) == ("wandb", f"ft-{job.run_id}")
+    assert (card["tracker"], card["tracker_run_id"]) == ("wandb", f"ft-{job.run_id}")
     # the fine-tune answers prompts by its registry name
     ip.run_cell_magic("prompt", "zq --model zmag@1 --max-tokens 8 -o t_r", "What is the capital of Zorbia?")
     r = ip.user_ns["t_r"]

@@ -92,24 +92,30 @@ class NoBananas(Check):
 
 
 class FileTracker:
+    """Each call one JSON line in $TESTPLUG_TRACK: {"op": ..., "pid": ..., ...}."""
     run_id = error = None
+
+    def _write(self, op, **fields):
+        with open(os.environ["TESTPLUG_TRACK"], "a") as f:
+            f.write(json.dumps({"op": op, "pid": os.getpid(), **fields}) + "\\n")
 
     def start(self, root, job_type="notebook", config=None):
         self.run_id = "file-" + job_type
+        self._write("start", job_type=job_type, config=sorted(config or {}))
         return self.run_id
 
     def log(self, data, tables=None):
-        with open(os.environ["TESTPLUG_TRACK"], "a") as f:
-            f.write(json.dumps({k: v for k, v in data.items() if k.endswith(("/prompt", "/run_id"))}) + "\\n")
+        self._write("log", data={k: v for k, v in data.items() if isinstance(v, (int, float, str))},
+                    tables=sorted(tables or {}))
 
     def summary(self, data):
-        pass
+        self._write("summary", data=data)
 
     def flush(self, timeout=120.0):
         pass
 
     def finish(self):
-        pass
+        self._write("finish")
 
 
 tracker = FileTracker()
@@ -134,7 +140,20 @@ ok = ip.run_line_magic("guard", "check --policy fruit I would like two apples")
 out["guard"] = [rep.allowed, [f.check for f in rep.findings], ok.allowed]
 from cellops.kernels_lib.rag.indexes import index_type
 from cellops.kernels_lib.workspace import get_workspace
-out["index"] = [index_type("flat", "dense").part, get_workspace().get_run(r.run_id)["record"]["wandb_run_id"]]
+rec = get_workspace().get_run(r.run_id)["record"]
+out["index"] = [index_type("flat", "dense").part, rec["tracker"], rec["tracker_run_id"]]
+# %config beats CELLOPS_TRACKER (W&B is off here: the run cites no tracker); --tracker beats both
+ip.run_line_magic("config", "Cellops.tracker = 'nope'")  # one logged line; the value stays
+ip.run_line_magic("config", "Cellops.tracker = 'wandb'")
+w = ip.run_cell_magic("prompt", "greet --model myplug:v1", "hello wandb")
+out["wandb"] = [get_workspace().get_run(w.run_id)["record"].get(k) for k in ("tracker", "tracker_run_id")]
+ip.run_cell_magic("finetune", f"tplug --data {sys.argv[2]} --max-steps 2 --batch 1 --max-len 32 "
+                  "--eval-split 0 --save-every 0 --tracker filetrack -o t_job", "samples: 0\n")
+job = ip.user_ns["t_job"]
+card = json.loads((get_workspace().artifact_dir("model", "tplug", 1) / "card.json").read_text())
+rec = get_workspace().get_run(job.run_id)["record"]
+out["finetune"] = [job.status, job.model, rec["tracker"], rec["tracker_run_id"], card["tracker"],
+                   card["tracker_run_id"], [e.get("grad_norm") for e in job.events() if e["kind"] == "log"]]
 print("RESULT " + json.dumps(out))
 '''
 
@@ -159,7 +178,7 @@ def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return py
 
 
-def test_plugin_is_found_and_used_from_the_magics(plugin_python: Path, tmp_path: Path) -> None:
+def test_plugin_is_found_and_used_from_the_magics(plugin_python: Path, tmp_path: Path, zorbia_data: Path) -> None:
     docs = tmp_path / "notes"
     docs.mkdir()
     (docs / "q3.note").write_text("title: Q3-REPORT\nQuarterly figures rose by nine percent.\n")
@@ -168,8 +187,8 @@ def test_plugin_is_found_and_used_from_the_magics(plugin_python: Path, tmp_path:
     env = os.environ | {"CELLOPS_HOME": str(tmp_path / ".cellops"), "CELLOPS_WANDB": "off",
                         "CELLOPS_TRACKER": "filetrack", "TESTPLUG_TRACK": str(track),
                         "PYTHONPATH": os.pathsep.join([CELLOPS_SRC, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([plugin_python, "-c", SCRIPT, str(docs)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=600)
+    proc = subprocess.run([plugin_python, "-c", SCRIPT, str(docs), str(zorbia_data)], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=900)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     out = json.loads(lines[0].removeprefix("RESULT "))
@@ -179,8 +198,23 @@ def test_plugin_is_found_and_used_from_the_magics(plugin_python: Path, tmp_path:
     assert out["guard"] == [False, ["no_bananas"], True]
     # the tracker CELLOPS_TRACKER names got the prompt run (and the record cites its run id)
     logged = [json.loads(ln) for ln in track.read_text().splitlines()]
-    assert {"prompt/prompt": "greet@1", "prompt/run_id": out["prompt"][2]} in logged
-    assert out["index"] == ["dense", "file-notebook"]
+    kernel = [e for e in logged if e["pid"] == logged[0]["pid"]]
+    assert any(e["op"] == "log" and e["data"].get("prompt/prompt") == "greet@1"
+               and e["data"]["prompt/run_id"] == out["prompt"][2] for e in kernel)
+    assert out["index"] == ["dense", "filetrack", "file-notebook"]
+    assert "unknown tracker 'nope'; available: " in proc.stderr + proc.stdout
+    assert out["wandb"] == [None, None]
+    # the fine-tune's rank 0 (another process) logged every step to the plugin and closed it
+    status, model, rec_tracker, rec_id, card_tracker, card_id, grad_norms = out["finetune"]
+    assert (status, model, rec_tracker, rec_id, card_tracker, card_id) == (
+        "done", "tplug@1", "filetrack", "file-finetune", "filetrack", "file-finetune")
+    worker = [e for e in logged if e["pid"] != logged[0]["pid"]]
+    assert worker[0]["op"] == "start" and worker[0]["job_type"] == "finetune" and "max_steps" in worker[0]["config"]
+    steps = [e["data"] for e in worker if e["op"] == "log" and "train/loss" in e["data"]]
+    assert [s["train/global_step"] for s in steps] == [1, 2]
+    assert all(s["train/grad_norm"] > 0 for s in steps) and grad_norms == [s["train/grad_norm"] for s in steps]
+    assert [e["op"] for e in worker[-3:]] == ["log", "summary", "finish"] and worker[-3]["tables"] == ["samples"]
+    assert worker[-2]["data"]["steps"] == 2
 
 
 def test_plugins_are_not_seen_without_the_install() -> None:

@@ -5,7 +5,8 @@ came from a notebook, its path, content hash and the cell's source (``Workspace.
 adds both). Readers (the server, provenance, reports, replay) use these types instead of
 guessing record keys. A row of an older cellops (no ``env``, no ``notebook``) still reads: the
 missing fields are None. Keys a type does not name stay in ``extra``, untouched, so ``to_row``
-gives back the row it was read from.
+gives back the row it was read from. The tracker's run is ``tracker`` + ``tracker_run_id``; a row
+written before trackers were pluggable names only ``wandb_run_id`` and reads as tracker ``wandb``.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def _hash_of(path: str, size: int, mtime_ns: int) -> str | None:
 
 
 _ROW = ("id", "kind", "name", "version", "status", "created_at")
+_LEGACY_RUN_ID = "wandb_run_id"  # rows of releases before trackers were on the Registry
 # record key -> kind of workspace thing it names (a version ref or a hash)
 REF_KINDS = {"prompt": "prompt", "model": "model", "weights_hash": "model_weights", "index": "index",
          "corpus_hash": "corpus", "guard_policy": "guard", "policy": "guard", "dataset": "dataset",
@@ -158,7 +160,8 @@ class RunRecord:
     source: str | None = None
     pipeline_run: str | None = None
     trace_id: str | None = None
-    wandb_run_id: str | None = None
+    tracker: str | None = None  # the registry name of the tracker the run logged to (wandb, a plugin)
+    tracker_run_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     # the stored record's keys in order, so that to_record gives back the very row it read
     keys: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -174,6 +177,9 @@ class RunRecord:
         named = {f.name for f in fields(typ)} - set(_ROW) - {"env", "notebook", "extra", "keys"}
         values: dict[str, Any] = {k: row.get(k) for k in _ROW if row.get(k) is not None}
         values |= {k: rec.pop(k) for k in list(rec) if k in named}
+        if _LEGACY_RUN_ID in rec and "tracker_run_id" not in rec:
+            values["tracker_run_id"] = rec.pop(_LEGACY_RUN_ID)
+            values["tracker"] = "wandb" if values["tracker_run_id"] else None
         values["env"] = Environment.from_dict(rec.pop("env", None))
         nb = rec.pop("notebook", None)
         if isinstance(nb, str):  # a pipeline run's record names its notebook by path
@@ -189,8 +195,12 @@ class RunRecord:
         """The JSON record stored in the row (the inverse of ``from_row``): the keys it was read
         with, in their order, then any field set away from its default."""
         out: dict[str, Any] = {}
+        legacy = _LEGACY_RUN_ID in self.keys and "tracker_run_id" not in self.keys
         for f in fields(self):
-            if f.name in _ROW or f.name in ("extra", "keys"):
+            if f.name in _ROW or f.name in ("extra", "keys") or (legacy and f.name == "tracker"):
+                continue
+            if legacy and f.name == "tracker_run_id":  # an older row: given back as it was stored
+                out[_LEGACY_RUN_ID] = self.tracker_run_id
                 continue
             v = getattr(self, f.name)
             if f.name not in self.keys and v == (f.default_factory() if callable(f.default_factory)

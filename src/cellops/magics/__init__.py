@@ -35,6 +35,28 @@ class Cellops(Magics):
         "", help="OTLP/HTTP collector for traces (http://host:4318); '' = OTEL_EXPORTER_OTLP_ENDPOINT, 'off' = none."
     ).tag(config=True)
 
+    tracker = Unicode(
+        "", help="Experiment tracker runs log to: wandb or a plugin's (cellops.trackers); '' = CELLOPS_TRACKER, else wandb."
+    ).tag(config=True)
+
+    @validate("tracker")
+    def _tracker_valid(self, proposal: dict[str, Any]) -> str:
+        from ..kernels_lib.tracking import trackers
+
+        value = str(proposal["value"]).strip()
+        if value:
+            try:
+                trackers.get(value)  # an unknown name: %config shows the one line, the old value stays
+            except CellopsError as e:
+                raise TraitError(str(e)) from None
+        return value
+
+    @observe("tracker")
+    def _tracker_changed(self, change: dict[str, Any]) -> None:
+        from ..kernels_lib.tracking import configure
+
+        configure(change["new"])
+
     @validate("otlp_endpoint")
     def _otlp_valid(self, proposal: dict[str, Any]) -> str:
         from ..kernels_lib.tracking import otel
@@ -58,6 +80,8 @@ class Cellops(Magics):
         super().__init__(*args, **kwargs)
         for trait in ("model", "answer_model", "judge_model"):
             self._push_model({"name": trait, "new": getattr(self, trait)})
+        if self.tracker:  # set in an IPython config file
+            self._tracker_changed({"new": self.tracker})
 
     @observe("model", "answer_model", "judge_model")
     def _push_model(self, change: dict[str, Any]) -> None:

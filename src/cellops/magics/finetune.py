@@ -35,6 +35,7 @@ parser.add_argument("--eval-split", type=float)
 parser.add_argument("--seed", type=int)
 parser.add_argument("--save-every", type=int, help="checkpoint every N steps")
 parser.add_argument("--port", type=int, help="rendezvous port (0: pick a free one)")
+parser.add_argument("--tracker", help="experiment tracker: wandb or a plugin's (default: Cellops.tracker, CELLOPS_TRACKER, wandb)")
 parser.add_argument("--wait", action="store_true", help="block until done (default outside a live kernel)")
 parser.add_argument("--no-wait", action="store_true", help="return at once, even in a batch run")
 parser.add_argument("-o", "--output", metavar="VAR", help="store the job in VAR")
@@ -59,6 +60,8 @@ Cell:  {parser.format_usage().strip()}
   the model card shows the held-out log-prob margin chosen - rejected before and after.
   In a live notebook the cell returns at once with a live dashboard; the kernel stays free.
   The result is a registered model: use it as %%prompt --model NAME@V.
+  Losses, grad norms, evals and the samples go to the experiment tracker (--tracker NAME; default
+  %config Cellops.tracker, else CELLOPS_TRACKER, else wandb: offline runs in the run folder).
 Line:  %finetune NAME --data PATH ...   (the same run, all settings as flags)
        %finetune status [NAME] | list | attach NAME | stop NAME | resume NAME [--wait] [--hostfile FILE]
   resume rebuilds the run's settings from its recorded config (checked like a new run); a
@@ -68,7 +71,7 @@ Settings: {', '.join(f.name for f in train.FinetuneConfig.__dataclass_fields__.v
 
 _FLAG_KEYS = ("base", "format", "method", "adapter", "beta", "epochs", "max_steps", "lr", "batch", "grad_accum",
               "max_len", "zero", "offload", "procs", "hostfile", "eval_split", "seed",
-              "save_every", "port")
+              "save_every", "port", "tracker")
 
 
 def build_config(ctx: MagicContext, line: str, body: str) -> tuple[train.FinetuneConfig, Any]:

@@ -199,13 +199,13 @@ def _pii_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> Ev
 
 
 def _log(res: EvalResult, ws: Workspace) -> None:
-    from ..tracking import tracker
+    from ..tracking import tracker, tracker_run
 
-    wandb_id = tracker.start(ws.root, job_type="guard-eval")
+    cited = tracker_run(ws.root, job_type="guard-eval")
     scalars = {f"guard_eval/{k}": v for k, v in res.metrics.items() if isinstance(v, (int, float))}
     cols, rows = res._table()
     tracker.log(scalars | {"guard_eval/policy": res.policy, "guard_eval/data": res.data},
                 tables={"guard_eval/per_label": (cols, rows)})
     tracker.summary(scalars)
-    res.run_id = ws.record_run("guard_eval", res.to_dict() | {"wandb_run_id": wandb_id},
+    res.run_id = ws.record_run("guard_eval", res.to_dict() | cited,
                                name=res.policy.split("@")[0])

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .. import tracking
 from ..errors import InvalidInputError
 from ..records import environment
 from ..tracking import Trace, traces
@@ -88,7 +89,7 @@ def _attempts(record: dict[str, Any], source: Path, output: Path, params: dict[s
         env = {"CELLOPS_BATCH": "1", ENV_VALUES: str(values_path), "CELLOPS_PIPELINE_RUN": run_id,
                "CELLOPS_NOTEBOOK": record["notebook"],  # the records the kernel makes name it
                "CELLOPS_HOME": str(ws.root), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
-               **cells.env(), **record["kernel_env"]}
+               **cells.env(), **tracking.child_env(), **record["kernel_env"]}
         t0 = time.time()
         try:
             error = execute(source, output, params, record["kernel"]["name"], env,
@@ -215,7 +216,7 @@ def _finish(ws: Workspace, run_id: str, record: dict[str, Any], status: str, out
             record["warnings"].append(f"HTML export failed: {type(e).__name__}: {e}")
     if out_dir is not None:
         _copy_out(record, Path(out_dir))
-    record["wandb_run_id"] = _log_wandb(ws, run_id, record, status)
+    record |= _log_tracker(ws, run_id, record, status)
     ws.update_run(run_id, status=status, **record)
     trace.end(status="error" if status != "ok" else None)
     traces.save(ws, trace, run_id)
@@ -232,11 +233,11 @@ def _copy_out(record: dict[str, Any], out_dir: Path) -> None:
             record[key] = str(dest.resolve())
 
 
-def _log_wandb(ws: Workspace, run_id: str, record: dict[str, Any], status: str) -> str | None:
-    from ..tracking import tracker
+def _log_tracker(ws: Workspace, run_id: str, record: dict[str, Any], status: str) -> dict[str, str | None]:
+    from ..tracking import tracker, tracker_run
 
-    wandb_id = tracker.start(ws.root, job_type="pipeline")
-    if wandb_id:
+    cited = tracker_run(ws.root, job_type="pipeline")
+    if cited["tracker_run_id"]:
         tracker.log({f"pipeline/{k}": v for k, v in record["metrics"].items()}
                     | {"pipeline/run_id": run_id, "pipeline/status": status})
-    return wandb_id
+    return cited

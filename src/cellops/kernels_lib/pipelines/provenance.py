@@ -4,7 +4,7 @@
 ``touched()``: what the notebook read or
 made in the workspace: runs its kernel recorded and versions it created or resolved (both tagged
 with the pipeline run id by ``Workspace``), and from those records
-the prompt / model / index / guard policy / dataset versions, seeds and W&B run ids.
+the prompt / model / index / guard policy / dataset versions, seeds and tracker runs (W&B or a plugin tracker).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def touched(ws: Workspace, run_id: str) -> dict[str, Any]:
             "ORDER BY at", (run_id,),
         ).fetchall()
 
-    runs, refs, seeds, wandb_ids = [], {}, {}, set()
+    runs, refs, seeds, tracked = [], {}, {}, set()
     for r in run_rows:
         typed = RunRecord.from_row(dict(r) | {"record": json.loads(r["record"])})
         runs.append({"id": r["id"], "kind": r["kind"], "name": r["name"], "version": r["version"],
@@ -42,8 +42,8 @@ def touched(ws: Workspace, run_id: str) -> dict[str, Any]:
         for key, val in typed.refs().items():
             refs.setdefault(_REF_KINDS[key], set()).add(val)
         seeds |= {f"{r['kind']}:{r['id']}:{k}": v for k, v in typed.seeds().items()}
-        if typed.wandb_run_id:
-            wandb_ids.add(typed.wandb_run_id)
+        if typed.tracker_run_id:
+            tracked.add((typed.tracker or "", typed.tracker_run_id))
     created = [{"kind": v["kind"], "name": v["name"], "version": v["version"], "hash": v["hash"]}
                for v in version_rows if v["action"] == "created"]
     used = sorted({(v["kind"], v["name"], v["version"], v["hash"]) for v in version_rows
@@ -53,5 +53,6 @@ def touched(ws: Workspace, run_id: str) -> dict[str, Any]:
     return {"runs": runs, "versions_created": created,
             "versions_used": [{"kind": k, "name": n, "version": v, "hash": h} for k, n, v, h in used],
             "touched": {k: sorted(v) for k, v in sorted(refs.items())},
-            "seeds": seeds, "wandb_run_ids": sorted(wandb_ids)}
+            "seeds": seeds,
+            "tracker_runs": [{"tracker": t, "run_id": i} for t, i in sorted(tracked)]}
 

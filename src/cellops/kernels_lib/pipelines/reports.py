@@ -2,8 +2,8 @@
 
 Metrics table, one inline SVG chart per metric over the runs (no scripts, no network), parameter
 and version differences, package changes, errors, and links to each executed notebook and its
-HTML copy. With W&B enabled the comparison table is also logged to a W&B run (online when the
-user is logged in, else offline files for ``wandb sync``).
+HTML copy. The comparison table is also logged to the active tracker (W&B by default: online
+when the user is logged in, else offline files for ``wandb sync``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Report:
     path: Path
     run_ids: list[str]
     metrics: dict[str, dict[str, float]]  # metric -> run id -> value
-    wandb_run_id: str | None = None
+    tracker_run_id: str | None = None  # the active tracker's run the table was logged to
     body: str = field(default="", repr=False)
 
     def __str__(self) -> str:
@@ -156,7 +156,7 @@ def _metrics(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def report(run_ids: list[str], *, html_path: str | Path | None = None,
            workspace: Workspace | None = None) -> Report:
-    """Compare runs in a self-contained HTML file (and a W&B table when W&B is on)."""
+    """Compare runs in a self-contained HTML file (and a table in the active tracker when it is on)."""
     ws = workspace or get_workspace()
     runs = _load(ws, list(run_ids))
     metrics = _metrics(runs)
@@ -166,16 +166,16 @@ def report(run_ids: list[str], *, html_path: str | Path | None = None,
     path = Path(html_path) if html_path else ws.artifacts / "reports" / f"report-{int(time.time())}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, page)  # a report of the same second is replaced, never rewritten in place
-    return Report(path.resolve(), [r["id"] for r in runs], metrics, _wandb(ws, runs, metrics, path), body)
+    return Report(path.resolve(), [r["id"] for r in runs], metrics, _log_tracker(ws, runs, metrics, path), body)
 
 
-def _wandb(ws: Workspace, runs: list[dict[str, Any]], metrics: dict[str, dict[str, float]],
-           path: Path) -> str | None:
+def _log_tracker(ws: Workspace, runs: list[dict[str, Any]], metrics: dict[str, dict[str, float]],
+                 path: Path) -> str | None:
     from ..tracking import tracker
 
-    wandb_id = tracker.start(ws.root, job_type="report")
-    if wandb_id:
+    run_id = tracker.start(ws.root, job_type="report")
+    if run_id:
         cols = ["run", "name", "status", *metrics]
         rows = [[r["id"], r["name"], r["status"], *(metrics[m].get(r["id"]) for m in metrics)] for r in runs]
         tracker.log({"report/html_path": str(path)}, tables={"report/runs": (cols, rows)})
-    return wandb_id
+    return run_id

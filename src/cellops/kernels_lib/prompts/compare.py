@@ -24,7 +24,7 @@ from ..errors import CellopsError, InvalidInputError
 from ..guard import active_policy
 from ..models import GenParams, get_llm
 from ..models.tasks import model_for
-from ..tracking import Trace, traces, tracker
+from ..tracking import Trace, traces, tracker, tracker_run
 from ..workspace import Workspace, get_workspace
 from . import assertions, store
 from .cache import CachedLLM, CacheStats
@@ -215,7 +215,7 @@ def record(result: CompareResult, ws: Workspace, kind: str, source: str,
                    "vars": {k: repr(v)[:500] for k, v in c.vars.items()}} for c in result.cases],
         "cells": [cell.to_dict() for row in result.cells for cell in row],
         "params": result.params, "cache": result.stats.to_dict(), "wall_s": result.wall_s,
-        "errors": result.errors, "wandb_run_id": tracker.start(ws.root), "trace_id": result.trace_id,
+        "errors": result.errors, **tracker_run(ws.root), "trace_id": result.trace_id,
         **(extra or {}),
     }
     if name is None:

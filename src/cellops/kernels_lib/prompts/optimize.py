@@ -30,7 +30,7 @@ from ..errors import InvalidInputError
 from ..guard import active_policy
 from ..models import GenParams, get_llm
 from ..models.tasks import model_for
-from ..tracking import Trace, traces, tracker
+from ..tracking import Trace, traces, tracker, tracker_run
 from ..workspace import Workspace, get_workspace
 from . import assertions, store
 from .budget import Budget, BudgetSpent, Meter, MeteredLLM
@@ -362,8 +362,7 @@ def _record(r: OptimizeResult, p: Plan, ws: Workspace, source: str) -> str:
            "budget": r.budget, "used": r.used, "baseline_score": r.baseline_score, "score": r.score,
            "baseline_train": r.baseline_train, "train_score": r.train_score, "n_train": r.n_train,
            "n_holdout": r.n_holdout, "trials": [t.to_dict() for t in r.trials], "notes": r.notes,
-           "trace_id": r.trace_id,
-           "wandb_run_id": tracker.start(ws.root)}
+           "trace_id": r.trace_id, **tracker_run(ws.root)}
     run_id = ws.record_run("prompt_optimize", rec, r.prompt.name, r.prompt.version)
     cols, rows = r.table()
     tracker.log({"prompt_optimize/run_id": run_id, "prompt_optimize/baseline_score": r.baseline_score,

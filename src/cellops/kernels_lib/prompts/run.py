@@ -11,7 +11,7 @@ from ..calls import CallResult, guarded_generate
 from ..guard import active_policy
 from ..models import Generation, GenParams, OnToken, get_llm
 from ..models.tasks import model_for
-from ..tracking import Trace, genai, traces, tracker, waterfall
+from ..tracking import Trace, genai, traces, tracker, tracker_run, waterfall
 from ..workspace import Workspace, get_workspace
 from . import store
 from . import template as tpl
@@ -165,9 +165,8 @@ def save_and_run(
 
 def _record(ws: Workspace, prompt: store.Prompt, c: Call, variables: dict[str, Any] | None,
             source: str) -> PromptRun:
-    """Record a finished call as a run of ``prompt`` (workspace, trace, W&B)."""
+    """Record a finished call as a run of ``prompt`` (workspace, trace, tracker)."""
     result, gen, gp, model_uri = c.result, c.result.generation, c.params, c.model_uri
-    wandb_id = tracker.start(ws.root)
     record = {
         "source": source, "prompt": prompt.ref, "prompt_hash": prompt.hash,
         "messages": result.messages, "model": model_uri, "weights_hash": c.weights_hash,
@@ -178,8 +177,7 @@ def _record(ws: Workspace, prompt: store.Prompt, c: Call, variables: dict[str, A
         "latency_s": gen.latency_s if gen else 0.0, "ttft_s": gen.ttft_s if gen else None,
         "trace": c.trace.to_list(), "trace_id": c.trace.trace_id,
         "guard": {k: _report_dict(v) for k, v in result.reports.items()},
-        "guard_policy": getattr(c.policy, "ref", None), "wandb_run_id": wandb_id,
-        "cached": c.cached,
+        "guard_policy": getattr(c.policy, "ref", None), **tracker_run(ws.root), "cached": c.cached,
     }
     run_id = ws.record_run("prompt", record, prompt.name, prompt.version,
                            status="blocked" if result.blocked else "ok")

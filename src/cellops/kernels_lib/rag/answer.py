@@ -22,7 +22,7 @@ from ..guard import active_policy
 from ..models import Generation, OnToken, get_llm
 from ..models.tasks import model_for
 from ..prompts.run import resolve_call
-from ..tracking import Trace, genai, traces, tracker, waterfall
+from ..tracking import Trace, genai, traces, tracker, tracker_run, waterfall
 from ..workspace import Workspace, get_workspace
 from .fusion import DENSE_WEIGHT
 from .retrieve import Hit, traced_search
@@ -195,7 +195,6 @@ def _record(ws: Workspace, index: Any, question: str, k: int, mode: str, hits: l
             p: prompts.Prompt, llm: Any, model_uri: str, gp: Any, result: Any,
             citations: list[Citation], trace: Trace, reports: dict[str, Any], policy: Any) -> str:
     gen = result.generation
-    wandb_id = tracker.start(ws.root)
     record = {
         "question": question, "index": index.ref, "corpus_hash": index.version.content["corpus_hash"],
         "embedder": index.embedder_uri, "k": k, "mode": mode,
@@ -207,7 +206,7 @@ def _record(ws: Workspace, index: Any, question: str, k: int, mode: str, hits: l
         "completion_tokens": gen.completion_tokens if gen else 0,
         "latency_s": gen.latency_s if gen else 0.0, "trace": trace.to_list(), "trace_id": trace.trace_id,
         "guard": {r: _report_dict(v) for r, v in reports.items()},
-        "guard_policy": getattr(policy, "ref", None), "wandb_run_id": wandb_id,
+        "guard_policy": getattr(policy, "ref", None), **tracker_run(ws.root),
     }
     run_id = ws.record_run("rag", record, index.name, index.version.version,
                            status="blocked" if result.blocked else "ok")

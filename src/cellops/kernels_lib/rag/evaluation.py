@@ -24,7 +24,7 @@ from typing import Any
 from .. import html
 from ..errors import InvalidInputError, NotFoundError
 from ..jsonl import read_jsonl
-from ..tracking import tracker
+from ..tracking import tracker, tracker_run
 from ..workspace import Workspace, get_workspace
 from .fusion import DENSE_WEIGHT, SWEEP
 from .retrieve import MODES, Hit, search_many
@@ -307,10 +307,9 @@ def _answer_metrics(name: str, qs: list[dict[str, Any]], model: str | None, ws: 
 
 
 def _log(ws: Workspace, index: Any, result: EvalResult) -> None:
-    wandb_id = tracker.start(ws.root)
     ws.record_run("rag-eval", {"index": index.ref, "corpus_hash": index.version.content["corpus_hash"],
                                "k": result.k, "n_queries": result.n_queries, "metrics": dict(result),
-                               "wandb_run_id": wandb_id}, index.name, index.version.version)
+                               **tracker_run(ws.root)}, index.name, index.version.version)
     cols, rows = result.table()
     tracker.log({f"rag_eval/{k}": v for k, v in result.items()} | {"rag_eval/index": index.ref},
                 tables={"rag_eval/retrieval": (cols, rows)})

@@ -2,7 +2,9 @@
 
 One W&B run per process (a notebook kernel, a pipeline run, a training rank 0), started lazily by
 a background thread: ``wandb.init`` costs seconds, and a prompt cell should not wait for it.
-The run id is chosen up front so records can cite it immediately.
+The run id is chosen up front so records can cite it immediately (``WANDB_RUN_ID`` when set, as
+``wandb.init`` reads it: a fine-tune's ranks continue ``ft-<run id>``); its files go to
+``WANDB_DIR`` when set (a fine-tune's run folder), else into the workspace.
 
 Mode: ``WANDB_MODE`` if set; otherwise ``online`` when the user has logged in (an API key is
 configured), else ``offline`` (no account needed; ``wandb sync`` uploads later).
@@ -11,7 +13,7 @@ configured), else ``offline`` (no account needed; ``wandb sync`` uploads later).
 When W&B fails (not installed, its folder blocked, no API key for online mode) it is off for the
 rest of the process: the failure is shown once as a RuntimeWarning, later ``start`` calls return
 None, and every record that already cited the run id (written while ``wandb.init`` was still
-running) has its ``wandb_run_id`` cleared and the reason put in ``wandb_error``, so no record
+running) has its ``tracker_run_id`` cleared and the reason put in ``tracker_error``, so no record
 points at a run that was never written.
 """
 
@@ -72,7 +74,7 @@ class _Tracker:
             return None
         with self._lock:
             if self._thread is None:
-                self.run_id = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+                self.run_id = os.environ.get("WANDB_RUN_ID") or "".join(secrets.choice(_ALPHABET) for _ in range(8))
                 self.error, self.failed, self._warned, self._roots = None, False, False, set()
                 self._dir = Path(workspace_root)
                 self._config = {"job_type": job_type, **(config or {})}
@@ -96,14 +98,15 @@ class _Tracker:
                           "in the workspace)", RuntimeWarning, stacklevel=2)
 
     def _uncite(self) -> None:
-        """Clear ``wandb_run_id`` in every record citing a run that was never written."""
+        """Clear ``tracker_run_id`` in every record citing a run that was never written."""
         from ..workspace import get_workspace
 
         for root in list(self._roots):
             with get_workspace(root).db(write=True) as conn:
                 conn.execute(
-                    "UPDATE runs SET record = json_set(record, '$.wandb_run_id', NULL, '$.wandb_error', ?)"
-                    " WHERE json_extract(record, '$.wandb_run_id') = ?", (self.error, self.run_id))
+                    "UPDATE runs SET record = json_set(record, '$.tracker_run_id', NULL, '$.tracker_error', ?)"
+                    " WHERE json_extract(record, '$.tracker') = 'wandb'"
+                    " AND json_extract(record, '$.tracker_run_id') = ?", (self.error, self.run_id))
 
     def log(self, data: dict[str, Any], tables: dict[str, tuple[list[str], list[list[Any]]]] | None = None) -> None:
         """Log scalars/text; ``tables`` maps a key to (columns, rows) logged as a wandb.Table."""
@@ -140,10 +143,10 @@ class _Tracker:
             import wandb
 
             assert self._dir is not None
-            self._dir.mkdir(parents=True, exist_ok=True)
+            Path(os.environ.get("WANDB_DIR") or self._dir).mkdir(parents=True, exist_ok=True)
             run = wandb.init(
                 project=os.environ.get("WANDB_PROJECT", "cellops"), id=self.run_id,
-                dir=str(self._dir), mode=wandb_mode(), job_type=self._config["job_type"],
+                dir=os.environ.get("WANDB_DIR") or str(self._dir), mode=wandb_mode(), job_type=self._config["job_type"],
                 config=self._config, settings=wandb.Settings(console="off", silent=True),
             )
             self.run_dir = str(Path(run.dir).parent)

@@ -1,7 +1,7 @@
 """The one flat training config (nanoGPT's GPTConfig style): every knob of a fine-tune, with its
 default and why. ``%%finetune`` flags, the YAML cell body, ``cellops.finetune.launch(dict)`` and
 the CLI all build this dataclass; ``asdict(cfg)`` goes into the run folder, the checkpoint, the
-W&B run and the model card.
+tracker's run (W&B by default) and the model card.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class FinetuneConfig:
     sample_tokens: int = 48  # max new tokens per sample generation
     port: int = 0  # rendezvous port; 0 picks a free one
     memory_gb: float = 0.0  # per-process memory budget for --zero auto; 0: measure this machine
+    tracker: str = ""  # experiment tracker (cellops.trackers); '': Cellops.tracker, CELLOPS_TRACKER, wandb
 
     def __post_init__(self) -> None:
         self.validate()

@@ -55,6 +55,7 @@ def launch(config: FinetuneConfig | dict[str, Any], workspace: Workspace | None 
     if not cfg.name:
         raise InvalidInputError("a fine-tune needs a name: %%finetune NAME --base default --data PATH")
     _refuse_if_running(ws, cfg.name)
+    tracker = tracker_name(cfg)
     port = free_port(cfg.port) if cfg.port else 0  # a taken port fails before any work
     run_id = uuid.uuid4().hex[:12]
     run_dir = runs_dir(ws, cfg.name) / run_id
@@ -74,7 +75,8 @@ def launch(config: FinetuneConfig | dict[str, Any], workspace: Workspace | None 
         raise
     from ..tracking.wandb_log import wandb_enabled
 
-    spec |= {"run_id": run_id, "wandb": wandb_enabled(), "wandb_id": f"ft-{run_id}"}
+    spec |= {"run_id": run_id, "tracker": tracker, "wandb": tracker == "wandb" and wandb_enabled(),
+             "wandb_id": f"ft-{run_id}"}
     record_consent(ws, run_id, cfg)  # launched here by this user: its resume may use the hostfile
     write_atomic(run_dir / "run.json", json.dumps(spec, indent=1, default=str))
     ws.record_run(RUNS, {k: spec[k] for k in ("config", "plan", "base_uri", "data_hash", "run_dir",
@@ -87,6 +89,16 @@ def launch(config: FinetuneConfig | dict[str, Any], workspace: Workspace | None 
         span.attrs["cellops.pid"] = job._popen.pid if job._popen is not None else 0
     traces.save(ws, trace, run_id)
     return job
+
+
+def tracker_name(cfg: FinetuneConfig) -> str:
+    """``--tracker``, else the process's tracker (``tracking.active_name``); an unknown name stops
+    the launch here in one line listing the registered ones."""
+    from ..tracking import active_name, trackers
+
+    name = cfg.tracker or active_name()
+    trackers.get(name)
+    return name
 
 
 def launcher_cmd(spec: dict[str, Any], run_dir: Path, port: int, resume: bool) -> list[str]:
@@ -119,7 +131,9 @@ def _env(spec: dict[str, Any], run_dir: Path) -> dict[str, str]:
         if procs > 1 and "OMP_NUM_THREADS" not in os.environ:
             # ranks on one CPU would otherwise each start a thread per core and thrash
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // procs))
-    if spec.get("wandb"):
+    if spec.get("tracker"):  # the worker's tracking.tracker is the run's tracker too
+        env["CELLOPS_TRACKER"] = spec["tracker"]
+    if spec.get("wandb"):  # read by the wandb tracker in rank 0 (tracking/wandb_log.py)
         env["WANDB_MODE"] = wandb_mode()  # offline unless set / logged in
         env.setdefault("WANDB_PROJECT", "cellops")
         env["WANDB_DIR"] = str(run_dir)

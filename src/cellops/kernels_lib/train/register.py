@@ -8,18 +8,15 @@ loads), ``adapter/`` for LoRA runs (small, to re-apply elsewhere), ``card.json``
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 from ..jsonl import read_jsonl
 from ..workspace import get_workspace
-from . import events
+from . import events, track
 from .config import PREFERENCE
 from .worker import uses_lora
-
-log = logging.getLogger(__name__)
 
 
 def _generate(model: Any, tok: Any, messages: list[dict[str, str]], max_new: int) -> str:
@@ -124,13 +121,13 @@ def register(run_dir: Path, spec: dict[str, Any], metrics: dict[str, Any]) -> st
         _, _, samples = merged_model(spec, run_dir, staging)
         for s in samples:
             events.append(run_dir / "events.jsonl", "sample", **s)
-        wandb_id = _wandb_finish(metrics, samples)
+        tracked = track.finish(spec, metrics, samples)
         card = {
             "name": cfg["name"], "base_model": spec["base_uri"], "base_weights_hash": spec["base_hash"],
             "data_hash": spec["data_hash"], "data_source": spec["data_source"],
             "n_train": spec["n_train"], "n_eval": spec["n_eval"], "config": cfg,
             "zero_stage": spec["plan"]["stage"], "world": spec["plan"]["world"], "metrics": metrics,
-            "samples": samples, "run_id": spec["run_id"], "wandb_run": wandb_id,
+            "samples": samples, "run_id": spec["run_id"], **tracked,
         }
         (staging / "card.json").write_text(json.dumps(card, indent=1, default=str))
         (staging / "README.md").write_text(card_markdown(card))
@@ -147,25 +144,3 @@ def register(run_dir: Path, spec: dict[str, Any], metrics: dict[str, Any]) -> st
     events.append(run_dir / "events.jsonl", "done", model=version.ref, **metrics)
     return version.ref
 
-
-def _wandb_finish(metrics: dict[str, Any], samples: list[dict[str, Any]]) -> str | None:
-    """Add the samples table and summary to rank 0's W&B run (opened by the Trainer), close it."""
-    try:
-        import wandb
-    except ImportError:
-        return None
-    run = wandb.run
-    if run is None:
-        return None
-    try:
-        cols = ["line", "prompt", "reference", "before", "after"]
-        rows = [[s["line"], s["messages"][-1]["content"], s["reference"], s["before"], s["after"]] for s in samples]
-        run.log({"samples": wandb.Table(columns=cols, data=rows)})
-        run.summary.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-        rid = run.id
-        run.finish()
-        return rid
-    except Exception as exc:  # tracking must never lose a finished model, but say it failed
-        log.warning("W&B: could not finish run %s (%s: %s); the model is registered without it",
-                    getattr(run, "id", "?"), type(exc).__name__, exc)
-        return None

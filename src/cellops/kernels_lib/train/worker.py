@@ -3,8 +3,9 @@
 ``python -m cellops.kernels_lib.train.worker --run-dir DIR [--resume]``. Everything it needs is in
 the run folder (``run.json``: config, plan, resolved base model; ``ds_config.json``;
 ``data/{train,eval}.jsonl`` already tokenized by the kernel), so ranks on other nodes only need
-the shared filesystem. Rank 0 writes the event file and logs to W&B (via the Trainer's
-WandbCallback); at the end it merges, samples, writes the model card and registers the version.
+the shared filesystem. Rank 0 writes the event file and logs to the run's tracker (``track.py``:
+the registered one ``run.json`` names, W&B by default); at the end it merges, samples, writes the
+model card and registers the version.
 """
 
 from __future__ import annotations
@@ -223,7 +224,6 @@ def training_args(spec: dict[str, Any], run_dir: Path, resume: bool, n_eval: int
 def training_kwargs(spec: dict[str, Any], run_dir: Path, resume: bool, n_eval: int) -> dict[str, Any]:
     cfg, plan = spec["config"], spec["plan"]
     cpu = plan["device"] == "cpu"
-    wandb_on = spec.get("wandb", False)
     return dict(
         output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=cfg["batch"], per_device_eval_batch_size=cfg["batch"],
@@ -239,7 +239,8 @@ def training_kwargs(spec: dict[str, Any], run_dir: Path, resume: bool, n_eval: i
         use_cpu=cpu, ddp_backend="gloo" if cpu else None,
         bf16=plan["dtype"] == "bf16", fp16=plan["dtype"] == "fp16",
         **_checkpointing_arg(cfg["gradient_checkpointing"]),
-        report_to=["wandb"] if wandb_on else "none", run_name=f"finetune-{cfg['name']}",
+        # the run's tracker is fed by track.callbacks, not by the Trainer's own integrations
+        report_to="none", run_name=f"finetune-{cfg['name']}",
         disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
     )
@@ -267,6 +268,7 @@ def train(run_dir: Path, resume: bool) -> int:
     import torch
     from transformers import AutoTokenizer, Trainer, set_seed
 
+    from . import grad_norm, track
     from .tokenize import collate
 
     force_weights_only()  # DeepSpeed's resume asks for full unpickling; a crafted file must not run
@@ -280,6 +282,7 @@ def train(run_dir: Path, resume: bool) -> int:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec["plan"]["dtype"]]
     tok = AutoTokenizer.from_pretrained(spec["base_path"])
     cb = make_callback(run_dir, spec["config"], rank)
+    callbacks = [cb, *track.callbacks(spec, rank)]
     # Trainer seeds only once it is built, after the model: without this the LoRA matrices start
     # from unseeded noise and a replay's losses differ from the run's in the third decimal
     set_seed(spec["config"]["seed"])
@@ -287,13 +290,14 @@ def train(run_dir: Path, resume: bool) -> int:
         from .preference import make_trainer
 
         model = build_model(spec, dtype, wrap_lora=False)
-        trainer = make_trainer(spec, args, model, tok, train_rows, eval_rows, [cb])
+        trainer = make_trainer(spec, args, model, tok, train_rows, eval_rows, callbacks)
     else:
         model = build_model(spec, dtype)
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         trainer = Trainer(model=model, args=args, train_dataset=train_rows,
                           eval_dataset=eval_rows or None, data_collator=partial(collate, pad_id=pad),
-                          callbacks=[cb])
+                          callbacks=callbacks)
+    trainer.add_callback(grad_norm.callback(trainer))
     ckpt = last_checkpoint(run_dir / "checkpoints") if resume else None
     out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     cb.final = True
