@@ -147,7 +147,7 @@ def test_dataset_refs_work_where_data_is_read(workspace, tmp_path: Path) -> None
         load_cases("sfx", workspace)
 
 
-def test_rag_build_from_a_dataset_of_documents(workspace) -> None:
+def test_rag_build_from_a_dataset_of_documents(workspace, tmp_path: Path) -> None:
     from cellops.kernels_lib import rag
 
     datasets.save("docs", [{"id": "z1", "text": "Plimtown is the capital of Zorbia."},
@@ -163,6 +163,16 @@ def test_rag_build_from_a_dataset_of_documents(workspace) -> None:
     assert res.n_queries == 2 and res["bm25/recall@1"] == 1.0
     with pytest.raises(NotFoundError, match="no file or dataset named 'qz'"):
         rag.evaluate("zidx", "qz", modes=("bm25",))
+    # qrels from a dataset as well (a BEIR qrels.tsv saved as rows) through the same resolver:
+    # these count only z2 as relevant, so z1's question (which finds z1 first) now misses
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nz1\tz2\t1\nz2\tz2\t2\n")
+    datasets.save("rels", str(tmp_path / "qrels.tsv"))
+    res = rag.evaluate("zidx", "qs@1", "rels@1", k=2, modes=("bm25",))
+    assert res["bm25/recall@1"] == 0.5 and res["bm25/recall@2"] == 1.0
+    with pytest.raises(InvalidInputError, match=r"dataset qs@1 row 1: expected query-id, corpus-id and an integer score"):
+        rag.evaluate("zidx", "qs@1", "qs@1", modes=("bm25",))
+    with pytest.raises(NotFoundError, match="no file or dataset named 'relz'; datasets: "):
+        rag.evaluate("zidx", "qs@1", "relz", modes=("bm25",))
 
 
 def test_guard_eval_on_a_dataset(workspace) -> None:

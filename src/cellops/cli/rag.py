@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = rsub.add_parser("eval", help="recall@k, MRR, nDCG@10 on BEIR queries/qrels")
     e.add_argument("name")
     e.add_argument("--queries", required=True)
-    e.add_argument("--qrels")
+    e.add_argument("--qrels", help="BEIR qrels TSV, or a dataset NAME@V of its rows")
     e.add_argument("-k", type=int, default=10)
     e.add_argument("--weighted", type=float, metavar="W", help="dense weight of the weighted mode")
     e.add_argument("--rerank", metavar="MODEL", help="also score dense + rerank by MODEL (slow)")

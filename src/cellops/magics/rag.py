@@ -51,7 +51,7 @@ search_parser.add_argument("-o", "--output", metavar="VAR")
 eval_parser = MagicArgumentParser(prog="%rag eval")
 eval_parser.add_argument("name")
 eval_parser.add_argument("--queries", required=True, help="BEIR queries.jsonl (or JSONL with 'question'), or a dataset NAME@V")
-eval_parser.add_argument("--qrels", help="BEIR qrels TSV (default: a query's relevant doc has its id)")
+eval_parser.add_argument("--qrels", help="BEIR qrels TSV, or a dataset NAME@V of its rows (default: a query's relevant doc has its id)")
 eval_parser.add_argument("-k", type=int, default=10)
 eval_parser.add_argument("--answers", type=int, default=0, metavar="N",
                          help="also answer the first N queries: exact match, F1, groundedness")

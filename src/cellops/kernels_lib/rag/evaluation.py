@@ -72,12 +72,26 @@ def load_queries(queries: Any, workspace: Workspace | None = None) -> list[dict[
     return out
 
 
-def load_qrels(qrels: Any, queries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """BEIR qrels TSV (query-id, corpus-id, score; header optional), a dict, or None (same ids)."""
+QREL_FIELDS = (("query-id", "query_id", "qid"), ("corpus-id", "corpus_id", "doc_id", "docid"),
+               ("score", "relevance", "rel"))
+
+
+def load_qrels(qrels: Any, queries: list[dict[str, Any]],
+               workspace: Workspace | None = None) -> dict[str, dict[str, int]]:
+    """BEIR qrels: a TSV file (query-id, corpus-id, score; header optional), a saved dataset
+    ``NAME@V`` of such rows (a qrels.tsv saved with ``datasets.save``), a list of such rows,
+    {query: {doc: score}}, or None (each query's relevant document has its id)."""
     if qrels is None:
         return {q["id"]: {q["id"]: 1} for q in queries}
     if isinstance(qrels, dict):
         return {str(q): {str(d): int(s) for d, s in docs.items()} for q, docs in qrels.items()}
+    if isinstance(qrels, list):
+        return _qrel_rows("qrels", enumerate(qrels, start=1))
+    from ..datasets.resolve import rows as dataset_rows
+
+    hit = dataset_rows(qrels, workspace)  # the resolver --queries uses: NAME@V, or the path
+    if hit:
+        return _qrel_rows(*hit)
     path = Path(qrels)
     if not path.is_file():
         raise NotFoundError(f"qrels file {path} not found")
@@ -89,6 +103,24 @@ def load_qrels(qrels: Any, queries: list[dict[str, Any]]) -> dict[str, dict[str,
             if len(row) < 3:
                 raise InvalidInputError(f"{path.name} line {n}: expected query-id<TAB>corpus-id<TAB>score")
             out.setdefault(row[0], {})[row[1]] = int(row[-1])
+    return out
+
+
+def _qrel_rows(label: str, rows: Any) -> dict[str, dict[str, int]]:
+    """{query: {doc: score}} from numbered records with BEIR's column names (or qid/docid/rel)."""
+    out: dict[str, dict[str, int]] = {}
+    for n, row in rows:
+        q, d, score = ([next((row[k] for k in keys if row.get(k) not in (None, "")), None) for keys in QREL_FIELDS]
+                       if isinstance(row, dict) else (None, None, None))
+        try:
+            if q is None or d is None:
+                raise ValueError(row)
+            out.setdefault(str(q), {})[str(d)] = int(score)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{label} row {n}: expected query-id, corpus-id and an integer score "
+                                    f"(BEIR qrels columns), got {str(row)[:120]}") from None
+    if not out:
+        raise InvalidInputError(f"{label} has no qrels rows")
     return out
 
 
@@ -210,7 +242,7 @@ def evaluate(name: str, queries: Any, qrels: Any = None, k: int = 10, *,
     ws = workspace or get_workspace()
     index = open_index(name, ws)
     qs = load_queries(queries, ws)
-    rel = load_qrels(qrels, qs)
+    rel = load_qrels(qrels, qs, ws)
     if not any(q["id"] in rel for q in qs):
         raise InvalidInputError("no query id appears in the qrels; check that the files belong together")
     texts = [q["text"] for q in qs]
