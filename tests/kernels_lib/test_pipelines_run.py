@@ -116,6 +116,25 @@ def test_chain_feeds_values_and_stops_dependants(tmp_path: Path, workspace) -> N
     assert st.children(by["d"]) == []
 
 
+def test_a_pipeline_file_honours_cwd_name_kernel_env_and_progress(tmp_path: Path, workspace, capfd) -> None:
+    """pipelines.run(pipe.yaml, ...) gives every notebook step the same cwd, kernel_env and progress
+    as a notebook run gets, and records the run under ``name``; an option it does not take is
+    refused by Python in one line (it used to vanish into ``**options``)."""
+    write_nb(tmp_path / "where.ipynb", ["x = 0", "import os, cellops\n"
+                                        "cellops.pipelines.record(cwd=os.getcwd(), flag=os.environ.get('T_FLAG', ''))"])
+    (tmp_path / "pipe.yaml").write_text("name: demo\nsteps:\n  w: {notebook: where.ipynb}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = pipelines.run(tmp_path / "pipe.yaml", cwd=elsewhere, kernel_env={"T_FLAG": "on"}, name="nightly",
+                      progress=True)
+    assert r.status == "ok", r.record
+    assert r.record["steps"]["w"]["values"] == {"cwd": str(elsewhere.resolve()), "flag": "on"}
+    assert workspace.get_run(r.id)["name"] == "nightly" and r.record["kernel_env"] == {"T_FLAG": "on"}
+    assert "Executing" in capfd.readouterr().err  # papermill's per-cell progress bar
+    with pytest.raises(TypeError, match="unexpected keyword argument 'cwdir'"):
+        pipelines.run(tmp_path / "pipe.yaml", cwdir=elsewhere)
+
+
 def test_replay_matches_seeded_generation_and_flags_changes(tmp_path: Path, workspace) -> None:
     nb = write_nb(tmp_path / "gen.ipynb", [
         "question = 'What is the capital of France?'",

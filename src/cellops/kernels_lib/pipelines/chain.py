@@ -36,7 +36,7 @@ from typing import Any
 from ..errors import InvalidInputError, NotFoundError
 from ..tracking import Span, Trace, traces
 from ..workspace import Workspace, get_workspace
-from . import notebook
+from . import kernel, notebook
 from .execute import run_notebook
 from .result import KIND, PipelineRun
 
@@ -197,28 +197,50 @@ def resolve(value: Any, values: dict[str, dict[str, Any]], step: str) -> Any:
     return REF.sub(lambda m: str(lookup(*m.groups())), value)
 
 
-def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir: Any = None,
-              timeout: float | None = None, retries: int = 0, kernel_name: str = "python3",
+@dataclass(frozen=True)
+class StepOptions:
+    """What ``run_chain`` passes to each notebook step's ``run_notebook`` (a step's own
+    ``timeout`` / ``retries`` / ``kernel`` in the file win)."""
+
+    out_dir: Path | None = None  # each step's outputs go to out_dir/STEP
+    timeout: float | None = None
+    retries: int = 0
+    kernel_name: str = kernel.DEFAULT_KERNEL
+    cwd: Path | None = None  # every notebook step's working folder (default: its own folder)
+    kernel_env: dict[str, str] = field(default_factory=dict)
+    progress: bool = False
+
+
+def run_chain(path: str | Path, params: dict[str, Any] | None = None, *, out_dir: str | Path | None = None,
+              timeout: float | None = None, retries: int = 0, kernel_name: str = kernel.DEFAULT_KERNEL,
               workspace: Workspace | None = None, run_id: str | None = None,
-              extra: dict[str, Any] | None = None, **_: Any) -> Any:
-    """Run every step of a pipeline file in dependency order; returns a PipelineRun."""
+              extra: dict[str, Any] | None = None, cwd: str | Path | None = None, name: str | None = None,
+              kernel_env: dict[str, str] | None = None, progress: bool = False) -> Any:
+    """Run every step of a pipeline file in dependency order; returns a PipelineRun. ``name``
+    records the run under another name than the file's; ``cwd``, ``kernel_env``, ``progress``,
+    ``timeout``, ``retries`` and ``kernel_name`` apply to every notebook step as in ``run_notebook``."""
+    if retries < 0 or (timeout is not None and timeout <= 0):
+        raise InvalidInputError("retries must be >= 0 and timeout > 0 seconds")
     ws = workspace or get_workspace()
     chain = load_chain(path, params)
+    opts = StepOptions(Path(out_dir) if out_dir else None, timeout, retries, kernel_name,
+                       Path(cwd).expanduser() if cwd else None, dict(kernel_env or {}), progress)
     run_id = run_id or uuid.uuid4().hex[:12]
     record: dict[str, Any] = {
         "pipeline": str(chain.path), "pipeline_hash": notebook.file_hash(chain.path),
         "params": chain.params, "given_params": dict(params or {}), "order": list(chain.steps),
-        "steps": {}, "failed_step": None, "started_at": time.time(), **(extra or {}),
+        "steps": {}, "failed_step": None, "started_at": time.time(),
+        "cwd": str(opts.cwd) if opts.cwd else None, "kernel_env": opts.kernel_env, **(extra or {}),
     }
     trace = Trace(f"pipeline {chain.name}", **{"cellops.pipeline": str(chain.path), "cellops.run_id": run_id})
     record["trace_id"] = trace.trace_id
-    ws.record_run(KIND, record, name=chain.name, status="running", run_id=run_id)
+    ws.record_run(KIND, record, name=name or chain.name, status="running", run_id=run_id)
     values: dict[str, dict[str, Any]] = {"params": chain.params}
     try:
         with ws.heartbeat(run_id), trace:  # readers show the chain dead once this process is gone
             for step in chain.steps.values():
                 with trace.span(step.name, kind="chain", **_step_attrs(step)) as span:
-                    _run_step(step, values, record, span, ws, run_id, out_dir, timeout, retries, kernel_name)
+                    _run_step(step, values, record, span, ws, run_id, opts)
                 ws.update_run(run_id, steps=record["steps"])
             trace.end("error" if record["failed_step"] else None)
     finally:  # the notebooks' and chains' own traces joined this one under their step's span
@@ -242,8 +264,7 @@ def _step_attrs(step: Step) -> dict[str, Any]:
 
 
 def _run_step(step: Step, values: dict[str, dict[str, Any]], record: dict[str, Any], span: Span,
-              ws: Workspace, run_id: str, out_dir: Any, timeout: float | None, retries: int,
-              kernel_name: str) -> None:
+              ws: Workspace, run_id: str, opts: StepOptions) -> None:
     """One step inside its span: skipped when a step it needs did not succeed, else run."""
     info: dict[str, Any] = ({"chain": step.chain} if step.chain else {"notebook": str(step.notebook)}) | {
         "needs": step.needs}
@@ -256,7 +277,7 @@ def _run_step(step: Step, values: dict[str, dict[str, Any]], record: dict[str, A
     if step.chain is not None:
         got = _run_chain_step(step, values, info, ws)
     else:
-        got = _run_notebook_step(step, values, info, ws, run_id, out_dir, timeout, retries, kernel_name)
+        got = _run_notebook_step(step, values, info, ws, run_id, opts)
     if got is not None:
         values[step.name] = got
     if info["status"] == "failed":
@@ -266,17 +287,18 @@ def _run_step(step: Step, values: dict[str, dict[str, Any]], record: dict[str, A
 
 
 def _run_notebook_step(step: Step, values: dict[str, dict[str, Any]], info: dict[str, Any],
-                       ws: Workspace, run_id: str, out_dir: Any, timeout: float | None, retries: int,
-                       kernel_name: str) -> dict[str, Any] | None:
+                       ws: Workspace, run_id: str, opts: StepOptions) -> dict[str, Any] | None:
     """Run one notebook step; returns the values it recorded (None when it could not start)."""
     assert step.notebook is not None
     try:
         step_params = {k: resolve(v, values, step.name) for k, v in step.params.items()}
         result = run_notebook(step.notebook, step_params,
-                     out_dir=Path(out_dir) / step.name if out_dir else None,
-                     timeout=step.timeout or timeout, retries=step.retries if step.retries is not None else retries,
-                     kernel_name=step.kernel or kernel_name, workspace=ws,
-                     extra={"chain": run_id, "step": step.name})
+                     out_dir=opts.out_dir / step.name if opts.out_dir else None,
+                     timeout=step.timeout or opts.timeout,
+                     retries=step.retries if step.retries is not None else opts.retries,
+                     kernel_name=step.kernel or opts.kernel_name, workspace=ws,
+                     extra={"chain": run_id, "step": step.name}, cwd=opts.cwd,
+                     kernel_env=opts.kernel_env, progress=opts.progress)
     except InvalidInputError as e:
         info.update(status="failed", error={"kind": "params", "message": str(e)})
         return None
