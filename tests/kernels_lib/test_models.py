@@ -83,6 +83,32 @@ def test_llamacpp_reuses_whole_chunks_of_a_shared_prefix_and_answers_as_from_scr
         del llm._eval_prompt
 
 
+def test_prompt_probes_are_cached_per_message_prefix() -> None:
+    """A chat's next turn renders the prompt once plus one probe for its new message (not one per
+    message of the conversation), with the same chunk starts as with nothing cached: one at the
+    start of every message's content."""
+    llm = get_llm("default")
+    chat = [{"role": "system", "content": "You answer sums tersely."}]
+    for i in range(6):
+        chat += [{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assistant", "content": f"{2 * i}."}]
+    renders: list[int] = []
+    real = llm.render
+    llm.render = lambda messages: (renders.append(len(messages)), real(messages))[1]
+    try:
+        llm._prompt_tokens(chat)  # (this chat is new to the model: a probe per message)
+        renders.clear()
+        turn = [*chat, {"role": "user", "content": "And 7 plus 7?"}]
+        warm = llm._prompt_tokens(turn)
+        assert renders == [len(turn), len(turn)]  # the prompt, and the new message's probe
+        llm._probes.clear()
+        assert llm._prompt_tokens(turn) == warm
+    finally:
+        del llm.render
+    tokens, starts, _ = warm
+    texts = [llm._llm.detokenize(tokens[s:]).decode(errors="replace") for s in starts]
+    assert all(any(t.startswith(m["content"]) for t in texts) for m in turn)
+
+
 def test_seeded_sampling_is_reproducible_and_streams() -> None:
     pieces: list[str] = []
     a = cellops.generate(Q, temperature=0.9, seed=7, max_tokens=24, on_token=pieces.append)

@@ -13,12 +13,20 @@ content makes "same system prompt, new question" reuse everything up to the ques
 llama_cpp.server's token-by-token prefix reuse does, and evaluate the question in one batch. llama-cpp-python's own
 reuse re-decodes the tail of any common prefix in whatever batch is left over, which rounds
 differently: a yes/no judge flipped on an identical second call.
+
+Where a message's content begins is found by rendering the chat up to that message with its
+content emptied (a probe). The probe depends on the messages before it only, so its tokens are
+cached by that prefix: a chat's next turn renders and tokenizes the whole prompt once plus a probe
+for each new message, not one per message of the conversation.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +41,7 @@ from .weights import file_hash
 # Chunk schedule of prompt evaluation: small chunks first, so short prompts that share only a
 # chat header still reuse it; larger ones after, which evaluate long prompts as fast as 512.
 SMALL, SWITCH, LARGE = 16, 64, 128
+PROBES = 1024  # probe token arrays kept per model (LRU): a served chat adds two per turn
 
 
 EXTRA_BUFTS_ENV = "CELLOPS_LLAMA_EXTRA_BUFTS"  # 1: keep llama.cpp's AMX/repack CPU buffers
@@ -61,7 +70,12 @@ def chunk_starts(n: int, restarts: Iterable[int] = (), coarse: bool = False) -> 
     return [a + s for a, b in zip(cuts, [*cuts[1:], n], strict=True) for s in _grid(b - a, coarse)]
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def _canonical(message: Message) -> bytes:
+    """A message as bytes for the probe cache's key (JSON: each one delimits itself)."""
+    return json.dumps(message, sort_keys=True, ensure_ascii=False, default=str).encode()
+
+
+def _common_prefix(a: list[int] | np.ndarray, b: list[int] | np.ndarray) -> int:
     n = min(len(a), len(b))
     differs = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
     return int(differs[0]) if differs.size else n
@@ -118,6 +132,8 @@ class LlamaCppModel:
         self._lock = threading.Lock()
         self._prompt_len = 0  # tokens of the last prompt; only these (not its answer) are reused
         self._prompt_starts: list[int] = []  # where that prompt's chunks started
+        self._probes: OrderedDict[bytes, np.ndarray | None] = OrderedDict()  # see _probe
+        self._probes_lock = threading.Lock()
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -168,22 +184,43 @@ class LlamaCppModel:
 
     def _prompt_tokens(self, messages: list[Message], coarse: bool = False) -> tuple[list[int], list[int], list[str]]:
         """The rendered prompt's tokens, where its chunks start and the template's stop strings.
-        A message's content begins where the prompt rendered with that content emptied stops
-        matching; a template that refuses the emptied message just adds no restart there."""
-        from jinja2 import TemplateError
-
+        A message's content begins where the chat rendered up to it, with that content emptied,
+        stops matching the prompt."""
         prompt, stops = self.render(messages)
         tokens = self._llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        whole = np.asarray(tokens)
         restarts = []
+        prefix = hashlib.sha256()  # digest of the messages so far: the probes' cache key
         for i, m in enumerate(messages):
-            if not isinstance(m.get("content"), str) or not m["content"]:
-                continue
-            try:
-                probe, _ = self.render([*messages[:i], {**m, "content": ""}, *messages[i + 1:]])
-            except (TemplateError, TypeError, ValueError):
-                continue
-            restarts.append(_common_prefix(self._llm.tokenize(probe.encode(), add_bos=True, special=True), tokens))
+            emptied = {**m, "content": ""}
+            key = prefix.copy()
+            key.update(_canonical(emptied))
+            prefix.update(_canonical(m))
+            if isinstance(m.get("content"), str) and m["content"]:
+                probe = self._probe(key.digest(), [*messages[:i], emptied])
+                if probe is not None:
+                    restarts.append(_common_prefix(probe, whole))
         return tokens, chunk_starts(len(tokens), restarts, coarse), stops
+
+    def _probe(self, key: bytes, messages: list[Message]) -> np.ndarray | None:
+        """Tokens of ``messages`` rendered (its last content emptied), cached by ``key``; None when
+        the template refuses them (then that message adds no restart)."""
+        from jinja2 import TemplateError
+
+        with self._probes_lock:
+            if key in self._probes:
+                self._probes.move_to_end(key)
+                return self._probes[key]
+        try:
+            text, _ = self.render(messages)
+            got = np.asarray(self._llm.tokenize(text.encode(), add_bos=True, special=True), dtype=np.int32)
+        except (TemplateError, TypeError, ValueError):
+            got = None
+        with self._probes_lock:
+            self._probes[key] = got
+            while len(self._probes) > PROBES:
+                self._probes.popitem(last=False)
+        return got
 
     def _eval_prompt(self, tokens: list[int], starts: list[int]) -> None:
         """Leave the context holding exactly ``tokens``: keep the cached chunks of the last prompt
