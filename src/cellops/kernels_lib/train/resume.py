@@ -98,6 +98,7 @@ def rebuild_spec(job: Job, ws: Workspace, hostfile: str | None = None) -> tuple[
     from ..models.weights import file_hash
     from ..tracking.wandb_log import wandb_enabled
     from . import nodes
+    from .launch import tracker_name
     from .plan import ModelShape, make_plan
     from .prepare import device_and_budget, resolve_base
 
@@ -127,6 +128,7 @@ def rebuild_spec(job: Job, ws: Workspace, hostfile: str | None = None) -> tuple[
     if stage not in ZERO[1:]:  # the checkpoint's optimizer states are laid out for this stage
         raise JobError(f"refusing to resume: run.json's plan has no ZeRO stage 0-3 ({stage or 'none'}); "
                        "start the run again with %%finetune")
+    tracker = tracker_name(cfg)  # the config's --tracker, else this process's (as a launch); known names only
     device, budget, bf16_ok = device_and_budget(cfg)
     plan = make_plan(cfg.replace(zero=stage), ModelShape.read(base_path), device, budget, bf16_ok)
     try:
@@ -138,7 +140,8 @@ def rebuild_spec(job: Job, ws: Workspace, hostfile: str | None = None) -> tuple[
         "name": name, "workspace": str(ws.root), "run_dir": str(job.run_dir), "config": cfg.to_dict(),
         "plan": plan.to_dict(), "base_uri": base_uri, "base_path": str(base_path), "base_hash": spec["base_hash"],
         **{k: _text(spec.get(k)) for k in ("data_hash", "data_source", "data_format")}, **counts,
-        "run_id": run_id, "wandb": wandb_enabled(), "wandb_id": f"ft-{run_id}",
+        "run_id": run_id, "tracker": tracker, "wandb": tracker == "wandb" and wandb_enabled(),
+        "wandb_id": f"ft-{run_id}",
     }, plan
 
 
