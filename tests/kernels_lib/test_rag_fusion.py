@@ -92,8 +92,8 @@ def test_rerank_rescores_the_top_passages_by_p_yes(tmp_path: Path, workspace) ->
     long = " ".join(["insulin"] * 400)
     assert llm.count_tokens(llm.clip_tokens(long, 50)) <= 50 < llm.count_tokens(long)
     assert llm.clip_tokens("short text", 50) == "short text"
-    # a candidate scored after another (its question reused from the KV cache) scores exactly as
-    # from scratch: the coarse chunks start where each message's content starts
+    # a candidate scored after another (the shared question prefix reused from the KV cache)
+    # scores exactly as from scratch: the chunk grid depends on the prompt alone
     q = "Which organ produces insulin?"
     a, b = FACTS[4]["text"], FACTS[1]["text"]
     rr.p_yes(llm, "Where is the Nile?", a)  # nothing of the next prompt's question is cached
