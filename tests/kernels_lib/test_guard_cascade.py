@@ -78,3 +78,14 @@ def test_two_checks_in_their_bands_share_one_judge_call(workspace, monkeypatch) 
     rep = guard.load(both, workspace).check_input("Summarise this email for me")
     assert [f.check for f in rep.findings] == ["injection", "harmful"] and len(calls) == 1
     assert rep.findings[0].detail["judge"] == rep.findings[1].detail["judge"]
+
+
+def test_fitted_weights_name_catalog_models_by_their_file_hash() -> None:
+    import hashlib
+
+    from cellops.kernels_lib.guard.checks.cascade import WEIGHTS
+    from cellops.kernels_lib.models.catalog import CATALOG
+
+    # Model.weights_hash() of a single GGUF is the sha256 of its sha256 (models/weights.file_hash)
+    by_hash = {hashlib.sha256(m.sha256.encode()).hexdigest(): m.uri for m in CATALOG.values()}
+    assert {("harmful", "qwen-1.5b"), ("harmful", "qwen-0.5b")} <= {(check, by_hash.get(h)) for check, h in WEIGHTS}
