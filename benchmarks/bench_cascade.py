@@ -48,9 +48,11 @@ def dev_rows(split: str) -> list[dict]:
 def arm(name: str, policy: str, rows: list[dict], ws) -> list[dict]:
     """One record per row: the decision, latency, whether the judge ran, and the checks' scores."""
     from cellops.kernels_lib import guard
+    from cellops.kernels_lib.guard.embed import forget_texts
 
     pol = guard.load(policy, ws)
     pol.check_input("warm-up call")
+    forget_texts()  # every arm embeds every row itself: the same cache state in each arm
     out = []
     for r in rows:
         t0 = time.perf_counter()

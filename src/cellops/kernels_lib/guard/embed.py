@@ -54,6 +54,12 @@ def encode(texts: Sequence[str]) -> np.ndarray:
     return np.stack([_text_cache[t] for t in texts]) if texts else np.zeros((0, dim), np.float32)
 
 
+def forget_texts() -> None:
+    """Drop the recent-text embeddings (a benchmark's arms each start from the same cache state)."""
+    with _mem_lock:
+        _text_cache.clear()
+
+
 def segments(text: str) -> list[str]:
     """The parts of ``text`` that get embedded: whole if short, else bounded windows."""
     text = text.strip()
