@@ -40,6 +40,12 @@ unaffected): at recall@10 0.95 ScaNN 18,005 q/cpu-s (8/73 leaves, reorder 40) vs
 (efSearch 16), 0.97x; at 0.98 ScaNN 13,165 (12/73, reorder 40) vs HNSW 9,819 (efSearch 32), 1.34x.
 cellops's default held out 0.9595; --recall 0.95 -> 8/40, 0.9588; --recall 0.98 -> 12/40, 0.9813.
 
+Measured 2026-12-01 18:00, ann --n 50000 (prepare --n 51000 finished; near quiet: other processes
+kept 0.11 cores busy): at recall@10 0.95 ScaNN 12,459 q/cpu-s (12/333 leaves, reorder 40) vs HNSW
+10,024 (efSearch 16), 1.24x; at 0.98 ScaNN 8,797 (24/333, reorder 40) vs HNSW 5,459 (efSearch 48),
+1.61x. cellops's default 17/80 held out 0.9740; --recall 0.95 -> 9/40, 0.9465 held out (0.9527 on
+the sample); --recall 0.98 -> 26/40, 0.9844 (0.9876 on the sample).
+
 Earlier figure (2026-11-25, quiet cores, 50,000 chunks, cellops's then fixed settings): ScaNN
 recall@10 0.975 at 11,587 q/cpu-s vs HNSW efSearch 64 recall 0.990 at 2,295: not equal recall,
 so not a comparison; see docs/rag.md for the equal-recall figures.
