@@ -61,6 +61,17 @@ def test_best_mode_prefers_higher_ndcg_then_speed() -> None:
     assert EvalResult(tie, "x@1", 10, 10).best == ("dense", "(the default)", 0.6)
 
 
+def test_eval_table_columns_keep_one_type() -> None:
+    """A W&B table types a column by its values: a metric only one mode has stays None elsewhere."""
+    from cellops.kernels_lib.rag.evaluation import EvalResult
+
+    r = EvalResult({"dense/ndcg@10": 0.6, "weighted/ndcg@10": 0.62, "weighted/weight": 0.6}, "x@1", 10, 10)
+    cols, rows = r.table()
+    weight = [row[cols.index("weight")] for row in rows]
+    assert cols[0] == "mode" and weight == [None, 0.6]
+    assert "weight" in r._repr_mimebundle_()["text/plain"] and "None" not in r._repr_mimebundle_()["text/plain"]
+
+
 def test_qa_to_beir_passages_and_conclusion_queries(tmp_path: Path) -> None:
     from cellops.kernels_lib.rag.evaluation import load_qrels, load_queries, qa_to_beir
 

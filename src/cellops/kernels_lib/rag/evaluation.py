@@ -193,7 +193,9 @@ class EvalResult(dict):  # type: ignore[type-arg]
     def table(self) -> tuple[list[str], list[list[Any]]]:
         modes = self.modes()
         names = list(dict.fromkeys(key.split("/", 1)[1] for key in self if key.split("/")[0] in modes))
-        return ["mode", *names], [[m, *(self.get(f"{m}/{x}", "") for x in names)] for m in modes]
+        # a metric a mode lacks (only weighted has a weight) is None, not "": a W&B table types each
+        # column by its first value, and a "" there made the weighted row's number fail the log
+        return ["mode", *names], [[m, *(self.get(f"{m}/{x}") for x in names)] for m in modes]
 
     @property
     def best(self) -> tuple[str, str, float] | None:
