@@ -78,8 +78,7 @@ def judge_auc(model: str, rows: list[dict]) -> float:
     for r in rows:
         msgs = [{"role": "system", "content": JUDGE_SYSTEM},
                 {"role": "user", "content": PROMPTS["input"].format(text=r["text"])}]
-        p = llm.choice_probabilities(msgs, ("yes", "Yes", "no", "No"))  # type: ignore[attr-defined]
-        p_yes.append(p[0] + p[1])
+        p_yes.append(llm.p_yes(msgs))  # type: ignore[attr-defined]
         y.append(r["label"] != "benign")
     s, t = np.array(p_yes), np.array(y)
     pos, neg = s[t], s[~t]

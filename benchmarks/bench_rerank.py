@@ -47,15 +47,13 @@ def layouts(llm: Any) -> dict[str, Callable[[str, str], float]]:
     def before(q: str, passage: str) -> float:
         msgs = [{"role": "system", "content": BEFORE_SYSTEM},
                 {"role": "user", "content": BEFORE_PROMPT.format(question=q, passage=passage[:1500])}]
-        p = llm.choice_probabilities(msgs, rr.WORDS)
-        return p[0] + p[1]
+        return llm.p_yes(msgs)
 
     def system(q: str, passage: str) -> float:
         msgs = [{"role": "system", "content": f"{BEFORE_SYSTEM}\n\nQuestion: {q}"},
                 {"role": "user", "content": "Passage: " + llm.clip_tokens(passage, rr.MAX_PASSAGE_TOKENS)
                  + "\n\nDoes the passage answer the question? Answer yes or no."}]
-        p = llm.choice_probabilities(msgs, rr.WORDS)
-        return p[0] + p[1]
+        return llm.p_yes(msgs)
 
     return {"before": before, "now": lambda q, p: rr.p_yes(llm, q, p), "system": system}
 

@@ -120,6 +120,10 @@ def _recording(generate: Any, sink: list[int]) -> Any:
     return wrapped
 
 
+# next tokens whose probabilities give P(yes) (p_yes)
+YES_NO = ("yes", "Yes", "no", "No")
+
+
 class LlamaCppModel:
     supports_concurrency = False  # one llama.cpp context serves one request at a time
 
@@ -273,6 +277,11 @@ class LlamaCppModel:
         z = logits[ids] - logits[ids].max()
         p = np.exp(z)
         return [float(x) for x in p / p.sum()]
+
+    def p_yes(self, messages: list[Message], coarse: bool = False) -> float:
+        """P(the answer is yes): P(yes) + P(Yes) among yes/Yes/no/No (the rerank and the guard judge)."""
+        p = self.choice_probabilities(messages, YES_NO, coarse=coarse)
+        return p[0] + p[1]
 
     def generate(self, messages: list[Message], params: GenParams, on_token: OnToken | None = None) -> Generation:
         import llama_cpp

@@ -29,7 +29,6 @@ DEPTH = 10
 MAX_PASSAGE_TOKENS = 256  # a 128-word chunk is ~170 tokens; longer passages are cut here
 SYSTEM = "You judge search results. Reply with one word: yes or no."
 PROMPT = "Question: {question}\n\nPassage: {passage}\n\nDoes the passage answer the question? Answer yes or no."
-WORDS = ("yes", "Yes", "no", "No")
 
 
 def messages(question: str, passage: str) -> list[Message]:
@@ -50,8 +49,7 @@ def scorer(model: str, workspace: Workspace | None = None) -> Any:
 
 def p_yes(llm: Any, question: str, passage: str) -> float:
     """P(the passage answers the question) under ``llm``: P(yes) + P(Yes) among yes/Yes/no/No."""
-    p = llm.choice_probabilities(messages(question, llm.clip_tokens(passage, MAX_PASSAGE_TOKENS)), WORDS)
-    return p[0] + p[1]
+    return llm.p_yes(messages(question, llm.clip_tokens(passage, MAX_PASSAGE_TOKENS)))
 
 
 def rerank(question: str, hits: list[Hit], model: str, k: int, depth: int = DEPTH,

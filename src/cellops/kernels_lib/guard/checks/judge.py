@@ -66,7 +66,6 @@ PROMPTS = {
 # Worked examples before the request on the input rail: contrastive.jsonl pairs (same topic, one
 # harmful, one not), one per kind of harm, chosen for topics unlike the dev set's.
 EXAMPLE_PAIRS = (11, 31, 81, 161, 231, 401)
-YES_NO = ("yes", "Yes", "no", "No")  # next tokens whose probabilities give P(yes)
 
 
 def worked_examples() -> list[tuple[str, str]]:
@@ -161,8 +160,7 @@ class LLMJudge(Check):
 
             t0 = time.perf_counter()
             # coarse: the prompts share whole messages (policy, examples), the request is one chunk
-            probs = self.llm.choice_probabilities(msgs, YES_NO, coarse=True)  # type: ignore[attr-defined]
-            p = probs[0] + probs[1]
+            p = self.llm.p_yes(msgs, coarse=True)  # type: ignore[attr-defined]
             flagged = p >= self.threshold
             detail = {"model": self.model, "p_yes": round(p, 4), "judge_ms": round((time.perf_counter() - t0) * 1000, 1)}
             return Verdict(p, flagged, "unsafe" if flagged else "", reason=f"{self.model} P(yes)={p:.2f}", detail=detail)
