@@ -156,6 +156,12 @@ def test_replay_matches_seeded_generation_and_flags_changes(tmp_path: Path, work
     assert status[3] == "differs" and not rep.matched and "replay" in rep.cells[3].diff
     assert workspace.get_run(rep.replay_run_id)["record"]["replay"]["of"] == r.id
     assert "outputs DIFFER" in str(rep)
+    # a second run is answered from the response cache; its replay (cache off) still matches
+    again = pipelines.run(nb)
+    assert "· cached ·" in Path(again.record["output_notebook"]).read_text()
+    rep2 = pipelines.replay(again.id)
+    assert rep2.cells[2].status == "match (volatile)" and "cache" in rep2.cells[2].volatile
+    assert rep2.cells[1].status == "match"
     # report over both runs: self-contained HTML
     report = pipelines.report([r.id, rep.replay_run_id], html_path=tmp_path / "rep.html")
     page = (tmp_path / "rep.html").read_text()

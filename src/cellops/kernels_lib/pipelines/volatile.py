@@ -5,7 +5,9 @@ cellops table (``html.table`` / ``html.text_table``) whose header names a timing
 ``latency_s``, ...) is blanked, since its width shifts the whole text table; a progress bar's
 intermediate states (``\\r`` redraws, whose number depends on timing) are dropped. ``mask`` then
 replaces figures that change on every run by nature (timestamps, ids, rates, durations, memory
-free, cache counters of a replay that must not reuse the cache) with ``<name>``.
+free, cache counters of a replay that must not reuse the cache) with ``<name>``, and drops what
+only a response-cache hit shows (the `` · cached`` mark, the trace's ``cache.hit`` event): a
+replay runs with the cache off, so a recorded run answered from the cache would always differ.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ VOLATILE = (
     # a replay runs with the response cache off (it must generate again): its counters differ
     ("cache", re.compile(r"cache: \d+ hits?, \d+ miss(?:es)?")),
 )
+# present only in one of the two executions, so masked by removal, not by a placeholder
+DROPPED = (
+    ("cache", re.compile(r" · cached\b|<div><b>event cache\.hit</b>.*?</div>")),
+)
 TIMING_COLUMNS = {"ms", "s", "latency", "latency_s", "ttft_s", "duration", "duration_s", "wall_s",
                   "tokens/s", "time", "started", "created", "elapsed"}
 _HTML_TABLE = re.compile(r"<table><thead><tr>(.*?)</tr></thead><tbody>(.*?)</tbody></table>", re.S)
@@ -41,6 +47,10 @@ _LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\] \[(?:DEBUG|INFO
 
 def mask(text: str) -> tuple[str, set[str]]:
     hit: set[str] = set()
+    for name, pattern in DROPPED:
+        text, n = pattern.subn("", text)
+        if n:
+            hit.add(name)
     for name, pattern in VOLATILE:
         text, n = pattern.subn(f"<{name}>", text)
         if n:
