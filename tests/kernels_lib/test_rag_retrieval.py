@@ -122,6 +122,13 @@ def test_evaluate_beir_files_all_modes(tmp_path: Path, workspace) -> None:
     assert m["dense/recall@5"] == 1.0 and m["dense/mrr@5"] == 1.0
     run = workspace.list_runs("rag-eval")[0]
     assert run["record"]["metrics"] == dict(m) and run["record"]["n_queries"] == 3
+    # the record names its inputs: what was given and the hash of what was read from it
+    assert run["record"]["queries"]["from"] == str(queries) and run["record"]["qrels"]["from"] == str(qrels)
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\teverest\t1\nq2\tnile\t2\nq3\tpython\t1\n")
+    rag.evaluate("facts", str(queries), str(qrels), k=5, modes=("dense",))
+    again = workspace.list_runs("rag-eval")[0]["record"]
+    assert again["qrels"]["hash"] != run["record"]["qrels"]["hash"]
+    assert again["queries"]["hash"] == run["record"]["queries"]["hash"]
     assert "dense" in m._repr_mimebundle_()["text/plain"]
     bad = tmp_path / "bad.tsv"
     bad.write_text("q9\tnile\t1\n")

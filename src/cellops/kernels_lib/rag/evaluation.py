@@ -25,7 +25,7 @@ from .. import html
 from ..errors import InvalidInputError, NotFoundError
 from ..jsonl import read_jsonl
 from ..tracking import tracker, tracker_run
-from ..workspace import Workspace, get_workspace
+from ..workspace import Workspace, content_hash, get_workspace
 from .fusion import DENSE_WEIGHT, SWEEP
 from .retrieve import MODES, Hit, search_many
 from .store import open_index
@@ -271,8 +271,15 @@ def evaluate(name: str, queries: Any, qrels: Any = None, k: int = 10, *,
     if answers:
         metrics |= _answer_metrics(name, qs[:answers], model, ws)
     result = EvalResult(metrics, index.ref, len(qs), k, sweep, rerank)
-    _log(ws, index, result)
+    _log(ws, index, result, {"queries": _source(queries, qs), "qrels": _source(qrels, rel)})
     return result
+
+
+def _source(given: Any, loaded: Any) -> dict[str, str]:
+    """What the record says of an input: the path or ``NAME@V`` given (``inline`` for Python
+    values, ``same ids`` for no qrels) and the hash of what was loaded from it."""
+    label = str(given) if isinstance(given, (str, Path)) else "same ids" if given is None else "inline"
+    return {"from": label, "hash": content_hash(loaded)}
 
 
 def _latency_ms(index: Any, texts: list[str], mode: str, k: int, weight: float) -> float:
@@ -340,9 +347,9 @@ def _answer_metrics(name: str, qs: list[dict[str, Any]], model: str | None, ws: 
     return out
 
 
-def _log(ws: Workspace, index: Any, result: EvalResult) -> None:
+def _log(ws: Workspace, index: Any, result: EvalResult, inputs: dict[str, dict[str, str]]) -> None:
     ws.record_run("rag-eval", {"index": index.ref, "corpus_hash": index.version.content["corpus_hash"],
-                               "k": result.k, "n_queries": result.n_queries, "metrics": dict(result),
+                               **inputs, "k": result.k, "n_queries": result.n_queries, "metrics": dict(result),
                                **tracker_run(ws.root)}, index.name, index.version.version)
     cols, rows = result.table()
     tracker.log({f"rag_eval/{k}": v for k, v in result.items()} | {"rag_eval/index": index.ref},
