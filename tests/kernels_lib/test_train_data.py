@@ -43,6 +43,11 @@ def test_config_from_dict_coerces_and_rejects() -> None:
         FinetuneConfig(zero="4")
     with pytest.raises(InvalidInputError, match="invalid name"):
         FinetuneConfig(name="has space")
+    with pytest.raises(InvalidInputError, match="procs is processes per node, at most 256"):
+        FinetuneConfig.from_dict({"procs": 100_000})  # e.g. an edited run.json: no fork bomb
+    with pytest.raises(InvalidInputError, match="memory_gb is the budget per process"):
+        FinetuneConfig(memory_gb=1e9)
+    assert FinetuneConfig(procs=256, memory_gb=512).procs == 256
 
 
 # -- data formats -----------------------------------------------------------------------------

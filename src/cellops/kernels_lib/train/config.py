@@ -23,6 +23,10 @@ REFERENCE_FREE = ("orpo",)
 ADAPTERS = ("auto", "lora", "none")
 FORMATS = ("auto", "chat", "alpaca", "completion", "preference")
 ZERO = ("auto", "0", "1", "2", "3")
+# Upper bounds for the values a run folder's run.json could set to anything: ranks per node (the
+# largest CPU nodes have 256 cores, GPU nodes 8-16 devices) and a per-process memory budget.
+MAX_PROCS = 256
+MAX_MEMORY_GB = 16384.0
 LORA_TARGETS = re.compile(r"[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*")
 
 
@@ -136,6 +140,11 @@ class FinetuneConfig:
         for key in ("weight_decay", "grad_clip", "memory_gb", "save_every", "eval_every", "samples", "lora_alpha"):
             if getattr(self, key) < 0:
                 raise InvalidInputError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.procs > MAX_PROCS:
+            raise InvalidInputError(f"procs is processes per node, at most {MAX_PROCS}, got {self.procs}")
+        if self.memory_gb > MAX_MEMORY_GB:
+            raise InvalidInputError(f"memory_gb is the budget per process, at most {MAX_MEMORY_GB:g}, "
+                                    f"got {self.memory_gb:g}")
         if self.sample_tokens < 1:
             raise InvalidInputError(f"sample_tokens must be >= 1, got {self.sample_tokens}")
         if self.lora_targets not in ("auto", "all-linear") and not LORA_TARGETS.fullmatch(self.lora_targets):
