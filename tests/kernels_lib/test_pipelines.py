@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cellops.kernels_lib.errors import InvalidInputError, NotFoundError
-from cellops.kernels_lib.pipelines import airflow, chain, notebook, schedules, values
+from cellops.cli import main
+from cellops.kernels_lib.errors import InvalidInputError, JobError, NotFoundError
+from cellops.kernels_lib.pipelines import airflow, chain, notebook, schedules, trust, values
 from cellops.kernels_lib.workspace import get_workspace
 
 
@@ -196,7 +197,7 @@ def _fake_airflow(monkeypatch: pytest.MonkeyPatch) -> list:
     return dags
 
 
-def test_airflow_export_builds_cellops_run_tasks(tmp_path: Path, nb: Path, monkeypatch) -> None:
+def test_airflow_export_builds_cellops_run_tasks(tmp_path: Path, nb: Path, monkeypatch, capsys) -> None:
     pipe = _chain(tmp_path, "params: {base: 2}\nsteps:\n  a: {notebook: a.ipynb, params: {base: '${params.base}'}}\n"
                   "  b: {notebook: b.ipynb, params: {model: '${a.ref}', factor: '${a.score}', tag: 'v${a.ref}-${params.base}'}}\n")
     schedules.add(nb, cron="30 1 * * *", params={"n": 4}, name="nb", retries=1, timeout=600)
@@ -231,3 +232,14 @@ def test_airflow_export_builds_cellops_run_tasks(tmp_path: Path, nb: Path, monke
     assert json.loads(ns["cellops_params"]("cellops_chain", "b", "r1")) == \
         {"model": "m@7", "factor": 0.5, "tag": "vm@7-2"}
     assert datetime.fromisoformat(nbdag.kw["start_date"].isoformat()) <= datetime.now()
+    # each task pins its notebook's code as exported; an edit after that fails the task
+    pinned = env["CELLOPS_CODE"]
+    assert pinned == trust.code_digest(nb) and '--expect-code "$CELLOPS_CODE"' in ns["COMMAND"]
+    book = json.loads(nb.read_text())
+    book["cells"][-1]["source"] = "import os  # changed after the export"
+    nb.write_text(json.dumps(book))
+    assert main(["run", str(nb), "--expect-code", pinned]) == 2
+    assert "changed since it was exported" in capsys.readouterr().err
+    assert get_workspace().list_runs("pipeline") == []  # refused before anything ran
+    with pytest.raises(JobError, match="not exported: .*changed since you trusted schedule nb"):
+        airflow.export(tmp_path / "dags")

@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params-json", help=argparse.SUPPRESS)  # typed params from the scheduler
     p.add_argument("--run-id", help=argparse.SUPPRESS)
     p.add_argument("--schedule", help=argparse.SUPPRESS)
+    p.add_argument("--expect-code", help=argparse.SUPPRESS)  # an Airflow task: the code it was exported with
     p.set_defaults(func=_run)
 
     p = sub.add_parser("runs", help="list recorded runs, or show one run's record")
@@ -107,6 +108,10 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from ..kernels_lib import pipelines
 
+    if args.expect_code:
+        from ..kernels_lib.pipelines import trust
+
+        trust.require_code(Path(args.target), args.expect_code)
     extra = {"schedule": args.schedule} if args.schedule else None
     r = pipelines.run(args.target, _params(args), out_dir=args.out, timeout=args.timeout,
                       retries=args.retries, kernel_name=args.kernel, run_id=args.run_id, extra=extra,

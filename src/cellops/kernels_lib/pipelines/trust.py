@@ -137,6 +137,14 @@ def changed_code(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
+def require_code(path: Path, expected: str) -> None:
+    """JobError unless ``path`` holds the code ``expected`` pins (an exported Airflow DAG pins the
+    code of each notebook it runs, so a DAG never runs code nobody exported)."""
+    if code_digest(path) != expected:
+        raise JobError(f"not run: {path} changed since it was exported to Airflow (its code differs from "
+                       "what the DAG pins); review it, then `cellops schedule export --airflow DIR` again")
+
+
 def reconsent_saved(os_path: str) -> bool:
     """A file saved through this user's Jupyter server: if a schedule runs it (its code was
     vouched for before), the saved code is vouched for too, so editing a scheduled notebook in
