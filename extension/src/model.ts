@@ -34,6 +34,8 @@ export interface RunSummary {
   model?: string | null;
   source?: string | null;
   output?: string | null;
+  tracker?: string | null; // the experiment tracker the run logged to (wandb, a plugin)
+  tracker_run_id?: string | null;
   record?: Record<string, unknown>;
 }
 

@@ -259,6 +259,7 @@ export function renderRun(r: RunSummary, a: Actions, now = Date.now()): HTMLElem
   return h('div', { class: 'jp-cellops-detail' },
     header(`run ${r.id}`, a),
     h('div', { class: 'jp-cellops-meta' }, `${r.kind} · ${r.name ?? ''}${r.version ? '@' + r.version : ''} · ${r.status} · ${formatAgo(r.created_at, now)}${r.model ? ' · ' + r.model : ''}`),
+    r.tracker_run_id ? h('div', { class: 'jp-cellops-meta', 'data-testid': 'run-tracker' }, `${r.tracker ?? 'tracker'} run ${r.tracker_run_id}`) : null,
     button('insert cell', 'Insert a cell that loads this run\'s record', () => a.insert(runCell(r.id))),
     h('h4', {}, 'Metrics'), kvTable(r.metrics, 'metrics'),
     h('h4', {}, 'Params'), kvTable(r.params, 'params'),

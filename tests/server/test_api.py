@@ -78,10 +78,12 @@ def test_runs_show_params_metrics_and_record(server):
     rid = ws.record_run("prompt", {"params": {"temperature": 0.2}, "latency_s": 0.5,
                                    "completion_tokens": 7, "model": "default", "output": "hi",
                                    "blocked": False}, "greet", 1)
-    ws.record_run("eval", {"metrics": {"recall@5": 0.8}, "config": {"k": 5}}, "qa", 2, status="error")
+    ws.record_run("eval", {"metrics": {"recall@5": 0.8}, "config": {"k": 5}, "wandb_run_id": "w1"}, "qa", 2,
+                  status="error")  # a row of a release before pluggable trackers
     runs = server.get("runs", dir=rel).json()
     assert [r["kind"] for r in runs] == ["eval", "prompt"]  # newest first
     ev, pr = runs
+    assert (ev["tracker"], ev["tracker_run_id"]) == ("wandb", "w1") and pr["tracker_run_id"] is None
     assert ev["metrics"] == {"recall@5": 0.8} and ev["params"] == {"k": 5} and ev["status"] == "error"
     assert pr["params"] == {"temperature": 0.2}
     assert pr["metrics"] == {"latency_s": 0.5, "completion_tokens": 7}  # bools are not metrics

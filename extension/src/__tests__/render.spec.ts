@@ -1,6 +1,6 @@
 import { Fetcher, loadWorkspace } from '../load';
 import { Job, PromptDetail, WorkspaceData, EMPTY } from '../model';
-import { Actions, renderArtifact, renderJob, renderLists, renderPrompt, scheduleText } from '../render';
+import { Actions, renderArtifact, renderJob, renderLists, renderPrompt, renderRun, scheduleText } from '../render';
 
 function actions(): Actions & { calls: string[] } {
   const calls: string[] = [];
@@ -100,6 +100,11 @@ describe('detail views', () => {
     const runBtn = el.querySelector('[data-testid="version-greet@1"] button[title^="Insert %prompt run"]') as HTMLElement;
     runBtn.click();
     expect(a.calls[1]).toBe('insert(%prompt run greet@1)');
+  });
+  it('names the tracker run of a run that logged to one', () => {
+    const r = { ...data.runs[0], tracker: 'wandb', tracker_run_id: 'ab12cd34' };
+    expect(renderRun(r, actions()).querySelector('[data-testid="run-tracker"]')?.textContent).toBe('wandb run ab12cd34');
+    expect(renderRun(data.runs[0], actions()).querySelector('[data-testid="run-tracker"]')).toBeNull();
   });
   it('draws the loss curve and progress of a job', () => {
     const j: Job = { ...data.jobs[0], summary: { losses: [[1, 3], [2, 2]], step: 2 }, events: [{ kind: 'log', step: 2 }] };

@@ -309,6 +309,7 @@ def _run_summary(r: dict[str, Any]) -> dict[str, Any]:
     return {k: r.get(k) for k in ("id", "kind", "name", "version", "status", "created_at")} | {
         "params": dict(params), "metrics": dict(metrics), "model": rec.model, "source": rec.source,
         "output": str(rec.output)[:300] if rec.output is not None else None,
+        "tracker": rec.tracker, "tracker_run_id": rec.tracker_run_id,
     }
 
 
