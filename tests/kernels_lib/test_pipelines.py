@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from cellops.cli import main
+from cellops.kernels_lib import trust
 from cellops.kernels_lib.errors import InvalidInputError, JobError, NotFoundError
-from cellops.kernels_lib.pipelines import airflow, chain, notebook, schedules, trust, values
+from cellops.kernels_lib.pipelines import airflow, chain, notebook, schedules, values
 from cellops.kernels_lib.workspace import get_workspace
 
 

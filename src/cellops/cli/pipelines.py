@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..kernels_lib import pipelines
 
     if args.expect_code:
-        from ..kernels_lib.pipelines import trust
+        from ..kernels_lib import trust
 
         trust.require_code(Path(args.target), args.expect_code)
     extra = {"schedule": args.schedule} if args.schedule else None

@@ -29,13 +29,13 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 def vouch_for_saved(os_path: str, model: Any = None, contents_manager: Any = None, **_: Any) -> None:
     """Post-save hook: the user edited a notebook a schedule runs in their own Jupyter, so the
-    scheduler may run the new code (``pipelines.trust.reconsent_saved``); a ``git pull`` never
+    scheduler may run the new code (``kernels_lib.trust.reconsent_saved``); a ``git pull`` never
     comes through here. It never fails the save (the file is written already)."""
     import logging
 
     log = getattr(contents_manager, "log", None) or logging.getLogger("cellops")
     try:
-        from ..kernels_lib.pipelines.trust import reconsent_saved
+        from ..kernels_lib.trust import reconsent_saved
 
         if reconsent_saved(os_path):
             log.info("cellops: %s is scheduled; its saved code is trusted for its schedules", os_path)

@@ -74,7 +74,7 @@ def save(name: str, source: str | dict[str, Any],
     return chain, created
 
 
-# -- consent for the Python code a chain imports (pipelines/trust.py, kind "chains") ----------
+# -- consent for the Python code a chain imports (kernels_lib/trust.py, kind "chains") ----------
 TRUST_KIND = "chains"
 
 
@@ -88,7 +88,7 @@ def imports(chain: Chain) -> list[str]:
 
 
 def vouch(chain: Chain, ws: Workspace) -> None:
-    from ..pipelines import trust
+    from .. import trust
 
     trust.trust(ws.root, [(f"chain {chain.ref}", {"hash": chain.hash})], kind=TRUST_KIND)
 
@@ -97,7 +97,7 @@ def refuse_foreign_imports(chain: Chain, ws: Workspace) -> None:
     """A chain that imports Python functions runs only if this user saved (or trusted) that very
     version on this machine: a cloned workspace's ``python: os:system`` step, served, would run
     what any HTTP client sends."""
-    from ..pipelines import trust
+    from .. import trust
 
     refs = imports(chain)
     if refs and not trust.is_trusted(ws.root, f"chain {chain.ref}", {"hash": chain.hash}, kind=TRUST_KIND):

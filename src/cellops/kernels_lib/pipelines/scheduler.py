@@ -17,10 +17,11 @@ import time
 from datetime import datetime
 from typing import IO, Any
 
+from .. import trust
 from ..errors import CellopsError, JobError
 from ..locks import Busy, hold
 from ..workspace import Workspace, get_workspace
-from . import schedules, trust
+from . import schedules
 
 
 def _lock(ws: Workspace) -> IO[str]:

@@ -31,10 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import html
+from .. import html, trust
 from ..errors import CellopsError, InvalidInputError, NotFoundError, WorkspaceError
 from ..workspace import Workspace, check_name, get_workspace
-from . import trust
 
 
 @dataclass

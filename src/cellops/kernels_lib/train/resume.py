@@ -9,7 +9,7 @@ in it), the base model is resolved again from its URI and must hash to the recor
 the plan and ``ds_config.json`` are made again as at launch (the folder's copy is never read),
 and a hostfile needs consent: the user names it again (``resume RUN --hostfile FILE``) or this
 user launched the run on this machine with that very file (a digest kept outside the workspace,
-``pipelines/trust.py`` kind ``runs``). The run folder may hold no symbolic link: the ranks write and
+``kernels_lib/trust.py`` kind ``runs``). The run folder may hold no symbolic link: the ranks write and
 delete checkpoints inside it. Every refusal is one line, before anything starts.
 """
 
@@ -27,7 +27,7 @@ from ..workspace import Workspace, get_workspace
 from .config import ZERO, FinetuneConfig
 from .job import Job, last_checkpoint
 
-KIND = "runs"  # pipelines.trust consent file: trusted-runs.json
+KIND = "runs"  # trust.py consent file: trusted-runs.json
 # keys FinetuneConfig.to_dict adds from the others: recomputed on resume, never read
 DERIVED = ("learning_rate", "objective", "use_lora")
 
@@ -60,7 +60,7 @@ def _consent_spec(cfg: FinetuneConfig) -> dict[str, Any]:
 
 def record_consent(ws: Workspace, run_id: str, cfg: FinetuneConfig) -> None:
     """The user launched this run here: a later resume may use its hostfile without asking."""
-    from ..pipelines import trust
+    from .. import trust
 
     # the form resume rebuilds from run.json (JSON and back), so the digests compare
     norm = config_of(json.loads(json.dumps(cfg.to_dict(), default=str)), "the launch")
@@ -68,7 +68,7 @@ def record_consent(ws: Workspace, run_id: str, cfg: FinetuneConfig) -> None:
 
 
 def _consented(ws: Workspace, run_id: str, cfg: FinetuneConfig) -> bool:
-    from ..pipelines import trust
+    from .. import trust
 
     return trust.is_trusted(ws.root, f"finetune/{cfg.name}/{run_id}", _consent_spec(cfg), kind=KIND)
 

@@ -1,4 +1,5 @@
-"""Consent for what a workspace's schedules run: notebooks, pipelines and ``on_failure`` commands.
+"""Per-user consent for what a workspace cannot grant itself; first of all what its schedules run:
+notebooks, pipelines and ``on_failure`` commands.
 
 A ``.cellops/`` folder may come from a cloned repository or a shared drive; under ``cellops
 scheduler`` its schedules would run their author's shell commands. A schedule added here (by
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import JobError, WorkspaceError
+from .errors import JobError, WorkspaceError
 
 
 def config_dir() -> Path:
