@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 
-from .pii_places import TOWN_START
+from .pii_places import TOWN_START, place_cue
 
 _FILES = ("dist.male.first", "dist.female.first")
 # First names that are also frequent words, months or titles: a name only with a surname after it
@@ -30,6 +30,7 @@ saturday sunday min max love lovely dear merry sale toy tiny buck major minor lo
 _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\"]\s*|\n\s*|\?{2,}\s*)$")
 
+_PLACE_BEFORE = re.compile(r"(?i)(?:\b(?:the|our|your|their|a|an|this|that)[ \t]+|[^\W\d_]+,[ \t]*)$")
 _lock = threading.Lock()
 _lists: tuple[frozenset[str], frozenset[str]] | None = None
 
@@ -83,6 +84,10 @@ def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, 
             continue
         after = text[m.end():m.end() + 2]
         opens = bool(_SENTENCE_START.search(text, 0, m.start()))
-        if (not opens or after[:1] == "," or after in ("'s", "’s")) and not not_name(w):
+        # a first name that is also a place is a name ("by Teresa") unless a place cue, a determiner
+        # or "City, " precedes it ("in Sydney", "the Sydney team", "Nairobi, Kenya")
+        before = text[max(0, m.start() - 24):m.start()]
+        if (not opens or after[:1] == "," or after in ("'s", "’s")) \
+                and not (not_name(w) and (place_cue(before) or _PLACE_BEFORE.search(before))):
             out.append((m.start(), m.end(), "PERSON", 0.5))
     return out

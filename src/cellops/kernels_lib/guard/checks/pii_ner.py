@@ -25,10 +25,13 @@ from ...errors import ModelError
 from .pii_names import first_names
 from .pii_names import persons as known_names
 from .pii_places import (
+    NAME_GOES_ON,
+    PLACE_OVER_NAME,
     TOWN_START,
     gazetteer,
     is_known_place,
     is_state_code,
+    lower_register,
     place_cue,
     places,
     town_shaped,
@@ -45,7 +48,9 @@ NER_SCORE = 0.85  # presidio's default score for spaCy entities
 EXCLUDE = ["parser", "lemmatizer", "attribute_ruler", "tagger"]
 
 _L = r"[^\W\d_]"  # a letter in any script
-_WORD = rf"{_L}[{_L[1:-1]}'.-]*"
+# a word: letters, with an apostrophe or hyphen inside ("O'Brien", "Sainte-Catherine", "Mary-Kate")
+_WORD_TAIL = rf"(?:['’-]?{_L})*"
+_WORD = _L + _WORD_TAIL
 _STREET_WORDS = (r"street|st|road|rd|avenue|ave|drive|dr|lane|ln|boulevard|blvd|way|court|ct|place|pl|"
                  r"square|sq|terrace|highway|hwy|parkway|pkwy|circle|crescent|close|row|walk|alley|gardens")
 _STREET_SUFFIX = r"straat|strasse|straße|gasse|weg|laan|gracht|plein|gatan|gata|gade|vej|veien|vegen|katu|utca|ulica|útja|allee|platz"
@@ -86,17 +91,23 @@ _YEAR_BEFORE = re.compile(r"(?i)\b(?:in|since|by|of|until|from|before|after|duri
 _UNIT_AFTER = re.compile(r"[ \t]*,?[ \t]*(?:apt|apartment|suite|ste|unit|flat|#)\.?[ \t]*#?[ \t]*\d{1,5}[a-z]?\b", re.I)
 _TAIL_SEP = re.compile(r"[ \t]*,[ \t]*|[ \t]*\n[ \t]*(?=[^\n]*,|[AFD]PO\b)")
 _TAIL_WORD = re.compile(rf"[ \t]*({_WORD})")
-_TAIL_POST = re.compile(r"[ \t]*(?:\d{5}(?:-\d{4})?|\d{4}|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\w-])")
+_TAIL_POST = re.compile(r"[ \t]*(?:\d{5}(?:-\d{4})?|\d{4}(?:[ \t]?[A-Z]{2}\b)?|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\w-])")
 _CLAUSE_WORDS = frozenset("i and or but so then the a an we you he she it they my your our please thanks".split())
 _ZIP_CUE = re.compile(r"(?i)\b(?:zip(?:[ \t]?code)?|post(?:al)?[ \t]?code|postcode)\b(?:\W|is){0,12}$")
 # Word(s) + number at the start of an address line: "Jakobi 69", "Školní 939" (a street before the
 # first street line, a place + postcode after it), after an optional building number ("87 Jakobi 69")
 _NAME_NUMBER = re.compile(rf"(?:(?<=\n)|(?<=^)|(?<=[,:;]\s)|(?<=\bat\s))[ \t?]*(?:\d{{1,5}}[ \t]+)?"
-                          rf"({_WORD}(?:\s{_WORD}){{0,3}})\s(\d{{1,5}}[a-z]?)\b\.?(?=[ \t]*(?:$|\n|,))", _FLAGS)
+                          rf"({_WORD}(?:[ \t]{_WORD}){{0,3}})[ \t](\d{{1,5}}[a-z]?)\b\.?(?=[ \t]*(?:$|\n|,))", _FLAGS)
+# Words a number follows that are no street: "Invoice 2291", "Windows 11", "Step 3"
+_NOT_STREET = frozenset("""invoice order ticket case ref reference account item no number version page chapter
+step windows flight gate seat table line row id room code pin batch lot model part serial build release
+level grade class year week day vol volume issue""".split())
 # A building or flat number alone before a street line: the "48" of "48 107 Rue ...", "87 Jakobi 69"
 _LEAD_NUMBER = re.compile(r"(?<![\w.,/-])(\d{1,5})[ \t]+$")
 # The place lines of an address block: 1-3 words alone on a line or between commas
 _PLACE_PART = re.compile(rf"(?:(?<=\n)|(?<=,))[ \t?]*({_WORD}(?:[ -]{_WORD}){{0,2}})[ \t]*(?=$|\n|,|\s\d)", _FLAGS)
+_BLOCK_END = re.compile(r"(?i)\n[ \t?]*\n(?=[ \t?]*(?:(?:best|regards|kind regards|thanks|thank you|dear|hi|hello|"
+                        r"sincerely|cheers|yours|love)\b|[^\n]*?(?:\S+[ \t]+){4}))")
 # Country names in any case (spaCy misses "tunisia"): ISO 3166 short names in their common forms.
 COUNTRIES = """afghanistan,albania,algeria,andorra,angola,argentina,armenia,australia,austria,azerbaijan,
 bahamas,bahrain,bangladesh,barbados,belarus,belgium,belize,benin,bhutan,bolivia,bosnia and herzegovina,
@@ -117,26 +128,30 @@ united states,uruguay,uzbekistan,vanuatu,vatican city,venezuela,vietnam,yemen,za
 _COUNTRY = re.compile(r"\b(?:" + "|".join(sorted((re.escape(c.strip()).replace(r"\ ", r"\s+")
                                                    for c in COUNTRIES.split(",")), key=len, reverse=True))
                       + r")\b", re.IGNORECASE)
-_POSTCODE = re.compile(r"(?<![\w-])(?:\d{5}(?:-\d{4})?|\d{4}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})(?![\w-])")
+_POSTCODE = re.compile(r"(?<![\w-])(?:\d{5}(?:-\d{4})?|\d{4}(?: [A-Z]{2}(?![\w-]))?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})(?![\w-])")
 _ADDRESS_CONTEXT = re.compile(r"(?i)\b(?:address|addr|zip|postcode|postal code|lives?|living|located|location|street|ship(?:ping)?|"
                               r"deliver(?:y|ed)?|mail(?:ing)?|billing|residence|resides?|moved?|home|visit|"
                               r"office|corner of|near)\b")
 # Titles and wording that announce a name: the name itself may be lower-case or unknown to spaCy.
 # "sir", "madam", "i'm", "this is" also start ordinary phrases ("sir bot", "i'm moving"): after
 # those a name must be capitalised; after "mr", "my name is", "dear" a lower-case name counts.
-_TITLE_NAME = re.compile(rf"\b(mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau|sgt|capt|lt|col|gen|rev|fr)\.?[ \t]+({_WORD}(?:[ \t]+{_WORD})?)", _FLAGS)
-_NAMED = re.compile(rf"(?i)\b(my name is|name is|named|name:|i am|i'm|this is|call me|signed|regards,|"
-                    rf"sincerely,|dear|hi|hello|contact|ask for|attn:?|customer|patient|client)[ \t]+"
+_TITLES = r"mr|mrs|ms|miss|mx|dr|prof|sir|madam|madame|mme|mlle|monsieur|herr|frau|señora?|signora?|sgt|capt|lt|col|gen|rev|fr"
+_TITLE_NAME = re.compile(rf"\b({_TITLES})\.?[ \t]+({_WORD}(?:[ \t]+{_WORD})?)", _FLAGS)
+_NAMED = re.compile(rf"(?i)\b(my name is|name is|named|name:|i am|i'm|this is|it's|call me|signed|regards,|"
+                    rf"sincerely,|dear|hi|hello|contact|ask for|attn:?|customer|patient|client|"
+                    rf"(?:forwarded|sent|written|submitted|reported|approved|signed) by:)[ \t]+"
                     rf"({_WORD}(?:[ \t]+{_WORD})?)")
-_WEAK_CUES = frozenset("sir madam i am i'm this is customer patient client contact".split())
+_WEAK_CUES = frozenset(("sir", "madam", "i am", "i'm", "this is", "it's", "customer", "patient", "client", "contact",
+                        "signed"))
+_TITLE_WORD = re.compile(rf"(?i)(?:{_TITLES})\.?$")
 # A name before a possessive of kin ("Sumaya's kid"), or addressed at the start ("Marisca, can I ...")
-_KIN = re.compile(rf"(?<![\w.-])((?-i:[A-ZÀ-Ý]){_WORD[len(_L):]})['’]s[ \t]+(?:kid|kids|son|daughter|wife|husband|"
+_KIN = re.compile(rf"(?<![\w.-])((?-i:[A-ZÀ-Ý]){_WORD_TAIL})['’]s[ \t]+(?:kid|kids|son|daughter|wife|husband|"
                   r"mom|mum|mother|dad|father|brother|sister|friend|boyfriend|girlfriend|partner|fianc[ée]e?|"
                   r"uncle|aunt|cousin|grandma|grandpa|grandmother|grandfather|baby|children|parents|family)\b")
-_VOCATIVE = re.compile(rf"^[ \t]*((?-i:[A-ZÀ-Ý]){_WORD[len(_L):]}),[ \t]+(?:can|could|would|will|do|did|are|is|have|"
+_VOCATIVE = re.compile(rf"^[ \t]*((?-i:[A-ZÀ-Ý]){_WORD_TAIL}),[ \t]+(?:can|could|would|will|do|did|are|is|have|"
                        r"please|thanks|thank|i|you|we|it's|i'm|how|what|where|when|why)\b", re.I)
 # A capitalised name right before a verb of residence or work: "Shelby Araujo lives at ..."
-_NAME_VERB = re.compile(rf"(?<![\w.])((?:[A-ZÀ-Ý]{_WORD[len(_L):]}[ \t]){{1,3}})(?:lives|lived|resides|works|worked|"
+_NAME_VERB = re.compile(rf"(?<![\w.])((?:[A-ZÀ-Ý]{_WORD_TAIL}[ \t]){{1,3}})(?:lives|lived|resides|works|worked|"
                         rf"moved|was born|is living)\b")
 # Organisations by their legal or trade word, and after "work for", "employed by"
 _ORG_WORDS = (r"inc|ltd|llc|plc|gmbh|corp|corporation|company|co|group|bank|university|college|foundation|"
@@ -146,7 +161,7 @@ _ORG_WORDS = (r"inc|ltd|llc|plc|gmbh|corp|corporation|company|co|group|bank|univ
 _ORG_WORD = re.compile(rf"(?i)\b(?:{_ORG_WORDS})\b\.?")
 _ORG_NAME = re.compile(rf"\b(?:[A-Z][\w&'-]*[ \t]+){{1,4}}(?i:{_ORG_WORDS})\b\.?")
 _ORG_CONTEXT = re.compile(rf"(?i)\b(?:work(?:s|ed|ing)? (?:for|at)|employed (?:by|at)|employer:?|company:?)[ \t]+"
-                          rf"((?-i:[A-Z]){_WORD[len(_L):]}(?:[ \t]+(?-i:[A-Z]){_WORD[len(_L):]}){{0,2}})")
+                          rf"((?-i:[A-Z]){_WORD_TAIL}(?:[ \t]+(?-i:[A-Z]){_WORD_TAIL}){{0,2}})")
 # Upper-case abbreviations spaCy calls organisations that name none
 _NOT_ORG = frozenset("""asap ssn pin atm faq id ok ceo cfo cto hr it ps fyi eta dob url sms pdf tv diy rsvp
 nb am pm usd eur gbp vat iban bic swift cvv zip otp api app gps sim dm pm ama lol btw imo tbh""".split())
@@ -220,6 +235,10 @@ def _spacy_label(label: str, text: str, start: int, end: int) -> str | None:
         return None  # "one morning", "15838", "2001", "10th year": no date that identifies anyone
     if label == "ORGANIZATION" and span.strip(".").lower() in _NOT_ORG:
         return None
+    if label == "ORGANIZATION" and is_state_code(span) and before.endswith((", ", ",")):
+        return "LOCATION"  # "New Brunswick, NJ": a state code after its city
+    if label == "LOCATION" and len(words) == 1 and NAME_GOES_ON.match(text, end):
+        return None  # "Boston" of "Boston Scientific": a company or a person named after a place
     if label != "ORGANIZATION" and _ORG_WORD.search(span):
         return "ORGANIZATION"  # "Tableau Software" read as a place
     if label == "ORGANIZATION" and len(words) == 1 and re.search(r"(?i)\b(?:in|from)\s+$", before):
@@ -250,6 +269,7 @@ def _confirmed_place(span: str, before: str, after: str) -> bool:
 
 
 def _persons(text: str) -> list[tuple[int, int, str, float]]:
+    lower = lower_register(text)  # in an all-lower-case chat "it's kofi" names someone
     out = []
     for rx, score in ((_TITLE_NAME, 0.85), (_NAMED, 0.6)):
         for m in rx.finditer(text):
@@ -257,6 +277,10 @@ def _persons(text: str) -> list[tuple[int, int, str, float]]:
             while words and words[-1].group(0).lower().strip(".") in _NOT_NAME:
                 words.pop()
             weak = m.group(1).lower() in _WEAK_CUES
+            if lower and weak and words and words[0].group(0) in first_names()[0]:
+                weak = False  # "it's kofi" in a lower-case chat: a census first name after a weak cue
+            if words and _TITLE_WORD.match(words[0].group(0)):
+                continue  # "Dear Ms. Lindqvist": the title rule reads the name after the title
             if words and words[0].group(0).lower() not in _NOT_NAME and (not weak or m.group(2)[0].isupper()):
                 out.append((m.start(2), m.start(2) + words[-1].end(), "PERSON", score))
     out += [(m.start(1), m.end(1) - 1, "PERSON", 0.6) for m in _NAME_VERB.finditer(text)
@@ -291,12 +315,15 @@ def _addresses(text: str) -> list[tuple[int, int, str, float]]:
     out += [(m.start(), m.end(), "ADDRESS", 0.75) for m in _USPS_STREET.finditer(text)
             if not (re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and _YEAR_BEFORE.search(text, 0, m.start()))]
     out += [(m.start(), m.end(), "ADDRESS", 0.75) for m in _MILITARY.finditer(text)]
-    streets = [f for f in out if not ADDRESS_PATTERNS[3][0].fullmatch(text, f[0], f[1])]  # units are no street
+    # units are no street, but a PO box is the street line of its address
+    streets = [f for f in out if not ADDRESS_PATTERNS[3][0].fullmatch(text, f[0], f[1])
+               or re.match(r"(?i)p\.?o\.?", text[f[0]:f[1]])]
     street_at = min((f[0] for f in out), default=len(text))  # an address block's places follow its street
     in_address = bool(out) or bool(_ADDRESS_CONTEXT.search(text))
     if in_address:  # a house-number line, a postcode or a place line only counts inside an address
         for m in _NAME_NUMBER.finditer(text):
-            if _DATE.fullmatch(m.group(0).strip()) or _ZIP_CUE.search(m.group(1)):
+            if _DATE.fullmatch(m.group(0).strip()) or _ZIP_CUE.search(m.group(1)) \
+                    or m.group(1).split()[-1].lower() in _NOT_STREET:
                 continue  # "zip code is 80202" is a postcode (below), not a street line
             if m.start(1) < street_at and not _COUNTRY.fullmatch(m.group(1)):
                 out.append((m.start(1), m.end(), "ADDRESS", 0.6))  # the street line
@@ -310,8 +337,11 @@ def _addresses(text: str) -> list[tuple[int, int, str, float]]:
         out += [(m.start(), m.end(), "ADDRESS", 0.5) for m in _POSTCODE.finditer(text) if m.start() > street_at]
         out += _lead_numbers(text, [f for f in out if f[2] == "ADDRESS"])
         # between commas a place is capitalised ("12 Elm Street, and I think, ..." names none)
+        # the place lines of the block: after its street line, before a blank line that a greeting,
+        # a sign-off or a sentence follows ("Best,\nOwen Taggart" is no place line)
+        block_end = blank.start() if (blank := _BLOCK_END.search(text, street_at)) else len(text)
         out += [(m.start(1), m.end(1), "LOCATION", 0.5) for m in _PLACE_PART.finditer(text)
-                if m.start() > street_at and m.group(1).lower() not in _NOT_NAME
+                if street_at < m.start() < block_end and m.group(1).lower() not in _NOT_NAME
                 and (text[m.start() - 1] != "," or all(w[0].isupper() for w in m.group(1).split()))]
     out += [(m.start(), m.end(), "ADDRESS", 0.6) for m in _POSTCODE.finditer(text)
             if _ZIP_CUE.search(text, max(0, m.start() - 30), m.start())]  # "zip code: 80202"
@@ -385,6 +415,8 @@ def _dates(text: str) -> list[tuple[int, int, str, float]]:
 def _relabel(found: list[tuple[int, int, str, float]], text: str) -> list[tuple[int, int, str, float]]:
     """spaCy's ORG/LOCATION on a span a pattern calls a name or an address takes the pattern's type,
     and spaCy's ORG on a place line of an address block gives way to the place."""
+    cued = {(f[0], f[1]) for f in found if f[2] == "LOCATION" and f[3] == PLACE_OVER_NAME}
+    found = [f for f in found if not (f[2] == "PERSON" and (f[0], f[1]) in cued)]  # "in Charlotte"
     strong = [f for f in found if f[2] in ("PERSON", "ADDRESS") and f[3] < NER_SCORE + 0.01]
     places = [f for f in found if f[2] == "LOCATION" and f[3] < NER_SCORE]  # place lines of an address
     out = []

@@ -37,8 +37,18 @@ concord marathon temple garden ocean bay green park victoria florence mary may m
 lincoln jackson austin tyler madison charlotte eugene marion beverly aurora orlando douglas warren
 lawrence mesa buy bus ore aura alta pace page price west east north south city town home time""".split())
 
+# Canadian provinces and Australian states, as the US state codes after "City, ": "Vancouver, BC"
+_REGION_CODES = frozenset("AB BC MB NB NL NS NT NU ON PE QC SK YT NSW QLD VIC TAS ACT".split())
+# After these a known place wins over a first name of the same spelling ("in Charlotte", "moved to
+# Florence"); "to" and "from" also precede people ("a letter from Charlotte"), so they do not count.
+_IN_CUE = re.compile(rf"(?i)\b(?:{_STRONG}|in|near|outside|around)[ \t]+$")
+PLACE_OVER_NAME = 0.81  # the score of such a place: _relabel in pii_ner drops a name on the same word
+
+# A capitalised word right after a place name continues a longer name (a company, a person)
+NAME_GOES_ON = re.compile(r"[ \t]+(?!(?:On|In|At|And|Or|The|To|For|By|From|Is|Was|Last|Next|This)\b)[A-Z][a-z]")
 _lock = threading.Lock()
 _gaz: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None
+_name_places: frozenset[str] = frozenset()  # cities whose names are also first names or words
 _WORDS = re.compile(r"[^\W\d_](?:[\w'-]|\.(?=\w))*")  # a word, without the full stop after it
 
 
@@ -57,7 +67,9 @@ def gazetteer() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
             # countries in GeoNames' names ("Bouvet Island", "Saint Vincent and the Grenadines") join
             # the states: a place by the list alone when capitalised
             regions = {s["name"].lower() for s in states.values()} | {c["name"].lower() for c in gc.get_countries().values()}
-            _gaz = (frozenset(cities - _NOT_PLACE), frozenset(regions - _NOT_PLACE), frozenset(states))
+            global _name_places
+            _name_places = frozenset(cities & _NOT_PLACE)
+            _gaz = (frozenset(cities - _NOT_PLACE), frozenset(regions - _NOT_PLACE), frozenset(states) | _REGION_CODES)
         return _gaz
 
 
@@ -70,6 +82,12 @@ def is_known_place(name: str) -> bool:
 
 def is_state_code(word: str) -> bool:
     return word in gazetteer()[2]
+
+
+def lower_register(text: str) -> bool:
+    """Whether a text is written all in lower case (chat, or a lower-cased generated row), where
+    capitals say nothing about names and places."""
+    return not any(c.isupper() for c in text) and any(c.isalpha() for c in text)
 
 
 def place_cue(before: str) -> bool:
@@ -94,6 +112,7 @@ def _ngrams(text: str, limit: int = 3) -> Iterator[tuple[int, int, list[str]]]:
 def places(text: str) -> list[tuple[int, int, str, float]]:
     """LOCATION spans from the gazetteer and town-name shapes, with the wording before them."""
     cities, states, _ = gazetteer()
+    lower = lower_register(text)  # in an all-lower-case text a known city after a cue counts
     out: list[tuple[int, int, str, float]] = []
     cue_at: dict[int, re.Match[str] | None] = {}
     for start, end, words in _ngrams(text):
@@ -102,11 +121,17 @@ def places(text: str) -> list[tuple[int, int, str, float]]:
         cue = cue_at[start]
         low = " ".join(words).lower()
         caps = all(_capitalised(w) for w in words)
+        if caps and NAME_GOES_ON.match(text, end) and not lower:
+            continue  # "Boston Scientific", "Georgia Mills", "Paris Hilton": part of a longer name
+        if len(words) == 1 and caps and _IN_CUE.search(text, max(0, start - 24), start) \
+                and (low in cities or low in states or low in _name_places):
+            out.append((start, end, "LOCATION", PLACE_OVER_NAME))  # "in Charlotte", "lives in Florence"
+            continue
         state = re.match(r",[ \t]*([A-Z]{2})\b", text[end:end + 5])
         before_state = bool(state) and is_state_code(state.group(1))
         if low in states and (caps or cue):
             out.append((start, end, "LOCATION", 0.8))
-        elif low in cities and caps and (cue or before_state):
+        elif low in cities and (caps or (lower and len(low) > 3 and cue)) and (cue or before_state):
             out.append((start, end, "LOCATION", 0.75))
         elif low in cities and cue and cue.group("strong") and len(low) > 4:
             out.append((start, end, "LOCATION", 0.6))  # "moved to pomáz"
