@@ -139,7 +139,9 @@ _TITLES = r"mr|mrs|ms|miss|mx|dr|prof|sir|madam|madame|mme|mlle|monsieur|herr|fr
 _TITLE_NAME = re.compile(rf"\b({_TITLES})\.?[ \t]+({_WORD}(?:[ \t]+{_WORD})?)", _FLAGS)
 _NAMED = re.compile(rf"(?i)\b(my name is|name is|named|name:|i am|i'm|this is|it's|call me|signed|regards,|"
                     rf"sincerely,|dear|hi|hello|contact|ask for|attn:?|customer|patient|client|"
-                    rf"(?:forwarded|sent|written|submitted|reported|approved|signed) by:)[ \t]+"
+                    rf"(?:forwarded|sent|written|submitted|reported|approved|signed) by:|"
+                    rf"(?:contact|applicant|employee|patient|customer|client|tenant|guest|passenger|student|"
+                    rf"recipient|sender|cardholder|card holder|account holder|beneficiary|witness|attendee):)[ \t]+"
                     rf"({_WORD}(?:[ \t]+{_WORD})?)")
 _WEAK_CUES = frozenset(("sir", "madam", "i am", "i'm", "this is", "it's", "customer", "patient", "client", "contact",
                         "signed"))
@@ -159,24 +161,34 @@ _ORG_WORDS = (r"inc|ltd|llc|plc|gmbh|corp|corporation|company|co|group|bank|univ
               r"consulting|labs|agency|industries|enterprises|society|council|hospital|clinic|airlines|"
               r"insurance|motors|media|studios|capital|ventures|analytics|pharmaceuticals|logistics")
 _ORG_WORD = re.compile(rf"(?i)\b(?:{_ORG_WORDS})\b\.?")
+# "Johnson & Johnson", "Procter & Gamble"; "Bank of America", "Ministry of Health" (not "University
+# of X": the dev set labels the place in it)
+_ORG_AMP = re.compile(r"\b[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)?[ \t]*&[ \t]*[A-Z][\w'-]*\b")
+_ORG_OF = re.compile(r"\b(?:Bank|Ministry|Department|Federal Reserve Bank)[ \t]+of[ \t]+(?:the[ \t]+)?[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)?")
+ORG_CUED = 0.62  # the score of an organisation from its wording: it beats a census name on the same words
 _ORG_NAME = re.compile(rf"\b(?:[A-Z][\w&'-]*[ \t]+){{1,4}}(?i:{_ORG_WORDS})\b\.?")
-_ORG_CONTEXT = re.compile(rf"(?i)\b(?:work(?:s|ed|ing)? (?:for|at)|employed (?:by|at)|employer:?|company:?)[ \t]+"
+# after "years at" in a CV, "Company:" in a form: a company, even one named like a person (Morgan Stanley)
+_ORG_CONTEXT = re.compile(rf"(?i)\b(?:work(?:s|ed|ing)? (?:for|at)|employed (?:by|at)|employer:?|company:?|"
+                          rf"(?:years?|months?|intern(?:ship)?|job|position|role|career|developer|engineer|analyst|"
+                          rf"manager|consultant|director|colleague|partner) at)[ \t]+"
                           rf"((?-i:[A-Z]){_WORD_TAIL}(?:[ \t]+(?-i:[A-Z]){_WORD_TAIL}){{0,2}})")
 # Upper-case abbreviations spaCy calls organisations that name none
 _NOT_ORG = frozenset("""asap ssn pin atm faq id ok ceo cfo cto hr it ps fyi eta dob url sms pdf tv diy rsvp
 nb am pm usd eur gbp vat iban bic swift cvv zip otp api app gps sim dm pm ama lol btw imo tbh""".split())
 # A year, a decade or a span of years alone is no date that identifies anyone
 _NOT_DATE = re.compile(r"(?i)^(?:(?:in|the|a|an|its|this|last|next)\s+)?(?:(?:19|20)\d\d|'?\d0s|(?:19|20)\d0s|"
-                       r"\d+(?:st|nd|rd|th)?\s+(?:years?|months?|weeks?|days?|decades?|centur(?:y|ies)))$")
+                       r"\d+(?:st|nd|rd|th)?\s+(?:years?|months?|weeks?|days?|decades?|centur(?:y|ies))|"
+                       r"(?:19|20)\d\d[ \t]*[-–][ \t]*(?:(?:19|20)\d\d|present|now|today))$")
 _NOT_NAME = frozenset("""a an the i me my you your he she it we they them this that there here not just also
 so very really sure glad happy sorry going trying looking calling writing sending wondering interested
 ready able unable new from at in on to for of and or with about please thanks thank yes no ok okay
 sir madam team all everyone customer service support back later now today tomorrow again soon
 will would can could should shall might must is was has had does did said says told""".split())
 _DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|"
-                   r"\d{1,2}:\d{2}(?::\d{2})?\s?(?:am|pm)?)\b", re.IGNORECASE)
+                   r"\d{1,2}:\d{2}(?::\d{2})?\s?(?:am|pm)?|\d{1,2}[ \t]?(?:am|pm|a\.m\.|p\.m\.)|noon|midnight)(?![\w-])",
+                   re.IGNORECASE)
 _DATE_WORDS = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\b|"
-                         r"\d[/.:-]\d|\b(?:19|20)\d\d\b|\d(?:st|nd|rd|th)\b")
+                         r"\d{1,4}[/.-]\d{1,2}(?!\d)|\d:\d\d|\b(?:19|20)\d\d\b|\d(?:st|nd|rd|th)\b|\d[ \t]?[ap]\.?m\b|noon")
 
 _lock = threading.Lock()
 _engine: Any = None
@@ -215,16 +227,48 @@ def _build_engine() -> Any:
 
 def detect_ner(text: str, entities: set[str], min_score: float) -> list[tuple[int, int, str, float]]:
     """(start, end, entity, score) for the NER entity types in ``entities`` (overlaps unresolved)."""
+    text = recase(text)
     art = engine().process_text(text, "en")
     found: list[tuple[int, int, str, float]] = []
     for ent, score in zip(art.entities, art.scores, strict=True):
-        end = ent.start_char + len(ent.text.rstrip())  # spaCy's span may end in the newline after it
+        # spaCy's span may run on into the next line or end in " (": an entity ends at its line's end
+        end = ent.start_char + len(re.sub(r"[\W_]+$", "", ent.text.split("\n", 1)[0]))
+        if end <= ent.start_char:
+            continue
         label = _spacy_label(ent.label_, text, ent.start_char, end)
         if label:
             found.append((ent.start_char, end, label, float(score)))
     found += _persons(text) + _addresses(text) + _dates(text) + _orgs(text) + places(text)
     found += known_names(text, _not_a_name)
     return [f for f in _relabel(found, text) if f[2] in entities and f[3] >= min_score]
+
+
+_CAPS_WORD = re.compile(r"\b[^\W\d_]{2,}\b")
+_CAPS_LINE = re.compile(r"^[^\n]*$", re.M)
+
+
+def recase(text: str) -> str:
+    """``text`` with upper-case words in Title Case where capitals hide names and places, the same
+    length: on a line written all in capitals without digits ("FULL NAME: NGUYEN THI LAN") every word
+    but the state codes, elsewhere a capitals word that the name or place lists know ("ANDERS just texted").
+    spaCy and the name rules read case; the spans found on the copy are the original's."""
+    if not any(w.isupper() for w in _CAPS_WORD.findall(text)):
+        return text
+    first, surnames = first_names()
+    chars = list(text)
+    for line in _CAPS_LINE.finditer(text):
+        words = [w for w in _CAPS_WORD.finditer(line.group(0)) if w.group(0).isupper()]
+        # (not an address line with numbers: "FPO AP 96601" keeps its codes)
+        all_caps = len(words) > 1 and not any(c.islower() or c.isdigit() for c in line.group(0))
+        for w in words:
+            low = w.group(0).lower()
+            known = len(low) > 3 and (low in first or low in surnames or is_known_place(low))
+            if (all_caps and not is_state_code(w.group(0))) or known:
+                at = line.start() + w.start()
+                title = w.group(0)[0] + low[1:]
+                if len(title) == len(w.group(0)):  # some letters change length in lower case
+                    chars[at:at + len(title)] = title
+    return "".join(chars)
 
 
 def _spacy_label(label: str, text: str, start: int, end: int) -> str | None:
@@ -263,7 +307,7 @@ def _confirmed_place(span: str, before: str, after: str) -> bool:
     if _STREET_NAME.search(span):
         return False  # "Main Street", "Park Avenue" without a number: a street name, no address
     return (is_known_place(span) or bool(_COUNTRY.fullmatch(span)) or place_cue(before)
-            or len(span.split()) > 1 or town_shaped(span.split())
+            or (len(span.split()) > 1 and not re.search(r"\d", span)) or town_shaped(span.split())
             or bool(nxt and (is_state_code(nxt.group(1)) or is_known_place(nxt.group(1))
                              or _COUNTRY.fullmatch(nxt.group(1)))))
 
@@ -291,11 +335,16 @@ def _persons(text: str) -> list[tuple[int, int, str, float]]:
     if len(first) == 2 and re.fullmatch(rf"{_WORD}(?:[ \t]+{_WORD}){{1,2}}", first[0].strip()) and \
             re.search(r"\d", first[1]):
         at = text.index(first[0].strip())  # the first line of a letter's address block is the name
-        if not _COUNTRY.fullmatch(first[0].strip()) and not _ORG_WORD.search(first[0]):
+        if not _COUNTRY.fullmatch(first[0].strip()) and not _ORG_WORD.search(first[0]) \
+                and first[0].strip().lower() not in _HEADERS:
             out.append((at, at + len(first[0].strip()), "PERSON", 0.6))
     return out
 
 
+# Document titles on a first line, no name: "CURRICULUM VITAE"
+_HEADERS = frozenset(("curriculum vitae", "resume", "résumé", "cover letter", "invoice", "tax invoice", "receipt",
+                      "purchase order", "order confirmation", "shipping label", "packing slip", "delivery note",
+                      "statement", "bank statement", "meeting notes", "to whom it may concern"))
 _STREET_NAME = re.compile(rf"(?i)\b(?:{_STREET_WORDS})\.?$")
 _NOT_SURNAME = re.compile(rf"(?i)\b(?:{_STREET_WORDS}|{_ORG_WORDS})$|(?-i:\b(?:{_USPS_SUFFIXES})$)")
 
@@ -307,7 +356,13 @@ def _not_a_name(span: str) -> bool:
 
 def _orgs(text: str) -> list[tuple[int, int, str, float]]:
     out = [(m.start(), m.end(), "ORGANIZATION", 0.75) for m in _ORG_NAME.finditer(text)]
-    return out + [(m.start(1), m.end(1), "ORGANIZATION", 0.6) for m in _ORG_CONTEXT.finditer(text)]
+    first = first_names()[0]
+    out += [(m.start(), m.end(), "ORGANIZATION", 0.76) for m in _ORG_OF.finditer(text)]
+    for m in _ORG_AMP.finditer(text):  # "Amélie & Jonas" are two people, "Johnson & Johnson" one company
+        left, right = (part.split() for part in m.group(0).split("&", 1))
+        if right[0].lower() not in first or left[-1] == right[0]:
+            out.append((m.start(), m.end(), "ORGANIZATION", 0.76))
+    return out + [(m.start(1), m.end(1), "ORGANIZATION", ORG_CUED) for m in _ORG_CONTEXT.finditer(text)]
 
 
 def _addresses(text: str) -> list[tuple[int, int, str, float]]:
@@ -354,45 +409,47 @@ def _address_runs(text: str, streets: list[tuple[int, int, str, float]]) -> list
     ("74 106 Kate Edger Place, BINSTED, Vatican City"; "0814 Ryan Mountain Suite 230\nEast Kevinfort,
     OR 86133"): the parts win over the pieces when overlaps are resolved (the longer span)."""
     out = []
+    lower = lower_register(text)  # "301 east 69th street, new york, ny 10021"
     for start, end, *_ in streets:
-        stop = _tail(text, end)
+        stop = _tail(text, end, lower)
         if stop > end:
             lead = _LEAD_NUMBER.search(text, max(0, start - 12), start)
             out.append((lead.start(1) if lead else start, stop, "ADDRESS", 0.75))
     return out
 
 
-def _tail(text: str, pos: int) -> int:
+def _tail(text: str, pos: int, lower: bool = False) -> int:
     """End of the unit and place parts after a street line ending at ``pos``; ``pos`` if none."""
     unit = _UNIT_AFTER.match(text, pos)
     base = end = unit.end() if unit else pos
     while sep := _TAIL_SEP.match(text, end):
-        seg = _segment(text, sep.end())
+        seg = _segment(text, sep.end(), lower)
         if seg == sep.end():
             break
         end = seg
     return end if end > base else pos  # a unit alone stays its own part
 
 
-def _segment(text: str, pos: int) -> int:
+def _segment(text: str, pos: int, lower: bool = False) -> int:
     """End of one place part at ``pos``: a postcode and up to 4 capitalised words in either order
     ("Denver", "CO 80202", "10115 Berlin", "PO1 3AX"), or one word right before a postcode;
     ``pos`` if none."""
     if post := _TAIL_POST.match(text, pos):  # "75019 Paris": the postcode first
-        return _cap_words(text, post.end())
-    end = _cap_words(text, pos)
+        return _cap_words(text, post.end(), lower)
+    end = _cap_words(text, pos, lower)
     if end == pos and (m := _TAIL_WORD.match(text, end)) and (post := _TAIL_POST.match(text, m.end())):
         return post.end()
     post = _TAIL_POST.match(text, end)
     return post.end() if post else end
 
 
-def _cap_words(text: str, pos: int) -> int:
-    """End of up to 4 capitalised words at ``pos`` (not "I", "And", "The": a new clause)."""
+def _cap_words(text: str, pos: int, lower: bool = False) -> int:
+    """End of up to 4 capitalised words at ``pos`` (not "I", "And", "The": a new clause); in an
+    all-lower-case text (``lower``) lower-case words too."""
     end = pos
     for _ in range(4):
         m = _TAIL_WORD.match(text, end)
-        if not m or not m.group(1)[0].isupper() or m.group(1).lower() in _CLAUSE_WORDS:
+        if not m or not (lower or m.group(1)[0].isupper()) or m.group(1).lower() in _CLAUSE_WORDS:
             break
         end = m.end()
     return end
@@ -417,6 +474,9 @@ def _relabel(found: list[tuple[int, int, str, float]], text: str) -> list[tuple[
     and spaCy's ORG on a place line of an address block gives way to the place."""
     cued = {(f[0], f[1]) for f in found if f[2] == "LOCATION" and f[3] == PLACE_OVER_NAME}
     found = [f for f in found if not (f[2] == "PERSON" and (f[0], f[1]) in cued)]  # "in Charlotte"
+    orgs = [f for f in found if f[2] == "ORGANIZATION" and f[3] in (ORG_CUED, 0.76)]
+    found = [f for f in found if not (f[2] in ("PERSON", "LOCATION") and f[3] < 0.7  # a census name or place
+                                      and any(f[0] < o[1] and o[0] < f[1] for o in orgs))]
     strong = [f for f in found if f[2] in ("PERSON", "ADDRESS") and f[3] < NER_SCORE + 0.01]
     places = [f for f in found if f[2] == "LOCATION" and f[3] < NER_SCORE]  # place lines of an address
     out = []

@@ -23,7 +23,10 @@ MIN_CITY_POPULATION = 15000
 # Words right before a place. After a residence or travel cue ("moved to", "lives in") a known
 # place may be lower-case; after any other ("in", "from", "near") it must be capitalised.
 _STRONG = (r"city of|town of|village of|state of|province of|county of|based in|born in|lives? in|living in|"
-           r"located in|resides? in|moved to|moving to|relocat\w+ to|fly(?:ing)? to|flew to|trip to|travel\w* to")
+           r"located in|resides? in|moved to|moving to|relocat\w+ to|fly(?:ing)? to|flew to|trip to|travel\w* to|"
+           # form fields and the offices and people of a place ("City: ...", "the mayor of Split")
+           r"city:|town:|country:|state:|place of birth:|birthplace:|hometown:|residence:|location:|"
+           r"(?:mayor|governor|people|residents?|citizens?|capital|outskirts|suburbs?|centre|center) of")
 _CUE = re.compile(rf"(?i)\b(?:(?P<strong>{_STRONG})|in|to|from|near|around|outside|via|towards?|across|"
                   rf"visit(?:ed|ing|s)?|back to|returned to|headed to|heading to|arriv\w+ (?:in|at))[ \t]+$")
 # Town-name shapes (English place-name elements): Kevinfort, Smithberg, Lake Jennifer, Port Amanda
