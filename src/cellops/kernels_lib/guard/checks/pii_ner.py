@@ -30,6 +30,7 @@ from .pii_places import (
     TOWN_START,
     gazetteer,
     is_known_place,
+    is_place_name,
     is_state_code,
     lower_register,
     place_cue,
@@ -80,6 +81,9 @@ _USPS_SUFFIXES = ("Bend|Bluffs?|Branch|Bridge|Brooks?|Bypass|Camp|Canyon|Cape|Ca
                   "Track|Trafficway|Trail|Trailer|Tunnel|Turnpike|Underpass|Unions?|Valleys?|Viaduct|Views?|"
                   "Villages?|Ville|Vista|Walks|Wall|Ways|Wells?")
 _USPS_STREET = re.compile(rf"\b(\d{{1,5}})[A-Za-z]?[ \t]+(?:[A-Z][\w'.-]*[ \t]+){{1,3}}(?:{_USPS_SUFFIXES})\b")
+# A street without a street word before a US city, state and ZIP: "1585 Broadway, New York, NY 10036"
+_US_TAIL_STREET = re.compile(r"\b\d{1,5}[A-Za-z]?[ \t]+(?:[A-Z][\w'.-]*[ \t]+){0,3}[A-Z][\w'.-]*"
+                             r"(?=,[ \t]*(?:[A-Z][\w'.-]*[ \t]*){1,3},[ \t]*[A-Z]{2}[ \t]+\d{5}\b)")
 # US military addresses (USPS): "USNS Smith", "PSC 1234, Box 5678", "Unit 8877 Box 1234", "FPO AE 12345"
 _MILITARY = re.compile(r"\b(?:(?:USNS|USNV|USS|USCGC)[ \t]+[A-Z][a-z]+|(?:PSC|Unit|CMR)[ \t]+\d{4},?[ \t]+Box[ \t]+\d{4}|"
                        r"[AFD]PO[ \t]+A[AEP][ \t]+\d{5})\b")
@@ -105,7 +109,7 @@ level grade class year week day vol volume issue""".split())
 # A building or flat number alone before a street line: the "48" of "48 107 Rue ...", "87 Jakobi 69"
 _LEAD_NUMBER = re.compile(r"(?<![\w.,/-])(\d{1,5})[ \t]+$")
 # The place lines of an address block: 1-3 words alone on a line or between commas
-_PLACE_PART = re.compile(rf"(?:(?<=\n)|(?<=,))[ \t?]*({_WORD}(?:[ -]{_WORD}){{0,2}})[ \t]*(?=$|\n|,|\s\d)", _FLAGS)
+_PLACE_PART = re.compile(rf"(?:(?<=\n)|(?<=,))[ \t?]*({_WORD}(?:[ -]{_WORD}){{0,2}})[ \t]*(?=$|\n|,|\s\d|[ \t]+(?-i:[A-Z]{1,2}\d))", _FLAGS)
 _BLOCK_END = re.compile(r"(?i)\n[ \t?]*\n(?=[ \t?]*(?:(?:best|regards|kind regards|thanks|thank you|dear|hi|hello|"
                         r"sincerely|cheers|yours|love)\b|[^\n]*?(?:\S+[ \t]+){4}))")
 # Country names in any case (spaCy misses "tunisia"): ISO 3166 short names in their common forms.
@@ -236,7 +240,9 @@ def detect_ner(text: str, entities: set[str], min_score: float) -> list[tuple[in
         if end <= ent.start_char:
             continue
         label = _spacy_label(ent.label_, text, ent.start_char, end)
-        if label:
+        if label == "ORGANIZATION" and (pair := _place_pair(text, ent.start_char, end)):
+            found += pair  # "between Orange and Bathurst": two places, no company
+        elif label:
             found.append((ent.start_char, end, label, float(score)))
     found += _persons(text) + _addresses(text) + _dates(text) + _orgs(text) + places(text)
     found += known_names(text, _not_a_name)
@@ -269,6 +275,14 @@ def recase(text: str) -> str:
                 if len(title) == len(w.group(0)):  # some letters change length in lower case
                     chars[at:at + len(title)] = title
     return "".join(chars)
+
+
+def _place_pair(text: str, start: int, end: int) -> list[tuple[int, int, str, float]]:
+    """Two places for a span "X and Y" of which both are known places (or names that are places)."""
+    m = re.fullmatch(r"([^\W\d_]+) and ([^\W\d_]+)", text[start:end])
+    if not m or not all(is_known_place(w) or is_place_name(w) for w in m.groups()):
+        return []
+    return [(start + m.start(i), start + m.end(i), "LOCATION", 0.7) for i in (1, 2)]
 
 
 def _spacy_label(label: str, text: str, start: int, end: int) -> str | None:
@@ -369,7 +383,7 @@ def _addresses(text: str) -> list[tuple[int, int, str, float]]:
     out = [(m.start(), m.end(), "ADDRESS", s) for rx, s in ADDRESS_PATTERNS for m in rx.finditer(text)]
     out += [(m.start(), m.end(), "ADDRESS", 0.75) for m in _USPS_STREET.finditer(text)
             if not (re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and _YEAR_BEFORE.search(text, 0, m.start()))]
-    out += [(m.start(), m.end(), "ADDRESS", 0.75) for m in _MILITARY.finditer(text)]
+    out += [(m.start(), m.end(), "ADDRESS", 0.75) for rx in (_MILITARY, _US_TAIL_STREET) for m in rx.finditer(text)]
     # units are no street, but a PO box is the street line of its address
     streets = [f for f in out if not ADDRESS_PATTERNS[3][0].fullmatch(text, f[0], f[1])
                or re.match(r"(?i)p\.?o\.?", text[f[0]:f[1]])]
@@ -472,11 +486,17 @@ def _dates(text: str) -> list[tuple[int, int, str, float]]:
 def _relabel(found: list[tuple[int, int, str, float]], text: str) -> list[tuple[int, int, str, float]]:
     """spaCy's ORG/LOCATION on a span a pattern calls a name or an address takes the pattern's type,
     and spaCy's ORG on a place line of an address block gives way to the place."""
-    cued = {(f[0], f[1]) for f in found if f[2] == "LOCATION" and f[3] == PLACE_OVER_NAME}
-    found = [f for f in found if not (f[2] == "PERSON" and (f[0], f[1]) in cued)]  # "in Charlotte"
+    def beaten(f: tuple[int, int, str, float], by: list[tuple[int, int, str, float]]) -> bool:
+        return any(f[0] < b[1] and b[0] < f[1] for b in by)
+
+    cued = [f for f in found if f[2] == "LOCATION" and f[3] == PLACE_OVER_NAME]
+    found = [f for f in found if not (f[2] == "PERSON" and beaten(f, cued))]  # "in Charlotte", "City: ..."
+    # an organisation from its wording beats a census name or place on the same words; one from a
+    # form label or a CV line ("Company:", "years at") beats spaCy's name too (Morgan Stanley)
     orgs = [f for f in found if f[2] == "ORGANIZATION" and f[3] in (ORG_CUED, 0.76)]
-    found = [f for f in found if not (f[2] in ("PERSON", "LOCATION") and f[3] < 0.7  # a census name or place
-                                      and any(f[0] < o[1] and o[0] < f[1] for o in orgs))]
+    labelled = [f for f in orgs if f[3] == ORG_CUED]
+    found = [f for f in found if not (f[2] in ("PERSON", "LOCATION") and f[3] < 0.7 and beaten(f, orgs))
+             and not (f[2] in ("PERSON", "LOCATION") and beaten(f, labelled))]
     strong = [f for f in found if f[2] in ("PERSON", "ADDRESS") and f[3] < NER_SCORE + 0.01]
     places = [f for f in found if f[2] == "LOCATION" and f[3] < NER_SCORE]  # place lines of an address
     out = []

