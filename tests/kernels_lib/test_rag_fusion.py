@@ -119,3 +119,26 @@ def test_rerank_rescores_the_top_passages_by_p_yes(tmp_path: Path, workspace) ->
     assert 0.0 < m["dense+rerank/ndcg@10"] <= 1.0 and m["dense+rerank/ms_per_candidate"] > 0
     assert m["dense+rerank/p50_ms"] > m["dense+rerank/ms_per_candidate"]
     assert "dense+rerank" in m._repr_mimebundle_()["text/plain"]
+
+
+def test_bm25_stems_and_an_old_index_keeps_its_tokenizer(tmp_path: Path, workspace, monkeypatch) -> None:
+    from cellops.kernels_lib.rag import lexical
+
+    texts = ["Two studies of insulin", "A kilobyte of memory"]
+    lexical.build(texts, tmp_path / "old", lexical.PLAIN)
+    (tmp_path / "old" / lexical.TOKENIZER_FILE).unlink()  # as every build before the record wrote
+    old = lexical.BM25Index(tmp_path / "old", 2)
+    assert old.tokenizer == lexical.PLAIN and old.search(["kilobytes"], 2)[0].tolist() == [[-1, -1]]
+    lexical.build(texts, tmp_path / "new")
+    new = lexical.BM25Index(tmp_path / "new", 2)
+    assert new.tokenizer == lexical.DEFAULT and new.search(["kilobytes", "study"], 1)[0].tolist() == [[1], [0]]
+
+    with monkeypatch.context() as m:  # a version built without stemming
+        m.setattr(lexical, "DEFAULT", lexical.PLAIN)
+        v1 = rag.build("facts", {"facts": FACTS}, progress=False)
+    v2 = rag.build("facts", {"facts": FACTS}, progress=False)  # same corpus, new tokenizer: rebuilt
+    assert v2.created and v2.embedded == 0 and v2.content["bm25_tokenizer"] == lexical.DEFAULT.to_dict()
+    assert v1.content["bm25_tokenizer"]["stemmer"] is None and v2.version.version == v1.version.version + 1
+    assert not rag.search(f"facts@{v1.version.version}", "kilobytes", mode="bm25")  # searched unstemmed
+    assert rag.search("facts", "kilobytes", mode="bm25")[0].doc_id == "zx81"
+    assert not rag.build("facts", {"facts": FACTS}, progress=False).created

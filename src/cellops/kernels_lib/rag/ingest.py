@@ -25,7 +25,7 @@ from .. import html
 from ..errors import InvalidInputError, WorkspaceError
 from ..models import get_embedder
 from ..workspace import Version, Workspace, content_hash, get_workspace
-from . import ann, loaders
+from . import ann, lexical, loaders
 from .chunkers import check_sizes, chunkers
 from .indexes import LEXICAL, index_type
 from .store import KIND, Chunk, forget, read_chunks, verify, write_manifest
@@ -257,8 +257,10 @@ def _build(ws: Workspace, name: str, sources: Any, embedder: str, chunker: str, 
     content = {**settings, "corpus_hash": corpus_hash, "counts": counts, "dim": emb.dim,
                "sources": _source_labels(sources),
                "files": files, "skipped": [list(s) for s in skipped], "ann": cfg.to_dict(),
-               "bm25": "bm25s"}
+               "bm25": "bm25s", "bm25_tokenizer": lexical.DEFAULT.to_dict()}
+    # a version built before stemming (no bm25_tokenizer) is rebuilt, reusing its vectors
     if intact and prev is not None and prev.content.get("corpus_hash") == corpus_hash and \
+            prev.content.get("bm25_tokenizer") == content["bm25_tokenizer"] and \
             all(prev.content.get(k) == v for k, v in settings.items()) and \
             prev.content.get("ann", {}).get("target_recall", 0.0) == cfg.target_recall:
         return IndexVersion(prev, False, skipped, 0, len(chunks), time.perf_counter() - t0)
