@@ -1,9 +1,11 @@
 """Retrieval modes side by side on a passage-level PubMedQA set that is not saturated: nDCG@10,
 recall@10 and per-query latency of dense, BM25, hybrid (RRF), weighted fusion (the default weight,
-the weight chosen on the tune half, and the sweep) and dense + ``--rerank MODEL`` (top 20
-candidates, on a subset of queries: one model call per candidate).
+the weight chosen on the tune half, and the sweep), each with the stemmed BM25 builds use now and
+with the unstemmed BM25 of earlier builds (two indexes, same passages and vectors), paired 95%
+intervals against dense at passage and doc level; and dense + ``--rerank MODEL`` (top 20
+candidates, on a subset of queries: one model call per candidate), scored both ways.
 
-    .venv/bin/python benchmarks/bench_rag_modes.py [--rerank qwen-0.5b,qwen-1.5b] [--rerank-queries 20]
+    .venv/bin/python benchmarks/bench_rag_modes.py [--rerank qwen-0.5b,qwen-1.5b] [--rerank-queries 20] [--skip-modes]
 
 What it measures. The corpus is every section of the 300 PubMedQA dev abstracts, each its own
 passage (1,041 passages, ~57 words each; ``qa_to_beir(passages=True)``); the conclusion
@@ -27,6 +29,11 @@ favourable ground for BM25; 150 report queries give a standard error of roughly 
 nDCG@10, less on the paired difference between two modes (printed with a bootstrap interval).
 The whole-abstract set of the previous version of this bench (each question's own abstract among
 300, dense nDCG@10 0.99) was saturated: no mode could show a gain there.
+
+Doc-level scoring (relevant = the row's abstract, an abstract ranked by its best passage: what a
+SciFact-style set asks, and what the rerank prompt asks) is printed beside each passage-level
+figure; with 300 abstracts it is saturated for dense (1.0 on the question report half), so it
+shows harm, not gains.
 """
 
 from __future__ import annotations
@@ -44,15 +51,18 @@ from _load import LoadWatch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORK = Path.home() / ".cache" / "cellops-bench" / "rag-passages"
-INDEX = "pubmedqa-passages"
+INDEX = "pubmedqa-passages"  # built as rag.build does now (stemmed BM25)
+PLAIN_INDEX = "pubmedqa-passages-unstemmed"  # the same passages, BM25 as built before stemming
 TUNE_ROWS = 150  # rows 0-149 tune the fusion weight; 150-299 are reported
 
 
 def passage_set() -> dict[str, Any]:
-    """Build (once: the index is a version) the passage index; -> query files per set and half."""
+    """Build (once: the index is a version) the passage index, stemmed (INDEX) and as every build
+    before stemming did (PLAIN_INDEX, same vectors); -> query files per set and half."""
     os.environ.setdefault("CELLOPS_WANDB", "off")
     os.environ["CELLOPS_HOME"] = str(WORK / ".cellops")
     from cellops.kernels_lib import rag
+    from cellops.kernels_lib.rag import lexical
     from cellops.kernels_lib.rag.evaluation import qa_to_beir
 
     src = SHARED / "rag" / "pubmedqa_dev.jsonl"
@@ -65,8 +75,12 @@ def passage_set() -> dict[str, Any]:
             path.write_text("".join(json.dumps(r) + "\n" for r in part))
             out[qset, half] = path
         out["qrels"], out["corpus"] = files["qrels"], files["corpus"]
-    v = rag.build(INDEX, {str(out["corpus"]): str(out["corpus"])}, progress=False)
-    print(v._summary(), flush=True)
+    print(rag.build(INDEX, {str(out["corpus"]): str(out["corpus"])}, progress=False)._summary(), flush=True)
+    default, lexical.DEFAULT = lexical.DEFAULT, lexical.PLAIN  # the pre-stemming build, for comparison
+    try:
+        print(rag.build(PLAIN_INDEX, {str(out["corpus"]): str(out["corpus"])}, progress=False)._summary(), flush=True)
+    finally:
+        lexical.DEFAULT = default
     return out
 
 
@@ -87,17 +101,90 @@ def paired_ci(a: list[float], b: list[float], n: int = 2000) -> tuple[float, flo
     return statistics.fmean(d), means[int(0.025 * n)], means[int(0.975 * n)]
 
 
-def rankings(qfile: Path, qrels: Path, mode: str, weight: float) -> tuple[list[float], Any]:
-    """Per-query nDCG@10 of one mode (for paired intervals) from the same code %rag eval runs."""
-    from cellops.kernels_lib.rag.evaluation import _doc_ranking, load_qrels, load_queries
+def abstract_of(passage_id: str) -> str:
+    return passage_id.rsplit("-", 1)[0]  # qa_to_beir names passage j of row ID "ID-j"
+
+
+def ndcg_both(hits: list[list[Any]], qs: list[dict[str, Any]], rel: dict[str, dict[str, int]]) -> tuple[list[float], list[float]]:
+    """Per-query nDCG@10 with passage-level qrels (every passage of the own abstract) and with
+    doc-level ones (the abstract, ranked by its best passage: what a SciFact-style set asks)."""
+    from cellops.kernels_lib.rag.evaluation import _doc_ranking
+
+    passage = per_query_ndcg([_doc_ranking(h, 10) for h in hits], [rel[q["id"]] for q in qs])
+    docs = [list(dict.fromkeys(abstract_of(x.doc_id) for x in h))[:10] for h in hits]
+    return passage, per_query_ndcg(docs, [{q["id"]: 1} for q in qs])
+
+
+def rankings(qfile: Path, qrels: Path, mode: str, weight: float, index: str = INDEX) -> tuple[list[float], list[float]]:
+    """Per-query nDCG@10 of one mode, passage- and doc-level, from the code %rag eval runs."""
+    from cellops.kernels_lib.rag.evaluation import load_qrels, load_queries
     from cellops.kernels_lib.rag.retrieve import search_many
     from cellops.kernels_lib.rag.store import open_index
     from cellops.kernels_lib.workspace import get_workspace
 
     qs = load_queries(str(qfile))
-    rel = load_qrels(str(qrels), qs)
-    hits = search_many(open_index(INDEX, get_workspace()), [q["text"] for q in qs], 30, mode, weight=weight)
-    return per_query_ndcg([_doc_ranking(h, 10) for h in hits], [rel[q["id"]] for q in qs]), qs
+    hits = search_many(open_index(index, get_workspace()), [q["text"] for q in qs], 30, mode, weight=weight)
+    return ndcg_both(hits, qs, load_qrels(str(qrels), qs))
+
+
+def tune(sets: dict[str, Any]) -> None:
+    from cellops.kernels_lib.rag import evaluate, fusion
+
+    print("\n== tune half (rows 0-149): the fusion weight sweep (dense weight: nDCG@10)")
+    for qset in ("question", "conclusion"):
+        for index in (PLAIN_INDEX, INDEX):
+            t = evaluate(index, str(sets[qset, "tune"]), str(sets["qrels"]), modes=("dense", "bm25", "weighted"))
+            print(f"{qset:10} {index:26} dense {t['dense/ndcg@10']:.4f} bm25 {t['bm25/ndcg@10']:.4f} | "
+                  + "  ".join(f"{w}: {v:.4f}" for w, v in t.sweep.items()) + f" -> best {t['fusion/best_weight']}",
+                  flush=True)
+    print(f"fusion.DENSE_WEIGHT = {fusion.DENSE_WEIGHT}")
+
+
+def report(sets: dict[str, Any]) -> None:
+    from cellops.kernels_lib.rag import evaluate, fusion
+
+    print("\n== report half (rows 150-299): nDCG@10 mean, and minus dense with a paired 95% CI")
+    for qset in ("question", "conclusion"):
+        for index in (PLAIN_INDEX, INDEX):
+            r = evaluate(index, str(sets[qset, "report"]), str(sets["qrels"]))
+            print(f"\n-- {qset} queries ({r.n_queries}), {index}:\n{r._repr_mimebundle_()['text/plain']}", flush=True)
+            dense = rankings(sets[qset, "report"], sets["qrels"], "dense", fusion.DENSE_WEIGHT, index)
+            for mode in ("bm25", "hybrid", "weighted"):
+                other = rankings(sets[qset, "report"], sets["qrels"], mode, fusion.DENSE_WEIGHT, index)
+                for level, a, b in (("passage", dense[0], other[0]), ("doc", dense[1], other[1])):
+                    mean, lo, hi = paired_ci(a, b)
+                    print(f"   {level:7} {mode:8} {statistics.fmean(b):.4f} (dense {statistics.fmean(a):.4f}): "
+                          f"{mean:+.4f} (95% CI {lo:+.4f} .. {hi:+.4f})")
+
+
+def rerank_arm(sets: dict[str, Any], model: str, n: int, depth: int) -> None:
+    """Dense top ``depth`` rescored by ``model`` on the first ``n`` report question queries,
+    scored against both qrels: the doc-level one asks what the rerank prompt asks (does this
+    passage answer the question), the passage-level one also counts background and methods."""
+    from cellops.kernels_lib.models import get_llm
+    from cellops.kernels_lib.rag.evaluation import load_qrels, load_queries
+    from cellops.kernels_lib.rag.rerank import rerank
+    from cellops.kernels_lib.rag.retrieve import search_many
+    from cellops.kernels_lib.rag.store import open_index
+    from cellops.kernels_lib.workspace import get_workspace
+
+    qs = load_queries(str(sets["question", "report"]))[:n]
+    rel = load_qrels(str(sets["qrels"]), qs)
+    get_llm(model)  # loaded outside the timings
+    dense = search_many(open_index(INDEX, get_workspace()), [q["text"] for q in qs], depth, "dense")
+    t0, reranked, per_query = time.perf_counter(), [], []
+    for q, hits in zip(qs, dense, strict=True):
+        t1 = time.perf_counter()
+        reranked.append(rerank(q["text"], hits, model, len(hits), depth=depth))
+        per_query.append(time.perf_counter() - t1)
+    (dp, dd), (rp, rd) = ndcg_both(dense, qs, rel), ndcg_both(reranked, qs, rel)
+    print(f"\n-- dense + rerank {model}, top {depth}, first {len(qs)} report question queries "
+          f"({time.perf_counter() - t0:.0f} s; p50 {statistics.median(per_query) * 1000:.0f} ms per query, "
+          f"{statistics.median(per_query) * 1000 / depth:.0f} ms per candidate)")
+    for level, a, b in (("passage", dp, rp), ("doc", dd, rd)):
+        mean, lo, hi = paired_ci(a, b)
+        print(f"   {level:7} dense {statistics.fmean(a):.4f} rerank {statistics.fmean(b):.4f}: "
+              f"{mean:+.4f} (95% CI {lo:+.4f} .. {hi:+.4f})", flush=True)
 
 
 def main() -> None:
@@ -105,36 +192,14 @@ def main() -> None:
     ap.add_argument("--rerank", default="", help="comma-separated model URIs for the rerank arm (e.g. qwen-0.5b,qwen-1.5b)")
     ap.add_argument("--rerank-queries", type=int, default=20, help="report-half question queries reranked")
     ap.add_argument("--depth", type=int, default=20, help="dense candidates rescored per query")
+    ap.add_argument("--skip-modes", action="store_true", help="only the rerank arm")
     args = ap.parse_args()
     sets = passage_set()
-    from cellops.kernels_lib.rag import evaluate, fusion
-
-    print("\n== tune half (rows 0-149): the fusion weight sweep (dense weight: nDCG@10)")
-    chosen = {}
-    for qset in ("question", "conclusion"):
-        t = evaluate(INDEX, str(sets[qset, "tune"]), str(sets["qrels"]), modes=("dense", "bm25", "weighted"))
-        chosen[qset] = t["fusion/best_weight"]
-        print(f"{qset:10} dense {t['dense/ndcg@10']:.4f} bm25 {t['bm25/ndcg@10']:.4f} | "
-              + "  ".join(f"{w}: {v:.4f}" for w, v in t.sweep.items()) + f" -> best {chosen[qset]}", flush=True)
-    print(f"fusion.DENSE_WEIGHT = {fusion.DENSE_WEIGHT} (chosen on the question tune half: {chosen['question']})")
-
-    print("\n== report half (rows 150-299)")
-    for qset in ("question", "conclusion"):
-        r = evaluate(INDEX, str(sets[qset, "report"]), str(sets["qrels"]))
-        print(f"\n-- {qset} queries ({r.n_queries}):\n{r._repr_mimebundle_()['text/plain']}", flush=True)
-        dense, _ = rankings(sets[qset, "report"], sets["qrels"], "dense", fusion.DENSE_WEIGHT)
-        for mode in ("bm25", "hybrid", "weighted"):
-            other, _ = rankings(sets[qset, "report"], sets["qrels"], mode, fusion.DENSE_WEIGHT)
-            mean, lo, hi = paired_ci(dense, other)
-            print(f"   {mode} - dense: {mean:+.4f} nDCG@10 (95% CI {lo:+.4f} .. {hi:+.4f})")
+    if not args.skip_modes:
+        tune(sets)
+        report(sets)
     for model in [m for m in args.rerank.split(",") if m]:
-        sub = WORK / "question" / f"queries-report-first{args.rerank_queries}.jsonl"
-        lines = sets["question", "report"].read_text().splitlines()[: args.rerank_queries]
-        sub.write_text("\n".join(lines) + "\n")
-        t0 = time.perf_counter()
-        r = evaluate(INDEX, str(sub), str(sets["qrels"]), modes=("dense",), rerank=model, rerank_depth=args.depth)
-        print(f"\n-- dense + rerank {model}, top {args.depth}, first {r.n_queries} report question queries "
-              f"({time.perf_counter() - t0:.0f} s):\n{r._repr_mimebundle_()['text/plain']}", flush=True)
+        rerank_arm(sets, model, args.rerank_queries, args.depth)
 
 
 if __name__ == "__main__":

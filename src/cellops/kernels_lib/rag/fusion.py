@@ -9,11 +9,17 @@ Gai and Ingber ("An Analysis of Fusion Functions for Hybrid Retrieval", ACM TOIS
 doi:10.1145/3596512, arXiv:2210.11934) find better than RRF in and out of domain, largely insensitive to the choice
 of score normalisation, and sample-efficient: a small set of queries tunes its one weight.
 
-DENSE_WEIGHT was chosen that way, on data the reported figures do not use: the sweep below on
-the tune half (PubMedQA dev rows 0-149, question queries over the 1,041 abstract passages,
-benchmarks/bench_rag_modes.py) peaked at 0.6 (nDCG@10 0.869; 0.7: 0.866, dense alone 0.860;
-the conclusion queries peaked at 0.4-0.5). ``%rag eval`` scores every weight of SWEEP on the
-user's own queries and names the best (``fusion/best_weight``), for ``--weighted W``.
+DENSE_WEIGHT was chosen that way, on data the reported figures do not use: the sweep on the tune
+half (PubMedQA dev rows 0-149, question queries over the 1,041 abstract passages,
+benchmarks/bench_rag_modes.py) peaked at 0.6 with the unstemmed BM25 of earlier builds (nDCG@10
+0.869; 0.7: 0.866, dense alone 0.860) and again with the stemmed BM25 builds use now (0.868;
+0.5: 0.861, 0.7: 0.868); the conclusion queries peak at 0.4-0.5. On that tune half (stemmed,
+question queries) z-score normalisation peaked as high as min-max (0.868 at 0.6), a theoretical
+minimum of 0 for both scores lower (0.866 at 0.8), and candidate pools of 10 to 100 per retriever
+gave 0.866-0.868 at 0.6 (Bruch et al. report the same insensitivity), so the min-max form and
+the pool of ``retrieve.search_many`` stay. ``%rag eval`` scores every
+weight of SWEEP on the user's own queries and names the best (``fusion/best_weight``), for
+``--weighted W``.
 """
 
 from __future__ import annotations
