@@ -15,7 +15,8 @@ suffix snapshot (the default fetches the public-suffix list on first use).
 
 The ``letters+digits`` rows score characters instead of spans (presidio-evaluator scores
 tokens): a split or merged address counts by how much of it is covered. The ``ADDRESS|LOC`` row is the other reading of "street addresses and places": either label
-counts for either (stock presidio has no address type). ``--errors`` prints the ner arm's misses
+counts for either (stock presidio has no address type). A gold span whose text is "nan" (the
+generator printed a missing field) is no personal data and is not scored, in every arm. ``--errors`` prints the ner arm's misses
 and false positives: use it on half a only. ``--data benchmarks/data/pii_written.jsonl`` scores
 40 rows written for the project in presidio-research's STREET_ADDRESS / GPE labelling.
 
@@ -41,6 +42,12 @@ STOCK_MAP = {"NRP": "LOCATION"}  # presidio's nationality label is not a type of
 PLACE_READING = {"ADDRESS": "PLACE", "LOCATION": "PLACE"}  # an address part or a place, either label
 
 
+def _gold(row: dict) -> list[dict]:
+    """The row's gold spans without the generator's "nan" fields: a missing value printed as text
+    (an address line "nan"), no personal data (the same for every arm)."""
+    return [s for s in row["spans"] if row["text"][s["start"]:s["end"]].strip().lower() != "nan"]
+
+
 def score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
           merge: dict[str, str] | None = None) -> dict[str, tuple[float, float, float, int]]:
     """Per type (precision, recall, F1, support); ``merge`` maps types onto one (a second reading)."""
@@ -49,7 +56,7 @@ def score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
     merge = merge or {}
     counts = {merge.get(t, t): [0, 0, 0] for t in TYPES}
     for r, pred in zip(rows, preds, strict=True):
-        gold = [(s["start"], s["end"], merge.get(t, t)) for s in r["spans"] for t in [TYPE_MAP.get(s["type"], s["type"])]]
+        gold = [(s["start"], s["end"], merge.get(t, t)) for s in _gold(r) for t in [TYPE_MAP.get(s["type"], s["type"])]]
         pred = [(p[0], p[1], merge.get(p[2], p[2])) for p in pred if merge.get(p[2], p[2]) in counts]
         used: set[int] = set()
         for g in gold:
@@ -82,7 +89,7 @@ def char_score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
     merge = merge or {}
     hit_g, all_g, hit_p, all_p = ({} for _ in range(4))
     for r, pred in zip(rows, preds, strict=True):
-        gold = _alnum(r["text"], [(g["start"], g["end"], merge.get(t, t)) for g in r["spans"]
+        gold = _alnum(r["text"], [(g["start"], g["end"], merge.get(t, t)) for g in _gold(r)
                                   for t in [TYPE_MAP.get(g["type"], g["type"])]])
         got = _alnum(r["text"], [(a, b, merge.get(t, t)) for a, b, t in pred])
         for t in set(gold) | set(got):
@@ -174,7 +181,7 @@ def _print_errors(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> 
     from cellops.kernels_lib.guard.evaluation import TYPE_MAP
 
     for r, pred in zip(rows, preds, strict=True):
-        gold = [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in r["spans"]]
+        gold = [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in _gold(r)]
         miss = [g for g in gold if g[2] in TYPES and not any(p[2] == g[2] and p[0] < g[1] and g[0] < p[1] for p in pred)]
         extra = [p for p in pred if p[2] in TYPES and not any(p[2] == g[2] and p[0] < g[1] and g[0] < p[1] for g in gold)]
         if miss or extra:

@@ -31,6 +31,9 @@ _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\"]\s*|\n\s*|\?{2,}\s*)$")
 
 _PLACE_BEFORE = re.compile(r"(?i)(?:\b(?:the|our|your|their|a|an|this|that)[ \t]+|[^\W\d_]+,[ \t]*)$")
+# In an all-lower-case text a first name alone counts beside wording that goes with people
+_LOWER_BEFORE = re.compile(r"\b(?:and|with|me and|tell|told|ask|asked|call|text|texted|met|saw|dear|hi|hey|thanks|by)[ \t]+$")
+_LOWER_AFTER = re.compile(r"[ \t]+(?:and|said|says|is|was|posted|texted|told|will|has|had|just|wants|thinks)\b|'s\b|,")
 _lock = threading.Lock()
 _lists: tuple[frozenset[str], frozenset[str]] | None = None
 
@@ -60,6 +63,7 @@ def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, 
     """PERSON spans for known first names in Title Case (plus a capitalised surname after them);
     ``not_name`` vetoes a span that is a place, a street or a company ("Virginia Beach")."""
     known, surnames = first_names()
+    lower = not any(c.isupper() for c in text)
     words = list(_WORD.finditer(text))
     out: list[tuple[int, int, str, float]] = []
     for i, m in enumerate(words):
@@ -71,6 +75,9 @@ def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, 
             if nxt and nxt.group(0).islower() and nxt.group(0) in surnames and len(w) > 2 \
                     and re.fullmatch(r"[ \t]+", text[m.end():nxt.start()]):
                 out.append((m.start(), nxt.end(), "PERSON", 0.55))
+            elif lower and len(w) > 2 and not not_name(w) and (_LOWER_BEFORE.search(text, max(0, m.start() - 12), m.start())
+                                                               or _LOWER_AFTER.match(text, m.end())):
+                out.append((m.start(), m.end(), "PERSON", 0.5))  # "me and tom are driving" in a chat
             continue
         prev = words[i - 1].group(0) if i else ""
         if not _title(w) or (_title(prev) and prev.lower() in TOWN_START):
