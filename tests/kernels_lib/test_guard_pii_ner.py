@@ -94,6 +94,24 @@ def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, share
     ("i will see you at noon", set(), {"PERSON"}),
     # a street name without a number is no address and no place
     ("The best pizza is on Main Street, I think", set(), {"LOCATION", "ADDRESS"}),
+    # a place word before a capitalised word is part of a longer name; after "in" a place that is
+    # also a first name is the place; a first name that is a place is a name after "by"
+    ("The invoice from Boston Scientific was paid in Charlotte, approved by Teresa",
+     {("LOCATION", "Charlotte"), ("PERSON", "Teresa")}, {"ADDRESS"}),
+    ("Paris Hilton was seen in Paris", {("PERSON", "Paris Hilton"), ("LOCATION", "Paris")}, set()),
+    # an all-capitals form is read in Title Case; a form label names the company
+    ("FULL NAME: NGUYEN THI LAN\nCITY: HO CHI MINH CITY\nCompany: Morgan Stanley",
+     {("PERSON", "NGUYEN THI LAN"), ("LOCATION", "HO CHI MINH CITY"), ("ORGANIZATION", "Morgan Stanley")}, set()),
+    # "X & Y" is a company unless a first name follows the "&"; a year range is no date, a time is one
+    ("5 years at Johnson & Johnson, 2019-2023; lunch with Amélie & Jonas at 6pm",
+     {("ORGANIZATION", "Johnson & Johnson"), ("PERSON", "Jonas"), ("DATE_TIME", "6pm")}, set()),
+    # a sign-off after a blank line is no place line of the address before it; "Dear Ms." no name
+    ("Please send it to 42 Orchard Lane\nBath BA1 5NR\n\nBest,\nOwen Taggart\nDear Ms. Lindqvist,",
+     {("ADDRESS", "42 Orchard Lane"), ("LOCATION", "Bath"), ("PERSON", "Owen Taggart"), ("PERSON", "Lindqvist")},
+     {"ORGANIZATION"}),
+    # an all-lower-case chat: a first name beside "me and", a known city after "from"; a lower-case address
+    ("ok so me and tom flew in from denver, ship to 301 east 69th street, new york, ny 10021",
+     {("PERSON", "tom"), ("LOCATION", "denver"), ("ADDRESS", "301 east 69th street, new york, ny 10021")}, set()),
 ])
 def test_ner_rules_read_the_wording_around_entities(ner_engine, text, expected, absent) -> None:
     from cellops.kernels_lib.guard.checks import pii

@@ -58,8 +58,8 @@ _STREET_SUFFIX = r"straat|strasse|straße|gasse|weg|laan|gracht|plein|gatan|gata
 _STREET_PREFIX = r"rue|via|viale|calle|avenida|av\.|rua|plaza|piazza|chemin|ul\.|ulica|travessa|largo|strada|carrer|πλατεία|οδός"
 _FLAGS = re.IGNORECASE | re.UNICODE
 ADDRESS_PATTERNS: list[tuple[re.Pattern[str], float]] = [
-    # 12 Main Street / 1755 Nelson Mandela Drive / 230 Wit Rd
-    (re.compile(rf"\b\d{{1,5}}[a-z]?\s+(?:{_WORD}\s+){{0,4}}(?:{_STREET_WORDS})\b\.?", _FLAGS), 0.75),
+    # 12 Main Street / 1755 Nelson Mandela Drive / 230 Wit Rd / 301 East 69th Street
+    (re.compile(rf"\b\d{{1,5}}[a-z]?\s+(?:(?:{_WORD}|\d{{1,3}}(?:st|nd|rd|th))\s+){{0,4}}(?:{_STREET_WORDS})\b\.?", _FLAGS), 0.75),
     # Nassaustraat 123, Ziegelgasse 26 (and a house number before it)
     (re.compile(rf"\b(?:\d{{1,5}}\s+)?{_L}*(?:{_STREET_SUFFIX})\b\.?(?:\s+\d{{1,5}}[a-z]?)?", _FLAGS), 0.7),
     # 107 Rue Abdelaziz Thâalbi, via Roma 12
@@ -109,7 +109,7 @@ level grade class year week day vol volume issue""".split())
 # A building or flat number alone before a street line: the "48" of "48 107 Rue ...", "87 Jakobi 69"
 _LEAD_NUMBER = re.compile(r"(?<![\w.,/-])(\d{1,5})[ \t]+$")
 # The place lines of an address block: 1-3 words alone on a line or between commas
-_PLACE_PART = re.compile(rf"(?:(?<=\n)|(?<=,))[ \t?]*({_WORD}(?:[ -]{_WORD}){{0,2}})[ \t]*(?=$|\n|,|\s\d|[ \t]+(?-i:[A-Z]{1,2}\d))", _FLAGS)
+_PLACE_PART = re.compile(rf"(?:(?<=\n)|(?<=,))[ \t?]*({_WORD}(?:[ -]{_WORD}){{0,2}})[ \t]*(?=$|\n|,|\s\d|[ \t]+(?-i:[A-Z]{{1,2}}\d))", _FLAGS)
 _BLOCK_END = re.compile(r"(?i)\n[ \t?]*\n(?=[ \t?]*(?:(?:best|regards|kind regards|thanks|thank you|dear|hi|hello|"
                         r"sincerely|cheers|yours|love)\b|[^\n]*?(?:\S+[ \t]+){4}))")
 # Country names in any case (spaCy misses "tunisia"): ISO 3166 short names in their common forms.
