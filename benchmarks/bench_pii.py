@@ -18,7 +18,9 @@ tokens): a split or merged address counts by how much of it is covered. The ``AD
 counts for either (stock presidio has no address type). A gold span whose text is "nan" (the
 generator printed a missing field) is no personal data and is not scored, in every arm. ``--errors`` prints the ner arm's misses
 and false positives: use it on half a only. ``--data benchmarks/data/pii_written.jsonl`` scores
-40 rows written for the project in presidio-research's STREET_ADDRESS / GPE labelling.
+40 rows written for the project in presidio-research's STREET_ADDRESS / GPE labelling,
+``--data benchmarks/data/pii_written2.jsonl`` 68 rows written in session 7 in the dev set's
+ADDRESS / LOCATION labelling (varied genres, caps, lower case, non-US names and addresses).
 
     .venv/bin/python benchmarks/bench_pii.py [--half a|b|all] [--arms ner,presidio] [--min-score 0.4]
 """
