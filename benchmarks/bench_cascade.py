@@ -7,12 +7,19 @@ all inputs, and the share of inputs sent to the judge. Half ``a`` is the first h
 held back (``--split`` runs one half only). Then the last arm's errors by category. ``--dump
 FILE`` writes one JSON line per row and arm (scores, P(yes), decision).
 
-    .venv/bin/python benchmarks/bench_cascade.py [--judge qwen-1.5b,qwen-0.5b] [--split b]
+``--roc`` first asks where the ranking stands, threshold-free: every row is judged (not only the
+band) and AUC and recall at 5% benign FPR are printed for the classifier, the judge's P(yes)
+alone and their combination with the fitted weights (cascade.WEIGHTS). If no combined ranking
+reaches the target recall at 5% FPR, no band or threshold will. ``--cache FILE`` keeps P(yes) per
+(model, prompt, text), so a rerun judges only new texts.
+
+    .venv/bin/python benchmarks/bench_cascade.py [--judge qwen-1.5b,qwen-0.5b] [--split b] [--roc]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import tempfile
@@ -76,12 +83,70 @@ def summary(records: list[dict]) -> dict[str, float]:
             "judged_share": float(np.mean([r["judged"] for r in records])), "n": float(len(records))}
 
 
+def auc(score: np.ndarray, y: np.ndarray) -> float:
+    """P(a random harmful row outscores a random benign one), ties half."""
+    pos, neg = score[y], np.sort(score[~y])
+    lo, hi = np.searchsorted(neg, pos, "left"), np.searchsorted(neg, pos, "right")
+    return float(np.mean(lo + 0.5 * (hi - lo)) / len(neg))
+
+
+def recall_at_fpr(score: np.ndarray, y: np.ndarray, fpr: float = 0.05) -> float:
+    """Recall at the strictest cut that flags at most ``fpr`` of the benign rows."""
+    neg = np.sort(score[~y])
+    return float(np.mean(score[y] > neg[len(neg) - int(fpr * len(neg)) - 1]))
+
+
+def judge_all(judge_uri: str, rows: list[dict], ws, cache: Path | None) -> tuple[np.ndarray, tuple | None]:
+    """P(yes) of every row (built-in input prompt) and the judge's fitted weights, if any."""
+    from cellops.kernels_lib.guard.checks.cascade import WEIGHTS
+    from cellops.kernels_lib.guard.checks.judge import LLMJudge
+    from cellops.kernels_lib.guard.embed import TextCtx
+
+    judge = LLMJudge(LLMJudge.validate_options({"model": judge_uri}, "bench"), 0.5, ws)
+    prompt = hashlib.sha256(json.dumps(judge.messages("", "input")).encode()).hexdigest()[:16]
+    model = judge.llm.weights_hash()
+    seen = {}
+    if cache and cache.exists():
+        for d in map(json.loads, cache.read_text().splitlines()):
+            seen[(d["model"], d["prompt"], d["text"])] = d["p_yes"]
+    with open(cache, "a") if cache else open(os.devnull, "w") as out:
+        for r in rows:
+            key = (model, prompt, r["text"])
+            if key not in seen:
+                seen[key] = judge.run(TextCtx(r["text"], "input")).score
+                out.write(json.dumps({"model": model, "prompt": prompt, "text": r["text"], "p_yes": seen[key]}) + "\n")
+                out.flush()
+    return np.array([seen[(model, prompt, r["text"])] for r in rows]), WEIGHTS.get(("harmful", model))
+
+
+def roc(judges: list[str], rows: list[dict], classifier: list[dict], ws, cache: Path | None, halves: list[str]) -> None:
+    """Threshold-free: AUC and recall at 5% benign FPR per ranking and half."""
+    from cellops.kernels_lib.guard.checks.cascade import logit
+
+    lc = np.array([logit(r["harmful"]["score"]) for r in classifier])
+    ranks = {"classifier": lc}
+    for uri in judges:
+        p, w = judge_all(uri, rows, ws, cache)
+        ranks[f"judge {uri}"] = lj = np.array([logit(x) for x in p])
+        if w is not None:
+            ranks[f"combined {uri} (fitted weights)"] = w[0] * lc + w[1] * lj
+        print(f"{uri}: all rows judged", flush=True)
+    print(f"\n{'ranking':40} {'split':>5} {'AUC':>6} {'recall@5%FPR':>13}")
+    for name, score in ranks.items():
+        for h in halves:
+            m = np.array([h == "all" or r["half"] == h for r in rows])
+            y = np.array([r["label"] != "benign" for r in rows])[m]
+            print(f"{name:40} {h:>5} {auc(score[m], y):6.3f} {recall_at_fpr(score[m], y):13.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--judge", default="qwen-1.5b", help="comma-separated model URIs of the judges")
     ap.add_argument("--split", choices=("a", "b", "all"), default="all")
     ap.add_argument("--band", default=None, help="low,high: override both checks' bands (exploration only)")
     ap.add_argument("--dump", default=None, help="write per-row JSON lines here")
+    ap.add_argument("--roc", action="store_true", help="judge every row: threshold-free AUC, recall at 5%% FPR")
+    ap.add_argument("--cache", default=None, help="JSON-lines cache of P(yes) per model, prompt and text (--roc)")
     args = ap.parse_args()
     os.environ.setdefault("CELLOPS_WANDB", "off")
     os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench-cascade-")
@@ -92,13 +157,16 @@ def main() -> None:
     print(f"{len(rows)} rows (split {args.split})", flush=True)
     band = f"\n    band: [{args.band}]" if args.band else ""
     arms = [("classifier alone", arm("classifier", POLICY.format(extra=""), rows, ws))]
+    halves = ["a", "b", "all"] if args.split == "all" else [args.split]
+    if args.roc:
+        roc(list(filter(None, args.judge.split(","))), rows, arms[0][1], ws, args.cache and Path(args.cache), halves)
+        return
     for judge in filter(None, args.judge.split(",")):
         extra = f"\n    judge: true\n    judge_model: {judge}{band}"
         arms.append((f"cascade ({judge})", arm(judge, POLICY.format(extra=extra), rows, ws)))
         print(f"{judge} done", flush=True)
     if args.dump:
         Path(args.dump).write_text("".join(json.dumps(r) + "\n" for _, recs in arms for r in recs))
-    halves = ["a", "b", "all"] if args.split == "all" else [args.split]
     print(f"\n{'arm':28} {'split':>5} {'n':>4} {'recall':>7} {'benignFPR':>9} {'p50 ms':>7} {'p95 ms':>8} {'judged':>7}")
     for name, recs in arms:
         for h in halves:
