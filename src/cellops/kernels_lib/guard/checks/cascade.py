@@ -36,8 +36,8 @@ WEIGHTS: dict[tuple[str, str], tuple[float, float, float]] = {
     # qwen-1.5b: 150 in-band exemplars (112 harmful, 38 benign; band 0.45-0.71, with the pairs
     # 574-612); in-band balanced accuracy classifier 0.68, judge alone 0.87, combined 0.89 (in-sample)
     ("harmful", "79150ba2faf8d906bfe51be184e9e0b315f1baf56989d7d834fb40e5cc283600"): (1.886, 1.230, -1.145),
-    # qwen-0.5b: the same 150; judge alone 0.50 (no signal on its own), combined 0.74 (in-sample)
-    ("harmful", "b55dc470941a4aecae4d06f9a452c9da58ad6bcd7bfc88f0ead46134bec8ac2c"): (3.062, 1.474, 0.227),
+    # qwen-0.5b: the same 150; judge alone 0.50 (no signal on its own), combined 0.63 (in-sample)
+    ("harmful", "b55dc470941a4aecae4d06f9a452c9da58ad6bcd7bfc88f0ead46134bec8ac2c"): (2.151, 1.239, 0.030),
 }
 
 OPTIONS = {
