@@ -142,3 +142,8 @@ def test_bm25_stems_and_an_old_index_keeps_its_tokenizer(tmp_path: Path, workspa
     assert not rag.search(f"facts@{v1.version.version}", "kilobytes", mode="bm25")  # searched unstemmed
     assert rag.search("facts", "kilobytes", mode="bm25")[0].doc_id == "zx81"
     assert not rag.build("facts", {"facts": FACTS}, progress=False).created
+    # tokenizer.json is workspace data: an unknown stemmer or stopword list is a clear error
+    for bad in ({"stopwords": "en", "stemmer": "klingon"}, {"stopwords": ["a"], "stemmer": None}):
+        (tmp_path / "new" / lexical.TOKENIZER_FILE).write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="tokenizer.json names"):
+            lexical.BM25Index(tmp_path / "new", 2)

@@ -24,6 +24,7 @@ import numpy as np
 
 RRF_K = 60  # the constant from Cormack et al. (2009); robust across corpora
 TOKENIZER_FILE = "tokenizer.json"
+STOPWORDS = ("en",)  # the bm25s stopword lists a build may name
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,16 @@ class Tokenizer:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Tokenizer:
-        return cls(str(d.get("stopwords", "en")), d.get("stemmer") or None)
+        """From a folder's tokenizer.json (workspace data: checked, ValueError when unknown)."""
+        stopwords, stemmer = d.get("stopwords", "en"), d.get("stemmer") or None
+        if stopwords not in STOPWORDS:
+            raise ValueError(f"{TOKENIZER_FILE} names stopwords {str(stopwords)[:40]!r}; known: {', '.join(STOPWORDS)}")
+        if stemmer is not None:
+            import Stemmer
+
+            if stemmer not in Stemmer.algorithms():
+                raise ValueError(f"{TOKENIZER_FILE} names an unknown stemmer {str(stemmer)[:40]!r}")
+        return cls(stopwords, stemmer)
 
     def stem_fn(self) -> Callable[[list[str]], list[str]] | None:
         if self.stemmer is None:
