@@ -96,3 +96,17 @@ def test_the_tracker_comes_from_config_then_env_then_wandb(workspace, monkeypatc
         configure("")
     c = prompts.run("w", cache=False)
     assert cited(c.run_id) == ("recorder", "rec-notebook")
+
+
+def test_a_resumed_fine_tune_continues_a_tracker_run_when_the_tracker_can() -> None:
+    from cellops.kernels_lib.train import track
+
+    class Resumable(Recorder):
+        def start(self, root, job_type="notebook", config=None, resume_id=None) -> str:  # noqa: ANN001
+            self.run_id = resume_id or f"new-{job_type}"
+            return self.run_id
+
+    spec = {"workspace": "/w", "config": {"name": "m"}, "tracker_run_id": "run-7"}
+    assert track.start(Resumable(), spec) == "run-7"  # continued
+    assert track.start(Resumable(), spec | {"tracker_run_id": None}) == "new-finetune"  # a first launch
+    assert track.start(Recorder(), spec) == "rec-finetune"  # a tracker without resume_id: a new run

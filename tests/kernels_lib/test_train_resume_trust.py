@@ -86,9 +86,11 @@ def test_resume_rebuilds_run_json_and_ds_config_from_the_validated_config(
         {"flops_profiler": {"enabled": True, "output_file": str(elsewhere / "written")},
          "zero_optimization": {"stage": 0, "offload_param": {"device": "nvme", "nvme_path": str(elsewhere)}}}))
     before = (job.run_dir / "run.json").stat().st_mtime_ns
+    tracker = launch_mod.tracker_name(launch_mod.as_config({"name": "zr"}))
+    workspace.update_run(job.run_id, tracker=tracker, tracker_run_id="run-7")  # what the first launch cited
     ready = prepare_resume("zr", workspace)
     spec = json.loads((job.run_dir / "run.json").read_text())
-    assert spec == ready.spec
+    assert spec == ready.spec and spec["tracker_run_id"] == "run-7"  # the resumed run continues it
     assert spec["workspace"] == str(workspace.root) and spec["run_dir"] == str(job.run_dir)
     assert spec["base_path"] == str(resolve_base("default", workspace)[1]) and spec["wandb_id"] == f"ft-{job.run_id}"
     assert spec["plan"]["device"] == "cpu" and spec["plan"]["world"] == 1

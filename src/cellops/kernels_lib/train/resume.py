@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from ..artifacts import write_atomic
-from ..errors import CellopsError, JobError
+from ..errors import CellopsError, JobError, NotFoundError
 from ..workspace import Workspace, get_workspace
 from .config import ZERO, FinetuneConfig
 from .job import Job, last_checkpoint
@@ -141,8 +142,24 @@ def rebuild_spec(job: Job, ws: Workspace, hostfile: str | None = None) -> tuple[
         "plan": plan.to_dict(), "base_uri": base_uri, "base_path": str(base_path), "base_hash": spec["base_hash"],
         **{k: _text(spec.get(k)) for k in ("data_hash", "data_source", "data_format")}, **counts,
         "run_id": run_id, "tracker": tracker, "wandb": tracker == "wandb" and wandb_enabled(),
-        "wandb_id": f"ft-{run_id}",
+        "wandb_id": f"ft-{run_id}", "tracker_run_id": _tracker_run(ws, run_id, tracker),
     }, plan
+
+
+_TRACKER_RUN = re.compile(r"[\w.:-]{1,128}")
+
+
+def _tracker_run(ws: Workspace, run_id: str, tracker: str) -> str | None:
+    """The tracker run the first launch began (its workspace record cites it), for the resumed
+    run to continue: only when it logged to the same tracker, and only an id-shaped string."""
+    try:
+        rec = ws.get_run(run_id).get("record") or {}
+    except NotFoundError:
+        return None
+    rid = rec.get("tracker_run_id") if isinstance(rec, dict) else None
+    if not isinstance(rid, str) or rec.get("tracker") != tracker or not _TRACKER_RUN.fullmatch(rid):
+        return None
+    return rid
 
 
 def _text(v: Any) -> str | None:

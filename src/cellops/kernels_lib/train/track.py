@@ -5,13 +5,15 @@ names, fed by rank 0 of the worker.
 ``CELLOPS_TRACKER`` / ``wandb``; an unknown name stops the launch in one line) and writes it into
 ``run.json``. In the worker, :func:`callbacks` starts that tracker when training begins (W&B:
 offline run ``ft-<run id>`` in the run folder, continued on resume, as the launcher's
-``WANDB_*`` variables say), cites its run in the workspace record, logs every Trainer log
+``WANDB_*`` variables say; any other tracker whose ``start`` takes ``resume_id`` is handed the run
+the first launch began, which resume reads from the workspace record), cites its run in the workspace record, logs every Trainer log
 (``train/loss``, ``train/grad_norm``, ``eval/loss``, ...) and :func:`finish` adds the before/after
 samples table and the summary, then closes the run.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,16 @@ def log_keys(logs: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def start(tracker: Any, spec: dict[str, Any]) -> str | None:
+    """Start the run's tracker; a resumed run (``spec['tracker_run_id']``) continues its tracker
+    run when the tracker's ``start`` takes ``resume_id`` (trackers without it start a new run)."""
+    kw: dict[str, Any] = {"job_type": "finetune", "config": spec["config"]}
+    prior = spec.get("tracker_run_id")
+    if prior and "resume_id" in inspect.signature(tracker.start).parameters:
+        kw["resume_id"] = prior
+    return tracker.start(Path(spec["workspace"]), **kw)
+
+
 def callbacks(spec: dict[str, Any], rank: int) -> list[Any]:
     """[a TrainerCallback logging to the run's tracker] on rank 0 when the run has one, else []."""
     tracker = _tracker(spec) if rank == 0 else None
@@ -50,7 +62,7 @@ def callbacks(spec: dict[str, Any], rank: int) -> list[Any]:
 
     class TrackerCallback(TrainerCallback):  # type: ignore[misc]
         def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
-            run_id = tracker.start(Path(spec["workspace"]), job_type="finetune", config=spec["config"])
+            run_id = start(tracker, spec)
             get_workspace(spec["workspace"]).update_run(
                 spec["run_id"], tracker=name_of(spec) if run_id else None, tracker_run_id=run_id)
 
