@@ -55,10 +55,10 @@ def _phoenix_path() -> Path:
 
 
 def phoenix_executable() -> Path:
-    """``phoenix`` from the venv `make setup` makes beside ours (.venv-phoenix), or $CELLOPS_PHOENIX."""
+    """``phoenix`` from the venv `make test-setup` makes beside ours (.venv-phoenix), or $CELLOPS_PHOENIX."""
     exe = _phoenix_path()
     if not exe.exists():
-        pytest.fail(f"Arize Phoenix is not installed at {exe}: run `make setup` (it creates .venv-phoenix)")
+        pytest.fail(f"Arize Phoenix is not installed at {exe}: run `make test-setup` (it creates .venv-phoenix)")
     return exe
 
 

@@ -1,5 +1,5 @@
 """The exported DAG file under real Apache Airflow (its own venv, .venv-airflow, made by
-`make setup` from requirements-airflow.txt): a DagBag import without errors, then
+`make test-setup` from requirements-airflow.txt): a DagBag import without errors, then
 `airflow dags test` running a two-step chain whose tasks call this environment's `cellops run`
 on a real kernel, the second step's parameters coming from what the first recorded."""
 
@@ -36,7 +36,7 @@ def _airflow_bin() -> Path:
 @pytest.fixture
 def airflow_env(tmp_path: Path) -> dict[str, str]:
     if not _airflow_bin().exists():
-        pytest.skip(f"Apache Airflow is not installed at {_airflow_bin()} (`make setup` creates .venv-airflow)")
+        pytest.skip(f"Apache Airflow is not installed at {_airflow_bin()} (`make test-setup` creates .venv-airflow)")
     home = tmp_path / "airflow-home"
     return os.environ | {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
                          "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
