@@ -44,35 +44,24 @@ STOCK_MAP = {"NRP": "LOCATION"}  # presidio's nationality label is not a type of
 PLACE_READING = {"ADDRESS": "PLACE", "LOCATION": "PLACE"}  # an address part or a place, either label
 
 
-def _gold(row: dict) -> list[dict]:
-    """The row's gold spans without the generator's "nan" fields: a missing value printed as text
-    (an address line "nan"), no personal data (the same for every arm)."""
-    return [s for s in row["spans"] if row["text"][s["start"]:s["end"]].strip().lower() != "nan"]
-
-
 def score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
           merge: dict[str, str] | None = None) -> dict[str, tuple[float, float, float, int]]:
-    """Per type (precision, recall, F1, support); ``merge`` maps types onto one (a second reading)."""
-    from cellops.kernels_lib.guard.evaluation import TYPE_MAP
+    """Per type (precision, recall, F1, support); ``merge`` maps types onto one (a second reading).
+    Spans are matched by ``guard eval``'s scorer (gold_spans drops the generator's "nan" fields)."""
+    from cellops.kernels_lib.guard.evaluation import gold_spans, match_spans
 
     merge = merge or {}
     counts = {merge.get(t, t): [0, 0, 0] for t in TYPES}
     for r, pred in zip(rows, preds, strict=True):
-        gold = [(s["start"], s["end"], merge.get(t, t)) for s in _gold(r) for t in [TYPE_MAP.get(s["type"], s["type"])]]
+        gold = [(a, b, merge.get(t, t)) for a, b, t in gold_spans(r) if merge.get(t, t) in counts]
         pred = [(p[0], p[1], merge.get(p[2], p[2])) for p in pred if merge.get(p[2], p[2]) in counts]
-        used: set[int] = set()
-        for g in gold:
-            if g[2] not in counts:
-                continue
-            hit = next((i for i, p in enumerate(pred) if i not in used and p[2] == g[2] and p[0] < g[1] and g[0] < p[1]), None)
-            if hit is None:
-                counts[g[2]][2] += 1
-            else:
-                counts[g[2]][0] += 1
-                used.add(hit)
-        for i, p in enumerate(pred):
-            if i not in used:
-                counts[p[2]][1] += 1
+        hit, missed, extra = match_spans(gold, pred)
+        for j in hit:
+            counts[gold[j][2]][0] += 1
+        for i in extra:
+            counts[pred[i][2]][1] += 1
+        for j in missed:
+            counts[gold[j][2]][2] += 1
     out = {}
     for t, (tp, fp, fn) in counts.items():
         p = tp / (tp + fp) if tp + fp else 0.0
@@ -86,13 +75,12 @@ def char_score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
     """Token-level reading (as presidio-evaluator scores): per type, the share of the gold spans'
     letters and digits that a prediction of that type covers (recall) and the share of the
     predictions' letters and digits inside a gold span of that type (precision)."""
-    from cellops.kernels_lib.guard.evaluation import TYPE_MAP
+    from cellops.kernels_lib.guard.evaluation import gold_spans
 
     merge = merge or {}
     hit_g, all_g, hit_p, all_p = ({} for _ in range(4))
     for r, pred in zip(rows, preds, strict=True):
-        gold = _alnum(r["text"], [(g["start"], g["end"], merge.get(t, t)) for g in _gold(r)
-                                  for t in [TYPE_MAP.get(g["type"], g["type"])]])
+        gold = _alnum(r["text"], [(a, b, merge.get(t, t)) for a, b, t in gold_spans(r)])
         got = _alnum(r["text"], [(a, b, merge.get(t, t)) for a, b, t in pred])
         for t in set(gold) | set(got):
             g, p = gold.get(t, set()), got.get(t, set())
@@ -180,10 +168,10 @@ def main() -> None:
 
 def _print_errors(rows: list[dict], preds: list[list[tuple[int, int, str]]]) -> None:
     """Gold spans no prediction of its type overlaps (-) and predictions no gold span of its type overlaps (+)."""
-    from cellops.kernels_lib.guard.evaluation import TYPE_MAP
+    from cellops.kernels_lib.guard.evaluation import gold_spans
 
     for r, pred in zip(rows, preds, strict=True):
-        gold = [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in _gold(r)]
+        gold = gold_spans(r)
         miss = [g for g in gold if g[2] in TYPES and not any(p[2] == g[2] and p[0] < g[1] and g[0] < p[1] for p in pred)]
         extra = [p for p in pred if p[2] in TYPES and not any(p[2] == g[2] and p[0] < g[1] and g[0] < p[1] for g in gold)]
         if miss or extra:

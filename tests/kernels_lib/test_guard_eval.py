@@ -41,6 +41,19 @@ def test_pii_span_metrics(workspace) -> None:
     assert labels["PERSON (not covered)"]["recall"] == 0.0 and labels["CREDIT_CARD"]["recall"] == 1.0
 
 
+def test_the_span_scorer_matches_one_to_one_and_skips_printed_nan_fields() -> None:
+    from cellops.kernels_lib.guard.evaluation import gold_spans, match_spans
+
+    row = {"text": "Ann Lee, nan, 12 Elm St", "spans": [
+        {"start": 0, "end": 7, "type": "PERSON"}, {"start": 9, "end": 12, "type": "STREET_ADDRESS"},
+        {"start": 14, "end": 23, "type": "STREET_ADDRESS"}]}
+    gold = gold_spans(row)
+    assert gold == [(0, 7, "PERSON"), (14, 23, "ADDRESS")]  # "nan" is no personal data; names mapped
+    pred = [(0, 3, "PERSON"), (4, 7, "PERSON"), (14, 20, "LOCATION")]
+    # one prediction per gold span; a second overlapping one and a wrong type are false positives
+    assert match_spans(gold, pred) == ([0], [1], [1, 2])
+
+
 def test_bad_data_is_one_line(workspace, tmp_path) -> None:
     with pytest.raises(NotFoundError, match="no data file"):
         guard.evaluate("default", tmp_path / "missing.jsonl", workspace=workspace)

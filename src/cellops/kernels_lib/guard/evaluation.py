@@ -152,6 +152,31 @@ def _label_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> 
     return EvalResult(pol.ref, "", "labels", len(rows), metrics, per, errors)
 
 
+def gold_spans(row: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """A row's gold spans as (start, end, type), the dataset's type names mapped (TYPE_MAP). A span
+    whose text is "nan" (a missing field presidio-research's generator printed) holds no personal
+    data and is not scored."""
+    return [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in row["spans"]
+            if row["text"][s["start"]:s["end"]].strip().lower() != "nan"]
+
+
+def match_spans(gold: list[tuple[int, int, str]], pred: list[tuple[int, int, str]]
+                ) -> tuple[list[int], list[int], list[int]]:
+    """Each gold span takes the first unused predicted span of its type that overlaps it:
+    (indices of matched gold, of missed gold, of unmatched predictions). The one span scorer of
+    ``guard eval`` and benchmarks/bench_pii.py."""
+    used: set[int] = set()
+    hit, missed = [], []
+    for j, g in enumerate(gold):
+        i = next((i for i, p in enumerate(pred) if i not in used and p[2] == g[2] and p[0] < g[1] and g[0] < p[1]), None)
+        if i is None:
+            missed.append(j)
+        else:
+            hit.append(j)
+            used.add(i)
+    return hit, missed, [i for i in range(len(pred)) if i not in used]
+
+
 def _pii_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> EvalResult:
     covered = set()
     for spec, check in pol.rails.get("input", []):
@@ -160,24 +185,20 @@ def _pii_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> Ev
     counts: dict[str, list[int]] = {}  # type -> [tp, fp, fn]
     errors = []
     for r, rep in zip(rows, reports, strict=True):
-        gold = [(s["start"], s["end"], TYPE_MAP.get(s["type"], s["type"])) for s in r["spans"]]
+        gold = gold_spans(r)
         pred = [(s.start, s.end, s.label) for f in rep.findings if f.check == "pii" and f.triggered for s in f.spans]
-        used = set()
-        for g in gold:
-            c = counts.setdefault(g[2], [0, 0, 0])
-            hit = next((i for i, p in enumerate(pred) if i not in used and p[2] == g[2]
-                        and p[0] < g[1] and g[0] < p[1]), None)
-            if hit is None:
-                c[2] += 1
-                if g[2] in covered:
-                    errors.append({"text": r["text"][:200], "missed": r["text"][g[0]:g[1]], "type": g[2]})
-            else:
-                c[0] += 1
-                used.add(hit)
-        for i, p in enumerate(pred):
-            if i not in used:
-                counts.setdefault(p[2], [0, 0, 0])[1] += 1
-                errors.append({"text": r["text"][:200], "false_positive": r["text"][p[0]:p[1]], "type": p[2]})
+        hit, missed, extra = match_spans(gold, pred)
+        for j in hit:
+            counts.setdefault(gold[j][2], [0, 0, 0])[0] += 1
+        for j in missed:
+            g = gold[j]
+            counts.setdefault(g[2], [0, 0, 0])[2] += 1
+            if g[2] in covered:
+                errors.append({"text": r["text"][:200], "missed": r["text"][g[0]:g[1]], "type": g[2]})
+        for i in extra:
+            p = pred[i]
+            counts.setdefault(p[2], [0, 0, 0])[1] += 1
+            errors.append({"text": r["text"][:200], "false_positive": r["text"][p[0]:p[1]], "type": p[2]})
     per = []
     for t in sorted(counts):
         tp, fp, fn = counts[t]
