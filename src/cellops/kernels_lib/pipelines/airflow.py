@@ -153,9 +153,9 @@ def _dag_spec(s: Any) -> dict[str, Any]:
     else:
         steps = [{"name": Path(spec["target"]).stem.replace("-", "_"), "notebook": spec["target"],
                   "needs": [], "kernel": spec["kernel"], "params": spec["params"]}]
-    changed = schedules.untrusted_code(spec)
+    changed = schedules.untrusted_code(spec, refused="not exported")
     if changed:  # the export pins the code vouched for, never code changed since
-        raise JobError(changed.replace("not run:", "not exported:", 1))
+        raise JobError(changed)
     for step in steps:
         step["code"] = trust.code_digest(Path(step["notebook"]))
     from datetime import datetime
@@ -184,8 +184,7 @@ def export(out_dir: str | Path, workspace: Workspace | None = None, trust_all: b
     found = list_schedules(ws)
     present = [(s.name, s.spec) for s in found]
     if trust_all:  # as `cellops scheduler --trust`: the schedules and the code they run now
-        trust.trust(ws.root, present)
-        trust.consent_code(p for _, spec in present for p in schedules.code_paths(spec))
+        schedules.consent(ws.root, present)
     trust.refuse_untrusted(ws.root, present, consent="export with `cellops schedule export --airflow DIR --trust`")
     specs = [_dag_spec(s) for s in found]
     out = Path(out_dir)

@@ -151,8 +151,7 @@ def serve(workspace: Workspace | None = None, *, poll: float = 30.0, max_workers
     ws = workspace or get_workspace()
     present = [(r.name, r.spec) for r in schedules.rows(ws)]
     if trust_all:
-        trust.trust(ws.root, present)
-        trust.consent_code(p for _, spec in present for p in schedules.code_paths(spec))
+        schedules.consent(ws.root, present)
     trust.refuse_untrusted(ws.root, present)
     lock = _lock(ws)
     stop = stop or threading.Event()

@@ -185,17 +185,24 @@ def trust_schedule(name: str, workspace: Workspace | None = None) -> Schedule:
     row = next((r for r in rows(ws) if r.name == name), None)
     if row is None:
         raise NotFoundError(f"no schedule '{name}'; `cellops schedule list` shows them")
-    trust.trust(ws.root, [(name, row.spec)])
-    trust.consent_code(code_paths(row.spec))
+    consent(ws.root, [(name, row.spec)])
     return _schedule(name, row.spec, row.next_run)
 
 
-def untrusted_code(spec: dict[str, Any]) -> str | None:
-    """One line when a file the schedule runs changed since this user vouched for it, else None."""
+def consent(ws_root: Path, present: list[tuple[str, dict[str, Any]]]) -> None:
+    """This user vouches for these schedules and the code their files hold now (``schedule
+    trust``, ``scheduler --trust``, ``schedule export --airflow --trust``)."""
+    trust.trust(ws_root, present)
+    trust.consent_code(p for _, spec in present for p in code_paths(spec))
+
+
+def untrusted_code(spec: dict[str, Any], refused: str = "not run") -> str | None:
+    """One line (starting ``refused``) when a file the schedule runs changed since this user
+    vouched for it, else None."""
     changed = trust.changed_code(code_paths(spec))
     if not changed:
         return None
-    return (f"not run: {changed[0]} changed since you trusted schedule {spec['name']} (its code differs, "
+    return (f"{refused}: {changed[0]} changed since you trusted schedule {spec['name']} (its code differs, "
             f"e.g. after a git pull, or an edit outside Jupyter); review it, then `cellops schedule trust "
             f"{spec['name']}`")
 
