@@ -80,9 +80,9 @@ def judge_auc(model: str, rows: list[dict]) -> float:
                 {"role": "user", "content": PROMPTS["input"].format(text=r["text"])}]
         p_yes.append(llm.p_yes(msgs))  # type: ignore[attr-defined]
         y.append(r["label"] != "benign")
-    s, t = np.array(p_yes), np.array(y)
-    pos, neg = s[t], s[~t]
-    return float(np.mean([(pp > neg).mean() + 0.5 * (pp == neg).mean() for pp in pos]))
+    from cellops.kernels_lib.guard.ranking import auc
+
+    return auc(np.array(p_yes), np.array(y))
 
 
 def main() -> None:

@@ -83,19 +83,6 @@ def summary(records: list[dict]) -> dict[str, float]:
             "judged_share": float(np.mean([r["judged"] for r in records])), "n": float(len(records))}
 
 
-def auc(score: np.ndarray, y: np.ndarray) -> float:
-    """P(a random harmful row outscores a random benign one), ties half."""
-    pos, neg = score[y], np.sort(score[~y])
-    lo, hi = np.searchsorted(neg, pos, "left"), np.searchsorted(neg, pos, "right")
-    return float(np.mean(lo + 0.5 * (hi - lo)) / len(neg))
-
-
-def recall_at_fpr(score: np.ndarray, y: np.ndarray, fpr: float = 0.05) -> float:
-    """Recall at the strictest cut that flags at most ``fpr`` of the benign rows."""
-    neg = np.sort(score[~y])
-    return float(np.mean(score[y] > neg[len(neg) - int(fpr * len(neg)) - 1]))
-
-
 def judge_all(judge_uri: str, rows: list[dict], ws, cache: Path | None) -> tuple[np.ndarray, tuple | None]:
     """P(yes) of every row (built-in input prompt) and the judge's fitted weights, if any."""
     from cellops.kernels_lib.guard.checks.cascade import WEIGHTS
@@ -122,6 +109,7 @@ def judge_all(judge_uri: str, rows: list[dict], ws, cache: Path | None) -> tuple
 def roc(judges: list[str], rows: list[dict], classifier: list[dict], ws, cache: Path | None, halves: list[str]) -> None:
     """Threshold-free: AUC and recall at 5% benign FPR per ranking and half."""
     from cellops.kernels_lib.guard.checks.cascade import logit
+    from cellops.kernels_lib.guard.ranking import auc, recall_at_fpr
 
     lc = np.array([logit(r["harmful"]["score"]) for r in classifier])
     ranks = {"classifier": lc}

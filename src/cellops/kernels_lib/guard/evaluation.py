@@ -20,6 +20,7 @@ from .. import html
 from ..errors import InvalidInputError, NotFoundError
 from ..jsonl import read_jsonl
 from ..workspace import Workspace, get_workspace
+from .ranking import recall_at_fpr
 
 NEGATIVE = {"benign", "safe", "negative", "ok", "0", "false"}
 # Dataset entity names -> the pii check's names (presidio-research's generator writes STREET_ADDRESS,
@@ -140,11 +141,7 @@ def _label_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> 
     # Threshold-free view: the best score among blocking checks, swept to a 5% benign FPR.
     score = np.array([max((f.score for f in rep.findings if f.action == "block"), default=0.0) for rep in reports])
     yy = np.array(y)
-    r_at5 = 0.0
-    if n_neg and yy.any():
-        neg = np.sort(score[~yy])
-        thr = neg[int(np.ceil(0.95 * len(neg))) - 1]
-        r_at5 = float(np.mean(score[yy] > thr))
+    r_at5 = recall_at_fpr(score, yy, 0.05) if n_neg and yy.any() else 0.0
     errors = [{"text": r["text"][:200], "label": r["label"], "reason": rep.reason}
               for r, rep, t, pr in zip(rows, reports, y, pred, strict=True) if t != pr][:20]
     metrics = {"precision": p, "recall": r_, "f1": f1, "benign_fpr": fp / n_neg if n_neg else 0.0,

@@ -183,12 +183,11 @@ def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0) -> dict[str, flo
 
     rows, oof, y = oof_scores(folds, seed)
     band = calibrate_band(oof, y)
-    neg, pos = np.sort(oof[y == 0]), oof[y == 1]
-    thr = float(neg[int(np.ceil((1 - fpr) * len(neg))) - 1])
-    # AUC as the probability that a random harmful exemplar outscores a random benign one
-    ranks = np.searchsorted(neg, pos, side="left") + 0.5 * (np.searchsorted(neg, pos, side="right")
-                                                            - np.searchsorted(neg, pos, side="left"))
-    return {"auc": float(ranks.mean() / len(neg)), "recall_at_fpr": float(np.mean(pos > thr)),
+    from ..ranking import auc, fpr_cut
+
+    neg, pos = oof[y == 0], oof[y == 1]
+    thr = fpr_cut(neg, fpr)
+    return {"auc": auc(oof, y == 1), "recall_at_fpr": float(np.mean(pos > thr)),
             "threshold": thr, "benign_fpr": float(np.mean(neg > thr)), "exemplars": float(len(rows)),
             "band_low": band[0], "band_high": band[1], "in_band": float(np.mean((oof >= band[0]) & (oof < band[1])))}
 
