@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 
-from .pii_places import TOWN_START, place_cue
+from .pii_places import TOWN_START, lower_register, place_cue
 
 _FILES = ("dist.male.first", "dist.female.first")
 # First names that are also frequent words, months or titles: a name only with a surname after it
@@ -63,7 +63,7 @@ def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, 
     """PERSON spans for known first names in Title Case (plus a capitalised surname after them);
     ``not_name`` vetoes a span that is a place, a street or a company ("Virginia Beach")."""
     known, surnames = first_names()
-    lower = not any(c.isupper() for c in text)
+    lower = lower_register(text)
     words = list(_WORD.finditer(text))
     out: list[tuple[int, int, str, float]] = []
     for i, m in enumerate(words):

@@ -170,6 +170,7 @@ _ORG_WORD = re.compile(rf"(?i)\b(?:{_ORG_WORDS})\b\.?")
 _ORG_AMP = re.compile(r"\b[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)?[ \t]*&[ \t]*[A-Z][\w'-]*\b")
 _ORG_OF = re.compile(r"\b(?:Bank|Ministry|Department|Federal Reserve Bank)[ \t]+of[ \t]+(?:the[ \t]+)?[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)?")
 ORG_CUED = 0.62  # the score of an organisation from its wording: it beats a census name on the same words
+ORG_JOINED = 0.76  # "X & Y", "Bank of X": beats a census name or place on the same words
 _ORG_NAME = re.compile(rf"\b(?:[A-Z][\w&'-]*[ \t]+){{1,4}}(?i:{_ORG_WORDS})\b\.?")
 # after "years at" in a CV, "Company:" in a form: a company, even one named like a person (Morgan Stanley)
 _ORG_CONTEXT = re.compile(rf"(?i)\b(?:work(?:s|ed|ing)? (?:for|at)|employed (?:by|at)|employer:?|company:?|"
@@ -371,11 +372,11 @@ def _not_a_name(span: str) -> bool:
 def _orgs(text: str) -> list[tuple[int, int, str, float]]:
     out = [(m.start(), m.end(), "ORGANIZATION", 0.75) for m in _ORG_NAME.finditer(text)]
     first = first_names()[0]
-    out += [(m.start(), m.end(), "ORGANIZATION", 0.76) for m in _ORG_OF.finditer(text)]
+    out += [(m.start(), m.end(), "ORGANIZATION", ORG_JOINED) for m in _ORG_OF.finditer(text)]
     for m in _ORG_AMP.finditer(text):  # "Amélie & Jonas" are two people, "Johnson & Johnson" one company
         left, right = (part.split() for part in m.group(0).split("&", 1))
         if right[0].lower() not in first or left[-1] == right[0]:
-            out.append((m.start(), m.end(), "ORGANIZATION", 0.76))
+            out.append((m.start(), m.end(), "ORGANIZATION", ORG_JOINED))
     return out + [(m.start(1), m.end(1), "ORGANIZATION", ORG_CUED) for m in _ORG_CONTEXT.finditer(text)]
 
 
@@ -493,7 +494,7 @@ def _relabel(found: list[tuple[int, int, str, float]], text: str) -> list[tuple[
     found = [f for f in found if not (f[2] == "PERSON" and beaten(f, cued))]  # "in Charlotte", "City: ..."
     # an organisation from its wording beats a census name or place on the same words; one from a
     # form label or a CV line ("Company:", "years at") beats spaCy's name too (Morgan Stanley)
-    orgs = [f for f in found if f[2] == "ORGANIZATION" and f[3] in (ORG_CUED, 0.76)]
+    orgs = [f for f in found if f[2] == "ORGANIZATION" and f[3] in (ORG_CUED, ORG_JOINED)]
     labelled = [f for f in orgs if f[3] == ORG_CUED]
     found = [f for f in found if not (f[2] in ("PERSON", "LOCATION") and f[3] < 0.7 and beaten(f, orgs))
              and not (f[2] in ("PERSON", "LOCATION") and beaten(f, labelled))]
