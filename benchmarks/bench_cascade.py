@@ -22,13 +22,13 @@ import argparse
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 POLICY = """input:
@@ -137,7 +137,7 @@ def main() -> None:
     ap.add_argument("--cache", default=None, help="JSON-lines cache of P(yes) per model, prompt and text (--roc)")
     args = ap.parse_args()
     os.environ.setdefault("CELLOPS_WANDB", "off")
-    os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench-cascade-")
+    os.environ["CELLOPS_HOME"] = str(scratch_dir("bench-cascade-"))
     from cellops.kernels_lib.workspace import get_workspace
 
     ws = get_workspace()

@@ -40,12 +40,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 COUNTRIES = ["France", "Italy", "Japan", "Peru", "Chile", "Kenya", "Norway", "Egypt", "Canada", "Brazil",
              "India", "Spain", "Mexico", "Ghana", "Poland", "Vietnam", "Greece", "Cuba", "Nepal", "Iran",
@@ -92,7 +92,7 @@ def main() -> None:
     # slow the main-thread baseline but not the grid's own lane thread, so passive waiting is set
     # for both sides (it must be set before torch / llama.cpp load their OpenMP runtime).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    home = Path(tempfile.mkdtemp(prefix="bench_compare_"))
+    home = scratch_dir("bench_compare_")
     os.environ["CELLOPS_HOME"] = str(home / ".cellops")
     from cellops.kernels_lib import prompts
     from cellops.kernels_lib.models import GenParams, get_llm

@@ -48,11 +48,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pref" / "hh_harmless_dev.jsonl"
 
@@ -192,7 +192,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.direct_of:
         return direct(Path(a.direct_of), a.steps)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_dpo_"))
+    tmp = scratch_dir("bench_dpo_")
     os.environ.setdefault("CELLOPS_HOME", str(tmp / ".cellops"))
     os.environ.setdefault("CELLOPS_WANDB", "off")
     data = make_data(tmp / "pairs.jsonl", a.steps * a.batch + 4)

@@ -24,11 +24,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 TOPICS = ["rivers", "mountains", "bread", "trains", "bees", "glass", "tides", "clocks", "salt", "kites",
           "maps", "owls", "copper", "tea", "bridges", "ink"]
@@ -112,7 +112,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.baseline_of:
         return baseline(Path(a.baseline_of), a.steps)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_finetune_"))
+    tmp = scratch_dir("bench_finetune_")
     os.environ.setdefault("CELLOPS_HOME", str(tmp / ".cellops"))
     os.environ.setdefault("CELLOPS_WANDB", "off")  # W&B costs start-up time, not tokens/s
     data = make_data(tmp / "data.jsonl", 64)

@@ -18,12 +18,12 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=300)
     a = ap.parse_args()
     os.environ.setdefault("CELLOPS_WANDB", "off")
-    os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench_guard_")
+    os.environ["CELLOPS_HOME"] = str(scratch_dir("bench_guard_"))
     from cellops.kernels_lib import guard, prompts
     from cellops.kernels_lib.models import generate
     from cellops.kernels_lib.workspace import get_workspace

@@ -26,10 +26,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 TEXTS = [f"Passage {i}: the committee met on day {i} to review the quarterly budget and staffing."
          for i in range(64)]
@@ -42,7 +42,7 @@ def child(arm: str, repeats: int) -> None:
     if arm == "before":
         os.environ.pop("OMP_WAIT_POLICY", None)  # nothing heavy is loaded yet
     os.environ.setdefault("CELLOPS_WANDB", "off")
-    os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench_omp_")
+    os.environ["CELLOPS_HOME"] = str(scratch_dir("bench_omp_"))
     from cellops.kernels_lib.models import GenParams, get_embedder, get_llm
 
     emb, llm = get_embedder("default"), get_llm("default")

@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rag" / "pubmedqa_dev.jsonl"
 TEMPLATE = "Context: {{context}}\n\nQuestion: {{question}}\nAnswer yes, no or maybe."
@@ -60,7 +60,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.task == "pubmedqa" and not DATA.is_file():
         raise SystemExit(f"{DATA} is not present (dev data lives outside the repo)")
-    os.environ.setdefault("CELLOPS_HOME", str(Path(tempfile.mkdtemp(prefix="bench_optimize_")) / ".cellops"))
+    os.environ.setdefault("CELLOPS_HOME", str(scratch_dir("bench_optimize_") / ".cellops"))
     os.environ.setdefault("CELLOPS_WANDB", "off")
     from cellops.kernels_lib import prompts
 

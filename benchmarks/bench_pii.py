@@ -30,12 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TYPES = ("PERSON", "LOCATION", "ADDRESS", "ORGANIZATION", "DATE_TIME", "PHONE_NUMBER", "CREDIT_CARD",
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=SHARED / "pii" / "presidio_generated_small.jsonl")
     args = ap.parse_args()
     os.environ.setdefault("CELLOPS_WANDB", "off")
-    os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench-pii-")
+    os.environ["CELLOPS_HOME"] = str(scratch_dir("bench-pii-"))
     from presidio_analyzer import AnalyzerEngine
 
     from cellops.kernels_lib.guard.checks import pii, pii_ner

@@ -25,12 +25,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 QUESTIONS = ["What is the capital of France?", "Name three primary colors.", "How do plants make food?",
              "Why is the sky blue?", "What is a prime number?", "How far is the Moon?",
@@ -127,7 +127,7 @@ def main() -> None:
     ap.add_argument("--levels", default="1,4,16")
     a = ap.parse_args()
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    tmp = scratch_dir("bench_serve_")
     os.environ["CELLOPS_HOME"] = str(tmp / ".cellops")
     os.environ.setdefault("CELLOPS_WANDB", "off")
     from cellops.kernels_lib import prompts

@@ -54,13 +54,13 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 CHAIN = """
 inputs: [topic]
@@ -273,7 +273,7 @@ def phoenix() -> Iterator[str]:
     import httpx
 
     exe = Path(sys.prefix).with_name(Path(sys.prefix).name + "-phoenix") / "bin" / "phoenix"
-    work = Path(tempfile.mkdtemp(prefix="bench_phoenix_"))
+    work = scratch_dir("bench_phoenix_")
     ports = []
     for _ in range(2):
         import socket
@@ -348,7 +348,7 @@ def main() -> None:
     a = ap.parse_args()
     watch = LoadWatch()
     os.environ.setdefault("CELLOPS_WANDB", "off")
-    os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="bench_traces_")
+    os.environ["CELLOPS_HOME"] = str(scratch_dir("bench_traces_"))
     from IPython.testing.globalipapp import get_ipython
 
     from cellops.kernels_lib import chains

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from _load import LoadWatch
+from _scratch import scratch_dir
 
 
 def balanced_accuracy(flag: np.ndarray, y: np.ndarray) -> float:
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="judge at most N in-band exemplars (a seeded sample)")
     args = ap.parse_args()
     os.environ.setdefault("CELLOPS_WANDB", "off")
-    os.environ["CELLOPS_HOME"] = tempfile.mkdtemp(prefix="calibrate-cascade-")
+    os.environ["CELLOPS_HOME"] = str(scratch_dir("calibrate-cascade-"))
     from cellops.kernels_lib.guard.checks import harmful
     from cellops.kernels_lib.guard.checks.cascade import fit_weights, logit
     from cellops.kernels_lib.guard.checks.judge import EXAMPLE_PAIRS, LLMJudge

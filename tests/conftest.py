@@ -93,6 +93,7 @@ def _start_phoenix() -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     proc = _PHOENIX.get("proc")
     if proc is not None:
+        import shutil
         import subprocess
 
         proc.terminate()  # type: ignore[attr-defined]
@@ -100,6 +101,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             proc.wait(15)  # type: ignore[attr-defined]
         except subprocess.TimeoutExpired:
             proc.kill()  # type: ignore[attr-defined]
+        shutil.rmtree(_PHOENIX["log"].parent, ignore_errors=True)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
