@@ -121,7 +121,7 @@ def test_rerank_rescores_the_top_passages_by_p_yes(tmp_path: Path, workspace) ->
     assert "dense+rerank" in m._repr_mimebundle_()["text/plain"]
 
 
-def test_bm25_stems_and_an_old_index_keeps_its_tokenizer(tmp_path: Path, workspace, monkeypatch) -> None:
+def test_bm25_stems_and_an_old_index_keeps_its_tokenizer(tmp_path: Path, workspace) -> None:
     from cellops.kernels_lib.rag import lexical
 
     texts = ["Two studies of insulin", "A kilobyte of memory"]
@@ -133,15 +133,17 @@ def test_bm25_stems_and_an_old_index_keeps_its_tokenizer(tmp_path: Path, workspa
     new = lexical.BM25Index(tmp_path / "new", 2)
     assert new.tokenizer == lexical.DEFAULT and new.search(["kilobytes", "study"], 1)[0].tolist() == [[1], [0]]
 
-    with monkeypatch.context() as m:  # a version built without stemming
-        m.setattr(lexical, "DEFAULT", lexical.PLAIN)
-        v1 = rag.build("facts", {"facts": FACTS}, progress=False)
+    v1 = rag.build("facts", {"facts": FACTS}, progress=False, stem=False)  # a version built without stemming
+    assert lexical.stored_tokenizer(workspace.artifact_dir("index", "facts", v1.version.version) / "bm25") == lexical.PLAIN
     v2 = rag.build("facts", {"facts": FACTS}, progress=False)  # same corpus, new tokenizer: rebuilt
     assert v2.created and v2.embedded == 0 and v2.content["bm25_tokenizer"] == lexical.DEFAULT.to_dict()
     assert v1.content["bm25_tokenizer"]["stemmer"] is None and v2.version.version == v1.version.version + 1
     assert not rag.search(f"facts@{v1.version.version}", "kilobytes", mode="bm25")  # searched unstemmed
     assert rag.search("facts", "kilobytes", mode="bm25")[0].doc_id == "zx81"
     assert not rag.build("facts", {"facts": FACTS}, progress=False).created
+    v3 = rag.build("facts", {"facts": FACTS}, progress=False, stem=False)  # back to unstemmed: no embedding
+    assert v3.embedded == 0 and v3.content["bm25_tokenizer"] == lexical.PLAIN.to_dict()
+    assert not rag.search(v3.ref, "kilobytes", mode="bm25")
     # tokenizer.json is workspace data: an unknown stemmer or stopword list is a clear error
     for bad in ({"stopwords": "en", "stemmer": "klingon"}, {"stopwords": ["a"], "stemmer": None}):
         (tmp_path / "new" / lexical.TOKENIZER_FILE).write_text(json.dumps(bad))

@@ -143,6 +143,7 @@ def views() -> dict[str, Any]:
         "recorded": Recorded({P: P}),
         "schedules": schedules,
         "search": SearchResult([hit()], P, P, P),
+        "search frame": SearchResult([hit()], P, P, P).df,
         "index build": IndexVersion(index_version(), True, skipped=[(P, P)]),
         "index list": IndexListView([index_version()]),
         "index": IndexView(index_version()),

@@ -40,6 +40,12 @@ def test_build_search_list_show(ip, docs: Path, workspace) -> None:
     assert isinstance(df, pd.DataFrame) and df.iloc[0]["doc_id"] == "k1" and len(df) == 2
     df = ip.run_line_magic("rag", "search kb Apollo Moon --hybrid -k 1 -o t_hits")
     assert df.iloc[0]["source"].endswith("moon.txt") and ip.user_ns["t_hits"][0].score > 0
+    # its text form is the hit table: one line per hit with rank, score, source and a snippet
+    # (pandas' own form wraps or elides the columns of a 7-column frame)
+    title, _, _, row = ip.display_formatter.format(df)[0]["text/plain"].splitlines()
+    assert "1 hits for 'Apollo Moon' in kb@1 (hybrid)" == title
+    assert row.split()[:3] == ["1", f"{df.iloc[0]['score']:.3f}", df.iloc[0]["source"]]
+    assert row.rstrip().endswith("Apollo 11 landed on the Moon in July 1969.")
     listing = ip.run_line_magic("rag", "list")._repr_mimebundle_()["text/plain"]
     assert "kb@1" in listing and "brute" in listing
     shown = ip.run_line_magic("rag", "show kb@1")._repr_mimebundle_()["text/plain"]
@@ -58,6 +64,7 @@ def test_eval_and_map(ip, docs: Path, tmp_path: Path) -> None:
     assert "best: " in m._repr_mimebundle_()["text/plain"]
     a = rag_magic.eval_parser.parse_line(f"kb --queries {q} --rerank qwen-0.5b --rerank-depth 5")
     assert (a.rerank, a.rerank_depth, a.weighted) == ("qwen-0.5b", 5, rag_magic.DENSE_WEIGHT)
+    assert rag_magic.build_parser.parse_line("kb --no-stem").no_stem and not rag_magic.build_parser.parse_line("kb").no_stem
     emap = ip.run_line_magic("rag", "map kb --query 'Moon landing' -k 1")
     png = base64.b64decode(emap._repr_mimebundle_()["image/png"])
     assert png.startswith(b"\x89PNG") and emap.hits == 1

@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--chunker", default="auto")
     b.add_argument("--chunk-size", type=int, default=128)
     b.add_argument("--overlap", type=int, default=16)
+    b.add_argument("--no-stem", action="store_true", help="BM25 without the Snowball English stemmer")
     b.set_defaults(func=_build)
     ls = rsub.add_parser("list", help="latest version of each index, or one index's history")
     ls.add_argument("name", nargs="?")
@@ -41,7 +42,7 @@ def _build(args: argparse.Namespace) -> int:
     from ..kernels_lib import rag
 
     v = rag.build(args.name, args.sources, embedder=args.embedder, chunker=args.chunker,
-                  chunk_size=args.chunk_size, overlap=args.overlap)
+                  chunk_size=args.chunk_size, overlap=args.overlap, stem=not args.no_stem)
     print(v._repr_mimebundle_()["text/plain"])
     return 0
 

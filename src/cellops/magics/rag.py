@@ -19,6 +19,8 @@ build_parser.add_argument("--chunk-size", type=int, default=128, help="tokens (w
 build_parser.add_argument("--overlap", type=int, default=16, help="tokens shared by neighbours")
 build_parser.add_argument("--recall", type=float, metavar="R",
                           help="aim ScaNN at recall@10 R (measured vs exact search on a sample of the corpus while building)")
+build_parser.add_argument("--no-stem", action="store_true",
+                          help="BM25 without the Snowball English stemmer (recorded in the index; default: stemmed)")
 build_parser.add_argument("-o", "--output", metavar="VAR")
 
 ask_parser = MagicArgumentParser(prog="%%rag ask")
@@ -111,7 +113,7 @@ def build(ctx: MagicContext, line: str, body: str) -> Any:
     try:
         result = rag.build(a.name, sources, embedder=a.embedder or ctx.config.embedder,
                            chunker=a.chunker, chunk_size=a.chunk_size, overlap=a.overlap,
-                           workspace=ctx.workspace, progress=bar, recall=a.recall)
+                           workspace=ctx.workspace, progress=bar, recall=a.recall, stem=not a.no_stem)
     finally:
         bar.close()
     ctx.store(a.output, result)

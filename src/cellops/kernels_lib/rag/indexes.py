@@ -5,6 +5,8 @@ lexical part (``lexical``: ``bm25``). Each kind is an :class:`IndexType` under t
 :data:`indexes`, so a plugin adds one through the ``cellops.indexes`` entry-point group and an
 index recorded with its kind loads through it. ``data`` is the part's input: the vectors for a
 dense type (build and load), the chunk texts (build) or the chunk count (load) for a lexical one.
+A lexical build is also given ``tokenizer=`` (a ``lexical.Tokenizer``: the one ``build(stem=)``
+chose), which it must record so its searches cut queries the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class IndexType:
     part: str  # "dense" | "lexical": which slot of an index version it fills
     # writes into the (not yet existing) folder; a dense type may return the config to store
     # instead of the one given (ann.build does when cfg.target_recall asks it to tune)
-    build: Callable[[Any, Path, ann.AnnConfig], ann.AnnConfig | None]
+    build: Callable[..., ann.AnnConfig | None]  # (data, folder, cfg[, tokenizer=]) -> ...
     load: Callable[[Any, Path, ann.AnnConfig], Any]  # dense: .search(queries, k); lexical: BM25Index-like
 
 
@@ -34,7 +36,8 @@ indexes.register("brute", IndexType("dense", lambda v, folder, cfg: ann.build(v,
                                     lambda v, folder, cfg: ann.DenseIndex(v, cfg)))
 indexes.register("scann", IndexType("dense", lambda v, folder, cfg: ann.build(v, cfg, folder),
                                     lambda v, folder, cfg: ann.DenseIndex.load(v, cfg, folder)))
-indexes.register("bm25", IndexType("lexical", lambda texts, folder, cfg: lexical.build(texts, folder),
+indexes.register("bm25", IndexType("lexical",
+                                   lambda texts, folder, cfg, tokenizer=None: lexical.build(texts, folder, tokenizer),
                                    lambda n, folder, cfg: lexical.BM25Index(folder, n)))
 
 

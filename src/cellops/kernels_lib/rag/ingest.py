@@ -187,7 +187,8 @@ def _source_label(s: Any, i: int) -> str:
 def build(name: str, sources: Any, *, embedder: str = "default", chunker: str = "auto",
           chunk_size: int = DEFAULT_SIZE, overlap: int = DEFAULT_OVERLAP,
           workspace: Workspace | None = None, base: str | Path | None = None,
-          progress: Progress | bool | None = True, recall: float | None = None) -> IndexVersion:
+          progress: Progress | bool | None = True, recall: float | None = None,
+          stem: bool = True) -> IndexVersion:
     """Build (or incrementally rebuild) index ``name`` from ``sources``; returns the version.
 
     ``sources``: a path / folder / glob (or several, one per line), a list of them, a DataFrame,
@@ -195,6 +196,9 @@ def build(name: str, sources: Any, *, embedder: str = "default", chunker: str = 
     terminal bar, a callback ``(done, total)``, or False. ``recall``: aim the ScaNN search at
     this recall@10 (measured on a sample of the corpus's own vectors vs exact search; the chosen
     leaves-searched / reorder and the measured recall go into the version's ``ann`` settings).
+    ``stem``: BM25 with the Snowball English stemmer (the default); False tokenizes without
+    stemming (``lexical.PLAIN``, as builds before session 7 did). The tokenizer is recorded in
+    the version (``bm25_tokenizer``) and the BM25 folder, and searches use the recorded one.
     """
     t0 = time.perf_counter()
     ann.check_recall(recall)  # before any embedding
@@ -206,12 +210,13 @@ def build(name: str, sources: Any, *, embedder: str = "default", chunker: str = 
     chunkers.get(chunker)  # unknown chunker: fail before any work
     with ws.build_lock(KIND, name):  # one build per name: a second one fails, naming the pid
         return _build(ws, name, sources, embedder, chunker, chunk_size, overlap,
-                      Path(base or Path.cwd()).resolve(), progress, t0, recall)
+                      Path(base or Path.cwd()).resolve(), progress, t0, recall,
+                      lexical.DEFAULT if stem else lexical.PLAIN)
 
 
 def _build(ws: Workspace, name: str, sources: Any, embedder: str, chunker: str, chunk_size: int,
            overlap: int, base_dir: Path, progress: Progress | bool | None, t0: float,
-           recall: float | None = None) -> IndexVersion:
+           recall: float | None = None, tokenizer: lexical.Tokenizer = lexical.DEFAULT) -> IndexVersion:
     items, skipped = loaders.expand(sources, base_dir, ws)
     emb = get_embedder(embedder)
     settings = _settings(emb, chunker, chunk_size, overlap)
@@ -257,8 +262,9 @@ def _build(ws: Workspace, name: str, sources: Any, embedder: str, chunker: str, 
     content = {**settings, "corpus_hash": corpus_hash, "counts": counts, "dim": emb.dim,
                "sources": _source_labels(sources),
                "files": files, "skipped": [list(s) for s in skipped], "ann": cfg.to_dict(),
-               "bm25": "bm25s", "bm25_tokenizer": lexical.DEFAULT.to_dict()}
-    # a version built before stemming (no bm25_tokenizer) is rebuilt, reusing its vectors
+               "bm25": "bm25s", "bm25_tokenizer": tokenizer.to_dict()}
+    # a version built with another tokenizer (or before stemming: none recorded) is rebuilt,
+    # reusing its vectors
     if intact and prev is not None and prev.content.get("corpus_hash") == corpus_hash and \
             prev.content.get("bm25_tokenizer") == content["bm25_tokenizer"] and \
             all(prev.content.get(k) == v for k, v in settings.items()) and \
@@ -266,7 +272,7 @@ def _build(ws: Workspace, name: str, sources: Any, embedder: str, chunker: str, 
         return IndexVersion(prev, False, skipped, 0, len(chunks), time.perf_counter() - t0)
     repair = prev if prev is not None and not intact else None
     return _write(ws, name, content, chunks, vec_rows, emb, settings_hash, cfg, skipped, progress,
-                  t0, repair)
+                  t0, repair, tokenizer)
 
 
 def _load_changed(path: Path, base: Path, prev_by_file: dict[str, list[Chunk]]) -> loaders.SourceFile:
@@ -285,7 +291,7 @@ def _load_changed(path: Path, base: Path, prev_by_file: dict[str, list[Chunk]]) 
 def _write(ws: Workspace, name: str, content: dict[str, Any], chunks: list[Chunk],
            vec_rows: list[np.ndarray | None], emb: Any, settings_hash: str, cfg: ann.AnnConfig,
            skipped: list[tuple[str, str]], progress: Progress | bool | None, t0: float,
-           repair: Version | None = None) -> IndexVersion:
+           repair: Version | None = None, tokenizer: lexical.Tokenizer = lexical.DEFAULT) -> IndexVersion:
     state_key = f"rag.building.{name}"
     # the folder a killed build of this name left becomes ours (we hold the name's build lock),
     # so its checkpointed vectors are reused now and survive a second kill as well
@@ -320,7 +326,8 @@ def _write(ws: Workspace, name: str, content: dict[str, Any], chunks: list[Chunk
     built = index_type(cfg.kind, "dense").build(vectors, staging / "scann", cfg)
     if built is not None:  # the settings a recall-aimed build chose, and the recall it measured
         content["ann"] = built.to_dict()
-    index_type(LEXICAL, "lexical").build([c.embed_text for c in chunks], staging / "bm25", cfg)
+    index_type(LEXICAL, "lexical").build([c.embed_text for c in chunks], staging / "bm25", cfg,
+                                         tokenizer=tokenizer)
     write_manifest(staging)
     if repair is not None and content_hash(content) == repair.hash:
         version, created = repair, False

@@ -18,6 +18,9 @@ from . import fusion, lexical
 from .store import Chunk, Index, open_index
 
 MODES = ("dense", "bm25", "hybrid", "weighted")
+TABLE_COLUMNS = ("rank", "score", "source", "location", "text")
+SNIPPET = 60  # characters of a hit's text in the text/plain table (one line each)
+HTML_SNIPPET = 300
 
 
 @dataclass(frozen=True)
@@ -54,18 +57,33 @@ class SearchResult(list[Hit]):
         self.query, self.index, self.mode, self.trace_id = query, index, mode, trace_id
 
     @property
-    def df(self) -> Any:
-        import pandas as pd
+    def title(self) -> str:
+        return f"for {self.query!r} in {self.index} ({self.mode})"
 
-        return pd.DataFrame([h.to_dict() for h in self],
-                            columns=["rank", "score", "source", "doc_id", "chunk", "location", "text"])
+    @property
+    def df(self) -> Any:
+        """A DataFrame (all of ``Hit.to_dict``) that displays as this table (``frame.HitFrame``)."""
+        from .frame import hit_frame
+
+        return hit_frame([h.to_dict() for h in self],
+                         ["rank", "score", "source", "doc_id", "chunk", "location", "text"], self.title)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        cols = ("rank", "score", "source", "location", "text")
-        rows = [(h.rank, f"{h.score:.3f}", h.source, h.location, " ".join(h.text[:300].split())) for h in self]
-        title = f"{len(self)} hits for {self.query!r} in {self.index} ({self.mode})"
-        return {"text/plain": title + "\n" + html.text_table(cols, rows),
-                "text/html": html.box(title, html.table(cols, rows))}
+        return hits_bundle(f"{len(self)} hits {self.title}", [(h.rank, f"{h.score:.3f}", h.source, h.location, h.text) for h in self])
+
+
+def _snippet(text: str, n: int) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= n else flat[:n - 1] + "…"
+
+
+def hits_bundle(title: str, rows: Sequence[Sequence[Any]]) -> dict[str, str]:
+    """text/plain + escaped text/html of hit rows (TABLE_COLUMNS; the text cut to a snippet).
+    The plain table leaves out the location so a row fits one ~130-column line."""
+    plain = [(rank, score, source, _snippet(text, SNIPPET)) for rank, score, source, _, text in rows]
+    rich = [(*r[:-1], _snippet(r[-1], HTML_SNIPPET)) for r in rows]
+    return {"text/plain": title + "\n" + html.text_table(("rank", "score", "source", "text"), plain),
+            "text/html": html.box(title, html.table(TABLE_COLUMNS, rich))}
 
 
 def _mode(hybrid: bool, mode: str | None) -> str:
