@@ -47,8 +47,9 @@ PLACE_READING = {"ADDRESS": "PLACE", "LOCATION": "PLACE"}  # an address part or 
 def score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
           merge: dict[str, str] | None = None) -> dict[str, tuple[float, float, float, int]]:
     """Per type (precision, recall, F1, support); ``merge`` maps types onto one (a second reading).
-    Spans are matched by ``guard eval``'s scorer (gold_spans drops the generator's "nan" fields)."""
-    from cellops.kernels_lib.guard.evaluation import gold_spans, match_spans
+    Spans are matched and scored by ``guard eval``'s scorer (gold_spans drops the generator's "nan"
+    fields; match_spans; prf)."""
+    from cellops.kernels_lib.guard.evaluation import gold_spans, match_spans, prf
 
     merge = merge or {}
     counts = {merge.get(t, t): [0, 0, 0] for t in TYPES}
@@ -62,12 +63,7 @@ def score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
             counts[pred[i][2]][1] += 1
         for j in missed:
             counts[gold[j][2]][2] += 1
-    out = {}
-    for t, (tp, fp, fn) in counts.items():
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r_ = tp / (tp + fn) if tp + fn else 0.0
-        out[t] = (p, r_, 2 * p * r_ / (p + r_) if p + r_ else 0.0, tp + fn)
-    return out
+    return {t: (*prf(tp, fp, fn), tp + fn) for t, (tp, fp, fn) in counts.items()}
 
 
 def char_score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
@@ -75,19 +71,18 @@ def char_score(rows: list[dict], preds: list[list[tuple[int, int, str]]],
     """Token-level reading (as presidio-evaluator scores): per type, the share of the gold spans'
     letters and digits that a prediction of that type covers (recall) and the share of the
     predictions' letters and digits inside a gold span of that type (precision)."""
-    from cellops.kernels_lib.guard.evaluation import gold_spans
+    from cellops.kernels_lib.guard.evaluation import gold_spans, prf
 
     merge = merge or {}
-    hit_g, all_g, hit_p, all_p = ({} for _ in range(4))
+    counts: dict[str, list[int]] = {}  # type -> [letters in both, in predictions only, in gold only]
     for r, pred in zip(rows, preds, strict=True):
         gold = _alnum(r["text"], [(a, b, merge.get(t, t)) for a, b, t in gold_spans(r)])
         got = _alnum(r["text"], [(a, b, merge.get(t, t)) for a, b, t in pred])
         for t in set(gold) | set(got):
             g, p = gold.get(t, set()), got.get(t, set())
-            for d, v in ((hit_g, len(g & p)), (all_g, len(g)), (hit_p, len(g & p)), (all_p, len(p))):
-                d[t] = d.get(t, 0) + v
-    return {t: (hit_p[t] / all_p[t] if all_p.get(t) else 0.0, hit_g[t] / all_g[t] if all_g.get(t) else 0.0)
-            for t in all_g}
+            c = counts.setdefault(t, [0, 0, 0])
+            c[0], c[1], c[2] = c[0] + len(g & p), c[1] + len(p - g), c[2] + len(g - p)
+    return {t: prf(*c)[:2] for t, c in counts.items()}
 
 
 def _alnum(text: str, spans: list[tuple[int, int, str]]) -> dict[str, set[int]]:

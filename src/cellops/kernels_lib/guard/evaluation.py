@@ -72,7 +72,9 @@ def _f(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """(precision, recall, F1) from counts; 0.0 where a ratio has no denominator. The one P/R/F1 of
+    ``guard eval`` and benchmarks/bench_pii.py."""
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
@@ -133,10 +135,10 @@ def _label_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> 
     for lab in labels:
         idx = [i for i, r in enumerate(rows) if str(r["label"]) == lab]
         tp = sum(pred[i] for i in idx)
-        p, r_, f1 = _prf(tp, fp, len(idx) - tp)
+        p, r_, f1 = prf(tp, fp, len(idx) - tp)
         per.append({"label": lab, "support": len(idx), "precision": p, "recall": r_, "f1": f1})
     tp = sum(p and t for p, t in zip(pred, y, strict=True))
-    p, r_, f1 = _prf(tp, fp, sum(y) - tp)
+    p, r_, f1 = prf(tp, fp, sum(y) - tp)
     n_neg = len(y) - sum(y)
     # Threshold-free view: the best score among blocking checks, swept to a 5% benign FPR.
     score = np.array([max((f.score for f in rep.findings if f.action == "block"), default=0.0) for rep in reports])
@@ -199,7 +201,7 @@ def _pii_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> Ev
     per = []
     for t in sorted(counts):
         tp, fp, fn = counts[t]
-        p, r_, f1 = _prf(tp, fp, fn)
+        p, r_, f1 = prf(tp, fp, fn)
         per.append({"label": t + ("" if t in covered else " (not covered)"), "support": tp + fn,
                     "precision": p, "recall": r_, "f1": f1})
     from .checks.pii import PATTERN_ENTITIES
@@ -210,7 +212,7 @@ def _pii_metrics(pol: Any, rows: list[dict[str, Any]], reports: list[Any]) -> Ev
         if group == "ner" and not types:
             continue
         tot = [sum(counts[t][i] for t in counts if t in types) for i in range(3)]
-        p, r_, f1 = _prf(*tot)
+        p, r_, f1 = prf(*tot)
         metrics |= {f"{group}_precision": p, f"{group}_recall": r_, f"{group}_f1": f1,
                     f"{group}_types": ",".join(sorted(t for t in counts if t in types))}
     return EvalResult(pol.ref, "", "pii", len(rows), metrics, per, errors[:20])

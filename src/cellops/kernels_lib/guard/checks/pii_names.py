@@ -17,6 +17,7 @@ from collections.abc import Callable
 from importlib import resources
 
 from .pii_places import TOWN_START, lower_register, place_cue
+from .pii_spans import Found
 
 _FILES = ("dist.male.first", "dist.female.first")
 # First names that are also frequent words, months or titles: a name only with a surname after it
@@ -59,13 +60,13 @@ def _title(word: str) -> bool:
     return bool(word) and word[0].isupper() and (len(word) == 1 or word[1:].islower())
 
 
-def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, str, float]]:
+def persons(text: str, not_name: Callable[[str], bool]) -> list[Found]:
     """PERSON spans for known first names in Title Case (plus a capitalised surname after them);
     ``not_name`` vetoes a span that is a place, a street or a company ("Virginia Beach")."""
     known, surnames = first_names()
     lower = lower_register(text)
     words = list(_WORD.finditer(text))
-    out: list[tuple[int, int, str, float]] = []
+    out: list[Found] = []
     for i, m in enumerate(words):
         w = m.group(0)
         if w.lower() not in known:
@@ -74,10 +75,10 @@ def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, 
         if w.islower():  # "john smith": a lower-case pair of a first name and a census surname
             if nxt and nxt.group(0).islower() and nxt.group(0) in surnames and len(w) > 2 \
                     and re.fullmatch(r"[ \t]+", text[m.end():nxt.start()]):
-                out.append((m.start(), nxt.end(), "PERSON", 0.55))
+                out.append(Found(m.start(), nxt.end(), "PERSON", 0.55))
             elif lower and len(w) > 2 and not not_name(w) and (_LOWER_BEFORE.search(text, max(0, m.start() - 12), m.start())
                                                                or _LOWER_AFTER.match(text, m.end())):
-                out.append((m.start(), m.end(), "PERSON", 0.5))  # "me and tom are driving" in a chat
+                out.append(Found(m.start(), m.end(), "PERSON", 0.5))  # "me and tom are driving" in a chat
             continue
         prev = words[i - 1].group(0) if i else ""
         if not _title(w) or (_title(prev) and prev.lower() in TOWN_START):
@@ -87,7 +88,7 @@ def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, 
         if nxt and re.fullmatch(r"[ \t]+", text[m.end():nxt.start()]) and _title(nxt.group(0)) \
                 and nxt.group(0).lower() not in _WORDLIKE and len(nxt.group(0)) > 1:
             if not not_name(text[m.start():nxt.end()]):
-                out.append((m.start(), nxt.end(), "PERSON", 0.6))
+                out.append(Found(m.start(), nxt.end(), "PERSON", 0.6))
             continue
         after = text[m.end():m.end() + 2]
         opens = bool(_SENTENCE_START.search(text, 0, m.start()))
@@ -96,5 +97,5 @@ def persons(text: str, not_name: Callable[[str], bool]) -> list[tuple[int, int, 
         before = text[max(0, m.start() - 24):m.start()]
         if (not opens or after[:1] == "," or after in ("'s", "’s")) \
                 and not (not_name(w) and (place_cue(before) or _PLACE_BEFORE.search(before))):
-            out.append((m.start(), m.end(), "PERSON", 0.5))
+            out.append(Found(m.start(), m.end(), "PERSON", 0.5))
     return out

@@ -18,6 +18,8 @@ import threading
 import unicodedata
 from collections.abc import Iterator
 
+from .pii_spans import PLACE_CUED, Found
+
 # Cities of at least this population (32k names, 16.7 MB of JSON, ~1.3 s to load at load ~9); the
 # 5,000 list would add small towns but is 29.7 MB (not measured here).
 MIN_CITY_POPULATION = 15000
@@ -44,9 +46,29 @@ lawrence mesa buy bus ore aura alta pace page price west east north south city t
 # Canadian provinces and Australian states, as the US state codes after "City, ": "Vancouver, BC"
 _REGION_CODES = frozenset("AB BC MB NB NL NS NT NU ON PE QC SK YT NSW QLD VIC TAS ACT".split())
 # After these a known place wins over a first name of the same spelling ("in Charlotte", "moved to
-# Florence"); "to" and "from" also precede people ("a letter from Charlotte"), so they do not count.
+# Florence": marked PLACE_CUED, pii_ner drops a name on the same word); "to" and "from" also
+# precede people ("a letter from Charlotte"), so they do not count.
 _IN_CUE = re.compile(rf"(?i)\b(?:{_STRONG}|in|near|outside|around)[ \t]+$")
-PLACE_OVER_NAME = 0.81  # the score of such a place: _relabel in pii_ner drops a name on the same word
+# Country names in any case (spaCy misses "tunisia"): ISO 3166 short names in their common forms.
+COUNTRIES = """afghanistan,albania,algeria,andorra,angola,argentina,armenia,australia,austria,azerbaijan,
+bahamas,bahrain,bangladesh,barbados,belarus,belgium,belize,benin,bhutan,bolivia,bosnia and herzegovina,
+botswana,brazil,brunei,bulgaria,burkina faso,burundi,cambodia,cameroon,canada,cape verde,chad,chile,china,
+colombia,comoros,congo,costa rica,croatia,cuba,cyprus,czechia,czech republic,denmark,djibouti,dominica,
+dominican republic,ecuador,egypt,el salvador,eritrea,estonia,eswatini,ethiopia,fiji,finland,france,gabon,
+gambia,georgia,germany,ghana,greece,grenada,guatemala,guinea,guyana,haiti,honduras,hungary,iceland,india,
+indonesia,iran,iraq,ireland,israel,italy,jamaica,japan,jordan,kazakhstan,kenya,kiribati,kosovo,kuwait,
+kyrgyzstan,laos,latvia,lebanon,lesotho,liberia,libya,liechtenstein,lithuania,luxembourg,madagascar,malawi,
+malaysia,maldives,mali,malta,mauritania,mauritius,mexico,micronesia,moldova,monaco,mongolia,montenegro,
+morocco,mozambique,myanmar,namibia,nauru,nepal,netherlands,new zealand,nicaragua,niger,nigeria,north korea,
+north macedonia,norway,oman,pakistan,palau,palestine,panama,papua new guinea,paraguay,peru,philippines,
+poland,portugal,qatar,romania,russia,rwanda,samoa,san marino,sao tome and principe,saudi arabia,senegal,
+serbia,seychelles,sierra leone,singapore,slovakia,slovenia,somalia,south africa,south korea,south sudan,
+spain,sri lanka,sudan,suriname,sweden,switzerland,syria,taiwan,tajikistan,tanzania,thailand,togo,tonga,
+trinidad and tobago,tunisia,turkey,turkmenistan,tuvalu,uganda,ukraine,united arab emirates,united kingdom,
+united states,uruguay,uzbekistan,vanuatu,vatican city,venezuela,vietnam,yemen,zambia,zimbabwe"""
+COUNTRY = re.compile(r"\b(?:" + "|".join(sorted((re.escape(c.strip()).replace(r"\ ", r"\s+")
+                                                   for c in COUNTRIES.split(",")), key=len, reverse=True))
+                      + r")\b", re.IGNORECASE)
 
 # A capitalised word right after a place name continues a longer name (a company, a person)
 NAME_GOES_ON = re.compile(r"[ \t]+(?!(?:On|In|At|And|Or|The|To|For|By|From|Is|Was|Last|Next|This)\b)[A-Z][a-z]")
@@ -124,11 +146,11 @@ def _ngrams(text: str, limit: int = 4) -> Iterator[tuple[int, int, list[str]]]:
             yield words[i].start(), words[j].end(), [w.group(0) for w in words[i:j + 1]]
 
 
-def places(text: str) -> list[tuple[int, int, str, float]]:
+def places(text: str) -> list[Found]:
     """LOCATION spans from the gazetteer and town-name shapes, with the wording before them."""
     cities, states, _ = gazetteer()
     lower = lower_register(text)  # in an all-lower-case text a known city after a cue counts
-    out: list[tuple[int, int, str, float]] = []
+    out: list[Found] = []
     cue_at: dict[int, re.Match[str] | None] = {}
     for start, end, words in _ngrams(text):
         if start not in cue_at:
@@ -140,21 +162,21 @@ def places(text: str) -> list[tuple[int, int, str, float]]:
             continue  # "Boston Scientific", "Georgia Mills", "Paris Hilton": part of a longer name
         if caps and _IN_CUE.search(text, max(0, start - 24), start) \
                 and (low in cities or low in states or low in _name_places):
-            out.append((start, end, "LOCATION", PLACE_OVER_NAME))  # "in Charlotte", "lives in Florence"
+            out.append(Found(start, end, "LOCATION", 0.81, PLACE_CUED))  # "in Charlotte", "lives in Florence"
             continue
         state = re.match(r",[ \t]*([A-Z]{2})\b", text[end:end + 5])
         before_state = bool(state) and is_state_code(state.group(1))
         if low in states and (caps or cue):
-            out.append((start, end, "LOCATION", 0.8))
+            out.append(Found(start, end, "LOCATION", 0.8))
         elif low in cities and (caps or (lower and len(low) > 3 and cue)) and (cue or before_state):
-            out.append((start, end, "LOCATION", 0.75))
+            out.append(Found(start, end, "LOCATION", 0.75))
         elif low in cities and cue and cue.group("strong") and len(low) > 4:
-            out.append((start, end, "LOCATION", 0.6))  # "moved to pomáz"
+            out.append(Found(start, end, "LOCATION", 0.6))  # "moved to pomáz"
         elif cue and caps and town_shaped(words):
-            out.append((start, end, "LOCATION", 0.6))
+            out.append(Found(start, end, "LOCATION", 0.6))
         elif cue and (cue.group("strong") or cue.group(0).lower().startswith("from")) and len(words) == 1 \
                 and is_state_code(words[0]):
-            out.append((start, end, "LOCATION", 0.6))  # "moved to CA", "from NY"
+            out.append(Found(start, end, "LOCATION", 0.6))  # "moved to CA", "from NY"
     return out
 
 
