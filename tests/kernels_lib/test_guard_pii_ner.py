@@ -131,3 +131,19 @@ def test_eval_reads_presidio_research_labels_and_an_address_is_one_span(ner_engi
     per = {r["label"]: (r["precision"], r["recall"]) for r in res.per_label}
     # the whole address is one prediction (its city is no extra LOCATION), the state after "from" a place
     assert per["ADDRESS"] == (1.0, 1.0) and per["LOCATION"] == (1.0, 1.0) and per["PERSON"] == (1.0, 1.0), per
+
+
+def test_overlaps_are_settled_by_the_findings_marks_not_their_scores() -> None:
+    from cellops.kernels_lib.guard.checks.pii_spans import ORG_CUED, PLACE_CUED, SPACY, Found
+
+    name = Found(3, 12, "PERSON", 0.85, SPACY)
+    for score in (0.81, 0.5, 0.95):  # the place's confidence does not decide: its cue does
+        assert pii_ner._relabel([name, Found(3, 12, "LOCATION", score, PLACE_CUED)]) == \
+            [Found(3, 12, "LOCATION", score, PLACE_CUED)]
+        assert pii_ner._relabel([name, Found(3, 12, "LOCATION", score)]) == [name]  # no cue: the name stands
+        assert pii_ner._relabel([name, Found(3, 12, "ORGANIZATION", score, ORG_CUED)]) == \
+            [Found(3, 12, "ORGANIZATION", score, ORG_CUED)]  # "Company: Morgan Stanley"
+    spacy_org = Found(0, 6, "ORGANIZATION", 0.85, SPACY)  # an address block's place line beats spaCy's ORG
+    assert pii_ner._relabel([spacy_org, Found(0, 6, "LOCATION", 0.5)]) == [Found(0, 6, "LOCATION", 0.5)]
+    rule_org = Found(0, 6, "ORGANIZATION", 0.85)
+    assert pii_ner._relabel([rule_org, Found(0, 6, "LOCATION", 0.5)]) == [rule_org, Found(0, 6, "LOCATION", 0.5)]

@@ -9,6 +9,7 @@ tags many things GPE that are none. So a place is also found where:
 - a capitalised word has the shape of a town name ("-ville", "-burg", "Port ...", "North ...")
   right after a place cue.
 Common words that are also town names ("Mobile", "Reading", "Of") need a capital letter and a cue.
+Country names (``COUNTRY``) count in any case, anywhere ("tunisia").
 """
 
 from __future__ import annotations
