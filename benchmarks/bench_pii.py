@@ -21,6 +21,12 @@ and false positives: use it on half a only. ``--data benchmarks/data/pii_written
 40 rows written for the project in presidio-research's STREET_ADDRESS / GPE labelling,
 ``--data benchmarks/data/pii_written2.jsonl`` 68 rows written in session 7 in the dev set's
 ADDRESS / LOCATION labelling (varied genres, caps, lower case, non-US names and addresses).
+``pii_written3.jsonl`` is the held-out check of session 7 (score it, do not develop on it);
+``pii_written4.jsonl`` (session 8) 45 rows of multi-line address blocks: the generator's
+``{{address}}`` value (street line, then "City, ST ZIP") in templates, postal blocks in letters,
+labels and signatures (US, Canada, Australia: one ADDRESS span from the street to the postcode),
+letter blocks one field per line (European, UK: in parts, as the dev set's template blocks),
+forms with Address: / City: / Zip: fields (one span per field), and multi-line texts without one.
 
     .venv/bin/python benchmarks/bench_pii.py [--half a|b|all] [--arms ner,presidio] [--min-score 0.4]
 """

@@ -112,6 +112,18 @@ def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, share
     # an all-lower-case chat: a first name beside "me and", a known city after "from"; a lower-case address
     ("ok so me and tom flew in from denver, ship to 301 east 69th street, new york, ny 10021",
      {("PERSON", "tom"), ("LOCATION", "denver"), ("ADDRESS", "301 east 69th street, new york, ny 10021")}, set()),
+    # multi-line blocks: a unit line and a "City, ST ZIP" or "CITY ST ZIP" line below the street are
+    # one address; a "postcode place" line is a place; numbered lists, form labels and headings are none
+    ("Ms. Teresa Okonkwo\n1815 Sycamore Street\nApt 4B\nColumbus, OH 43215\n\nDear Ms. Okonkwo,",
+     {("PERSON", "Teresa Okonkwo"), ("ADDRESS", "1815 Sycamore Street\nApt 4B\nColumbus, OH 43215")}, {"LOCATION"}),
+    ("SHIP TO:\nDARNELL HAYES\n742 EVERGREEN TER\nSPRINGFIELD IL 62704",
+     {("ADDRESS", "742 EVERGREEN TER\nSPRINGFIELD IL 62704")}, {"LOCATION", "ORGANIZATION"}),
+    ("Sophie Laurent\n12 rue des Carmes\n69002 Lyon\nFrance",
+     {("ADDRESS", "12 rue des Carmes"), ("ADDRESS", "69002"), ("LOCATION", "Lyon"), ("LOCATION", "France")}, set()),
+    ("Top 3 parks in town\n1 Riverside Park\n2 Mill Pond Park\n3 Cedar Hill Park", set(), {"ADDRESS"}),
+    ("Shipping address\nLine 1: 401 Bayshore Boulevard\nLine 2: Apt 12C\nCity: Tampa",
+     {("ADDRESS", "401 Bayshore Boulevard"), ("LOCATION", "Tampa")}, {"PERSON"}),
+    ("Street: 9 Fernhill Park\nDate of birth: 04/11/1979", {("DATE_TIME", "04/11/1979")}, set()),
 ])
 def test_ner_rules_read_the_wording_around_entities(ner_engine, text, expected, absent) -> None:
     from cellops.kernels_lib.guard.checks import pii

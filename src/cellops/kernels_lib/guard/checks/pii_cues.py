@@ -42,7 +42,9 @@ _NAME_VERB = re.compile(rf"(?<![\w.])((?:[A-ZÀ-Ý]{WORD_TAIL}[ \t]){{1,3}})(?:l
 ORG_WORDS = (r"inc|ltd|llc|plc|gmbh|corp|corporation|company|co|group|bank|university|college|foundation|"
              r"association|institute|partners|holdings|solutions|services|systems|technologies|software|"
              r"consulting|labs|agency|industries|enterprises|society|council|hospital|clinic|airlines|"
-             r"insurance|motors|media|studios|capital|ventures|analytics|pharmaceuticals|logistics")
+             r"insurance|motors|media|studios|capital|ventures|analytics|pharmaceuticals|logistics|"
+             # Romance-language trade words and legal forms
+             r"consultores|asociados|abogados|ingenieros|sarl|srl|ltda|bv")
 ORG_WORD = re.compile(rf"(?i)\b(?:{ORG_WORDS})\b\.?")
 # "Johnson & Johnson", "Procter & Gamble"; "Bank of America", "Ministry of Health" (not "University
 # of X": the dev set labels the place in it)
@@ -64,6 +66,14 @@ will would can could should shall might must is was has had does did said says t
 DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|"
                   r"\d{1,2}:\d{2}(?::\d{2})?\s?(?:am|pm)?|\d{1,2}[ \t]?(?:am|pm|a\.m\.|p\.m\.)|noon|midnight)(?![\w-])",
                   re.IGNORECASE)
+# A first line ending in one of these is a heading, no name: "Shipping address", "PATIENT INTAKE"
+_DOC_WORDS = frozenset("""address addresses location details information info summary notes note intake form report
+agenda minutes invoice receipt statement order confirmation application registration label list schedule record
+records memo request update overview checklist itinerary instructions recipe contact contacts""".split())
+# Words of a department or desk, no person: "Attn: Receiving Dept."
+_DESK_WORDS = frozenset("dept dept. department desk office team division".split())
+# Particles inside a name that are not capitalised: "Pieter de Vries", "Ludwig van Beethoven"
+_PARTICLES = frozenset("de da di du del della der den van von la le al el bin ibn dos das y".split())
 # Document titles on a first line, no name: "CURRICULUM VITAE"
 _HEADERS = frozenset(("curriculum vitae", "resume", "résumé", "cover letter", "invoice", "tax invoice", "receipt",
                       "purchase order", "order confirmation", "shipping label", "packing slip", "delivery note",
@@ -84,6 +94,8 @@ def cued_persons(text: str) -> list[Found]:
                 weak = False  # "it's kofi" in a lower-case chat: a census first name after a weak cue
             if words and _TITLE_WORD.match(words[0].group(0)):
                 continue  # "Dear Ms. Lindqvist": the title rule reads the name after the title
+            if any(w.group(0).lower() in _DESK_WORDS for w in words):
+                continue  # "Attn: Receiving Dept."
             if words and words[0].group(0).lower() not in NOT_NAME and (not weak or m.group(2)[0].isupper()):
                 out.append(Found(m.start(2), m.start(2) + words[-1].end(), "PERSON", score))
     out += [Found(m.start(1), m.end(1) - 1, "PERSON", 0.6) for m in _NAME_VERB.finditer(text)
@@ -95,9 +107,17 @@ def cued_persons(text: str) -> list[Found]:
             re.search(r"\d", first[1]):
         at = text.index(first[0].strip())  # the first line of a letter's address block is the name
         if not COUNTRY.fullmatch(first[0].strip()) and not ORG_WORD.search(first[0]) \
-                and first[0].strip().lower() not in _HEADERS:
+                and first[0].strip().lower() not in _HEADERS and not _heading(first[0].strip(), lower):
             out.append(Found(at, at + len(first[0].strip()), "PERSON", 0.6))
     return out
+
+
+def _heading(line: str, lower: bool) -> bool:
+    """Whether a first line is a heading: it ends in a document word, or (in a text with capitals)
+    a word of it is neither capitalised nor a name particle ("Pickup location")."""
+    words = line.split()
+    return words[-1].lower() in _DOC_WORDS or (not lower and any(
+        not w[0].isupper() and w not in _PARTICLES for w in words))
 
 
 def orgs(text: str) -> list[Found]:

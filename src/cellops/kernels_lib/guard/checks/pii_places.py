@@ -43,6 +43,9 @@ nice orange mobile reading split sale deal hope union liberty independence provi
 concord marathon temple garden ocean bay green park victoria florence mary may march june august
 lincoln jackson austin tyler madison charlotte eugene marion beverly aurora orlando douglas warren
 lawrence mesa buy bus ore aura alta pace page price west east north south city town home time""".split())
+# Months and weekdays that are also towns ("March", "May"): never a place, not even after "in"
+_CALENDAR = frozenset("""january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday""".split())
 
 # Canadian provinces and Australian states, as the US state codes after "City, ": "Vancouver, BC"
 _REGION_CODES = frozenset("AB BC MB NB NL NS NT NU ON PE QC SK YT NSW QLD VIC TAS ACT".split())
@@ -95,7 +98,7 @@ def gazetteer() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
             # the states: a place by the list alone when capitalised
             regions = {s["name"].lower() for s in states.values()} | {c["name"].lower() for c in gc.get_countries().values()}
             global _name_places
-            _name_places = frozenset(cities & _NOT_PLACE)
+            _name_places = frozenset(cities & _NOT_PLACE - _CALENDAR)
             _gaz = (frozenset(cities - _NOT_PLACE), frozenset(regions - _NOT_PLACE), frozenset(states) | _REGION_CODES)
         return _gaz
 

@@ -23,6 +23,7 @@ SPACY = "spacy"  # an entity of spaCy's model (presidio's engine), not of a patt
 PLACE_CUED = "place_cued"  # a known place after "in", "lives in", "City:": drops a name on the same word
 ORG_CUED = "org_cued"  # a company after "Company:", "years at": beats any name or place on its words
 ORG_JOINED = "org_joined"  # "X & Y", "Bank of X": beats a weak name or place on its words
+PLACE_LINE = "place_line"  # a place line of an address block, before its postcode line: no name
 
 
 class Found(NamedTuple):
