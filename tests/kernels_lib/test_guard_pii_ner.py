@@ -124,6 +124,11 @@ def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, share
     ("Shipping address\nLine 1: 401 Bayshore Boulevard\nLine 2: Apt 12C\nCity: Tampa",
      {("ADDRESS", "401 Bayshore Boulevard"), ("LOCATION", "Tampa")}, {"PERSON"}),
     ("Street: 9 Fernhill Park\nDate of birth: 04/11/1979", {("DATE_TIME", "04/11/1979")}, set()),
+    # a known place after "left" is no name; a place that is also a first name after "our" is none;
+    # "Hello I" before "moved" is none
+    ("We finally left Cork and are now renting a flat in Galway", {("LOCATION", "Cork"), ("LOCATION", "Galway")},
+     {"PERSON"}),
+    ("The router at our Charlotte branch needs replacing. Hello I moved to 9 Elm Street", set(), {"PERSON"}),
 ])
 def test_ner_rules_read_the_wording_around_entities(ner_engine, text, expected, absent) -> None:
     from cellops.kernels_lib.guard.checks import pii

@@ -94,12 +94,12 @@ def cued_persons(text: str) -> list[Found]:
                 weak = False  # "it's kofi" in a lower-case chat: a census first name after a weak cue
             if words and _TITLE_WORD.match(words[0].group(0)):
                 continue  # "Dear Ms. Lindqvist": the title rule reads the name after the title
-            if any(w.group(0).lower() in _DESK_WORDS for w in words):
-                continue  # "Attn: Receiving Dept."
+            if any(w.group(0).lower() in _DESK_WORDS or w.group(0).lower() in _DOC_WORDS for w in words):
+                continue  # "Attn: Receiving Dept.", "PATIENT INTAKE": a desk or a heading
             if words and words[0].group(0).lower() not in NOT_NAME and (not weak or m.group(2)[0].isupper()):
                 out.append(Found(m.start(2), m.start(2) + words[-1].end(), "PERSON", score))
     out += [Found(m.start(1), m.end(1) - 1, "PERSON", 0.6) for m in _NAME_VERB.finditer(text)
-            if m.group(1).split()[0].lower() not in NOT_NAME]
+            if not any(w.lower() in NOT_NAME for w in m.group(1).split())]  # "Hello I moved"
     out += [Found(m.start(1), m.end(1), "PERSON", 0.6) for rx in (_KIN, _VOCATIVE) for m in rx.finditer(text)
             if m.group(1).lower() not in NOT_NAME and not COUNTRY.fullmatch(m.group(1))]
     first = text.lstrip("\n ?").split("\n", 1)

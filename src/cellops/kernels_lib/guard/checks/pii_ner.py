@@ -171,6 +171,9 @@ def _spacy_label(label: str, text: str, start: int, end: int) -> str | None:
         return None  # "Hello I": a greeting and a pronoun
     if label == "ORGANIZATION" and is_state_code(span) and before.endswith((", ", ",")):
         return "LOCATION"  # "New Brunswick, NJ": a state code after its city
+    if label == "PERSON" and len(words) == 1 and is_known_place(span) and place_cue(before) \
+            and span.lower() not in first_names()[0]:
+        return "LOCATION"  # "we left Cork": a known place after a place cue, no first name
     if label == "LOCATION" and len(words) == 1 and NAME_GOES_ON.match(text, end):
         return None  # "Boston" of "Boston Scientific": a company or a person named after a place
     if label != "ORGANIZATION" and ORG_WORD.search(span):
@@ -207,8 +210,10 @@ _NOT_SURNAME = re.compile(rf"(?i)\b(?:{STREET_WORDS}|{ORG_WORDS})$|(?-i:\b(?:{US
 
 
 def _not_a_name(span: str) -> bool:
-    """A known first name that is a place, or a pair that ends in a street or company word."""
-    return is_known_place(span) or bool(COUNTRY.fullmatch(span)) or bool(_NOT_SURNAME.search(span))
+    """A known first name that is a place (also one that is a first name: "our Charlotte branch"),
+    or a pair that ends in a street or company word."""
+    return is_known_place(span) or is_place_name(span) or bool(COUNTRY.fullmatch(span)) \
+        or bool(_NOT_SURNAME.search(span))
 
 
 def _relabel(found: list[Found]) -> list[Found]:

@@ -32,7 +32,7 @@ _STRONG = (r"city of|town of|village of|state of|province of|county of|based in|
            r"city:|town:|country:|state:|place of birth:|birthplace:|hometown:|residence:|location:|"
            r"(?:mayor|governor|people|residents?|citizens?|capital|outskirts|suburbs?|centre|center) of")
 _CUE = re.compile(rf"(?i)\b(?:(?P<strong>{_STRONG})|in|to|from|near|around|outside|via|towards?|across|"
-                  rf"visit(?:ed|ing|s)?|back to|returned to|headed to|heading to|arriv\w+ (?:in|at))[ \t]+$")
+                  rf"visit(?:ed|ing|s)?|left|leaving|back to|returned to|headed to|heading to|arriv\w+ (?:in|at))[ \t]+$")
 # Town-name shapes (English place-name elements): Kevinfort, Smithberg, Lake Jennifer, Port Amanda
 _TOWN_END = re.compile(r"(?:ville|town|ton|burg|burgh|borough|bury|chester|caster|ford|field|haven|mouth|port|"
                        r"stad|stadt|furt|fort|shire|side|view|berg|dale|wick|worth|heim|(?<=.{6})land)$")
