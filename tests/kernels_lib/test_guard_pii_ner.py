@@ -124,6 +124,11 @@ def test_structured_types_keep_their_f1_with_ner_on(ner_engine, workspace, share
     ("Shipping address\nLine 1: 401 Bayshore Boulevard\nLine 2: Apt 12C\nCity: Tampa",
      {("ADDRESS", "401 Bayshore Boulevard"), ("LOCATION", "Tampa")}, {"PERSON"}),
     ("Street: 9 Fernhill Park\nDate of birth: 04/11/1979", {("DATE_TIME", "04/11/1979")}, set()),
+    # a street written name-first before a "City, nan POSTCODE" line is one address with it
+    ("Deliver it to Tiurkroken 88\nJESSHEIM, nan 2050, please.", {("ADDRESS", "Tiurkroken 88\nJESSHEIM, nan 2050")},
+     {"LOCATION"}),
+    ("My new address is Rúa de San Pedro 94\nValverde de Valdelacasa, SA 37791",
+     {("ADDRESS", "Rúa de San Pedro 94\nValverde de Valdelacasa, SA 37791")}, set()),
     # a known place after "left" is no name; a place that is also a first name after "our" is none;
     # "Hello I" before "moved" is none
     ("We finally left Cork and are now renting a flat in Galway", {("LOCATION", "Cork"), ("LOCATION", "Galway")},

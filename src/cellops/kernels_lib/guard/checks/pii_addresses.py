@@ -69,15 +69,27 @@ _YEAR_BEFORE = re.compile(r"(?i)\b(?:in|since|by|of|until|from|before|after|duri
 _UNIT_AFTER = re.compile(rf"(?:[ \t]*,?[ \t]*|[ \t]*\n[ \t]*)(?:(?:{_UNIT_WORDS}|#)\.?[ \t]*#?[ \t]*\d{{1,5}}[a-z]?\b|"
                          rf"\d{{1,3}}(?:st|nd|rd|th)[ \t]+floor\b)", re.I)
 _TAIL_SEP = re.compile(r"[ \t]*,[ \t]*|[ \t]*\n[ \t]*(?=[^\n]*,|[AFD]PO\b)")
-# Postcodes: US ZIP(+4), 4 digits (+ Dutch letters), UK, Canadian, Polish, Portuguese
-POSTCODE = (r"\d{4}-\d{3}|\d{2}-\d{3}|\d{5}(?:-\d{4})?|\d{4}(?:[ \t]?[A-Z]{2}\b)?|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|"
+# Postcodes: Brazilian, Portuguese, Polish, US ZIP(+4), 4 digits (+ Dutch letters), UK, Canadian
+POSTCODE = (r"\d{5}-\d{3}|\d{4}-\d{3}|\d{2}-\d{3}|\d{5}(?:-\d{4})?|\d{4}(?:[ \t]?[A-Z]{2}\b)?|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|"
             r"[A-Z]\d[A-Z][ \t]?\d[A-Z]\d")
 # The line below a street that a US, Canadian or Australian address ends in, without a comma:
 # "SPRINGFIELD IL 62704", "Sydney NSW 2000", "madison wi 53703" (the code must be a state's)
 _STATE_LINE = re.compile(r"[ \t]*\n[ \t]*(?=(?:[^\W\d_][\w'.-]*[ \t]+){1,3}([A-Za-z]{2,3})[ \t]+"
                          r"(?:\d{4,5}(?:-\d{4})?|[A-Za-z]\d[A-Za-z][ \t]?\d[A-Za-z]\d)[ \t]*(?:$|\n))")
 _TAIL_WORD = re.compile(rf"[ \t]*({WORD})(?!\d)")  # "OX4 1HP" is a postcode, not the word "OX"
-_TAIL_POST = re.compile(rf"[ \t]*(?:{POSTCODE})(?![\w-])")
+# after a city in the tail also Nordic/Czech "814 88" and Icelandic "451"
+_TAIL_POST = re.compile(rf"[ \t]*(?:{POSTCODE}|\d{{3}}[ \t]\d{{2}}|\d{{3}})(?![\w-])")
+# A street written name-first or number-first that ends its line, the next line being "City, ST
+# POSTCODE" or "City, nan POSTCODE" (a region left out): "Tiurkroken 88\nJESSHEIM, nan 2050",
+# "34 Place Charles de Gaulle\nVILLENEUVE-D'ASCQ, NP 59650"; no wording of the sentence around it
+_STREET_TOKEN = (r"(?!(?i:to|it|is|at|in|on|of|for|with|and|or|a|an|the|my|our|your|we|i|me|you|here|"
+                 r"please|deliver|send|ship|mail|moved|new|address|card|thanks)\b)[^\W\d_][\w'.’-]*")
+_STREET_BEFORE_CITY = re.compile(
+    rf"(?:(?<=\n)|^|(?<=[:;]\s)|(?<=\bto\s)|(?<=\bis\s)|(?<=\bat\s)|(?<=\bin\s)|(?<=\bwith\s))[ \t]*"
+    rf"((?:\d{{1,5}}[a-z]?[ \t]+)?{_STREET_TOKEN}(?:[ \t]+{_STREET_TOKEN}){{0,4}}(?:[ \t]+\d{{1,5}}[a-z]?\.?)?)"
+    rf"(?=[ \t]*\n[ \t]*[^\n,]{{1,60}},[ \t]*(?:[A-Za-z]{{2,3}}|nan)[ \t]+\d)")
+# Lower-case words inside place names: "Formentera del Segura", "Sankt Kathrein am Offenegg"
+_PLACE_PARTICLES = frozenset("de del della di da do dos das la las los le les sur en nad na pod u am an im bei ob".split())
 _CLAUSE_WORDS = frozenset("i and or but so then the a an we you he she it they my your our please thanks".split())
 _ZIP_CUE = re.compile(r"(?i)\b(?:zip(?:[ \t]?code)?|post(?:al)?[ \t]?code|postcode)\b(?:\W|is){0,12}$")
 # Word(s) + number at the start of an address line: "Jakobi 69", "Školní 939" (a street before the
@@ -133,6 +145,8 @@ def _street_lines(text: str) -> list[Found]:
     out = [Found(m.start(), m.end(), "ADDRESS", s) for rx, s in ADDRESS_PATTERNS for m in rx.finditer(text)]
     out += [Found(m.start(), m.end(), "ADDRESS", 0.75) for m in _USPS_STREET.finditer(text)
             if not (re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and _YEAR_BEFORE.search(text, 0, m.start()))]
+    out += [Found(m.start(1), m.end(1), "ADDRESS", 0.6) for m in _STREET_BEFORE_CITY.finditer(text)
+            if re.search(r"\d", m.group(1))]
     return out + [Found(m.start(), m.end(), "ADDRESS", 0.75) for rx in (_MILITARY, _US_TAIL_STREET)
                   for m in rx.finditer(text)]
 
@@ -245,8 +259,11 @@ def _cap_words(text: str, pos: int, lower: bool = False) -> int:
     """End of up to 4 capitalised words at ``pos`` (not "I", "And", "The": a new clause); in an
     all-lower-case text (``lower``) lower-case words too."""
     end = pos
-    for _ in range(4):
+    for _ in range(6):
         m = _TAIL_WORD.match(text, end)
+        if m and end > pos and m.group(1) in _PLACE_PARTICLES and (nxt := _TAIL_WORD.match(text, m.end())) \
+                and nxt.group(1)[0].isupper():
+            m = nxt  # "Poveda de las Cintas", "Dvur Králové nad Labem": a particle inside the name
         if not m or not (lower or m.group(1)[0].isupper()) or m.group(1).lower() in _CLAUSE_WORDS:
             break
         end = m.end()
