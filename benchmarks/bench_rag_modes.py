@@ -53,6 +53,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORK = Path.home() / ".cache" / "cellops-bench" / "rag-passages"
 INDEX = "pubmedqa-passages"  # built as rag.build does now (stemmed BM25)
 PLAIN_INDEX = "pubmedqa-passages-unstemmed"  # the same passages, BM25 as built before stemming
+RESULTS_INDEX = "pubmedqa-results"  # one passage (the results section) per abstract: results_set
 TUNE_ROWS = 150  # rows 0-149 tune the fusion weight; 150-299 are reported
 
 
@@ -79,6 +80,24 @@ def passage_set() -> dict[str, Any]:
     print(rag.build(PLAIN_INDEX, {str(out["corpus"]): str(out["corpus"])}, progress=False, stem=False)._summary(),
           flush=True)
     return out
+
+
+def results_set(sets: dict[str, Any]) -> Path:
+    """The sibling-free doc-level check: each abstract is ONE passage, its last section (the
+    results, ~100 words), so every query has exactly one relevant document and no other passage
+    of its abstract to find (SciFact-like qrels; the passage set's "every section is relevant"
+    cannot help a lever here). Same query files; -> its qrels (row -> row). Index RESULTS_INDEX."""
+    from cellops.kernels_lib import rag
+
+    src = SHARED / "rag" / "pubmedqa_dev.jsonl"
+    rows = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
+    folder = WORK / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus, qrels = folder / "corpus.jsonl", folder / "qrels.tsv"
+    corpus.write_text("".join(json.dumps({"_id": r["id"], "text": r["contexts"][-1]}) + "\n" for r in rows))
+    qrels.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{r['id']}\t{r['id']}\t1\n" for r in rows))
+    print(rag.build(RESULTS_INDEX, {str(corpus): str(corpus)}, progress=False)._summary(), flush=True)
+    return qrels
 
 
 def per_query_ndcg(ranked: list[list[str]], rels: list[dict[str, int]]) -> list[float]:
