@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from _feedback import Feedback, rm3_terms, rocchio, weighted_bm25
-from _load import LoadWatch
+from _load import LoadWatch, load_average
 from bench_rag_modes import (
     INDEX,
     RESULTS_INDEX,
@@ -206,7 +205,7 @@ def latency(c: Corpus, cfg: Config, n: int = 20) -> float:
 def report(corpora: list[Corpus], chosen: dict[str, str]) -> None:
     cfgs = configs()
     print(f"\n== report half (rows {TUNE_ROWS}-299): nDCG@10, minus dense with a paired 95% CI; p50 ms "
-          f"(load now {os.getloadavg()[0]:.2f})")
+          f"(load now {load_average():.2f})")
     for c in corpora:
         for qset in ("question", "conclusion"):
             f = c.first[qset, "report"]
@@ -260,7 +259,7 @@ def hyde_texts(model: str, qs: list[dict[str, Any]]) -> dict[str, dict[str, Any]
         msgs = [{"role": "system", "content": HYDE_SYSTEM}, {"role": "user", "content": HYDE_PROMPT.format(q=q["text"])}]
         t0 = time.perf_counter()
         g = llm.generate(msgs, GenParams(max_tokens=80))
-        got[q["id"]] = {"id": q["id"], "text": g.text, "s": time.perf_counter() - t0, "load": os.getloadavg()[0]}
+        got[q["id"]] = {"id": q["id"], "text": g.text, "s": time.perf_counter() - t0, "load": load_average()}
         with open(cache, "a", encoding="utf-8") as f:
             f.write(json.dumps(got[q["id"]]) + "\n")
     return got
