@@ -40,8 +40,12 @@ def test_query_time_settings_reach_a_loaded_index(corpus, tmp_path: Path) -> Non
     assert one < stored - 0.1 and every > 0.99 and every >= stored
     narrow = _recall(idx.search(q, 10, leaves=cfg.num_leaves, reorder=10)[0], truth)
     assert narrow < every  # reorder: fewer exactly re-scored candidates, lower recall
-    single = idx.search(q[:1], 10, leaves=1)[0]  # the one-query path passes them on as well
-    assert list(single[0]) == list(idx.search(q[:2], 10, leaves=1)[0][0])
+    # the one-query path passes them on as well (compared by recall, not id by id: ScaNN's
+    # batched and one-query leaf choice differ for a few borderline queries at leaves=1)
+    def one_by_one(**settings: int) -> float:
+        return _recall([idx.search(v[None], 10, **settings)[0][0] for v in q[:60]], truth[:60])
+
+    assert one_by_one(leaves=1) < one_by_one(leaves=cfg.num_leaves, reorder=400) - 0.1
     with pytest.raises(InvalidInputError, match=f"--leaves must be between 1 and {cfg.num_leaves}"):
         idx.search(q, 10, leaves=cfg.num_leaves + 1)
     with pytest.raises(InvalidInputError, match="--reorder must be at least 1"):
