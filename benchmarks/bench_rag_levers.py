@@ -50,8 +50,8 @@ from bench_rag_modes import (
     results_set,
 )
 
-POOL = 50  # candidates per retriever, as retrieve.search_many takes for fusion
-DEPTH = 30  # ranked passages scored (nDCG@10 needs 10 documents after dedup)
+DEPTH = 30  # ranked passages scored (nDCG@10 needs 10 documents after dedup), as %rag eval's k * 3
+POOL = max(4 * DEPTH, 50)  # candidates per retriever: what retrieve.search_many takes for DEPTH
 CTX_INDEX = "pubmedqa-passages-ctx"
 PRF_GRID = [Feedback(docs=k, beta=b) for k, b in itertools.product((1, 2, 3, 5), (0.5, 1.0, 2.0))]
 RM3_GRID = [Feedback(docs=k, terms=t, lam=lam) for k, t, lam in

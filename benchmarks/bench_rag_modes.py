@@ -173,6 +173,26 @@ def report(sets: dict[str, Any]) -> None:
                           f"{mean:+.4f} (95% CI {lo:+.4f} .. {hi:+.4f})")
 
 
+def report_results(sets: dict[str, Any]) -> None:
+    """The modes on the sibling-free doc-level set (results_set): tune-half sweep, then the report
+    half with paired CIs against dense, through the code %rag eval runs."""
+    from cellops.kernels_lib.rag import evaluate, fusion
+
+    qrels = results_set(sets)
+    print("\n== sibling-free doc-level set (one passage per abstract): tune sweep, then report half")
+    for qset in ("question", "conclusion"):
+        t = evaluate(RESULTS_INDEX, str(sets[qset, "tune"]), str(qrels), modes=("dense", "bm25", "weighted"))
+        print(f"{qset:10} tune: dense {t['dense/ndcg@10']:.4f} | " + "  ".join(f"{w}: {v:.4f}" for w, v in t.sweep.items()))
+        r = evaluate(RESULTS_INDEX, str(sets[qset, "report"]), str(qrels))
+        print(f"-- {qset} queries ({r.n_queries}), report half:\n{r._repr_mimebundle_()['text/plain']}", flush=True)
+        dense = rankings(sets[qset, "report"], qrels, "dense", fusion.DENSE_WEIGHT, RESULTS_INDEX)[0]
+        for mode in ("bm25", "hybrid", "weighted"):
+            other = rankings(sets[qset, "report"], qrels, mode, fusion.DENSE_WEIGHT, RESULTS_INDEX)[0]
+            mean, lo, hi = paired_ci(dense, other)
+            print(f"   {mode:8} {statistics.fmean(other):.4f} (dense {statistics.fmean(dense):.4f}): "
+                  f"{mean:+.4f} (95% CI {lo:+.4f} .. {hi:+.4f})")
+
+
 def rerank_arm(sets: dict[str, Any], model: str, n: int, depth: int) -> None:
     """Dense top ``depth`` rescored by ``model`` on the first ``n`` report question queries,
     scored against both qrels: the doc-level one asks what the rerank prompt asks (does this
@@ -208,12 +228,15 @@ def main() -> None:
     ap.add_argument("--rerank", default="", help="comma-separated model URIs for the rerank arm (e.g. qwen-0.5b,qwen-1.5b)")
     ap.add_argument("--rerank-queries", type=int, default=20, help="report-half question queries reranked")
     ap.add_argument("--depth", type=int, default=20, help="dense candidates rescored per query")
-    ap.add_argument("--skip-modes", action="store_true", help="only the rerank arm")
+    ap.add_argument("--skip-modes", action="store_true", help="only the rerank arm (and --results)")
+    ap.add_argument("--results", action="store_true", help="also the sibling-free doc-level set")
     args = ap.parse_args()
     sets = passage_set()
     if not args.skip_modes:
         tune(sets)
         report(sets)
+    if args.results:
+        report_results(sets)
     for model in [m for m in args.rerank.split(",") if m]:
         rerank_arm(sets, model, args.rerank_queries, args.depth)
 
