@@ -36,7 +36,7 @@ quickstart: setup
 
 test: test-setup
 	bash scripts/system-deps.sh
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

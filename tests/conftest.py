@@ -11,6 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from testsupport import free_port, zorbia_rows  # noqa: E402
 
+from cellops.kernels_lib.train import op_builds  # noqa: E402
+
+# DeepSpeed started by a test itself (not through a launch) builds its ops where launches do
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(op_builds.build_root()))
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

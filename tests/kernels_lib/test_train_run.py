@@ -14,10 +14,14 @@ import pytest
 
 import cellops
 from cellops.kernels_lib.errors import JobError
-from cellops.kernels_lib.train import attach, launch, resume
+from cellops.kernels_lib.train import attach, launch, op_builds, resume, shm
 
 pytestmark = pytest.mark.slow
 TINY = dict(batch=1, max_len=48, samples=1, sample_tokens=4, eval_split=0.25)
+
+
+def _launch_port(job) -> int:  # noqa: ANN001
+    return next(e["port"] for e in job.events() if e["kind"] == "launch")
 
 
 def _procs_of(run_dir: Path) -> list[int]:
@@ -99,6 +103,8 @@ def test_kill_then_resume_from_last_checkpoint(zorbia_data: Path, workspace, tmp
     while _procs_of(job.run_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _procs_of(job.run_dir) == []
+    # no supervisor was left to clean up: the rank released DeepSpeed's shared memory itself
+    assert shm.segments(_launch_port(job)) == []
     assert job.status == "failed" and "%finetune resume zres" in job.error
     with pytest.raises(JobError, match="failed"):
         job.wait()
@@ -120,11 +126,19 @@ def test_kill_then_resume_from_last_checkpoint(zorbia_data: Path, workspace, tmp
 
 
 def test_two_process_launch_with_zero2(zorbia_data: Path, workspace) -> None:
+    # a build killed mid-way left its lock: without the sweep every rank would wait on it for ever
+    lock = op_builds.build_root() / "deepspeed_shm_comm" / "lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.touch()
+    old = time.time() - op_builds.STALE_AFTER_S - 60
+    os.utime(lock, (old, old))
     job = launch({"name": "ztwo", "data": str(zorbia_data), "max_steps": 2, "procs": 2, "zero": "2",
                   "save_every": 0, **TINY}, workspace)
     assert job.plan["world"] == 2 and job.plan["stage"] == 2
-    cmd = next(e["cmd"] for e in job.events() if e["kind"] == "launch")
+    launched = next(e for e in job.events() if e["kind"] == "launch")
+    cmd = launched["cmd"]
     assert cmd[0].endswith("deepspeed") and cmd[1:3] == ["--num_gpus", "2"]
+    assert launched["removed_stale_locks"] == [str(lock)]
     job.wait(timeout=900)
     assert job.status == "done" and job.model == "ztwo@1"
     start = next(e for e in job.events() if e["kind"] == "start")
@@ -134,6 +148,7 @@ def test_two_process_launch_with_zero2(zorbia_data: Path, workspace) -> None:
     assert m["eval_loss_before"] is not None and m["eval_loss_after"] is not None
     log = (job.run_dir / "launcher.log").read_text()
     assert "dist_world_size=2" in log and "Traceback" not in log
+    assert shm.segments(_launch_port(job)) == []  # DeepSpeed's per-rank /dev/shm segments are gone
     ds = json.loads((job.run_dir / "ds_config.json").read_text())
     assert ds["zero_optimization"]["stage"] == 2
 

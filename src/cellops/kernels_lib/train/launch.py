@@ -22,7 +22,7 @@ from ..artifacts import write_atomic
 from ..errors import InvalidInputError, JobError, NotFoundError
 from ..tracking import Trace, traces
 from ..workspace import Workspace, check_name, get_workspace
-from . import events, nodes
+from . import events, nodes, op_builds
 from .config import FinetuneConfig
 from .job import Job
 from .prepare import free_port, plan_event, prepare
@@ -125,6 +125,7 @@ def _env(spec: dict[str, Any], run_dir: Path) -> dict[str, str]:
     # ``python -m`` puts its working directory (the run folder) first on sys.path: a cloned run
     # folder holding json.py or cellops/ would run in the supervisor and every rank without this
     env["PYTHONSAFEPATH"] = "1"
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(op_builds.build_root()))  # see op_builds.py
     if spec["plan"]["device"] == "cpu":
         env["DS_ACCELERATOR"] = "cpu"
         procs = int(spec["config"]["procs"])
@@ -154,14 +155,17 @@ def _spawn(job: Job, port: int, resume: bool) -> Job:
     else:  # DeepSpeed reads it from the run folder for multi-node runs only; never leave a planted one
         (run_dir / nodes.ENV_FILE).unlink(missing_ok=True)
     (run_dir / "exit.json").unlink(missing_ok=True)
-    events.append(job.events_path, "launch", resume=resume, port=port, cmd=cmd)
+    env = _env(job.spec, run_dir)
+    stale = op_builds.sweep_stale_locks(Path(env["TORCH_EXTENSIONS_DIR"]))  # else the ranks wait for ever
+    events.append(job.events_path, "launch", resume=resume, port=port, cmd=cmd,
+                  removed_stale_locks=[str(p) for p in stale])
     log = open(run_dir / "supervisor.log", "ab")
     try:
         # A new session: the run survives a kernel restart, and stop() signals the whole group.
         proc = subprocess.Popen(
             [sys.executable, "-m", "cellops.kernels_lib.train.supervise", str(run_dir)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=run_dir,
-            env=_env(job.spec, run_dir), start_new_session=True,
+            env=env, start_new_session=True,
         )
     except OSError as e:
         events.append(job.events_path, "error", message=f"cannot start the launcher: {e}")

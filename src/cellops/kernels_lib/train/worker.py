@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..jsonl import read_jsonl
-from . import events
+from . import events, shm
 from .job import last_checkpoint
 from .safe_load import force_weights_only
 
@@ -96,6 +96,7 @@ def make_callback(run_dir: Path | None, cfg_json: dict[str, Any] | None, rank: i
                 events.append(self.path, kind, **f)
 
         def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+            shm.release_own()  # every rank has mapped every segment by now (see shm.py)
             self.emit("resume" if state.global_step else "start", step=state.global_step,
                       max_steps=state.max_steps, world=args.world_size)
 
