@@ -50,8 +50,10 @@ from bench_rag_modes import (
     results_set,
 )
 
+from cellops.kernels_lib.rag import fusion
+
 DEPTH = 30  # ranked passages scored (nDCG@10 needs 10 documents after dedup), as %rag eval's k * 3
-POOL = max(4 * DEPTH, 50)  # candidates per retriever: what retrieve.search_many takes for DEPTH
+POOL = max(DEPTH, fusion.POOL)  # candidates per retriever: what retrieve.search_many takes for DEPTH
 CTX_INDEX = "pubmedqa-passages-ctx"
 PRF_GRID = [Feedback(docs=k, beta=b) for k, b in itertools.product((1, 2, 3, 5), (0.5, 1.0, 2.0))]
 RM3_GRID = [Feedback(docs=k, terms=t, lam=lam) for k, t, lam in
@@ -121,8 +123,6 @@ def arm(c: Corpus, f: dict[str, Any], prf: Feedback | None, rm3: Feedback | None
     (dense, with ``prf``, or BM25, with ``rm3``; ``docs=0``: plain BM25); else weighted fusion of
     both, the feedback taken from the fused first round. ``vec``: query vectors to search with
     instead of the questions' (HyDE)."""
-    from cellops.kernels_lib.rag import fusion
-
     q = f["vec"] if vec is None else vec
     dense = f["dense"] if vec is None else c.idx.dense.search(q, POOL)
     n = len(f["qs"])

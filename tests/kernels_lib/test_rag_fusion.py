@@ -48,6 +48,29 @@ def test_weighted_mode_in_search_and_eval(tmp_path: Path, workspace) -> None:
     assert f"best: {mode} (nDCG@10 1.0000, +" in text and "p50_ms" in text and "sweep" in text
 
 
+def test_an_ask_ranks_as_the_deeper_search_eval_scores(workspace) -> None:
+    """min-max fusion normalises over the pool: an ask (k=4) and %rag eval (k x 3 = 30 passages)
+    must fuse the same pool, so that the ask's hits are the first of eval's ranking."""
+    from cellops.kernels_lib.rag.retrieve import search_many
+    from cellops.kernels_lib.rag.store import open_index
+
+    animals = ["otter", "heron", "badger", "salmon", "falcon", "lynx", "newt", "bison", "crane", "viper"]
+    places = ["river", "marsh", "forest", "glacier", "desert", "harbour", "meadow", "canyon", "reef"]
+    acts = ["hunts", "nests", "sleeps", "swims", "migrates", "feeds"]
+    combos = [(a, p, acts[(j + k) % 6], t) for j, a in enumerate(animals) for k, p in enumerate(places)
+              for t in ("dawn", "noon", "dusk")]
+    docs = [{"id": f"d{i}", "text": f"The {a} {v} near the {p} at {t}; {animals[(i * 7) % 10]}s avoid it."}
+            for i, (a, p, v, t) in enumerate(combos)]
+    assert len(docs) > 4 * 30  # deeper than any pool, so the pool decides the normalisation
+    rag.build("wild", {"wild": docs}, progress=False)
+    index = open_index("wild", workspace)
+    queries = [f"where does the {a} {v}" for a, v in zip(animals, acts * 2, strict=False)]
+    ask = search_many(index, queries, 4, "weighted")
+    deep = search_many(index, queries, 30, "weighted")
+    assert [[h.chunk.id for h in hs] for hs in ask] == [[h.chunk.id for h in hs[:4]] for hs in deep]
+    assert [[h.score for h in hs] for hs in ask] == [[h.score for h in hs[:4]] for hs in deep]
+
+
 def test_best_mode_prefers_higher_ndcg_then_speed() -> None:
     from cellops.kernels_lib.rag.evaluation import EvalResult
 

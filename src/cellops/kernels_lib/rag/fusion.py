@@ -16,8 +16,8 @@ benchmarks/bench_rag_modes.py) peaked at 0.6 with the unstemmed BM25 of earlier 
 0.5: 0.861, 0.7: 0.868); the conclusion queries peak at 0.4-0.5. On that tune half (stemmed,
 question queries) z-score normalisation peaked as high as min-max (0.868 at 0.6), a theoretical
 minimum of 0 for both scores lower (0.866 at 0.8), and candidate pools of 10 to 100 per retriever
-gave 0.866-0.868 at 0.6 (Bruch et al. report the same insensitivity), so the min-max form and
-the pool of ``retrieve.search_many`` stay. ``%rag eval`` scores every
+gave 0.866-0.868 at 0.6 (Bruch et al. report the same insensitivity), so the min-max form stays
+and the pool is fixed (POOL). ``%rag eval`` scores every
 weight of SWEEP on the user's own queries and names the best (``fusion/best_weight``), for
 ``--weighted W``.
 """
@@ -29,6 +29,11 @@ from collections.abc import Sequence
 import numpy as np
 
 DENSE_WEIGHT = 0.6
+# Candidates each retriever gives a fused search, whatever k asks for (k only when larger): min-max
+# normalisation is over the pool, so a pool that grew with k made %%rag ask (k=4) and %rag eval
+# (which scores k x 3 passages) rank differently; with one pool an ask's top k is the prefix of
+# the deeper ranking eval scores. 50: the pool asks always had (10-100 move the tune figure <0.003).
+POOL = 50
 SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
