@@ -75,10 +75,14 @@ def test_retries_hook_timeout_and_overlap(tmp_path: Path, workspace) -> None:
 
 def test_missed_runs_are_caught_up_once_or_recorded(tmp_path: Path, workspace) -> None:
     write_nb(tmp_path / "ok.ipynb", ["n = 1", "import cellops\ncellops.pipelines.record(n=n)"])
-    schedules.add(tmp_path / "ok.ipynb", cron="0 3 * * *", name="catchup", params={"n": 5})
-    schedules.add(tmp_path / "ok.ipynb", cron="0 4 * * *", name="strict", catch_up=False)
+    # daily crons half a day away, so that no slot of theirs falls in the two hours "missed" below
+    # (a fixed 03:00 made a run between 03:00 and 05:00 catch up the 03:00 slot instead)
+    now = datetime.now().astimezone()
+    hour_a, hour_b = (now + timedelta(hours=12)).hour, (now + timedelta(hours=13)).hour
+    schedules.add(tmp_path / "ok.ipynb", cron=f"0 {hour_a} * * *", name="catchup", params={"n": 5})
+    schedules.add(tmp_path / "ok.ipynb", cron=f"0 {hour_b} * * *", name="strict", catch_up=False)
     # as if the scheduler had been down through both runs
-    two_hours_ago = datetime.now().astimezone() - timedelta(hours=2)
+    two_hours_ago = now - timedelta(hours=2)
     schedules.set_next_run("catchup", two_hours_ago)
     schedules.set_next_run("strict", two_hours_ago)
     stop, t = _serving(workspace)
@@ -96,7 +100,7 @@ def test_missed_runs_are_caught_up_once_or_recorded(tmp_path: Path, workspace) -
     assert _events("strict") == ["missed"]
     # both are back on their cron for the next day
     nxt = {s.name: s.next_run for s in schedules.list_schedules()}
-    assert nxt["catchup"].hour == 3 and nxt["strict"].hour == 4
+    assert nxt["catchup"].hour == hour_a and nxt["strict"].hour == hour_b
 
 
 @pytest.mark.slow

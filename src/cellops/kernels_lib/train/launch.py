@@ -148,7 +148,7 @@ def _spawn(job: Job, port: int, resume: bool) -> Job:
     run_dir = job.run_dir
     cmd = launcher_cmd(job.spec, run_dir, port, resume)
     write_atomic(run_dir / "launch.json", json.dumps(
-        {"cmd": cmd, "workspace": job.spec["workspace"], "run_id": job.run_id}, indent=1))
+        {"cmd": cmd, "port": port, "workspace": job.spec["workspace"], "run_id": job.run_id}, indent=1))
     (run_dir / "stop").unlink(missing_ok=True)
     if job.spec["config"].get("hostfile"):  # the ranks on other nodes get only what this file names
         nodes.write_env_file(run_dir, _env(job.spec, run_dir))

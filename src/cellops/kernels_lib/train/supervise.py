@@ -57,8 +57,8 @@ def supervise(run_dir: Path) -> int:
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
         code = proc.wait()
-    port = spec["cmd"][spec["cmd"].index("--master_port") + 1]
-    shm.release_port(port)  # DeepSpeed's segments of ranks that died before training began
+    if spec.get("port"):
+        shm.release_port(spec["port"])  # DeepSpeed's segments of ranks that died before training began
     since_launch = _since_last_launch(events.read_all(ev_path))
     kinds = {e["kind"] for e in since_launch}
     status = "done"
