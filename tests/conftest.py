@@ -13,8 +13,10 @@ from testsupport import free_port, zorbia_rows  # noqa: E402
 
 from cellops.kernels_lib.train import op_builds  # noqa: E402
 
-# DeepSpeed started by a test itself (not through a launch) builds its ops where launches do
+# DeepSpeed started by a test itself (not through a launch) builds its ops where launches do,
+# and a lock a killed build left there goes first, as a launch removes it
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(op_builds.build_root()))
+op_builds.sweep_stale_locks(Path(os.environ["TORCH_EXTENSIONS_DIR"]))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
