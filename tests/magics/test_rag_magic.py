@@ -46,6 +46,9 @@ def test_build_search_list_show(ip, docs: Path, workspace) -> None:
     assert "1 hits for 'Apollo Moon' in kb@1 (hybrid)" == title
     assert row.split()[:3] == ["1", f"{df.iloc[0]['score']:.3f}", df.iloc[0]["source"]]
     assert row.rstrip().endswith("Apollo 11 landed on the Moon in July 1969.")
+    assert repr(df) == str(df) == ip.display_formatter.format(df)[0]["text/plain"]  # print(df) too
+    edited = df.drop(columns=["text"])  # no longer the hit table: pandas' own form, no recursion
+    assert repr(edited) == pd.DataFrame.__repr__(edited) and "doc_id" in repr(edited)
     listing = ip.run_line_magic("rag", "list")._repr_mimebundle_()["text/plain"]
     assert "kb@1" in listing and "brute" in listing
     shown = ip.run_line_magic("rag", "show kb@1")._repr_mimebundle_()["text/plain"]
