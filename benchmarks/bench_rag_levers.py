@@ -53,7 +53,7 @@ from bench_rag_modes import (
 from cellops.kernels_lib.rag import fusion
 
 DEPTH = 30  # ranked passages scored (nDCG@10 needs 10 documents after dedup), as %rag eval's k * 3
-POOL = max(DEPTH, fusion.POOL)  # candidates per retriever: what retrieve.search_many takes for DEPTH
+POOL = fusion.pool(DEPTH)  # candidates per retriever: what retrieve.search_many takes for DEPTH
 CTX_INDEX = "pubmedqa-passages-ctx"
 PRF_GRID = [Feedback(docs=k, beta=b) for k, b in itertools.product((1, 2, 3, 5), (0.5, 1.0, 2.0))]
 RM3_GRID = [Feedback(docs=k, terms=t, lam=lam) for k, t, lam in

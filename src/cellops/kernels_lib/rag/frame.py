@@ -4,8 +4,8 @@ pandas' own text form fits a frame to the terminal width by eliding middle colum
 so ``%rag search``'s output in a terminal, papermill's text/plain or a `print` showed rank, score
 and "..." but not the source or the text. This frame keeps every pandas behaviour and only
 replaces how it displays: text/plain (also ``repr`` and ``print``) and text/html are the hit table
-of ``retrieve.hits_bundle`` (escaped HTML). A frame derived from it (a filter, a sort) shows the same way while it keeps
-the table's columns, and pandas' own form once it does not.
+of ``retrieve.hits_bundle`` (escaped HTML). A frame derived from it (a filter, a sort) shows the
+same way while it keeps the table's columns, and pandas' own form once it does not.
 Imported only when ``.df`` is used: pandas is a heavy import.
 """
 

@@ -38,6 +38,11 @@ POOL = 50
 SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def pool(k: int) -> int:
+    """Candidates each retriever gives a fused search for ``k`` hits."""
+    return max(k, POOL)
+
+
 def _normalised(ids: Sequence[int], scores: Sequence[float]) -> dict[int, float]:
     pairs = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if int(i) >= 0 and np.isfinite(s)]
     if not pairs:

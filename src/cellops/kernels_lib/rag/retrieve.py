@@ -101,7 +101,7 @@ def search_many(index: Index, queries: Sequence[str], k: int = 10, mode: str = "
     query-time settings (default: the index version's)."""
     if k < 1:
         raise InvalidInputError(f"-k must be at least 1, got {k}")
-    pool = k if mode == "dense" else max(k, fusion.POOL)  # fusion needs depth from both retrievers
+    pool = k if mode == "dense" else fusion.pool(k)  # fusion needs depth from both retrievers
     dense_ids = dense_sc = bm_ids = bm_sc = None
     if mode in ("dense", "hybrid", "weighted"):
         q = vectors if vectors is not None else get_embedder(index.embedder_uri).encode(list(queries))

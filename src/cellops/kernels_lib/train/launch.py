@@ -150,12 +150,12 @@ def _spawn(job: Job, port: int, resume: bool) -> Job:
     write_atomic(run_dir / "launch.json", json.dumps(
         {"cmd": cmd, "port": port, "workspace": job.spec["workspace"], "run_id": job.run_id}, indent=1))
     (run_dir / "stop").unlink(missing_ok=True)
+    env = _env(job.spec, run_dir)
     if job.spec["config"].get("hostfile"):  # the ranks on other nodes get only what this file names
-        nodes.write_env_file(run_dir, _env(job.spec, run_dir))
+        nodes.write_env_file(run_dir, env)
     else:  # DeepSpeed reads it from the run folder for multi-node runs only; never leave a planted one
         (run_dir / nodes.ENV_FILE).unlink(missing_ok=True)
     (run_dir / "exit.json").unlink(missing_ok=True)
-    env = _env(job.spec, run_dir)
     stale = op_builds.sweep_stale_locks(Path(env["TORCH_EXTENSIONS_DIR"]))  # else the ranks wait for ever
     events.append(job.events_path, "launch", resume=resume, port=port, cmd=cmd,
                   removed_stale_locks=[str(p) for p in stale])
