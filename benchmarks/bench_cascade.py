@@ -13,7 +13,10 @@ alone and their combination with the fitted weights (cascade.WEIGHTS). If no com
 reaches the target recall at 5% FPR, no band or threshold will. ``--cache FILE`` keeps P(yes) per
 (model, prompt, text), so a rerun judges only new texts.
 
-    .venv/bin/python benchmarks/bench_cascade.py [--judge qwen-1.5b,qwen-0.5b] [--split b] [--roc]
+``--encoder tuned`` runs the harmful check on its fine-tuned encoder (tuned_encoder.py) in every
+arm; a tuned classifier has no fitted weights, so its judge decides the band alone.
+
+    .venv/bin/python benchmarks/bench_cascade.py [--judge qwen-1.5b,qwen-0.5b] [--split b] [--roc] [--encoder tuned]
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ POLICY = """input:
   - check: injection
     action: block{extra}
   - check: harmful
-    action: block{extra}
+    action: block{extra}{encoder}
 """
 
 
@@ -131,6 +134,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--judge", default="qwen-1.5b", help="comma-separated model URIs of the judges")
     ap.add_argument("--split", choices=("a", "b", "all"), default="all")
+    ap.add_argument("--encoder", choices=("base", "tuned"), default="base", help="the harmful check's encoder")
     ap.add_argument("--band", default=None, help="low,high: override both checks' bands (exploration only)")
     ap.add_argument("--dump", default=None, help="write per-row JSON lines here")
     ap.add_argument("--roc", action="store_true", help="judge every row: threshold-free AUC, recall at 5%% FPR")
@@ -144,14 +148,15 @@ def main() -> None:
     rows = dev_rows(args.split)
     print(f"{len(rows)} rows (split {args.split})", flush=True)
     band = f"\n    band: [{args.band}]" if args.band else ""
-    arms = [("classifier alone", arm("classifier", POLICY.format(extra=""), rows, ws))]
+    enc = f"\n    encoder: {args.encoder}"
+    arms = [("classifier alone", arm("classifier", POLICY.format(extra="", encoder=enc), rows, ws))]
     halves = ["a", "b", "all"] if args.split == "all" else [args.split]
     if args.roc:
         roc(list(filter(None, args.judge.split(","))), rows, arms[0][1], ws, args.cache and Path(args.cache), halves)
         return
     for judge in filter(None, args.judge.split(",")):
         extra = f"\n    judge: true\n    judge_model: {judge}{band}"
-        arms.append((f"cascade ({judge})", arm(judge, POLICY.format(extra=extra), rows, ws)))
+        arms.append((f"cascade ({judge})", arm(judge, POLICY.format(extra=extra, encoder=enc), rows, ws)))
         print(f"{judge} done", flush=True)
     if args.dump:
         Path(args.dump).write_text("".join(json.dumps(r) + "\n" for _, recs in arms for r in recs))

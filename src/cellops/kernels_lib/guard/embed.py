@@ -168,14 +168,17 @@ def _cached(key: str, ext: str, load: Any, compute: Any, save: Any) -> Any:
     return out
 
 
-def exemplar_matrix(texts: Sequence[str]) -> np.ndarray:
-    """Embeddings of ``texts``, cached in memory and as ``emb-<hash>.npy`` in the user cache."""
+def exemplar_matrix(texts: Sequence[str], emb: Any = None) -> np.ndarray:
+    """Embeddings of ``texts`` by ``emb`` (default: the guard's embedder), cached in memory and as
+    ``emb-<hash>.npy`` in the user cache."""
+    emb = emb or embedder()
+
     def load(path: Path) -> np.ndarray | None:
         mat = np.load(path)
         return mat if mat.shape[0] == len(texts) else None
 
-    return _cached("emb-" + _digest([embedder().weights_hash, list(texts)]), ".npy", load,
-                   lambda: embedder().encode(list(texts), batch_size=64), np.save)
+    return _cached("emb-" + _digest([emb.weights_hash, list(texts)]), ".npy", load,
+                   lambda: emb.encode(list(texts), batch_size=64), np.save)
 
 
 # -- a small logistic-regression layer over embeddings (+ optional cue features) -------------

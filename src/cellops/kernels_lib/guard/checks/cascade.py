@@ -65,7 +65,10 @@ def logit(p: float) -> float:
 class Cascade:
     """The judge half of a cascade, built at policy load (so a wrong model URI fails there)."""
 
-    def __init__(self, opts: dict[str, Any], default_band: tuple[float, float], where: str, ws: Any) -> None:
+    def __init__(self, opts: dict[str, Any], default_band: tuple[float, float], where: str, ws: Any,
+                 fitted: bool = True) -> None:
+        """``fitted``: use the judge's WEIGHTS for this check (False where the check's scores are not
+        the ones they were fitted on)."""
         self.band = _band(opts["band"], default_band, where)
         self.judge = None
         self.weights: tuple[float, float, float] | None = None
@@ -74,7 +77,7 @@ class Cascade:
 
             judge_opts = LLMJudge.validate_options({"model": opts["judge_model"]} if opts["judge_model"] else {}, where)
             self.judge = LLMJudge(judge_opts, 0.5, ws)
-            if self.judge.scores and self.judge.builtin_prompt:
+            if fitted and self.judge.scores and self.judge.builtin_prompt:
                 self.weights = WEIGHTS.get((where, self.judge.llm.weights_hash()))
 
     def decide(self, v: Verdict, ctx: TextCtx) -> Verdict:

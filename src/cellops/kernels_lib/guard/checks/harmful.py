@@ -19,11 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from ..embed import TextCtx, builtin_exemplars, cached_logreg, exemplar_matrix, read_jsonl, sigmoid
+from ..embed import (
+    TextCtx,
+    builtin_exemplars,
+    cached_logreg,
+    exemplar_matrix,
+    read_jsonl,
+    segments,
+    sigmoid,
+)
 from ..report import Verdict
 from .base import Check, Opt, register
 from .cascade import OPTIONS as CASCADE_OPTIONS
-from .cascade import Cascade
+from .cascade import Cascade, logit
 
 CATEGORIES = ("violence_weapons", "self_harm", "child_sexual", "sexual_content", "hate_harassment",
               "malware_intrusion", "fraud_scams", "dangerous_chem_bio", "disinformation",
@@ -80,6 +88,15 @@ DEFAULT_THRESHOLD = 0.60
 # band_low 0.454 = 5% of harmful exemplars below, band_high 0.711 = 1% of benign above; 28% of the
 # exemplars fall inside).
 DEFAULT_BAND = (0.45, 0.71)
+# ``encoder: tuned`` (tuned_encoder.py): its out-of-fold scores (calibrate(encoder="tuned"), every
+# fold fine-tuning its own encoder: AUC 0.986, recall 0.934 at 4.9% benign FPR, against 0.966 /
+# 0.807 for the base encoder) put the 5%-benign-FPR cut at TUNED_CUT; its log-odds are shifted so
+# that the cut lands on DEFAULT_THRESHOLD, and every threshold (the default, a policy's, per
+# category) keeps its meaning. TUNED_BAND is the cascade band from the same scores after the shift
+# (raw 0.321-0.948; 11% of the exemplars inside).
+TUNED_CUT = 0.535
+TUNED_BAND = (0.38, 0.96)
+ENCODERS = ("base", "tuned")
 _TOK = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -148,10 +165,11 @@ def features(texts: list[str], emb: np.ndarray, tfidf: NgramTfidf | None, cues: 
     return np.hstack(parts)
 
 
-def oof_scores(folds: int = 5, seed: int = 0) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+def oof_scores(folds: int = 5, seed: int = 0, encoder: str = "base") -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """The built-in exemplars, their out-of-fold P(harmful) in grouped k-fold cross-validation of
     the default classifier (a contrastive pair stays in one fold, so a request is never scored
-    against its own twin), and their labels (1 harmful, 0 benign)."""
+    against its own twin), and their labels (1 harmful, 0 benign). ``encoder="tuned"``: each fold
+    also fine-tunes the encoder on its training rows (~2 min per fold on 2 cores), unshifted."""
     from ..embed import train_logreg
 
     rows = load_exemplars()
@@ -166,12 +184,17 @@ def oof_scores(folds: int = 5, seed: int = 0) -> tuple[list[dict[str, Any]], np.
     for k in range(folds):
         tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
         tf = NgramTfidf([texts[i] for i in tr])
+        if encoder == "tuned":
+            from ..tuned_encoder import fine_tune
+
+            st = fine_tune([texts[i] for i in tr], y[tr], progress=f"fold {k + 1} of {folds}")
+            emb = st.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         w, b = train_logreg(features([texts[i] for i in tr], emb[tr], tf, True), y[tr], l2=L2)
         oof[te] = sigmoid(features([texts[i] for i in te], emb[te], tf, True) @ w + b)
     return rows, oof, y
 
 
-def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0) -> dict[str, float]:
+def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0, encoder: str = "base") -> dict[str, float]:
     """Out-of-fold figures of the default classifier on the built-in exemplars (:func:`oof_scores`).
 
     Returns the out-of-fold AUC, the recall at ``fpr`` benign FPR and the threshold giving that
@@ -181,15 +204,20 @@ def calibrate(folds: int = 5, fpr: float = 0.05, seed: int = 0) -> dict[str, flo
     """
     from .cascade import calibrate_band
 
-    rows, oof, y = oof_scores(folds, seed)
+    rows, oof, y = oof_scores(folds, seed, encoder)
     band = calibrate_band(oof, y)
     from ..ranking import auc, fpr_cut
 
     neg, pos = oof[y == 0], oof[y == 1]
     thr = fpr_cut(neg, fpr)
-    return {"auc": auc(oof, y == 1), "recall_at_fpr": float(np.mean(pos > thr)),
-            "threshold": thr, "benign_fpr": float(np.mean(neg > thr)), "exemplars": float(len(rows)),
-            "band_low": band[0], "band_high": band[1], "in_band": float(np.mean((oof >= band[0]) & (oof < band[1])))}
+    out = {"auc": auc(oof, y == 1), "recall_at_fpr": float(np.mean(pos > thr)),
+           "threshold": thr, "benign_fpr": float(np.mean(neg > thr)), "exemplars": float(len(rows)),
+           "band_low": band[0], "band_high": band[1], "in_band": float(np.mean((oof >= band[0]) & (oof < band[1])))}
+    if encoder == "tuned":  # TUNED_CUT is the threshold; TUNED_BAND the band after the shift to DEFAULT_THRESHOLD
+        shift = logit(DEFAULT_THRESHOLD) - logit(thr)
+        out |= {"band_low_shifted": float(sigmoid(logit(band[0]) + shift)),
+                "band_high_shifted": float(sigmoid(logit(band[1]) + shift))}
+    return out
 
 
 @register
@@ -203,6 +231,9 @@ class Harmful(Check):
                                       "(new names add categories)"),
         "cues": Opt("bool", True, "use the intent-cue features next to the embedding"),
         "ngrams": Opt("bool", True, "use word 1-2 gram TF-IDF features next to the embedding"),
+        "encoder": Opt("str", "base", "base: the shared MiniLM embedding; tuned: MiniLM fine-tuned on the "
+                       "exemplars (AUC 0.84 -> 0.89 on JailbreakBench dev; trained once per machine, ~3 min; "
+                       "one more embedding per text)"),
         **CASCADE_OPTIONS,
     }
     default_threshold = DEFAULT_THRESHOLD
@@ -210,7 +241,14 @@ class Harmful(Check):
     stream = "sentence"
 
     def setup(self) -> None:
-        self.cascade = Cascade(self.opts, DEFAULT_BAND, "harmful", self.ws)
+        if self.opts["encoder"] not in ENCODERS:
+            from ...errors import InvalidInputError
+
+            raise InvalidInputError(f"harmful: option 'encoder' must be one of {', '.join(ENCODERS)}; "
+                                    f"got {self.opts['encoder']!r}")
+        tuned = self.opts["encoder"] == "tuned"
+        # the cascade's fitted weights are for the base classifier's scores: a tuned one's judge decides alone
+        self.cascade = Cascade(self.opts, TUNED_BAND if tuned else DEFAULT_BAND, "harmful", self.ws, fitted=not tuned)
         rows = load_exemplars(self.opts["exemplars"])
         self.labels = [str(r["label"]) for r in rows]
         self.cats = sorted({lab for lab in self.labels if lab != "benign"})
@@ -220,18 +258,28 @@ class Harmful(Check):
 
             raise InvalidInputError(f"harmful: unknown category '{unknown[0]}'; valid: {', '.join(self.cats)}")
         texts = [r["text"] for r in rows]
-        self.matrix = exemplar_matrix(texts)
+        self.matrix = exemplar_matrix(texts)  # the shared embedding: the category is read from it
+        self.encoder = None
+        clf_matrix, shift = self.matrix, 0.0
+        if tuned:
+            from ..tuned_encoder import tuned_embedder
+
+            self.encoder = tuned_embedder(texts, self.labels)
+            clf_matrix = exemplar_matrix(texts, self.encoder)
+            shift = logit(DEFAULT_THRESHOLD) - logit(TUNED_CUT)
         use_cues = self.opts["cues"]
         self.tfidf = NgramTfidf(texts) if self.opts["ngrams"] else None
         tfidf = self.tfidf
 
         def build() -> tuple[Any, Any]:
-            return (features(texts, self.matrix, tfidf, use_cues),
+            return (features(texts, clf_matrix, tfidf, use_cues),
                     np.array([0.0 if lab == "benign" else 1.0 for lab in self.labels]))
 
-        w, self.b = cached_logreg(["harmful", texts, self.labels, use_cues, CUE_SCALE, [p.pattern for _, p in CUES],
-                                   tfidf is not None, NGRAM_SCALE, NGRAM_MIN_DF, L2], build, l2=L2)
-        d = self.matrix.shape[1]
+        w, b = cached_logreg(["harmful", texts, self.labels, use_cues, CUE_SCALE, [p.pattern for _, p in CUES],
+                              tfidf is not None, NGRAM_SCALE, NGRAM_MIN_DF, L2,
+                              self.encoder.weights_hash if self.encoder else "base"], build, l2=L2)
+        self.b = b + shift
+        d = clf_matrix.shape[1]
         n_cue = len(CUES) if use_cues else 0
         self.w_emb, self.w_cue, self.w_ngram = w[:d], w[d:d + n_cue], w[d + n_cue:]
         lab = np.array(self.labels)
@@ -239,9 +287,13 @@ class Harmful(Check):
 
     def probability(self, ctx: TextCtx) -> tuple[float, int]:
         """P(harmful) of the most harmful segment, and that segment's index."""
-        from ..embed import segments
-
-        e = ctx.embeddings
+        if self.encoder is None:
+            e = ctx.embeddings
+        else:
+            key = ("harmful-encoder", self.encoder.weights_hash)
+            if key not in ctx.shared:  # the tuned embedding of the text's segments, once per text
+                ctx.shared[key] = self.encoder.encode(segments(ctx.text))
+            e = ctx.shared[key]
         z = e @ self.w_emb + self.b
         if self.opts["cues"] or self.tfidf is not None:
             segs = segments(ctx.text)[: len(e)]
