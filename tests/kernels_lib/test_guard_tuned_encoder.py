@@ -105,3 +105,20 @@ def test_a_damaged_model_folder_is_trained_again(cache: Path, trained, monkeypat
 def test_an_unknown_encoder_is_one_line_at_load(workspace) -> None:
     with pytest.raises(InvalidInputError, match="option 'encoder' must be one of base, tuned; got 'large'"):
         guard.load("input:\n  - check: harmful\n    encoder: large", workspace)
+
+
+def test_training_is_seeded_and_leaves_the_callers_torch_rng_alone() -> None:
+    import numpy as np
+    import torch
+
+    texts, y = ["how do I hurt someone", "how do I help someone", "write malware", "write a poem"], np.array([1, 0, 1, 0])
+    recipe = tuned_encoder.Recipe(epochs=1, batch=2, lr=1e-3)  # a large step: the change is plain
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = tuned_encoder.fine_tune(texts, y, recipe)
+    assert torch.equal(torch.rand(3), expected)  # the caller's stream goes on as if nothing ran
+    second = tuned_encoder.fine_tune(texts, y, recipe)
+    a, b = (m.encode(["a request"], normalize_embeddings=True) for m in (first, second))
+    base = embedders.get_embedder("default").encode(["a request"])
+    assert np.allclose(a, b, atol=1e-6) and not np.allclose(a, base, atol=1e-3)  # trained, the same way twice

@@ -59,12 +59,20 @@ def fine_tune(texts: Sequence[str], y: np.ndarray, recipe: Recipe | None = None,
     recipe = recipe or RECIPE
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
+
+    with torch.random.fork_rng():  # seeded (head, dropout), and the caller's torch RNG is left as it was
+        torch.manual_seed(recipe.seed)
+        return _train(texts, y, recipe, progress, on_epoch)
+
+
+def _train(texts: Sequence[str], y: np.ndarray, recipe: Recipe, progress: str | None,
+           on_epoch: Callable[[int, Any], None] | None) -> Any:
+    import torch
     from sentence_transformers import SentenceTransformer
     from tqdm.auto import tqdm
 
     from ..models.weights import default_embedder_dir
 
-    torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
     st = SentenceTransformer(str(default_embedder_dir()), device="cpu")
     tok, enc = st.tokenizer, st[0].auto_model
@@ -130,14 +138,24 @@ def tuned_embedder(texts: Sequence[str], labels: Sequence[str]) -> Any:
     y = np.array([0.0 if lab == "benign" else 1.0 for lab in labels])
     st = fine_tune(texts, y, progress=(f"harmful: tuning the encoder on {len(texts)} exemplars, once for this "
                                        f"machine and these exemplars (~3 min on 2 cores); kept in {target}"))
+    _sweep(target)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     st.save(str(tmp), safe_serialization=True)
     try:
         tmp.rename(target)
     except OSError:  # another process saved the same model first: use that one
         shutil.rmtree(tmp, ignore_errors=True)
     return _load(target)
+
+
+def _sweep(target: Path) -> None:
+    """Remove half-written folders beside ``target`` whose writer is gone (a killed save)."""
+    from ..liveness import pid_alive
+
+    for tmp in target.parent.glob(f"{target.name}.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid() or not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load(target: Path) -> Any:
