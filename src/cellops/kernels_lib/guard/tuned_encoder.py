@@ -17,8 +17,6 @@ loads is trained again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import random
@@ -33,6 +31,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..models.weights import USER_CACHE
+from .embed import _digest
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +116,7 @@ def key(texts: Sequence[str], labels: Sequence[str]) -> str:
     """Names the tuned model: the base weights, the exemplars and RECIPE."""
     from ..models.weights import default_embedder_dir, file_hash
 
-    obj = [FORMAT, file_hash(default_embedder_dir()), list(texts), list(labels), asdict(RECIPE)]
-    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:20]
+    return _digest([FORMAT, file_hash(default_embedder_dir()), list(texts), list(labels), asdict(RECIPE)])
 
 
 def folder(texts: Sequence[str], labels: Sequence[str]) -> Path:
