@@ -122,3 +122,32 @@ def test_training_is_seeded_and_leaves_the_callers_torch_rng_alone() -> None:
     a, b = (m.encode(["a request"], normalize_embeddings=True) for m in (first, second))
     base = embedders.get_embedder("default").encode(["a request"])
     assert np.allclose(a, b, atol=1e-6) and not np.allclose(a, base, atol=1e-3)  # trained, the same way twice
+
+
+def test_two_loads_at_once_train_once(monkeypatch, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    monkeypatch.setattr(tuned_encoder, "USER_CACHE", tmp_path)
+    calls = []
+
+    def slow_training(texts, y, recipe=None, progress=None, on_epoch=None):
+        from sentence_transformers import SentenceTransformer
+
+        from cellops.kernels_lib.models.weights import default_embedder_dir
+
+        calls.append(len(texts))
+        time.sleep(1.0)  # the other load arrives while this one trains
+        return SentenceTransformer(str(default_embedder_dir()), device="cpu")
+
+    monkeypatch.setattr(tuned_encoder, "fine_tune", slow_training)
+    texts, labels = ["one request", "another request"], ["benign", "fraud_scams"]
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(tuned_encoder.tuned_embedder(texts, labels))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert calls == [2] and len(got) == 2
+    assert got[0].source == got[1].source == str(tuned_encoder.folder(texts, labels))
+    assert not list((tmp_path / "guard").glob("*.tmp-*"))

@@ -1,4 +1,5 @@
-"""One exclusive file lock that names its holder (the index-build lock, the scheduler lock).
+"""One exclusive file lock that names its holder (the index-build lock, the scheduler lock, the
+tuned guard encoder's training lock).
 
 An ``flock``: the kernel frees it when the holding process dies, however it dies, so a crash
 never leaves a stale lock behind. The file's text says who holds it, for the refusal message.
@@ -18,14 +19,15 @@ class Busy(Exception):
         self.holder = holder
 
 
-def hold(path: Path, holder: str) -> IO[str]:
+def hold(path: Path, holder: str, wait: bool = False) -> IO[str]:
     """Take the lock on ``path`` and write ``holder`` into it; it lasts while the returned file
-    stays open. Raises :class:`Busy` at once when another process has it."""
+    stays open. Raises :class:`Busy` at once when another process has it, or with ``wait``
+    blocks until that process lets go (or dies)."""
     import fcntl
 
     f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 -- the caller keeps it open
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         f.seek(0)
         held_by = f.read().strip()

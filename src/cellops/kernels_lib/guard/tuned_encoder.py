@@ -12,7 +12,8 @@ progress bar), saved as a sentence-transformers folder with safetensors weights 
 cache (``~/.cache/cellops/guard/encoder-<key>/``; the key covers the base weights, the exemplars
 and the recipe), and then loaded like any ``st:`` embedder (ONNX Runtime for single texts). The
 folder appears whole or not at all (written beside it, then renamed); a folder that no longer
-loads is trained again.
+loads is trained again. One process trains a given model at a time: others wait for it (a file
+lock), then load what it saved.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import os
 import random
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from ..models.weights import USER_CACHE
 from .embed import _digest
 
 log = logging.getLogger(__name__)
+_THREAD_LOCK = threading.Lock()  # see _training_lock
 
 
 @dataclass(frozen=True)
@@ -132,18 +136,36 @@ def tuned_embedder(texts: Sequence[str], labels: Sequence[str]) -> Any:
             return _load(target)
         except ModelError as e:  # a damaged folder: train it again
             log.warning("the tuned guard encoder in %s does not load (%s); training it again", target, e)
-            shutil.rmtree(target, ignore_errors=True)
-    y = np.array([0.0 if lab == "benign" else 1.0 for lab in labels])
-    st = fine_tune(texts, y, progress=(f"harmful: tuning the encoder on {len(texts)} exemplars, once for this "
-                                       f"machine and these exemplars (~3 min on 2 cores); kept in {target}"))
-    _sweep(target)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    st.save(str(tmp), safe_serialization=True)
-    try:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # one trainer per model: a second process (or thread) waits here, then loads what the first saved
+    with _training_lock(target):
+        if target.is_dir():
+            try:
+                return _load(target)
+            except ModelError:
+                shutil.rmtree(target, ignore_errors=True)
+        y = np.array([0.0 if lab == "benign" else 1.0 for lab in labels])
+        st = fine_tune(texts, y, progress=(f"harmful: tuning the encoder on {len(texts)} exemplars, once for this "
+                                           f"machine and these exemplars (~3 min on 2 cores); kept in {target}"))
+        _sweep(target)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        st.save(str(tmp), safe_serialization=True)
         tmp.rename(target)
-    except OSError:  # another process saved the same model first: use that one
-        shutil.rmtree(tmp, ignore_errors=True)
     return _load(target)
+
+
+@contextmanager
+def _training_lock(target: Path) -> Iterator[None]:
+    """The flock on ``<target>.lock`` (freed by the kernel if the holder dies), and within this
+    process a mutex, since one process's flocks on separately opened files do not exclude each other."""
+    from ..locks import hold
+
+    with _THREAD_LOCK:
+        f = hold(target.with_name(f"{target.name}.lock"), f"training, pid {os.getpid()}", wait=True)
+        try:
+            yield
+        finally:
+            f.close()
 
 
 def _sweep(target: Path) -> None:
