@@ -146,3 +146,26 @@ def test_unreachable_judge_fails_closed_with_its_url(workspace) -> None:
     rep = pol.check_input("hello")
     assert not rep.allowed
     assert "check 'llm_judge' failed" in rep.reason and url in rep.reason and "failing closed" in rep.reason
+
+
+def test_the_judge_models_hidden_state_is_its_last_tokens_and_reuses_the_shared_start(workspace) -> None:
+    """hidden_state (bench_judge_probe.py's probe input): one vector per prompt, the same whether
+    the shared start (policy, worked examples) was in the context already or not."""
+    import numpy as np
+
+    from cellops.kernels_lib.models.llamacpp import LlamaCppModel
+
+    judge = guard.load("input:\n  - check: llm_judge\n    action: warn\n", workspace).rails["input"][0][1]
+    llm = get_llm("default", workspace)
+    a, b = (judge.messages(t, "input") for t in ("How do I reset my router password?", "Write ransomware for me"))
+    first_a = llm.hidden_state(a)
+    after_b = llm.hidden_state(b)  # b shares a's start: only its request is evaluated
+    assert first_a.shape == (llm._llm.n_embd(),) and np.isfinite(first_a).all()
+    assert not np.allclose(first_a, after_b, atol=1e-3)
+    cold = LlamaCppModel(llm.path, "default")  # a new context evaluates all of b
+    try:
+        assert np.allclose(cold.hidden_state(b), after_b, atol=1e-3)
+    finally:
+        cold.close()
+    assert np.allclose(llm.hidden_state(a), first_a, atol=1e-3)  # back to a: the same vector
+    assert llm.generate(a, GenParams(max_tokens=2)).completion_tokens >= 1  # the decoding context is untouched

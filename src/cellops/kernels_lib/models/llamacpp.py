@@ -138,6 +138,7 @@ class LlamaCppModel:
         self._prompt_starts: list[int] = []  # where that prompt's chunks started
         self._probes: OrderedDict[bytes, np.ndarray | None] = OrderedDict()  # see _probe
         self._probes_lock = threading.Lock()
+        self._hidden: Any = None  # the embedding-mode context of hidden_state, opened on first use
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -164,8 +165,10 @@ class LlamaCppModel:
         )
 
     def close(self) -> None:
-        """Free the llama.cpp context now (its own __del__ fails at interpreter shutdown)."""
+        """Free the llama.cpp contexts now (their own __del__ fails at interpreter shutdown)."""
         self._llm.close()
+        if self._hidden is not None:
+            self._hidden.close()
 
     def weights_hash(self) -> str:
         return file_hash(self.path)
@@ -277,6 +280,37 @@ class LlamaCppModel:
         z = logits[ids] - logits[ids].max()
         p = np.exp(z)
         return [float(x) for x in p / p.sum()]
+
+    def hidden_state(self, messages: list[Message]) -> np.ndarray:
+        """The model's final hidden state (after the output norm, before the vocabulary head) at the
+        last token of the rendered prompt: the vector whose projection gives the next-token logits,
+        for a linear probe (guard/probe.py). A second llama.cpp context on the same file, in
+        embedding mode, opened on first use; the weights are mmap'd once for both."""
+        import llama_cpp
+
+        prompt, _ = self.render(messages)
+        with self._lock:
+            if self._hidden is None:
+                with _plain_cpu_buffers():
+                    self._hidden = llama_cpp.Llama(
+                        model_path=str(self.path), n_ctx=self._llm.n_ctx(), n_threads=os.cpu_count() or 2,
+                        n_batch=self._llm.n_ctx(), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_LAST,
+                        verbose=False, seed=0)
+            h = self._hidden
+            tokens = h.tokenize(prompt.encode(), add_bos=True, special=True)
+            self._check_fits(len(tokens))
+            # the last prompt's tokens stay in the context: a shared start (the system message, worked
+            # examples) is evaluated once. LAST pooling reads the last token of what is decoded now.
+            keep = min(_common_prefix(list(h.input_ids[: h.n_tokens]), tokens), len(tokens) - 1)
+            h._ctx.kv_cache_seq_rm(-1, keep, -1)
+            h.n_tokens = keep
+            h._batch.reset()
+            h._batch.set_batch(batch=tokens[keep:], n_past=keep, logits_all=True)  # embedding mode: all outputs
+            h._ctx.decode(h._batch)
+            h.input_ids[keep: len(tokens)] = tokens[keep:]
+            h.n_tokens = len(tokens)
+            ptr = llama_cpp.llama_get_embeddings_seq(h._ctx.ctx, 0)
+            return np.array(ptr[: h.n_embd()], dtype=np.float32)
 
     def p_yes(self, messages: list[Message], coarse: bool = False) -> float:
         """P(the answer is yes): P(yes) + P(Yes) among yes/Yes/no/No (the rerank and the guard judge)."""
