@@ -45,7 +45,7 @@ def trained(cache: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_the_tuned_model_is_saved_whole_as_safetensors(trained, cache: Path) -> None:
     check, _ = trained
-    (folder,) = [p for p in (cache / "guard").iterdir()]
+    (folder,) = [p for p in (cache / "guard").iterdir() if p.is_dir()]  # beside it: its training lock
     assert folder.name.startswith("encoder-") and (folder / "model.safetensors").stat().st_size > 10_000_000
     assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pkl", ".pt", ".pth")]  # no pickle
     assert check.encoder.source == str(folder)
