@@ -107,10 +107,7 @@ def main() -> None:
         cache.mkdir(parents=True, exist_ok=True)
     ws = Workspace(scratch_dir("bench-probe-") / ".cellops")
     rows, oof_c, y = harmful.oof_scores()
-    groups = [f"p{r['pair']}" if "pair" in r else f"s{i}" for i, r in enumerate(rows)]
-    order = np.random.default_rng(0).permutation(sorted(set(groups)))  # harmful.oof_scores' folds
-    fold_of = {g: i % 5 for i, g in enumerate(order)}
-    fold = np.array([fold_of[g] for g in groups])
+    fold = harmful.grouped_folds(rows)  # the folds of oof_scores
     dev = dev_rows("all")
     dy = np.array([r["label"] == "harmful" for r in dev], dtype=float)
     half = np.array([r["half"] for r in dev])

@@ -284,7 +284,7 @@ class LlamaCppModel:
     def hidden_state(self, messages: list[Message]) -> np.ndarray:
         """The model's final hidden state (after the output norm, before the vocabulary head) at the
         last token of the rendered prompt: the vector whose projection gives the next-token logits,
-        for a linear probe (guard/probe.py). A second llama.cpp context on the same file, in
+        for a linear probe (benchmarks/bench_judge_probe.py). A second llama.cpp context on the same file, in
         embedding mode, opened on first use; the weights are mmap'd once for both."""
         import llama_cpp
 

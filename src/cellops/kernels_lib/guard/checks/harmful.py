@@ -165,6 +165,14 @@ def features(texts: list[str], emb: np.ndarray, tfidf: NgramTfidf | None, cues: 
     return np.hstack(parts)
 
 
+def grouped_folds(rows: list[dict[str, Any]], folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Each exemplar's fold in grouped k-fold cross-validation: a contrastive pair stays in one fold."""
+    groups = [f"p{r['pair']}" if "pair" in r else f"s{i}" for i, r in enumerate(rows)]
+    order = np.random.default_rng(seed).permutation(sorted(set(groups)))
+    fold_of = {g: i % folds for i, g in enumerate(order)}
+    return np.array([fold_of[g] for g in groups])
+
+
 def oof_scores(folds: int = 5, seed: int = 0, encoder: str = "base") -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """The built-in exemplars, their out-of-fold P(harmful) in grouped k-fold cross-validation of
     the default classifier (a contrastive pair stays in one fold, so a request is never scored
@@ -175,10 +183,7 @@ def oof_scores(folds: int = 5, seed: int = 0, encoder: str = "base") -> tuple[li
     rows = load_exemplars()
     texts = [r["text"] for r in rows]
     y = np.array([0.0 if r["label"] == "benign" else 1.0 for r in rows])
-    groups = [f"p{r['pair']}" if "pair" in r else f"s{i}" for i, r in enumerate(rows)]
-    order = np.random.default_rng(seed).permutation(sorted(set(groups)))
-    fold_of = {g: i % folds for i, g in enumerate(order)}
-    fold = np.array([fold_of[g] for g in groups])
+    fold = grouped_folds(rows, folds, seed)
     emb = exemplar_matrix(texts)
     oof = np.zeros(len(rows))
     for k in range(folds):
