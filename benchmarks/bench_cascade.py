@@ -13,6 +13,9 @@ alone and their combination with the fitted weights (cascade.WEIGHTS). If no com
 reaches the target recall at 5% FPR, no band or threshold will. ``--cache FILE`` keeps P(yes) per
 (model, prompt, text), so a rerun judges only new texts.
 
+A judge model that ships a probe for the harmful check (probe.py, e.g. qwen-1.5b) decides the
+harmful band with it; the injection band still goes to P(yes).
+
 ``--encoder tuned`` runs the harmful check on its fine-tuned encoder (tuned_encoder.py) in every
 arm; a tuned classifier has no fitted weights, so its judge decides the band alone.
 
@@ -73,7 +76,8 @@ def arm(name: str, policy: str, rows: list[dict], ws) -> list[dict]:
             "flagged": not rep.allowed, "ms": round(ms, 2), "judged": any("judge" in f.detail for f in rep.findings),
             **{f.check: {"score": round(f.score, 4), "triggered": f.triggered,
                          "classifier": f.detail.get("classifier_score"),
-                         "p_yes": f.detail.get("judge", {}).get("p_yes")} for f in rep.findings}})
+                         "p_yes": f.detail.get("judge", {}).get("p_yes"),
+                         "probe_logit": f.detail.get("judge", {}).get("probe_logit")} for f in rep.findings}})
     return out
 
 

@@ -11,6 +11,15 @@ exemplars' accuracy for the classifier alone, the judge alone and the combinatio
 
 ``--scores FILE`` keeps the judge's P(yes) per exemplar text (JSON lines), so a second fit (other
 band) re-judges only new texts.
+
+``--probe`` fits the judge model's probe instead (probe.py) and writes it to
+``guard/probes/harmful-<model hash>.json``: the hidden state of every exemplar (the worked-example
+pairs left out) under the built-in input prompt, the probe by grouped 5-fold cross-validation on
+all of them (the folds of ``harmful.oof_scores``), and its combination with the classifier
+fitted on the in-band exemplars' out-of-fold scores of both. ``--cache DIR`` keeps the hidden
+states (``bench_judge_probe.py`` reads the same files); with qwen-1.5b they take ~13 min.
+
+    .venv/bin/python benchmarks/calibrate_cascade.py --judge qwen-1.5b --probe [--cache DIR]
 """
 
 from __future__ import annotations
@@ -36,7 +45,12 @@ def main() -> None:
     ap.add_argument("--band", default=None, help="low,high (default: harmful.DEFAULT_BAND)")
     ap.add_argument("--scores", default=None, help="JSON-lines cache of P(yes) per exemplar text")
     ap.add_argument("--limit", type=int, default=0, help="judge at most N in-band exemplars (a seeded sample)")
+    ap.add_argument("--probe", action="store_true", help="fit and write the judge model's probe instead")
+    ap.add_argument("--cache", default=None, help="folder that keeps the hidden states (--probe)")
     args = ap.parse_args()
+    if args.probe:
+        fit_probe(args.judge, args.band, Path(args.cache) if args.cache else None)
+        return
     os.environ.setdefault("CELLOPS_WANDB", "off")
     os.environ["CELLOPS_HOME"] = str(scratch_dir("calibrate-cascade-"))
     from cellops.kernels_lib.guard.checks import harmful
@@ -76,6 +90,48 @@ def main() -> None:
           f"{balanced_accuracy(s >= harmful.DEFAULT_THRESHOLD, yy):.3f}, judge alone (P >= 0.5) "
           f"{balanced_accuracy(pj >= 0.5, yy):.3f}, combined {balanced_accuracy(z >= 0, yy):.3f} (in-sample)")
     print(f'WEIGHTS[("harmful", "{judge.llm.weights_hash()}")] = ({wc:.3f}, {wj:.3f}, {b:.3f})  # {args.judge}')
+
+
+def fit_probe(uri: str, band: str | None, cache: Path | None) -> None:
+    """Fit the probe of ``uri`` on the exemplars and write it where the cascade finds it."""
+    import datetime
+
+    from bench_judge_probe import hidden_states
+
+    from cellops.kernels_lib.guard.checks import harmful, probe
+    from cellops.kernels_lib.guard.checks.cascade import logit
+    from cellops.kernels_lib.guard.checks.judge import EXAMPLE_PAIRS, LLMJudge
+    from cellops.kernels_lib.guard.embed import train_logreg
+    from cellops.kernels_lib.workspace import get_workspace
+
+    low, high = map(float, band.split(",")) if band else harmful.DEFAULT_BAND
+    rows, oof_c, y = harmful.oof_scores()
+    fold = harmful.grouped_folds(rows)
+    keep = np.array([r.get("pair") not in EXAMPLE_PAIRS for r in rows])
+    ws = get_workspace()
+    judge = LLMJudge(LLMJudge.validate_options({"model": uri}, "calibrate"), 0.5, ws)
+    x, ms = hidden_states(uri, [r["text"] for r in rows], "ex", ws, cache)
+    x, y, fold, oof_c = x[keep], y[keep], fold[keep], oof_c[keep]
+    print(f"{len(y)} exemplars ({int(y.sum())} harmful), hidden states of size {x.shape[1]}"
+          + (f", {ms:.0f} ms per text" if ms else " (cached)"), flush=True)
+    l2, oof_p, oof_auc, w, b = probe.fit(x, y, fold)
+    band_rows = (oof_c >= low) & (oof_c < high)
+    lc = np.array([logit(float(c)) for c in oof_c])
+    wc, c0 = train_logreg(np.c_[lc, oof_p][band_rows], y[band_rows], l2=1e-3, iters=2000)
+    yb, z = y[band_rows], np.c_[lc, oof_p][band_rows] @ wc + c0
+    print(f"L2 {l2:g}, out-of-fold AUC {oof_auc:.4f}; {int(band_rows.sum())} in band [{low}, {high}) "
+          f"({int(yb.sum())} harmful); in-band balanced accuracy out of fold: classifier alone (>= "
+          f"{harmful.DEFAULT_THRESHOLD}) {balanced_accuracy(oof_c[band_rows] >= harmful.DEFAULT_THRESHOLD, yb):.3f}, "
+          f"probe alone (>= 0) {balanced_accuracy(oof_p[band_rows] >= 0, yb):.3f}, combined {balanced_accuracy(z >= 0, yb):.3f}")
+    p = probe.Probe("harmful", judge.llm.weights_hash(), probe.prompt_sha256(judge.messages("", "input")), w, b,
+                    (float(wc[0]), float(wc[1]), c0),
+                    {"model": uri, "l2": l2, "oof_auc": round(oof_auc, 4), "exemplars": int(len(y)),
+                     "band": [low, high], "in_band": int(band_rows.sum()), "fitted": datetime.date.today().isoformat(),
+                     "by": "benchmarks/calibrate_cascade.py --probe"})
+    out = probe.path_for("harmful", p.model_sha256)
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(p.to_json())
+    print(f"wrote {out} (combine {p.combine[0]:.3f}, {p.combine[1]:.3f}, {p.combine[2]:.3f})")
 
 
 if __name__ == "__main__":

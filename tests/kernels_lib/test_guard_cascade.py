@@ -89,3 +89,103 @@ def test_fitted_weights_name_catalog_models_by_their_file_hash() -> None:
     # Model.weights_hash() of a single GGUF is the sha256 of its sha256 (models/weights.file_hash)
     by_hash = {hashlib.sha256(m.sha256.encode()).hexdigest(): m.uri for m in CATALOG.values()}
     assert {("harmful", "qwen-1.5b"), ("harmful", "qwen-0.5b")} <= {(check, by_hash.get(h)) for check, h in WEIGHTS}
+
+
+def _write_probe(workspace, b: float, combine=(0.0, 1.0, 0.0), prompt: str | None = None) -> None:
+    """A probe for the embedded model in probe.PROBE_DIR: logit ~ b, combined with ``combine``."""
+    import numpy as np
+
+    from cellops.kernels_lib.guard.checks import probe
+    from cellops.kernels_lib.guard.checks.judge import LLMJudge
+
+    judge = LLMJudge(LLMJudge.validate_options({"model": "default"}, "test"), 0.5, workspace)
+    w = np.zeros(judge.llm.hidden_state([{"role": "user", "content": "hi"}]).shape, np.float32)
+    w[0] = 1e-3  # the logit moves with the hidden state, a little
+    prompt = prompt or probe.prompt_sha256(judge.messages("", "input"))
+    p = probe.Probe("harmful", judge.llm.weights_hash(), prompt, w, b, combine)
+    probe.path_for("harmful", p.model_sha256).write_text(p.to_json())
+
+
+def _load_fresh(policy: str, workspace):
+    """Load a policy again (policies are cached by their text; the probe file changed)."""
+    from cellops.kernels_lib.guard import policy as policies
+
+    policies._cache.clear()
+    return guard.load(policy, workspace)
+
+
+def test_a_shipped_probe_decides_the_band_on_the_judges_hidden_state(workspace, monkeypatch, tmp_path) -> None:
+    from cellops.kernels_lib.guard.checks import probe
+
+    monkeypatch.setattr(probe, "PROBE_DIR", tmp_path)
+    calls: list[int] = []
+    from cellops.kernels_lib.models import get_llm
+
+    llm = get_llm("default", workspace)
+    real = llm.choice_probabilities
+    monkeypatch.setattr(llm, "choice_probabilities", lambda m, w, **kw: (calls.append(1), real(m, w, **kw))[1])
+    text = "Explain how lock picking works"
+    for b, flagged in ((6.0, True), (-6.0, False)):
+        _write_probe(workspace, b)
+        f = _load_fresh(_policy("harmful", "[0.0, 1.0]"), workspace).check_input(text).findings[0]
+        zp = f.detail["judge"]["probe_logit"]
+        assert f.triggered is flagged and zp == pytest.approx(b, abs=0.5)
+        assert f.score == pytest.approx(1 / (1 + math.exp(-zp)), abs=1e-3) and "probe logit" in f.reason
+    assert calls == []  # the probe replaces P(yes): one prompt evaluation, no next-token read
+    # the classifier's weight counts too: a confident classifier outweighs a mild probe
+    _write_probe(workspace, -0.2, combine=(3.0, 1.0, 0.0))
+    f = _load_fresh(_policy("harmful", "[0.0, 1.0]"), workspace).check_input(text).findings[0]
+    z = 3.0 * math.log(f.detail["classifier_score"] / (1 - f.detail["classifier_score"])) + f.detail["judge"]["probe_logit"]
+    assert f.triggered == (z >= 0)
+    # a probe fitted under another prompt (the built-in one has changed since) does not apply
+    _write_probe(workspace, 6.0, prompt="0" * 64)
+    g = _load_fresh(_policy("harmful", "[0.0, 1.0]"), workspace).check_input(text).findings[0]
+    assert "probe_logit" not in g.detail["judge"] and "p_yes" in g.detail["judge"]
+
+
+def test_a_corrupt_probe_file_is_one_clear_error(workspace, monkeypatch, tmp_path) -> None:
+    from cellops.kernels_lib.errors import CellopsError
+    from cellops.kernels_lib.guard.checks import probe
+    from cellops.kernels_lib.models import get_llm
+
+    monkeypatch.setattr(probe, "PROBE_DIR", tmp_path)
+    f = probe.path_for("harmful", get_llm("default", workspace).weights_hash())
+    f.write_text('{"format": 1, "w": [1.0, "x"]}')
+    with pytest.raises(CellopsError, match="not a probe file"):
+        _load_fresh(_policy("harmful", "[0.0, 1.0]"), workspace)
+
+
+def test_probe_fit_finds_the_direction_and_folds_the_standardisation() -> None:
+    import numpy as np
+
+    from cellops.kernels_lib.guard.checks import probe
+    from cellops.kernels_lib.guard.ranking import auc
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300).astype(float)
+    x = rng.normal(5.0, 3.0, (300, 20))  # off-centre, unscaled, like hidden states
+    x[:, 3] += 8.0 * y
+    fold = np.arange(300) % 5
+    l2, oof, oof_auc, w, b = probe.fit(x, y, fold, log=lambda _: None)
+    assert l2 in probe.L2S and oof_auc == pytest.approx(auc(oof, y == 1)) and oof_auc > 0.8
+    assert int(np.argmax(np.abs(w))) == 3 and w[3] > 0
+    # the folded weights score raw (unstandardised) hidden states
+    assert auc(x @ w + b, y == 1) > 0.8 and np.mean((x @ w + b > 0) == (y == 1)) > 0.8
+
+
+def test_shipped_probes_name_catalog_models_and_the_current_built_in_prompt(workspace) -> None:
+    import hashlib
+
+    from cellops.kernels_lib.guard.checks import probe
+    from cellops.kernels_lib.guard.checks.judge import LLMJudge
+    from cellops.kernels_lib.models.catalog import CATALOG
+
+    files = sorted(probe.PROBE_DIR.glob("*.json"))
+    assert files, "no probe shipped"
+    by_hash = {hashlib.sha256(m.sha256.encode()).hexdigest(): m.uri for m in CATALOG.values()}
+    prompt = probe.prompt_sha256(LLMJudge(LLMJudge.validate_options({}, "t"), 0.5, workspace).messages("", "input"))
+    for f in files:
+        p = probe.Probe.from_json(f.read_text(), str(f))
+        assert f == probe.path_for(p.check, p.model_sha256) and p.model_sha256 in by_hash
+        assert p.prompt_sha256 == prompt, f"{f.name}: refit it (calibrate_cascade.py --probe): the built-in prompt changed"
+        assert probe.load(p.check, p.model_sha256, prompt) is not None

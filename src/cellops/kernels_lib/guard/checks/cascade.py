@@ -8,16 +8,21 @@ project's own exemplars (out-of-fold scores in grouped cross-validation, :func:`
 never from a dev or test set: the lower edge is the score below which only ``LOW_MISS`` of the
 flagged exemplars fall, the upper edge the score above which only ``HIGH_FPR`` of the benign ones do.
 
-Inside the band the judge's P(yes) (llama.cpp models, built-in prompt) is weighed against the
-classifier's score in log-odds, with weights fitted on the exemplars for that judge model
-(:data:`WEIGHTS`, :func:`fit_weights`): a confident classifier needs a confident judge to be
-overruled. A judge without fitted weights (another model, a custom prompt, an endpoint) decides
-the band alone, flagging at P(yes) >= 0.5 or on its yes/unsafe answer.
+Inside the band, in order of preference (on the input rail, built-in prompt, llama.cpp judge):
+- a judge model that ships a probe for this check (probe.py) reads the request once and the
+  probe's logit on its hidden state is weighed against the classifier's score in log-odds, with
+  the weights the probe file carries (fitted on the in-band exemplars, out of fold);
+- else a judge with fitted weights (:data:`WEIGHTS`, :func:`fit_weights`) has its P(yes) weighed
+  against the classifier's score the same way: a confident classifier needs a confident judge to
+  be overruled;
+- else (another model, a custom prompt, an endpoint) the judge decides the band alone, flagging
+  at P(yes) >= 0.5 or on its yes/unsafe answer.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from ...errors import InvalidInputError
@@ -72,11 +77,17 @@ class Cascade:
         self.band = _band(opts["band"], default_band, where)
         self.judge = None
         self.weights: tuple[float, float, float] | None = None
+        self.probe: Any = None  # probe.Probe, when the judge model ships one for this check
         if opts["judge"]:
             from .judge import LLMJudge
 
             judge_opts = LLMJudge.validate_options({"model": opts["judge_model"]} if opts["judge_model"] else {}, where)
             self.judge = LLMJudge(judge_opts, 0.5, ws)
+            if fitted and self.judge.builtin_prompt and hasattr(self.judge.llm, "hidden_state"):
+                from . import probe
+
+                self.probe = probe.load(where, self.judge.llm.weights_hash(),
+                                        probe.prompt_sha256(self.judge.messages("", "input")))
             if fitted and self.judge.scores and self.judge.builtin_prompt:
                 self.weights = WEIGHTS.get((where, self.judge.llm.weights_hash()))
 
@@ -85,6 +96,8 @@ class Cascade:
         low, high = self.band
         if self.judge is None or not low <= v.score < high:
             return v
+        if self.probe is not None and ctx.rail == "input":
+            return self._probe_decides(v, ctx)
         j = self.judge.run(ctx)
         detail = v.detail | {"judge": j.detail, "band": [low, high], "classifier_score": round(v.score, 4)}
         if self.weights is not None:
@@ -100,6 +113,25 @@ class Cascade:
             reason = f"{v.reason}; judge: {j.reason}"
         label = (v.label or "judge") if flagged else ""
         return Verdict(score, flagged, label, v.spans if flagged else [], reason, detail)
+
+    def _probe_decides(self, v: Verdict, ctx: TextCtx) -> Verdict:
+        """The in-band decision of the judge model's probe, weighed against the classifier."""
+        assert self.judge is not None and self.probe is not None
+        t0 = time.perf_counter()
+        key = ("probe", self.probe.model_sha256, self.probe.prompt_sha256, ctx.text)
+        if key not in ctx.shared:  # one prompt evaluation per text, however many checks ask
+            ctx.shared[key] = self.judge.llm.hidden_state(self.judge.messages(ctx.text, "input"))
+        zp = self.probe.logit(ctx.shared[key])
+        wc, wp, b = self.probe.combine
+        z = wc * logit(v.score) + wp * zp + b
+        score, flagged = 1 / (1 + math.exp(-min(max(z, -50.0), 50.0))), z >= 0
+        judge = {"model": self.judge.model, "probe_logit": round(zp, 3),
+                 "judge_ms": round((time.perf_counter() - t0) * 1000, 1)}
+        detail = v.detail | {"judge": judge, "band": list(self.band), "classifier_score": round(v.score, 4),
+                             "combined": round(score, 4)}
+        reason = f"{v.reason}; {self.judge.model} probe logit {zp:+.2f}, combined {score:.2f}"
+        return Verdict(score, flagged, (v.label or "judge") if flagged else "", v.spans if flagged else [],
+                       reason, detail)
 
 
 def calibrate_band(oof: Any, y: Any, low_miss: float = LOW_MISS, high_fpr: float = HIGH_FPR) -> tuple[float, float]:
