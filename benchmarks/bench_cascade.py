@@ -8,16 +8,17 @@ held back (``--split`` runs one half only). Then the last arm's errors by catego
 FILE`` writes one JSON line per row and arm (scores, P(yes), decision).
 
 ``--roc`` first asks where the ranking stands, threshold-free: every row is judged (not only the
-band) and AUC and recall at 5% benign FPR are printed for the classifier, the judge's P(yes)
-alone and their combination with the fitted weights (cascade.WEIGHTS). If no combined ranking
-reaches the target recall at 5% FPR, no band or threshold will. ``--cache FILE`` keeps P(yes) per
+band) and AUC and recall at 5% benign FPR are printed for the classifier and the judge's P(yes)
+(the shipped probes: ``bench_judge_probe.py``). If no ranking reaches the target recall at 5%
+FPR, no band or threshold will. ``--cache FILE`` keeps P(yes) per
 (model, prompt, text), so a rerun judges only new texts.
 
 A judge model that ships a probe for the harmful check (probe.py, e.g. qwen-1.5b) decides the
 harmful band with it; the injection band still goes to P(yes).
 
 ``--encoder tuned`` runs the harmful check on its fine-tuned encoder (tuned_encoder.py) in every
-arm; a tuned classifier has no fitted weights, so its judge decides the band alone.
+arm; the probes' combinations were fitted on the base classifier's scores, so a tuned
+classifier's judge decides the band alone (P(yes) >= 0.5).
 
     .venv/bin/python benchmarks/bench_cascade.py [--judge qwen-1.5b,qwen-0.5b] [--split b] [--roc] [--encoder tuned]
 """
@@ -90,9 +91,8 @@ def summary(records: list[dict]) -> dict[str, float]:
             "judged_share": float(np.mean([r["judged"] for r in records])), "n": float(len(records))}
 
 
-def judge_all(judge_uri: str, rows: list[dict], ws, cache: Path | None) -> tuple[np.ndarray, tuple | None]:
-    """P(yes) of every row (built-in input prompt) and the judge's fitted weights, if any."""
-    from cellops.kernels_lib.guard.checks.cascade import WEIGHTS
+def judge_all(judge_uri: str, rows: list[dict], ws, cache: Path | None) -> np.ndarray:
+    """P(yes) of every row (built-in input prompt)."""
     from cellops.kernels_lib.guard.checks.judge import LLMJudge
     from cellops.kernels_lib.guard.embed import TextCtx
 
@@ -110,7 +110,7 @@ def judge_all(judge_uri: str, rows: list[dict], ws, cache: Path | None) -> tuple
                 seen[key] = judge.run(TextCtx(r["text"], "input")).score
                 out.write(json.dumps({"model": model, "prompt": prompt, "text": r["text"], "p_yes": seen[key]}) + "\n")
                 out.flush()
-    return np.array([seen[(model, prompt, r["text"])] for r in rows]), WEIGHTS.get(("harmful", model))
+    return np.array([seen[(model, prompt, r["text"])] for r in rows])
 
 
 def roc(judges: list[str], rows: list[dict], classifier: list[dict], ws, cache: Path | None, halves: list[str]) -> None:
@@ -121,10 +121,7 @@ def roc(judges: list[str], rows: list[dict], classifier: list[dict], ws, cache: 
     lc = np.array([logit(r["harmful"]["score"]) for r in classifier])
     ranks = {"classifier": lc}
     for uri in judges:
-        p, w = judge_all(uri, rows, ws, cache)
-        ranks[f"judge {uri}"] = lj = np.array([logit(x) for x in p])
-        if w is not None:
-            ranks[f"combined {uri} (fitted weights)"] = w[0] * lc + w[1] * lj
+        ranks[f"judge {uri}"] = np.array([logit(x) for x in judge_all(uri, rows, ws, cache)])
         print(f"{uri}: all rows judged", flush=True)
     print(f"\n{'ranking':40} {'split':>5} {'AUC':>6} {'recall@5%FPR':>13}")
     for name, score in ranks.items():

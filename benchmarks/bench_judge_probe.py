@@ -1,8 +1,8 @@
 """The shipped probes on the judge model's hidden state (guard/checks/probe.py), against the harmful
 classifier, on the dev guard set, threshold-free.
 
-A probe is fitted on the harmful check's exemplars only (``calibrate_cascade.py --judge MODEL
---probe``); here it scores the 200 dev rows: ``LlamaCppModel.hidden_state`` on the judge's
+A probe is fitted on the harmful check's exemplars only (``calibrate_cascade.py --judge
+MODEL``); here it scores the 200 dev rows: ``LlamaCppModel.hidden_state`` on the judge's
 built-in input-rail messages, then the probe's logit, and the probe + classifier combination the
 cascade uses in its band (``w_c * logit(classifier) + w_p * probe + b``, applied here to every
 row). The judge's own P(yes) on the same rows is ``bench_cascade.py --roc``; the cascade's
@@ -87,7 +87,7 @@ def main() -> None:
         pr = probe.load("harmful", judge.llm.weights_hash(), probe.prompt_sha256(judge.messages("", "input")))
         if pr is None:
             raise SystemExit(f"{uri}: no shipped probe for this model and prompt; fit one with "
-                             f"benchmarks/calibrate_cascade.py --judge {uri} --probe")
+                             f"benchmarks/calibrate_cascade.py --judge {uri}")
         d, ms_dev = hidden_states(uri, [r["text"] for r in dev], "dev", ws, cache)
         dp = d @ pr.w + pr.b
         wc, wp, c0 = pr.combine

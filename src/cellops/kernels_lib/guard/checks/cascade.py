@@ -8,15 +8,14 @@ project's own exemplars (out-of-fold scores in grouped cross-validation, :func:`
 never from a dev or test set: the lower edge is the score below which only ``LOW_MISS`` of the
 flagged exemplars fall, the upper edge the score above which only ``HIGH_FPR`` of the benign ones do.
 
-Inside the band, in order of preference (on the input rail, built-in prompt, llama.cpp judge):
-- a judge model that ships a probe for this check (probe.py) reads the request once and the
-  probe's logit on its hidden state is weighed against the classifier's score in log-odds, with
-  the weights the probe file carries (fitted on the in-band exemplars, out of fold);
-- else a judge with fitted weights (:data:`WEIGHTS`, :func:`fit_weights`) has its P(yes) weighed
-  against the classifier's score the same way: a confident classifier needs a confident judge to
-  be overruled;
-- else (another model, a custom prompt, an endpoint) the judge decides the band alone, flagging
-  at P(yes) >= 0.5 or on its yes/unsafe answer.
+Inside the band, a judge model that ships a probe for the check (probe.py: ``qwen-1.5b`` and
+``qwen-0.5b`` for ``harmful``; input rail, built-in prompt) reads the request once, and the
+probe's logit on its hidden state is weighed against the classifier's score in log-odds, with the
+weights the probe file carries (fitted on the in-band exemplars, out of fold): a classifier that
+leans one way needs a confident probe to be overruled; where the classifier's scores are not the
+ones that combination was fitted on (``encoder: tuned``), the probe's logit decides alone (>= 0).
+Any other judge (another model, a custom prompt, an endpoint, the injection band) decides the
+band alone, flagging at P(yes) >= 0.5 or on its yes/unsafe answer.
 """
 
 from __future__ import annotations
@@ -32,18 +31,6 @@ from .base import Opt
 
 LOW_MISS, HIGH_FPR = 0.05, 0.01  # the band's edges: flagged exemplars below / benign above
 P_CLIP = 1e-3  # log-odds of probabilities are taken within [P_CLIP, 1 - P_CLIP]
-
-# (check, judge model weights hash) -> (w_classifier, w_judge, bias) of
-# z = w_classifier * logit(classifier score) + w_judge * logit(P(yes)) + bias, flagged at z >= 0;
-# fitted by benchmarks/calibrate_cascade.py (fit_weights on the exemplars inside the band, their
-# out-of-fold classifier scores, the built-in judge prompt). The hashes are Model.weights_hash().
-WEIGHTS: dict[tuple[str, str], tuple[float, float, float]] = {
-    # qwen-1.5b: 150 in-band exemplars (112 harmful, 38 benign; band 0.45-0.71, with the pairs
-    # 574-612); in-band balanced accuracy classifier 0.68, judge alone 0.87, combined 0.89 (in-sample)
-    ("harmful", "79150ba2faf8d906bfe51be184e9e0b315f1baf56989d7d834fb40e5cc283600"): (1.886, 1.230, -1.145),
-    # qwen-0.5b: the same 150; judge alone 0.50 (no signal on its own), combined 0.63 (in-sample)
-    ("harmful", "b55dc470941a4aecae4d06f9a452c9da58ad6bcd7bfc88f0ead46134bec8ac2c"): (2.151, 1.239, 0.030),
-}
 
 OPTIONS = {
     "judge": Opt("bool", False, "send scores inside 'band' to llm_judge on the judge model (slow, stronger)"),
@@ -72,24 +59,22 @@ class Cascade:
 
     def __init__(self, opts: dict[str, Any], default_band: tuple[float, float], where: str, ws: Any,
                  fitted: bool = True) -> None:
-        """``fitted``: use the judge's WEIGHTS for this check (False where the check's scores are not
-        the ones they were fitted on)."""
+        """``fitted``: weigh the judge model's probe against the classifier (False where the check's
+        scores are not the ones the probe's combination was fitted on: the probe decides alone)."""
         self.band = _band(opts["band"], default_band, where)
         self.judge = None
-        self.weights: tuple[float, float, float] | None = None
         self.probe: Any = None  # probe.Probe, when the judge model ships one for this check
+        self.combine = fitted
         if opts["judge"]:
             from .judge import LLMJudge
 
             judge_opts = LLMJudge.validate_options({"model": opts["judge_model"]} if opts["judge_model"] else {}, where)
             self.judge = LLMJudge(judge_opts, 0.5, ws)
-            if fitted and self.judge.builtin_prompt and hasattr(self.judge.llm, "hidden_state"):
+            if self.judge.builtin_prompt and hasattr(self.judge.llm, "hidden_state"):
                 from . import probe
 
                 self.probe = probe.load(where, self.judge.llm.weights_hash(),
                                         probe.prompt_sha256(self.judge.messages("", "input")))
-            if fitted and self.judge.scores and self.judge.builtin_prompt:
-                self.weights = WEIGHTS.get((where, self.judge.llm.weights_hash()))
 
     def decide(self, v: Verdict, ctx: TextCtx) -> Verdict:
         """``v`` unchanged outside the band (or with no judge); else the judge's decision."""
@@ -99,37 +84,31 @@ class Cascade:
         if self.probe is not None and ctx.rail == "input":
             return self._probe_decides(v, ctx)
         j = self.judge.run(ctx)
+        flagged = j.triggered
+        # the score moves to the side of the band the judge chose, so threshold sweeps stay consistent
+        score = max(v.score, high) if flagged else min(v.score, low)
         detail = v.detail | {"judge": j.detail, "band": [low, high], "classifier_score": round(v.score, 4)}
-        if self.weights is not None:
-            wc, wj, b = self.weights
-            z = wc * logit(v.score) + wj * logit(j.score) + b
-            score, flagged = 1 / (1 + math.exp(-z)), z >= 0
-            detail["combined"] = round(score, 4)
-            reason = f"{v.reason}; judge P(yes)={j.score:.2f}, combined {score:.2f}"
-        else:
-            flagged = j.triggered
-            # the score moves to the side of the band the judge chose, so threshold sweeps stay consistent
-            score = max(v.score, high) if flagged else min(v.score, low)
-            reason = f"{v.reason}; judge: {j.reason}"
-        label = (v.label or "judge") if flagged else ""
-        return Verdict(score, flagged, label, v.spans if flagged else [], reason, detail)
+        return Verdict(score, flagged, (v.label or "judge") if flagged else "", v.spans if flagged else [],
+                       f"{v.reason}; judge: {j.reason}", detail)
 
     def _probe_decides(self, v: Verdict, ctx: TextCtx) -> Verdict:
-        """The in-band decision of the judge model's probe, weighed against the classifier."""
+        """The in-band decision of the judge model's probe, weighed against the classifier or alone."""
         assert self.judge is not None and self.probe is not None
         t0 = time.perf_counter()
         key = ("probe", self.probe.model_sha256, self.probe.prompt_sha256, ctx.text)
         if key not in ctx.shared:  # one prompt evaluation per text, however many checks ask
             ctx.shared[key] = self.judge.llm.hidden_state(self.judge.messages(ctx.text, "input"))
         zp = self.probe.logit(ctx.shared[key])
-        wc, wp, b = self.probe.combine
+        wc, wp, b = self.probe.combine if self.combine else (0.0, 1.0, 0.0)
         z = wc * logit(v.score) + wp * zp + b
         score, flagged = 1 / (1 + math.exp(-min(max(z, -50.0), 50.0))), z >= 0
         judge = {"model": self.judge.model, "probe_logit": round(zp, 3),
                  "judge_ms": round((time.perf_counter() - t0) * 1000, 1)}
-        detail = v.detail | {"judge": judge, "band": list(self.band), "classifier_score": round(v.score, 4),
-                             "combined": round(score, 4)}
-        reason = f"{v.reason}; {self.judge.model} probe logit {zp:+.2f}, combined {score:.2f}"
+        detail = v.detail | {"judge": judge, "band": list(self.band), "classifier_score": round(v.score, 4)}
+        reason = f"{v.reason}; {self.judge.model} probe logit {zp:+.2f}"
+        if self.combine:
+            detail["combined"] = round(score, 4)
+            reason += f", combined {score:.2f}"
         return Verdict(score, flagged, (v.label or "judge") if flagged else "", v.spans if flagged else [],
                        reason, detail)
 
@@ -142,15 +121,3 @@ def calibrate_band(oof: Any, y: Any, low_miss: float = LOW_MISS, high_fpr: float
     low = float(pos[int(np.floor(low_miss * len(pos)))])
     high = float(neg[min(len(neg) - 1, int(np.ceil((1 - high_fpr) * len(neg))) - 1)])
     return (min(low, high), max(low, high))
-
-
-def fit_weights(classifier: Any, judge: Any, y: Any) -> tuple[float, float, float]:
-    """(w_classifier, w_judge, bias) of a class-balanced logistic regression of ``y`` on the two
-    scores' log-odds: what :data:`WEIGHTS` holds for one check and judge model."""
-    import numpy as np
-
-    from ..embed import train_logreg
-
-    x = np.array([[logit(float(c)), logit(float(j))] for c, j in zip(classifier, judge, strict=True)])
-    w, b = train_logreg(x, np.asarray(y, dtype=float), l2=1e-3, iters=2000)
-    return float(w[0]), float(w[1]), b

@@ -252,7 +252,7 @@ class Harmful(Check):
             raise InvalidInputError(f"harmful: option 'encoder' must be one of {', '.join(ENCODERS)}; "
                                     f"got {self.opts['encoder']!r}")
         tuned = self.opts["encoder"] == "tuned"
-        # the cascade's fitted weights are for the base classifier's scores: a tuned one's judge decides alone
+        # the probes' combinations were fitted on the base classifier's scores: with a tuned one the probe decides alone
         self.cascade = Cascade(self.opts, TUNED_BAND if tuned else DEFAULT_BAND, "harmful", self.ws, fitted=not tuned)
         rows = load_exemplars(self.opts["exemplars"])
         self.labels = [str(r["label"]) for r in rows]
