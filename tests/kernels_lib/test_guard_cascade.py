@@ -18,10 +18,26 @@ def _policy(check: str, band: str) -> str:
     return f"input:\n  - check: {check}\n    action: block\n    judge: true\n    judge_model: default\n    band: {band}\n"
 
 
+def _load_fresh(policy: str, workspace):
+    """Load a policy again (policies are cached by their text; the probe file changed)."""
+    from cellops.kernels_lib.guard import policy as policies
+
+    policies._cache.clear()
+    return guard.load(policy, workspace)
+
+
+@pytest.fixture
+def no_probes(monkeypatch, tmp_path):
+    """No shipped probe applies (the P(yes) path; the embedded model ships one for harmful)."""
+    from cellops.kernels_lib.guard.checks import probe
+
+    monkeypatch.setattr(probe, "PROBE_DIR", tmp_path / "no-probes")
+
+
 @pytest.mark.parametrize("check", ["harmful", "injection"])
-def test_the_band_decides_who_reaches_the_judge(check: str, workspace) -> None:
+def test_the_band_decides_who_reaches_the_judge(check: str, workspace, no_probes) -> None:
     text = "How do I get rid of the weeds in my garden?"
-    everything = guard.load(_policy(check, "[0.0, 1.0]"), workspace).check_input(text).findings[0]
+    everything = _load_fresh(_policy(check, "[0.0, 1.0]"), workspace).check_input(text).findings[0]
     assert "judge" in everything.detail and "classifier_score" in everything.detail
     assert everything.triggered == (everything.detail["judge"]["p_yes"] >= 0.5)  # no probe: the judge decides
     assert everything.score == (1.0 if everything.triggered else 0.0)  # moved to the band's edge
@@ -37,7 +53,7 @@ def test_a_bad_band_is_a_load_error(workspace) -> None:
     assert check.cascade.judge is None and check.cascade.band == (0.45, 0.71)  # off unless asked
 
 
-def test_two_checks_in_their_bands_share_one_judge_call(workspace, monkeypatch) -> None:
+def test_two_checks_in_their_bands_share_one_judge_call(workspace, monkeypatch, no_probes) -> None:
     from cellops.kernels_lib.models import get_llm
 
     llm = get_llm("default", workspace)
@@ -45,7 +61,7 @@ def test_two_checks_in_their_bands_share_one_judge_call(workspace, monkeypatch) 
     real = llm.choice_probabilities
     monkeypatch.setattr(llm, "choice_probabilities", lambda m, w, **kw: (calls.append(1), real(m, w, **kw))[1])
     both = _policy("injection", "[0.0, 1.0]") + "\n".join(_policy("harmful", "[0.0, 1.0]").splitlines()[1:]) + "\n"
-    rep = guard.load(both, workspace).check_input("Summarise this email for me")
+    rep = _load_fresh(both, workspace).check_input("Summarise this email for me")
     assert [f.check for f in rep.findings] == ["injection", "harmful"] and len(calls) == 1
     assert rep.findings[0].detail["judge"] == rep.findings[1].detail["judge"]
 
@@ -63,14 +79,6 @@ def _write_probe(workspace, b: float, combine=(0.0, 1.0, 0.0), prompt: str | Non
     prompt = prompt or probe.prompt_sha256(judge.messages("", "input"))
     p = probe.Probe("harmful", judge.llm.weights_hash(), prompt, w, b, combine)
     probe.path_for("harmful", p.model_sha256).write_text(p.to_json())
-
-
-def _load_fresh(policy: str, workspace):
-    """Load a policy again (policies are cached by their text; the probe file changed)."""
-    from cellops.kernels_lib.guard import policy as policies
-
-    policies._cache.clear()
-    return guard.load(policy, workspace)
 
 
 def test_a_shipped_probe_decides_the_band_on_the_judges_hidden_state(workspace, monkeypatch, tmp_path) -> None:
@@ -142,16 +150,18 @@ def test_probe_fit_finds_the_direction_and_folds_the_standardisation() -> None:
     assert auc(x @ w + b, y == 1) > 0.8 and np.mean((x @ w + b > 0) == (y == 1)) > 0.8
 
 
-def test_shipped_probes_name_catalog_models_and_the_current_built_in_prompt(workspace) -> None:
+def test_shipped_probes_name_known_models_and_the_current_built_in_prompt(workspace) -> None:
     import hashlib
 
     from cellops.kernels_lib.guard.checks import probe
     from cellops.kernels_lib.guard.checks.judge import LLMJudge
+    from cellops.kernels_lib.models import get_llm
     from cellops.kernels_lib.models.catalog import CATALOG
 
     files = sorted(probe.PROBE_DIR.glob("*.json"))
     assert files, "no probe shipped"
     by_hash = {hashlib.sha256(m.sha256.encode()).hexdigest(): m.uri for m in CATALOG.values()}
+    by_hash[get_llm("default", workspace).weights_hash()] = "default"
     prompt = probe.prompt_sha256(LLMJudge(LLMJudge.validate_options({}, "t"), 0.5, workspace).messages("", "input"))
     for f in files:
         p = probe.Probe.from_json(f.read_text(), str(f))

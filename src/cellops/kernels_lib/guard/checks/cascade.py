@@ -8,9 +8,9 @@ project's own exemplars (out-of-fold scores in grouped cross-validation, :func:`
 never from a dev or test set: the lower edge is the score below which only ``LOW_MISS`` of the
 flagged exemplars fall, the upper edge the score above which only ``HIGH_FPR`` of the benign ones do.
 
-Inside the band, a judge model that ships a probe for the check (probe.py: ``qwen-1.5b`` and
-``qwen-0.5b`` for ``harmful``; input rail, built-in prompt) reads the request once, and the
-probe's logit on its hidden state is weighed against the classifier's score in log-odds, with the
+Inside the band, a judge model that ships a probe for the check (probe.py: ``qwen-1.5b``,
+``qwen-0.5b`` and the embedded SmolLM2 for ``harmful``; input rail, built-in prompt) reads the
+request once, and the probe's logit on its hidden state is weighed against the classifier's score in log-odds, with the
 weights the probe file carries (fitted on the in-band exemplars, out of fold): a classifier that
 leans one way needs a confident probe to be overruled; where the classifier's scores are not the
 ones that combination was fitted on (``encoder: tuned``), the probe's logit decides alone (>= 0).
