@@ -9,8 +9,8 @@ row). The judge's own P(yes) on the same rows is ``bench_cascade.py --roc``; the
 decisions are ``bench_cascade.py``.
 
 Printed per model, AUC / recall at 5% benign FPR on half a (developed on), half b (held back) and
-all 200 rows, and ms per text. ``--cache DIR`` keeps the hidden states (``<model>-dev.npy``; the
-exemplars' ``<model>-ex.npy`` are calibrate_cascade's).
+all 200 rows, and ms per text. ``--cache DIR`` keeps the hidden states (``<model>-dev-<hash of
+the texts>.npy``; the exemplars' ``<model>-ex-<hash>.npy`` are calibrate_cascade's).
 
     .venv/bin/python benchmarks/bench_judge_probe.py --judge qwen-1.5b [--cache DIR]
 """
@@ -18,6 +18,7 @@ exemplars' ``<model>-ex.npy`` are calibrate_cascade's).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -32,7 +33,9 @@ def hidden_states(uri: str, texts: list[str], name: str, ws, cache: Path | None)
     """The judge prompt's last-token hidden state for each text, and ms per text (0 when cached)."""
     from cellops.kernels_lib.guard.checks.judge import LLMJudge
 
-    f = cache / f"{uri}-{name}.npy" if cache else None
+    # keyed by the texts too: a changed exemplar or dev file is never scored from a stale cache
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
+    f = cache / f"{uri}-{name}-{key}.npy" if cache else None
     if f is not None and f.exists():
         return np.load(f), 0.0
     judge = LLMJudge(LLMJudge.validate_options({"model": uri}, "bench"), 0.5, ws)

@@ -10,12 +10,12 @@ flagged exemplars fall, the upper edge the score above which only ``HIGH_FPR`` o
 
 Inside the band, a judge model that ships a probe for the check (probe.py: ``qwen-1.5b``,
 ``qwen-0.5b`` and the embedded SmolLM2 for ``harmful``; input rail, built-in prompt) reads the
-request once, and the probe's logit on its hidden state is weighed against the classifier's score in log-odds, with the
-weights the probe file carries (fitted on the in-band exemplars, out of fold): a classifier that
-leans one way needs a confident probe to be overruled; where the classifier's scores are not the
-ones that combination was fitted on (``encoder: tuned``), the probe's logit decides alone (>= 0).
-Any other judge (another model, a custom prompt, an endpoint, the injection band) decides the
-band alone, flagging at P(yes) >= 0.5 or on its yes/unsafe answer.
+request once, and the probe's logit on its hidden state is weighed against the classifier's score
+in log-odds, with the weights the probe file carries (fitted on the in-band exemplars, out of
+fold): a classifier that leans one way needs a confident probe to be overruled. Where the
+classifier's scores are not the ones that combination was fitted on (``encoder: tuned``), the
+probe's logit decides alone (>= 0). Any other judge (another model, a custom prompt, an endpoint,
+the injection band) decides the band alone, flagging at P(yes) >= 0.5 or on its yes/unsafe answer.
 """
 
 from __future__ import annotations
