@@ -168,3 +168,19 @@ def test_shipped_probes_name_known_models_and_the_current_built_in_prompt(worksp
         assert f == probe.path_for(p.check, p.model_sha256) and p.model_sha256 in by_hash
         assert p.prompt_sha256 == prompt, f"{f.name}: refit it (calibrate_cascade.py): the built-in prompt changed"
         assert probe.load(p.check, p.model_sha256, prompt) is not None
+
+
+def test_warming_a_policy_evaluates_the_judges_shared_start_once(workspace) -> None:
+    from cellops.kernels_lib.models import get_llm
+
+    llm = get_llm("default", workspace)
+    pol = _load_fresh(_policy("harmful", "[0.0, 1.0]"), workspace)  # the embedded model's shipped probe
+    [(_, check)] = pol.rails["input"]
+    assert check.cascade.probe is not None
+    prefix = check.cascade.judge.messages("", "input")
+    if llm._hidden is not None:
+        llm._hidden.n_tokens = 0  # as a fresh process: nothing evaluated yet
+    pol.warm()
+    rendered = llm._hidden.tokenize(llm.render(prefix)[0].encode(), add_bos=True, special=True)
+    assert llm._hidden.n_tokens == len(rendered) > 500  # policy + worked examples, now in the KV cache
+    guard.load("input:\n  - check: harmful\n", workspace).warm()  # no judge: nothing to do, no error

@@ -50,6 +50,15 @@ class Policy:
 
         return policy_bundle(self)
 
+    def warm(self) -> None:
+        """Do now what the first call would wait for: the cascades' judge prompts (a no-op for a
+        policy without ``judge: true``)."""
+        for items in self.rails.values():
+            for _, check in items:
+                cascade = getattr(check, "cascade", None)
+                if cascade is not None:
+                    cascade.warm()
+
     # -- rails ----------------------------------------------------------------------------------
     def check_input(self, text: str) -> Report:
         return self.run_rail("input", text)

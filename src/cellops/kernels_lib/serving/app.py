@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..errors import CellopsError
 from ..tracking.trace import parse_traceparent
 from ..workspace import get_workspace
 from . import api, auth, records
@@ -145,6 +146,17 @@ def create_app(cfg: ServeConfig) -> Starlette:
 def _warm_models(engine: Engine) -> None:
     for t in engine.variants.values():
         t.warm()  # the first load (seconds) happens here, not in the first request
+    policy = engine.policy
+    if isinstance(policy, str) and policy == "active":
+        from ..guard import active_policy
+
+        try:
+            policy = active_policy(engine.ws)
+        except CellopsError as e:  # each request reports it, as before; nothing to warm
+            log.warning("the workspace's active guard policy does not load: %s", e)
+            policy = None
+    if policy is not None:
+        policy.warm()  # a cascade's judge prompt, evaluated once before the first request
 
 
 class _Stream(StreamingResponse):
@@ -208,7 +220,6 @@ def _extra(engine: Engine, variant: str, out: Any) -> dict[str, Any]:
 
 
 def _rate(engine: Engine, fb: api.FeedbackRequest) -> dict[str, Any]:
-    from ..errors import CellopsError
     from ..prompts import feedback as store
 
     row = records.get(engine.ws, fb.response_id)

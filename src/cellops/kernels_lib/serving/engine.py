@@ -62,6 +62,7 @@ class Engine:
     def __init__(self, cfg: ServeConfig, ws: Workspace) -> None:
         self.cfg, self.ws, self.app = cfg, ws, cfg.app_name
         opts = targets.Options(ws, cfg.model, policy_for(cfg, ws), cfg.input_var, cfg.rag_prompt, cfg.cache)
+        self.policy = opts.policy
         self.variants = {v: targets.parse(spec, opts) for v, spec in cfg.variants.items()}
         self.executor = ThreadPoolExecutor(max_workers=PARALLEL + 4, thread_name_prefix="cellops-serve")
         self.sems: dict[str, asyncio.Semaphore] = {}

@@ -76,6 +76,17 @@ class Cascade:
                 self.probe = probe.load(where, self.judge.llm.weights_hash(),
                                         probe.prompt_sha256(self.judge.messages("", "input")))
 
+    def warm(self) -> None:
+        """Evaluate the judge prompt's shared start (policy, worked examples) now, so that the first
+        judged text pays only for itself (seconds on a 1.5B model; ``cellops serve`` at startup)."""
+        if self.judge is None:
+            return
+        msgs = self.judge.messages("", "input")
+        if self.probe is not None:
+            self.judge.llm.hidden_state(msgs)
+        elif self.judge.scores:
+            self.judge.llm.p_yes(msgs, coarse=True)  # type: ignore[attr-defined]
+
     def decide(self, v: Verdict, ctx: TextCtx) -> Verdict:
         """``v`` unchanged outside the band (or with no judge); else the judge's decision."""
         low, high = self.band
