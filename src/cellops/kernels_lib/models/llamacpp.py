@@ -81,6 +81,22 @@ def _common_prefix(a: list[int] | np.ndarray, b: list[int] | np.ndarray) -> int:
     return int(differs[0]) if differs.size else n
 
 
+def _reusable(cached: list[int], cached_starts: list[int], tokens: list[int], starts: list[int]) -> int:
+    """How many leading tokens of a context holding ``cached`` (evaluated in chunks from
+    ``cached_starts``) a prompt of ``tokens`` in chunks from ``starts`` keeps: whole chunks with
+    the same boundaries and tokens, so every result is what an evaluation from zero gives (a
+    chunk's numbers depend on how many tokens are evaluated with it); at least one token is
+    evaluated again, for fresh outputs."""
+    same = min(_common_prefix(cached, tokens), len(tokens) - 1)
+    ends = [*cached_starts, len(cached)]  # the cached prompt's chunk boundaries
+    keep = 0
+    for i, s in enumerate(starts):
+        if s > same or i >= len(ends) or ends[i] != s:
+            break
+        keep = s
+    return keep
+
+
 
 
 @contextmanager
@@ -139,6 +155,7 @@ class LlamaCppModel:
         self._probes: OrderedDict[bytes, np.ndarray | None] = OrderedDict()  # see _probe
         self._probes_lock = threading.Lock()
         self._hidden: Any = None  # the embedding-mode context of hidden_state, opened on first use
+        self._hidden_starts: list[int] = []  # the chunks of the prompt it holds (hidden_state)
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -235,14 +252,8 @@ class LlamaCppModel:
         is evaluated again, for fresh logits) and evaluate the rest chunk by chunk, as an
         evaluation from zero would."""
         llm = self._llm
-        cached = list(llm.input_ids[: min(llm.n_tokens, self._prompt_len)])
-        same = min(_common_prefix(cached, tokens), len(tokens) - 1)
-        ends = [*self._prompt_starts, len(cached)]  # the cached prompt's chunk boundaries
-        keep = 0
-        for i, s in enumerate(starts):
-            if s > same or i >= len(ends) or ends[i] != s:
-                break
-            keep = s
+        keep = _reusable(list(llm.input_ids[: min(llm.n_tokens, self._prompt_len)]), self._prompt_starts,
+                         tokens, starts)
         if keep == 0:
             llm.reset()
         else:
@@ -284,11 +295,15 @@ class LlamaCppModel:
     def hidden_state(self, messages: list[Message]) -> np.ndarray:
         """The model's final hidden state (after the output norm, before the vocabulary head) at the
         last token of the rendered prompt: the vector whose projection gives the next-token logits,
-        for a linear probe (benchmarks/bench_judge_probe.py). A second llama.cpp context on the same file, in
-        embedding mode, opened on first use; the weights are mmap'd once for both."""
+        for the guard cascade's probes (guard/checks/probe.py). A second llama.cpp context on the
+        same file, in embedding mode, opened on first use; the weights are mmap'd once for both.
+        The prompt is evaluated in the chunks of ``choice_probabilities(coarse=True)``: whole
+        messages shared with the last call are reused, and the result is the same whatever came
+        before (it does not depend on how much of the last prompt was shared)."""
         import llama_cpp
 
-        prompt, _ = self.render(messages)
+        tokens, starts, _ = self._prompt_tokens(messages, coarse=True)
+        self._check_fits(len(tokens))
         with self._lock:
             if self._hidden is None:
                 with _plain_cpu_buffers():
@@ -297,18 +312,18 @@ class LlamaCppModel:
                         n_batch=self._llm.n_ctx(), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_LAST,
                         verbose=False, seed=0)
             h = self._hidden
-            tokens = h.tokenize(prompt.encode(), add_bos=True, special=True)
-            self._check_fits(len(tokens))
-            # the last prompt's tokens stay in the context: a shared start (the system message, worked
-            # examples) is evaluated once. LAST pooling reads the last token of what is decoded now.
-            keep = min(_common_prefix(list(h.input_ids[: h.n_tokens]), tokens), len(tokens) - 1)
+            keep = _reusable(list(h.input_ids[: h.n_tokens]), self._hidden_starts, tokens, starts)
             h._ctx.kv_cache_seq_rm(-1, keep, -1)
-            h.n_tokens = keep
-            h._batch.reset()
-            h._batch.set_batch(batch=tokens[keep:], n_past=keep, logits_all=True)  # embedding mode: all outputs
-            h._ctx.decode(h._batch)
-            h.input_ids[keep: len(tokens)] = tokens[keep:]
-            h.n_tokens = len(tokens)
+            h.n_tokens, self._hidden_starts = keep, []  # until the evaluation below completes
+            for start, end in zip(starts, [*starts[1:], len(tokens)], strict=True):
+                if start < keep:
+                    continue
+                h._batch.reset()  # embedding mode: every token an output; LAST pools the last decoded
+                h._batch.set_batch(batch=tokens[start:end], n_past=start, logits_all=True)
+                h._ctx.decode(h._batch)
+                h.input_ids[start:end] = tokens[start:end]
+                h.n_tokens = end
+            self._hidden_starts = starts
             ptr = llama_cpp.llama_get_embeddings_seq(h._ctx.ctx, 0)
             return np.array(ptr[: h.n_embd()], dtype=np.float32)
 
