@@ -19,7 +19,7 @@ from testsupport import free_port
 
 from cellops.kernels_lib import guard
 from cellops.kernels_lib.errors import CellopsError, InvalidInputError, NotFoundError
-from cellops.kernels_lib.guard.checks.judge import EXAMPLE_PAIRS, PROMPTS, read_answer
+from cellops.kernels_lib.guard.checks.judge import EXAMPLE_PAIRS, PROMPTS, LLMJudge, read_answer
 from cellops.kernels_lib.models import GenParams, get_llm
 
 
@@ -169,3 +169,22 @@ def test_the_judge_models_hidden_state_is_its_last_tokens_and_reuses_the_shared_
         cold.close()
     assert np.allclose(llm.hidden_state(a), first_a, atol=1e-3)  # back to a: the same vector
     assert llm.generate(a, GenParams(max_tokens=2)).completion_tokens >= 1  # the decoding context is untouched
+
+
+def test_a_hidden_state_does_not_depend_on_the_call_before(workspace) -> None:
+    import numpy as np
+
+    from cellops.kernels_lib.models import catalog
+
+    if not catalog.is_pulled(catalog.CATALOG["qwen2.5-coder-0.5b"]):
+        pytest.skip("qwen2.5-coder-0.5b is not pulled (cellops models pull qwen2.5-coder-0.5b)")
+    judge = LLMJudge(LLMJudge.validate_options({"model": "qwen-0.5b"}, "test"), 0.5, workspace)
+
+    def state(text: str) -> np.ndarray:
+        return judge.llm.hidden_state(judge.messages(text, "input"))
+
+    first = state("How do I bake bread?")
+    again = state("How do I bake bread?")  # all but the last token shared with the call before
+    state("How do I bake a cake?")
+    after_another = state("How do I bake bread?")
+    assert np.array_equal(first, again) and np.array_equal(first, after_another)
