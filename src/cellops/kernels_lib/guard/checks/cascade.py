@@ -64,7 +64,7 @@ class Cascade:
         self.band = _band(opts["band"], default_band, where)
         self.judge = None
         self.probe: Any = None  # probe.Probe, when the judge model ships one for this check
-        self.combine = fitted
+        self.with_classifier = fitted  # weigh the probe against the classifier, or let it decide alone
         if opts["judge"]:
             from .judge import LLMJudge
 
@@ -110,14 +110,14 @@ class Cascade:
         if key not in ctx.shared:  # one prompt evaluation per text, however many checks ask
             ctx.shared[key] = self.judge.llm.hidden_state(self.judge.messages(ctx.text, "input"))
         zp = self.probe.logit(ctx.shared[key])
-        wc, wp, b = self.probe.combine if self.combine else (0.0, 1.0, 0.0)
+        wc, wp, b = self.probe.combine if self.with_classifier else (0.0, 1.0, 0.0)
         z = wc * logit(v.score) + wp * zp + b
         score, flagged = 1 / (1 + math.exp(-min(max(z, -50.0), 50.0))), z >= 0
         judge = {"model": self.judge.model, "probe_logit": round(zp, 3),
                  "judge_ms": round((time.perf_counter() - t0) * 1000, 1)}
         detail = v.detail | {"judge": judge, "band": list(self.band), "classifier_score": round(v.score, 4)}
         reason = f"{v.reason}; {self.judge.model} probe logit {zp:+.2f}"
-        if self.combine:
+        if self.with_classifier:
             detail["combined"] = round(score, 4)
             reason += f", combined {score:.2f}"
         return Verdict(score, flagged, (v.label or "judge") if flagged else "", v.spans if flagged else [],
