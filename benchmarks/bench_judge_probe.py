@@ -29,16 +29,15 @@ from _scratch import scratch_dir
 from bench_cascade import dev_rows
 
 
-def hidden_states(uri: str, texts: list[str], name: str, ws, cache: Path | None) -> tuple[np.ndarray, float]:
-    """The judge prompt's last-token hidden state for each text, and ms per text (0 when cached)."""
-    from cellops.kernels_lib.guard.checks.judge import LLMJudge
-
+def hidden_states(judge, texts: list[str], name: str, cache: Path | None) -> tuple[np.ndarray, float]:
+    """The ``LLMJudge``'s built-in input prompt's last-token hidden state for each text, and ms per
+    text (0 when cached)."""
+    uri = judge.model
     # keyed by the texts too: a changed exemplar or dev file is never scored from a stale cache
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
     f = cache / f"{uri}-{name}-{key}.npy" if cache else None
     if f is not None and f.exists():
         return np.load(f), 0.0
-    judge = LLMJudge(LLMJudge.validate_options({"model": uri}, "bench"), 0.5, ws)
     t0, out = time.perf_counter(), []
     for i, t in enumerate(texts):
         out.append(judge.llm.hidden_state(judge.messages(t, "input")))
@@ -87,11 +86,11 @@ def main() -> None:
            line("classifier (base encoder)", dc, dy, half)]
     for uri in args.judge.split(","):
         judge = LLMJudge(LLMJudge.validate_options({"model": uri}, "bench"), 0.5, ws)
-        pr = probe.load("harmful", judge.llm.weights_hash(), probe.prompt_sha256(judge.messages("", "input")))
+        pr = probe.for_judge("harmful", judge)
         if pr is None:
             raise SystemExit(f"{uri}: no shipped probe for this model and prompt; fit one with "
                              f"benchmarks/calibrate_cascade.py --judge {uri}")
-        d, ms_dev = hidden_states(uri, [r["text"] for r in dev], "dev", ws, cache)
+        d, ms_dev = hidden_states(judge, [r["text"] for r in dev], "dev", cache)
         dp = d @ pr.w + pr.b
         wc, wp, c0 = pr.combine
         comb = wc * np.array([logit(float(p)) for p in dc]) + wp * dp + c0

@@ -47,9 +47,8 @@ def fit_probe(uri: str, band: str | None, cache: Path | None) -> None:
     rows, oof_c, y = harmful.oof_scores()
     fold = harmful.grouped_folds(rows)
     keep = np.array([r.get("pair") not in EXAMPLE_PAIRS for r in rows])
-    ws = get_workspace()
-    judge = LLMJudge(LLMJudge.validate_options({"model": uri}, "calibrate"), 0.5, ws)
-    x, ms = hidden_states(uri, [r["text"] for r in rows], "ex", ws, cache)
+    judge = LLMJudge(LLMJudge.validate_options({"model": uri}, "calibrate"), 0.5, get_workspace())
+    x, ms = hidden_states(judge, [r["text"] for r in rows], "ex", cache)
     x, y, fold, oof_c = x[keep], y[keep], fold[keep], oof_c[keep]
     print(f"{len(y)} exemplars ({int(y.sum())} harmful), hidden states of size {x.shape[1]}"
           + (f", {ms:.0f} ms per text" if ms else " (cached)"), flush=True)
@@ -62,8 +61,7 @@ def fit_probe(uri: str, band: str | None, cache: Path | None) -> None:
           f"({int(yb.sum())} harmful); in-band balanced accuracy out of fold: classifier alone (>= "
           f"{harmful.DEFAULT_THRESHOLD}) {balanced_accuracy(oof_c[band_rows] >= harmful.DEFAULT_THRESHOLD, yb):.3f}, "
           f"probe alone (>= 0) {balanced_accuracy(oof_p[band_rows] >= 0, yb):.3f}, combined {balanced_accuracy(z >= 0, yb):.3f}")
-    p = probe.Probe("harmful", judge.llm.weights_hash(), probe.prompt_sha256(judge.messages("", "input")), w, b,
-                    (float(wc[0]), float(wc[1]), c0),
+    p = probe.Probe("harmful", *probe.judge_key(judge), w, b, (float(wc[0]), float(wc[1]), c0),
                     {"model": uri, "l2": l2, "oof_auc": round(oof_auc, 4), "exemplars": int(len(y)),
                      "band": [low, high], "in_band": int(band_rows.sum()), "fitted": datetime.date.today().isoformat(),
                      "by": "benchmarks/calibrate_cascade.py"})

@@ -73,8 +73,7 @@ class Cascade:
             if self.judge.builtin_prompt and hasattr(self.judge.llm, "hidden_state"):
                 from . import probe
 
-                self.probe = probe.load(where, self.judge.llm.weights_hash(),
-                                        probe.prompt_sha256(self.judge.messages("", "input")))
+                self.probe = probe.for_judge(where, self.judge)
 
     def warm(self) -> None:
         """Evaluate the judge prompt's shared start (policy, worked examples) now, so that the first

@@ -83,6 +83,17 @@ def path_for(check: str, model_sha256: str) -> Path:
     return PROBE_DIR / f"{check}-{model_sha256[:16]}.json"
 
 
+def judge_key(judge: Any) -> tuple[str, str]:
+    """(model file hash, prompt hash) of an ``LLMJudge`` under its built-in input prompt: what a
+    probe is fitted for and looked up by."""
+    return judge.llm.weights_hash(), prompt_sha256(judge.messages("", "input"))
+
+
+def for_judge(check: str, judge: Any) -> Probe | None:
+    """The shipped probe of ``check`` for this judge's model file and prompt, or None."""
+    return load(check, *judge_key(judge))
+
+
 def load(check: str, model_sha256: str, prompt: str) -> Probe | None:
     """The shipped probe of ``check`` for this model file and prompt hash, or None."""
     f = path_for(check, model_sha256)
