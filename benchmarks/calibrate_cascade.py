@@ -63,6 +63,7 @@ def fit_probe(uri: str, band: str | None, cache: Path | None) -> None:
           f"probe alone (>= 0) {balanced_accuracy(oof_p[band_rows] >= 0, yb):.3f}, combined {balanced_accuracy(z >= 0, yb):.3f}")
     p = probe.Probe("harmful", *probe.judge_key(judge), w, b, (float(wc[0]), float(wc[1]), c0),
                     {"model": uri, "l2": l2, "oof_auc": round(oof_auc, 4), "exemplars": int(len(y)),
+                     "exemplars_sha256": harmful.exemplars_sha256(),
                      "band": [low, high], "in_band": int(band_rows.sum()), "fitted": datetime.date.today().isoformat(),
                      "by": "benchmarks/calibrate_cascade.py"})
     out = probe.path_for("harmful", p.model_sha256)

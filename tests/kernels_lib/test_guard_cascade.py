@@ -154,11 +154,13 @@ def test_shipped_probes_name_known_models_and_the_current_built_in_prompt(worksp
     import hashlib
 
     from cellops.kernels_lib.guard.checks import probe
+    from cellops.kernels_lib.guard.checks.harmful import DEFAULT_BAND, exemplars_sha256
     from cellops.kernels_lib.guard.checks.judge import LLMJudge
     from cellops.kernels_lib.models import get_llm
     from cellops.kernels_lib.models.catalog import CATALOG
 
     files = sorted(probe.PROBE_DIR.glob("*.json"))
+    exemplars = exemplars_sha256()
     assert files, "no probe shipped"
     by_hash = {hashlib.sha256(m.sha256.encode()).hexdigest(): m.uri for m in CATALOG.values()}
     by_hash[get_llm("default", workspace).weights_hash()] = "default"
@@ -168,6 +170,9 @@ def test_shipped_probes_name_known_models_and_the_current_built_in_prompt(worksp
         assert f == probe.path_for(p.check, p.model_sha256) and p.model_sha256 in by_hash
         assert p.prompt_sha256 == prompt, f"{f.name}: refit it (calibrate_cascade.py): the built-in prompt changed"
         assert probe.load(p.check, p.model_sha256, prompt) is not None
+        # fitted on the exemplars and band that ship now (the combination weighs this classifier's scores)
+        assert p.meta["exemplars_sha256"] == exemplars, f"{f.name}: refit it: the exemplars changed"
+        assert tuple(p.meta["band"]) == DEFAULT_BAND, f"{f.name}: refit it: the band changed"
 
 
 def test_warming_a_policy_evaluates_the_judges_shared_start_once(workspace) -> None:

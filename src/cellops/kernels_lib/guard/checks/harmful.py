@@ -156,6 +156,16 @@ def load_exemplars(extra: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def exemplars_sha256() -> str:
+    """The hash of the built-in exemplars (texts and labels, in order): what a judge's probe
+    (probe.py) was fitted on; a test fails when they change and nobody refitted the probes."""
+    import hashlib
+    import json
+
+    rows = [[r["text"], r["label"]] for r in load_exemplars()]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
 def features(texts: list[str], emb: np.ndarray, tfidf: NgramTfidf | None, cues: bool) -> np.ndarray:
     parts = [emb]
     if cues:
