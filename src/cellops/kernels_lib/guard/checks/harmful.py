@@ -297,8 +297,14 @@ class Harmful(Check):
         d = clf_matrix.shape[1]
         n_cue = len(CUES) if use_cues else 0
         self.w_emb, self.w_cue, self.w_ngram = w[:d], w[d:d + n_cue], w[d + n_cue:]
+        # each category's exemplar rows as one padded index matrix, so that run() reads every
+        # category's top-3 similarity in one sort (pad: a row past the end, whose similarity is -inf)
         lab = np.array(self.labels)
-        self.cat_rows = {c: np.flatnonzero(lab == c) for c in self.cats}
+        rows_of = [np.flatnonzero(lab == c) for c in self.cats]
+        self.cat_index = np.full((len(self.cats), max(len(r) for r in rows_of)), len(lab))
+        for k, r in enumerate(rows_of):
+            self.cat_index[k, :len(r)] = r
+        self.cat_top = np.array([min(3, len(r)) for r in rows_of], dtype=np.float64)
 
     def probability(self, ctx: TextCtx) -> tuple[float, int]:
         """P(harmful) of the most harmful segment, and that segment's index."""
@@ -314,20 +320,34 @@ class Harmful(Check):
             segs = segments(ctx.text)[: len(e)]
             for i, s in enumerate(segs):
                 if self.opts["cues"]:
-                    z[i] += float(cue_vector(s) @ self.w_cue)
+                    z[i] += float(self._cues(s, ctx) @ self.w_cue)
                 if self.tfidf is not None:
                     z[i] += self.tfidf.score(s, self.w_ngram)
         p = sigmoid(z)
         i = int(np.argmax(p))
         return float(p[i]), i
 
+    @staticmethod
+    def _cues(segment: str, ctx: TextCtx) -> np.ndarray:
+        """cue_vector of one segment, once per text (run() names the cues of a one-segment text from it)."""
+        key = ("harmful-cues", segment)
+        if key not in ctx.shared:
+            ctx.shared[key] = cue_vector(segment)
+        return ctx.shared[key]
+
     def run(self, ctx: TextCtx) -> Verdict:
         p, seg = self.probability(ctx)
-        sims = self.matrix @ ctx.embeddings[seg]
-        per_cat = {c: float(np.mean(np.sort(sims[idx])[-3:])) for c, idx in self.cat_rows.items()}
+        sims = np.append(self.matrix @ ctx.embeddings[seg], -np.inf)[self.cat_index]
+        top = np.sort(sims, axis=1)[:, -3:].astype(np.float64)
+        means = np.where(np.isfinite(top), top, 0.0).sum(1) / self.cat_top
+        per_cat = dict(zip(self.cats, means.tolist(), strict=True))
         cat = max(per_cat, key=per_cat.__getitem__)
         thr = self.opts["categories"].get(cat, self.threshold)
-        cues = [n for n, rx in CUES if rx.search(ctx.text[:20_000])]
+        segs = segments(ctx.text)
+        if len(segs) == 1 and self.opts["cues"]:  # the text is its one segment: its cues are computed
+            cues = [n for (n, _), on in zip(CUES, self._cues(segs[0], ctx), strict=True) if on]
+        else:
+            cues = [n for n, rx in CUES if rx.search(ctx.text[:20_000])]
         v = Verdict(p, p >= thr, cat if p >= 0.2 else "", [],
                     f"{cat} p={p:.2f} (threshold {thr:.2f})" + (f"; cues: {', '.join(cues)}" if cues else ""),
                     {"category": cat, "category_similarity": {k: round(v, 3) for k, v in per_cat.items()}})
