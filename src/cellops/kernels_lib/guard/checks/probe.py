@@ -10,8 +10,9 @@ guard set it ranks better than P(yes) at the same cost, one prompt evaluation
 (docs/guard.md).
 
 A shipped probe is a JSON file in ``guard/probes/`` (no pickle): the weights with the
-standardisation folded in, the hashes of the model file and of the prompt it was fitted under,
-and the in-band combination with the classifier's score (:class:`Probe`). It applies only to that
+standardisation folded in, the hashes of the model file and of the prompt it was fitted under
+(and, in its meta, of the exemplars), and the in-band combination with the classifier's score
+(:class:`Probe`). It applies only to that
 model file and that prompt; ``benchmarks/calibrate_cascade.py`` fits and writes one.
 """
 
