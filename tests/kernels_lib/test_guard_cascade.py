@@ -111,7 +111,7 @@ def test_a_shipped_probe_decides_the_band_on_the_judges_hidden_state(workspace, 
     from cellops.kernels_lib.guard.report import Verdict
 
     alone = Cascade({"judge": True, "judge_model": "default", "band": [0.0, 1.0]}, (0.0, 1.0), "harmful", workspace,
-                    fitted=False)
+                    with_classifier=False)
     v = alone.decide(Verdict(0.99, True, "fraud_scams", [], "fraud_scams p=0.99", {}), TextCtx(text, "input"))
     assert not v.triggered and v.detail["judge"]["probe_logit"] < 0 and "combined" not in v.detail
     # a probe fitted under another prompt (the built-in one has changed since) does not apply

@@ -58,13 +58,13 @@ class Cascade:
     """The judge half of a cascade, built at policy load (so a wrong model URI fails there)."""
 
     def __init__(self, opts: dict[str, Any], default_band: tuple[float, float], where: str, ws: Any,
-                 fitted: bool = True) -> None:
-        """``fitted``: weigh the judge model's probe against the classifier (False where the check's
+                 with_classifier: bool = True) -> None:
+        """``with_classifier``: weigh the judge model's probe against the classifier (False where the check's
         scores are not the ones the probe's combination was fitted on: the probe decides alone)."""
         self.band = _band(opts["band"], default_band, where)
         self.judge = None
         self.probe: Any = None  # probe.Probe, when the judge model ships one for this check
-        self.with_classifier = fitted  # weigh the probe against the classifier, or let it decide alone
+        self.with_classifier = with_classifier
         if opts["judge"]:
             from .judge import LLMJudge
 

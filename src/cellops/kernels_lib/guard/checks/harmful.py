@@ -263,7 +263,8 @@ class Harmful(Check):
                                     f"got {self.opts['encoder']!r}")
         tuned = self.opts["encoder"] == "tuned"
         # the probes' combinations were fitted on the base classifier's scores: with a tuned one the probe decides alone
-        self.cascade = Cascade(self.opts, TUNED_BAND if tuned else DEFAULT_BAND, "harmful", self.ws, fitted=not tuned)
+        self.cascade = Cascade(self.opts, TUNED_BAND if tuned else DEFAULT_BAND, "harmful", self.ws,
+                               with_classifier=not tuned)
         rows = load_exemplars(self.opts["exemplars"])
         self.labels = [str(r["label"]) for r in rows]
         self.cats = sorted({lab for lab in self.labels if lab != "benign"})
