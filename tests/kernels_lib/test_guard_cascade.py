@@ -183,9 +183,10 @@ def test_warming_a_policy_evaluates_the_judges_shared_start_once(workspace) -> N
     [(_, check)] = pol.rails["input"]
     assert check.cascade.probe is not None
     prefix = check.cascade.judge.messages("", "input")
-    if llm._hidden is not None:
-        llm._hidden.n_tokens = 0  # as a fresh process: nothing evaluated yet
+    if llm._scorer is not None:  # as a fresh process: nothing evaluated yet
+        llm._scorer.close()
+        llm._scorer = None
     pol.warm()
-    rendered = llm._hidden.tokenize(llm.render(prefix)[0].encode(), add_bos=True, special=True)
-    assert llm._hidden.n_tokens == len(rendered) > 500  # policy + worked examples, now in the KV cache
+    rendered = llm._llm.tokenize(llm.render(prefix)[0].encode(), add_bos=True, special=True)
+    assert llm._scorer._tokens == rendered and len(rendered) > 500  # policy + worked examples, in the KV cache
     guard.load("input:\n  - check: harmful\n", workspace).warm()  # no judge: nothing to do, no error

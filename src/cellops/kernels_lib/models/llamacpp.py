@@ -18,6 +18,9 @@ Where a message's content begins is found by rendering the chat up to that messa
 content emptied (a probe). The probe depends on the messages before it only, so its tokens are
 cached by that prefix: a chat's next turn renders and tokenizes the whole prompt once plus a probe
 for each new message, not one per message of the conversation.
+
+Scoring (P(yes), hidden states) runs in a second context on the same weights (llamacpp_score.py),
+so answers and judges keep their own prompts in their own KV caches.
 """
 
 from __future__ import annotations
@@ -154,8 +157,8 @@ class LlamaCppModel:
         self._prompt_starts: list[int] = []  # where that prompt's chunks started
         self._probes: OrderedDict[bytes, np.ndarray | None] = OrderedDict()  # see _probe
         self._probes_lock = threading.Lock()
-        self._hidden: Any = None  # the embedding-mode context of hidden_state, opened on first use
-        self._hidden_starts: list[int] = []  # the chunks of the prompt it holds (hidden_state)
+        self._scorer: Any = None  # llamacpp_score.ScoreContext: P(yes) and hidden states, opened on first use
+        self._scorer_lock = threading.Lock()
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -184,8 +187,8 @@ class LlamaCppModel:
     def close(self) -> None:
         """Free the llama.cpp contexts now (their own __del__ fails at interpreter shutdown)."""
         self._llm.close()
-        if self._hidden is not None:
-            self._hidden.close()
+        if self._scorer is not None:
+            self._scorer.close()
 
     def weights_hash(self) -> str:
         return file_hash(self.path)
@@ -273,59 +276,37 @@ class LlamaCppModel:
                 f"(prompt and answer share it); shorten it (fewer or shorter passages, a smaller -k for "
                 f"%%rag), or set {N_CTX_ENV}={2 * n_ctx} before the model loads (then restart the kernel)")
 
+    def _score(self, messages: list[Message], coarse: bool, hidden: bool = False) -> np.ndarray:
+        """The rendered prompt's next-token logits (``hidden``: its last hidden state) from the
+        scoring context (llamacpp_score.py), opened on first use on the same mmap'd weights."""
+        tokens, starts, _ = self._prompt_tokens(messages, coarse)
+        self._check_fits(len(tokens))
+        with self._scorer_lock:
+            if self._scorer is None:
+                from .llamacpp_score import ScoreContext
+
+                self._scorer = ScoreContext(self.path, self._llm.n_ctx(), LARGE)
+        return self._scorer.hidden_state(tokens, starts) if hidden else self._scorer.logits(tokens, starts)
+
     def choice_probabilities(self, messages: list[Message], words: tuple[str, ...],
                              coarse: bool = False) -> list[float]:
         """P(the answer starts with each of ``words``), renormalised over them: the next-token
         log-probabilities after the rendered prompt, no sampling (a pointwise yes/no scorer).
         ``coarse``: evaluate each message's content in whole LARGE chunks (fewer, faster llama.cpp
         calls; the KV cache is then reused only for whole messages shared with the last call)."""
-        tokens, starts, _ = self._prompt_tokens(messages, coarse)
-        self._check_fits(len(tokens))
         ids = [self._llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
-        with self._lock:
-            self._eval_prompt(tokens, starts)
-            # without logits_all, llama-cpp-python keeps no scores: read the context's logits of
-            # the last evaluated token (_eval_prompt always evaluates at least one)
-            raw = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._llm.n_vocab(),))
-            logits = raw.astype(np.float64)
-        z = logits[ids] - logits[ids].max()
+        logits = self._score(messages, coarse)[ids].astype(np.float64)
+        z = logits - logits.max()
         p = np.exp(z)
         return [float(x) for x in p / p.sum()]
 
     def hidden_state(self, messages: list[Message]) -> np.ndarray:
         """The model's final hidden state (after the output norm, before the vocabulary head) at the
         last token of the rendered prompt: the vector whose projection gives the next-token logits,
-        for the guard cascade's probes (guard/checks/probe.py). A second llama.cpp context on the
-        same file, in embedding mode, opened on first use; the weights are mmap'd once for both.
-        The prompt is evaluated in the chunks of ``choice_probabilities(coarse=True)``: whole
-        messages shared with the last call are reused, and the result is the same whatever came
-        before (it does not depend on how much of the last prompt was shared)."""
-        import llama_cpp
-
-        tokens, starts, _ = self._prompt_tokens(messages, coarse=True)
-        self._check_fits(len(tokens))
-        with self._lock:
-            if self._hidden is None:
-                with _plain_cpu_buffers():
-                    self._hidden = llama_cpp.Llama(
-                        model_path=str(self.path), n_ctx=self._llm.n_ctx(), n_threads=os.cpu_count() or 2,
-                        n_batch=self._llm.n_ctx(), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_LAST,
-                        verbose=False, seed=0)
-            h = self._hidden
-            keep = _reusable(list(h.input_ids[: h.n_tokens]), self._hidden_starts, tokens, starts)
-            h._ctx.kv_cache_seq_rm(-1, keep, -1)
-            h.n_tokens, self._hidden_starts = keep, []  # until the evaluation below completes
-            for start, end in zip(starts, [*starts[1:], len(tokens)], strict=True):
-                if start < keep:
-                    continue
-                h._batch.reset()  # embedding mode: every token an output; LAST pools the last decoded
-                h._batch.set_batch(batch=tokens[start:end], n_past=start, logits_all=True)
-                h._ctx.decode(h._batch)
-                h.input_ids[start:end] = tokens[start:end]
-                h.n_tokens = end
-            self._hidden_starts = starts
-            ptr = llama_cpp.llama_get_embeddings_seq(h._ctx.ctx, 0)
-            return np.array(ptr[: h.n_embd()], dtype=np.float32)
+        for the guard cascade's probes (guard/checks/probe.py). The prompt is evaluated in the
+        chunks of ``choice_probabilities(coarse=True)``, in the same scoring context: whole messages
+        shared with the last call are reused, and the result is the same whatever came before."""
+        return self._score(messages, coarse=True, hidden=True)
 
     def p_yes(self, messages: list[Message], coarse: bool = False) -> float:
         """P(the answer is yes): P(yes) + P(Yes) among yes/Yes/no/No (the rerank and the guard judge)."""
