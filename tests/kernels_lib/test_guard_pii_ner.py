@@ -169,3 +169,40 @@ def test_overlaps_are_settled_by_the_findings_marks_not_their_scores() -> None:
     assert pii_ner._relabel([spacy_org, Found(0, 6, "LOCATION", 0.5)]) == [Found(0, 6, "LOCATION", 0.5)]
     rule_org = Found(0, 6, "ORGANIZATION", 0.85)
     assert pii_ner._relabel([rule_org, Found(0, 6, "LOCATION", 0.5)]) == [rule_org, Found(0, 6, "LOCATION", 0.5)]
+
+
+def test_verify_names_keeps_the_names_the_model_reads_as_names(ner_engine, workspace, monkeypatch) -> None:
+    """verify_names: each PERSON span goes to the model as a yes/no question; a span under P(yes)
+    0.5 is no finding, other types are never asked about, and an answer is asked for once."""
+    from cellops.kernels_lib.guard.checks import pii, pii_verify
+    from cellops.kernels_lib.guard.embed import TextCtx
+    from cellops.kernels_lib.models import get_llm
+
+    pol = guard.load(NER_POLICY + "    verify_names: true\n    verify_model: default\n", workspace)
+    [(_, check)] = pol.rails["input"]
+    text = "Ask Maria Gonzalez at 42 Elm Street, Denver, or Dr. Okafor, about Guilty Pleasures."
+    found = pii.detect(text, check.opts["entities"], check.threshold)
+    names = [f for f in found if f[2] == "PERSON"]
+    assert names and len(names) < len(found)
+    llm = get_llm("default", workspace)
+    keep = {text[s:e]: llm.p_yes(pii_verify.messages(text, s, e)) >= pii_verify.P_KEEP for s, e, _, _ in names}
+    asked: list[str] = []
+    real = llm.p_yes
+    monkeypatch.setattr(llm, "p_yes", lambda m, **kw: (asked.append(m[1]["content"]), real(m, **kw))[1])
+    v = check.run(TextCtx(text, "input"))
+    got = {text[s.start:s.end] for s in v.spans if s.label == "PERSON"}
+    assert got == {n for n, k in keep.items() if k}
+    assert v.detail["names_dropped"] == sum(not k for k in keep.values())
+    assert len(asked) == len(names) and all("the name of a person" in q for q in asked)
+    assert {s.label for s in v.spans} - {"PERSON"} == {f[2] for f in found} - {"PERSON"}  # the rest untouched
+    check.run(TextCtx(text, "input"))
+    assert len(asked) == len(names)  # answers are cached: a streamed answer re-checked costs nothing
+
+
+def test_verify_names_needs_person_spans_and_a_local_model(workspace) -> None:
+    from cellops.kernels_lib.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="verify_names checks PERSON"):
+        guard.load("input:\n  - check: pii\n    verify_names: true\n", workspace)
+    with pytest.raises(InvalidInputError, match="needs a local llama.cpp model"):
+        guard.load(NER_POLICY + "    verify_names: true\n    verify_model: 'openai:http://127.0.0.1:9/v1#m'\n", workspace)

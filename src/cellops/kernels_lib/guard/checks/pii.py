@@ -167,6 +167,8 @@ class PII(Check):
     options = {
         "entities": Opt("str_list", DEFAULT_ENTITIES, f"which of: {', '.join(ENTITIES)}"),
         "ner": Opt("bool", False, f"also {', '.join(NER_ENTITIES)} (spaCy NER + place and name lists + patterns; ~7 ms CPU per short text)"),
+        "verify_names": Opt("bool", False, "a model reads each PERSON found and drops those it does not call a name (~0.9 s per name with qwen-1.5b)"),
+        "verify_model": Opt("str", None, "model URI of verify_names (a local llama.cpp model); unset: the judge model"),
     }
     default_threshold = 0.4
     default_action = "redact"
@@ -186,14 +188,25 @@ class PII(Check):
             from .pii_ner import engine
 
             engine()  # the spaCy model too, only for policies that use it
+        self.verifier = None  # the model of verify_names (pii_verify.py)
+        if self.opts["verify_names"]:
+            from ...errors import InvalidInputError
+            from .pii_verify import NameVerifier
+
+            if "PERSON" not in self.opts["entities"]:
+                raise InvalidInputError("pii: verify_names checks PERSON spans; add ner: true (or PERSON to entities)")
+            self.verifier = NameVerifier(self.opts["verify_model"], self.ws)
 
     def run(self, ctx: TextCtx) -> Verdict:
         hits = detect(ctx.text, self.opts["entities"], self.threshold)
+        detail = {}
+        if self.verifier is not None and any(h[2] == "PERSON" for h in hits):
+            hits, detail["names_dropped"] = self.verifier.keep(ctx.text, hits)
         if not hits:
-            return Verdict(0.0, False)
+            return Verdict(0.0, False, detail=detail)
         counts = Counter(h[2] for h in hits)
         return Verdict(
             max(h[3] for h in hits), True, label=",".join(sorted(counts)),
             spans=[Span(s, e, ent) for s, e, ent, _ in hits],
-            reason=", ".join(f"{n} {ent}" for ent, n in sorted(counts.items())),
+            reason=", ".join(f"{n} {ent}" for ent, n in sorted(counts.items())), detail=detail,
         )
