@@ -58,7 +58,7 @@ class ScoreContext:
     def _score(self, tokens: list[int], starts: list[int], hidden: bool) -> np.ndarray:
         with self._lock:
             if self._last is not None and self._last[0] == hidden and tokens == self._tokens and starts == self._starts:
-                return self._last[1]
+                return self._last[1].copy()  # the caller's own array, as after an evaluation
             keep = _reusable(self._tokens, self._starts, tokens, starts)
             self._last = None
             try:
@@ -68,7 +68,7 @@ class ScoreContext:
                 raise
             self._tokens, self._starts = list(tokens), list(starts)
             self._last = (hidden, self._read(hidden))
-            return self._last[1]
+            return self._last[1].copy()
 
     def _evaluate(self, tokens: list[int], starts: list[int], keep: int, hidden: bool) -> None:
         llama = self._llama
