@@ -193,6 +193,7 @@ def test_verify_names_keeps_the_names_the_model_reads_as_names(ner_engine, works
     got = {text[s.start:s.end] for s in v.spans if s.label == "PERSON"}
     assert got == {n for n, k in keep.items() if k}
     assert v.detail["names_dropped"] == sum(not k for k in keep.values())
+    assert f"default kept {len(got)} of {len(names)} names" in v.reason
     assert len(asked) == len(names) and all("the name of a person" in q for q in asked)
     assert {s.label for s in v.spans} - {"PERSON"} == {f[2] for f in found} - {"PERSON"}  # the rest untouched
     check.run(TextCtx(text, "input"))

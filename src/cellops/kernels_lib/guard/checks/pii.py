@@ -199,14 +199,16 @@ class PII(Check):
 
     def run(self, ctx: TextCtx) -> Verdict:
         hits = detect(ctx.text, self.opts["entities"], self.threshold)
-        detail = {}
-        if self.verifier is not None and any(h[2] == "PERSON" for h in hits):
+        detail, verified = {}, ""
+        if self.verifier is not None and (names := sum(h[2] == "PERSON" for h in hits)):
             hits, detail["names_dropped"] = self.verifier.keep(ctx.text, hits)
+            verified = f"{self.verifier.model} kept {names - detail['names_dropped']} of {names} names"
         if not hits:
-            return Verdict(0.0, False, detail=detail)
+            return Verdict(0.0, False, reason=verified, detail=detail)
         counts = Counter(h[2] for h in hits)
+        reason = ", ".join(f"{n} {ent}" for ent, n in sorted(counts.items()))
         return Verdict(
             max(h[3] for h in hits), True, label=",".join(sorted(counts)),
             spans=[Span(s, e, ent) for s, e, ent, _ in hits],
-            reason=", ".join(f"{n} {ent}" for ent, n in sorted(counts.items())), detail=detail,
+            reason=f"{reason} ({verified})" if verified else reason, detail=detail,
         )
