@@ -18,8 +18,7 @@ or a log, not for every chat turn.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import functools
 from typing import Any
 
 from ...errors import InvalidInputError
@@ -32,7 +31,7 @@ QUESTION = 'Text:\n"""\n{text}\n"""\n\nIn this text, is "{span}" the name of a p
 
 
 class NameVerifier:
-    """The model that verifies names, with its answers cached by the question (LRU)."""
+    """The model that verifies names, with its answers cached by the question (LRU, ``CACHED``)."""
 
     def __init__(self, uri: str | None, ws: Any) -> None:
         """``uri``, else the judge model: a local llama.cpp model, which gives P(yes) without generating."""
@@ -44,31 +43,27 @@ class NameVerifier:
         if not hasattr(self.llm, "p_yes"):
             raise InvalidInputError(f"pii: verify_names needs a local llama.cpp model (it reads P(yes)); "
                                     f"'{self.model}' is not one: set verify_model, e.g. qwen-1.5b")
-        self._answers: OrderedDict[tuple[str, str], bool] = OrderedDict()
-        self._lock = threading.Lock()
+        self._answer = functools.lru_cache(maxsize=CACHED)(self._keeps)
 
     def keep(self, text: str, hits: list[tuple[int, int, str, float]]) -> tuple[list[tuple[int, int, str, float]], int]:
         """``hits`` without the PERSON spans the model does not read as names, and how many it dropped."""
-        kept = [h for h in hits if h[2] != "PERSON" or self._is_name(text, h[0], h[1])]
+        kept = [h for h in hits if h[2] != "PERSON" or self._answer(question(text, h[0], h[1]))]
         return kept, len(hits) - len(kept)
 
-    def _is_name(self, text: str, start: int, end: int) -> bool:
-        msgs = messages(text, start, end)
-        key = (msgs[1]["content"], text[start:end])
-        with self._lock:
-            if key in self._answers:
-                self._answers.move_to_end(key)
-                return self._answers[key]
-        answer = self.llm.p_yes(msgs) >= P_KEEP
-        with self._lock:
-            self._answers[key] = answer
-            while len(self._answers) > CACHED:
-                self._answers.popitem(last=False)
-        return answer
+    def _keeps(self, q: str) -> bool:
+        return self.llm.p_yes(_chat(q)) >= P_KEEP
+
+
+def question(text: str, start: int, end: int) -> str:
+    """The question about ``text[start:end]``, with up to WINDOW characters of text on each side."""
+    a, b = max(0, start - WINDOW), min(len(text), end + WINDOW)
+    return QUESTION.format(text=text[a:b], span=text[start:end])
+
+
+def _chat(q: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
 
 
 def messages(text: str, start: int, end: int) -> list[dict[str, str]]:
-    """The question about ``text[start:end]``, with up to WINDOW characters of text on each side."""
-    a, b = max(0, start - WINDOW), min(len(text), end + WINDOW)
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": QUESTION.format(text=text[a:b], span=text[start:end])}]
+    """The chat that asks the model about ``text[start:end]``."""
+    return _chat(question(text, start, end))
