@@ -13,13 +13,13 @@ import hashlib
 import json
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..lru import LRU
 from ..models.weights import USER_CACHE
 
 EMBEDDER = "default"
@@ -29,8 +29,7 @@ _SENT_RE = re.compile(r"(?<=[.!?。])\s+|\n{1,}")
 
 _mem: dict[str, Any] = {}
 _mem_lock = threading.Lock()
-_text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-_TEXT_CACHE_MAX = 2048
+_text_cache: LRU[str, np.ndarray] = LRU(2048)
 
 
 def embedder() -> Any:
@@ -42,22 +41,24 @@ def embedder() -> Any:
 def encode(texts: Sequence[str]) -> np.ndarray:
     """Embed ``texts`` (L2-normalised float32), reusing recent results: the same prompt is often
     checked again (input rail, then an ad-hoc check, then eval)."""
-    missing = [t for t in dict.fromkeys(texts) if t not in _text_cache]
+    found: dict[str, np.ndarray] = {}
+    for t in dict.fromkeys(texts):
+        hit, vec = _text_cache.lookup(t)
+        if hit:
+            found[t] = vec  # type: ignore[assignment]
+    missing = [t for t in dict.fromkeys(texts) if t not in found]
     if missing:
-        vecs = embedder().encode(missing)
-        with _mem_lock:
-            for t, v in zip(missing, vecs, strict=False):
-                _text_cache[t] = v
-                if len(_text_cache) > _TEXT_CACHE_MAX:
-                    _text_cache.popitem(last=False)
-    dim = next(iter(_text_cache.values())).shape[0] if _text_cache else 384
-    return np.stack([_text_cache[t] for t in texts]) if texts else np.zeros((0, dim), np.float32)
+        for t, v in zip(missing, embedder().encode(missing), strict=True):
+            found[t] = v
+            _text_cache.put(t, v)
+    if not texts:
+        return np.zeros((0, 384), np.float32)
+    return np.stack([found[t] for t in texts])  # from this call's own map: an eviction cannot lose one
 
 
 def forget_texts() -> None:
     """Drop the recent-text embeddings (a benchmark's arms each start from the same cache state)."""
-    with _mem_lock:
-        _text_cache.clear()
+    _text_cache.clear()
 
 
 def segments(text: str) -> list[str]:

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..lru import LRU
 from .base import Generation, GenParams, Message, OnToken, Pieces
 from .weights import file_hash
 
@@ -155,8 +155,7 @@ class LlamaCppModel:
         self._lock = threading.Lock()
         self._prompt_len = 0  # tokens of the last prompt; only these (not its answer) are reused
         self._prompt_starts: list[int] = []  # where that prompt's chunks started
-        self._probes: OrderedDict[bytes, np.ndarray | None] = OrderedDict()  # see _probe
-        self._probes_lock = threading.Lock()
+        self._probes: LRU[bytes, np.ndarray | None] = LRU(PROBES)  # see _probe
         self._scorer: Any = None  # llamacpp_score.ScoreContext: P(yes) and hidden states, opened on first use
         self._scorer_lock = threading.Lock()
         try:
@@ -234,19 +233,15 @@ class LlamaCppModel:
         the template refuses them (then that message adds no restart)."""
         from jinja2 import TemplateError
 
-        with self._probes_lock:
-            if key in self._probes:
-                self._probes.move_to_end(key)
-                return self._probes[key]
+        hit, cached = self._probes.lookup(key)
+        if hit:
+            return cached
         try:
             text, _ = self.render(messages)
             got = np.asarray(self._llm.tokenize(text.encode(), add_bos=True, special=True), dtype=np.int32)
         except (TemplateError, TypeError, ValueError):
             got = None
-        with self._probes_lock:
-            self._probes[key] = got
-            while len(self._probes) > PROBES:
-                self._probes.popitem(last=False)
+        self._probes.put(key, got)
         return got
 
     def _eval_prompt(self, tokens: list[int], starts: list[int]) -> None:
