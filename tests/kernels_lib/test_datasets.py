@@ -197,3 +197,50 @@ def test_cli_list_show_card(capsys) -> None:
     assert "format: preference" in capsys.readouterr().out
     assert main(["dataset", "card", "ghost"]) == 2
     assert "no dataset named 'ghost'" in capsys.readouterr().err
+
+
+ROWS = [{"text": "first row"}, {"text": "second row"}, {"text": "third row"}]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b + b'{"text": broken\n',                    # a torn append: one unreadable line
+    lambda b: b + b'{"text": "an extra row"}\n',           # a valid extra row shifts the splits
+    lambda b: b.replace(b"first row", b"frist row"),       # same count, altered content
+    lambda b: b"",                                         # truncated to nothing
+])
+def test_a_damaged_rows_file_is_refused_as_corrupt_and_left_as_is(workspace, damage) -> None:
+    from cellops.kernels_lib.errors import WorkspaceError
+
+    v, _ = datasets.save("d1", {"train": ROWS[:2], "test": ROWS[2:]})
+    rows = v.path / "rows.jsonl"
+    rows.write_bytes(damage(rows.read_bytes()))
+    before = rows.read_bytes()
+    for read in (lambda: datasets.get("d1").records(), lambda: datasets.get("d1:test").records(),
+                 lambda: datasets.get("d1@1").to_frame()):
+        with pytest.raises(WorkspaceError, match=r"^dataset d1@1 is corrupt \(.*\); save it again"):
+            read()
+    assert rows.read_bytes() == before  # reads never write
+
+
+def test_an_intact_version_still_reads_its_splits(workspace) -> None:
+    datasets.save("d1", {"train": ROWS[:2], "test": ROWS[2:]})
+    assert datasets.get("d1:test").records() == ROWS[2:]
+    assert datasets.get("d1:train").records() == ROWS[:2]
+
+
+def test_a_missing_file_is_one_not_found_line(workspace, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "b.jsonl", [json.dumps(ROWS[0])])
+    with pytest.raises(NotFoundError, match=r"^file not found: nosuchfile\.jsonl$"):
+        datasets.save("x", "nosuchfile.jsonl")
+    with pytest.raises(NotFoundError, match=r"^file not found: a_missing\.jsonl$"):
+        datasets.save("x", {"train": "a_missing.jsonl", "test": "b.jsonl"})
+    with pytest.raises(NotFoundError, match=r"^file not found: sub/gone\.parquet$"):
+        datasets.save("x", "sub/gone.parquet")
+    assert workspace.list_versions("dataset", "x") == []
+
+
+def test_history_of_a_ref_is_the_history_of_its_name(workspace) -> None:
+    datasets.save("d1", ROWS[:1])
+    datasets.save("d1", ROWS[:2])
+    assert [d.ref for d in datasets.history("d1@1")] == ["d1@1", "d1@2"]
+    assert datasets.history("nosuch") == []

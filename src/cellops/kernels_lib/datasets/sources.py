@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NotFoundError
 from ..jsonl import parse_line
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt", ".parquet")
@@ -76,7 +76,12 @@ def _read_file(path: Path, label: str) -> tuple[str, list[Raw]]:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise InvalidInputError(f"unsupported data file {path.name}: use {', '.join(SUFFIXES)}")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"file not found: {label}") from None
+    except OSError as e:
+        raise InvalidInputError(f"cannot read {label} ({e.strerror})") from None
     digest = hashlib.sha256(data).hexdigest()
     name = path.name
     try:

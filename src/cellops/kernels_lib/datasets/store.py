@@ -63,13 +63,24 @@ class DatasetVersion:
             raise WorkspaceError(f"dataset {self.version.ref} has no readable card ({e}); save it again") from None
 
     def records(self) -> list[Any]:
-        """The rows (of the split, when the ref named one), in saved order."""
+        """The rows (of the split, when the ref named one), in saved order.
+
+        The rows file is checked against the version's stored ``rows_hash`` (and row count) on
+        every read: a damaged file is refused, never read with shifted splits."""
         try:
-            text = (self.path / ROWS_FILE).read_text(encoding="utf-8")
+            blob = (self.path / ROWS_FILE).read_bytes()
         except OSError as e:
             raise WorkspaceError(f"dataset {self.version.ref} rows are unreadable ({e.strerror}); "
                                  "save it again") from None
-        recs = [r.record for r in sources.read_jsonl_text(text, ROWS_FILE)]
+        if hashlib.sha256(blob).hexdigest() != self.version.content.get("rows_hash"):
+            raise self._corrupt(f"{ROWS_FILE} does not match its stored hash")
+        raws = sources.read_jsonl_text(blob.decode("utf-8", errors="replace"), ROWS_FILE)
+        bad = next((r for r in raws if r.error is not None), None)
+        if bad is not None:
+            raise self._corrupt(f"{bad.where}: {bad.error}")
+        if len(raws) != self.version.content.get("rows"):
+            raise self._corrupt(f"{ROWS_FILE} holds {len(raws)} rows, the version {self.version.content.get('rows')}")
+        recs = [r.record for r in raws]
         if self.split is None:
             return recs
         start = 0
@@ -79,6 +90,10 @@ class DatasetVersion:
             start += n
         raise InvalidInputError(f"dataset {self.version.ref} has no split '{self.split}'; "
                                 f"splits: {', '.join(self.splits)}")
+
+    def _corrupt(self, why: str) -> WorkspaceError:
+        return WorkspaceError(f"dataset {self.version.ref} is corrupt ({why}); save it again with "
+                              f"%%dataset {self.name} (or cellops.datasets.save('{self.name}', rows))")
 
     def to_frame(self) -> Any:
         import pandas as pd
@@ -199,8 +214,9 @@ def list_datasets(workspace: Workspace | None = None) -> list[DatasetVersion]:
 
 def history(name: str, workspace: Workspace | None = None) -> list[DatasetVersion]:
     ws = workspace or get_workspace()
-    check_name(split_ref(name)[0])
-    return [DatasetVersion(v, ws.artifact_dir(KIND, v.name, v.version)) for v in ws.list_versions(KIND, name)]
+    base = split_ref(name)[0]  # history of qa@2 is the history of qa
+    check_name(base)
+    return [DatasetVersion(v, ws.artifact_dir(KIND, v.name, v.version)) for v in ws.list_versions(KIND, base)]
 
 
 def alias(ref: str, alias_name: str, workspace: Workspace | None = None) -> DatasetVersion:
