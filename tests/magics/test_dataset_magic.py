@@ -77,3 +77,28 @@ def test_synth_and_perturb_bad_input_is_one_usage_line(ip, tmp_path: Path) -> No
     ip.user_ns["t_cases"] = [{"vars": {"word": "cat"}, "assert": [{"type": "contains", "value": "cat"}]}]
     with pytest.raises(UsageError, match="unknown perturbation kind 'typoes'; valid: typos, case, whitespace"):
         ip.run_line_magic("prompt", "perturb echo --on t_cases --kinds typoes")
+
+
+def test_a_corrupt_version_or_card_and_a_missing_file_are_one_usage_line(ip) -> None:
+    from cellops.kernels_lib import datasets as ds
+
+    ip.run_cell_magic("dataset", "d1", '{"text": "one"}\n{"text": "two"}\n')
+    with pytest.raises(UsageError, match=r"^file not found: nosuchfile\.jsonl$"):
+        ip.run_cell_magic("dataset", "d2", "nosuchfile.jsonl\n")
+    with pytest.raises(UsageError, match=r"^file not found: a_missing\.jsonl$"):
+        ip.run_cell_magic("dataset", "d2", "train: a_missing.jsonl\ntest: d1\n")
+    folder = ds.get("d1").path
+    with (folder / "rows.jsonl").open("a") as f:
+        f.write('{"text": broken\n')
+    with pytest.raises(UsageError, match=r"^dataset d1@1 is corrupt \("):
+        ip.run_line_magic("dataset", "show d1")
+    (folder / "card.json").write_text("{bad")
+    with pytest.raises(UsageError, match=r"^dataset d1@1 has no readable card .*; save it again"):
+        ip.run_line_magic("dataset", "card d1")
+
+
+def test_history_of_an_unknown_name_says_so(ip) -> None:
+    ip.run_cell_magic("dataset", "d1", '{"text": "one"}\n')
+    assert "d1@1" in ip.run_line_magic("dataset", "history d1").text
+    with pytest.raises(UsageError, match=r"^no saved dataset named 'nosuch'; %dataset list shows"):
+        ip.run_line_magic("dataset", "history nosuch")

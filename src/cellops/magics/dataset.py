@@ -96,13 +96,17 @@ def line_command(ctx: MagicContext, line: str) -> Any:
     cmd = words[0] if words else ""
     if cmd == "list" or cmd == "history":
         items = datasets.history(words[1], ws) if cmd == "history" and len(words) > 1 else datasets.list_datasets(ws)
+        if not items and cmd == "history" and len(words) > 1:
+            raise UsageError(f"no saved dataset named '{words[1]}'; %dataset list shows the saved ones")
         if not items:
             return TextView("(no datasets yet)")
         return TextView("\n".join(f"{d.ref}  {d.hash[:12]}  {d.format}  {d.version.content['rows']} rows"
                                   f"{'  aliases ' + ', '.join(d.version.aliases) if d.version.aliases else ''}"
                                   for d in items))
     if cmd == "card" and len(words) == 2:
-        return datasets.get(words[1], ws)
+        d = datasets.get(words[1], ws)
+        d.card  # noqa: B018 - read it here: a damaged card.json is one UsageError, not a display traceback
+        return d
     if cmd == "show" and len(words) in (2, 4) and (len(words) == 2 or words[2] == "-n"):
         n = int(words[3]) if len(words) == 4 and words[3].isdigit() else 10
         return datasets.get(words[1], ws).to_frame().head(n)
