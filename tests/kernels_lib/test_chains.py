@@ -118,6 +118,14 @@ BAD = {
                   r"write \{\{ inputs.question \}\}"),
     "bad params": ("steps:\n  a: {generate: hi, params: {max_tokenz: 3}}\n",
                    r"chain bad, step 'a', key 'params': unknown generation parameter\(s\) max_tokenz"),
+    "duplicate step": ("steps:\n  a: {generate: \"first\"}\n  a: {generate: \"second\"}\n",
+                       r"chain bad, step 'a': defined twice \(lines 2 and 3\); keep one"),
+    "duplicate key": ("steps:\n  a:\n    generate: first\n    generate: second\n",
+                      r"chain bad, step 'a', key 'generate': defined twice \(lines 3 and 4\)"),
+    "duplicate flow key": ("steps:\n  a: {generate: first, generate: second}\n",
+                           r"chain bad, step 'a': key 'generate' is defined twice \(lines 2 and 2\)"),
+    "duplicate top key": ("model: default\nsteps:\n  a: {generate: hi}\nmodel: other\n",
+                          r"chain bad, key 'model': defined twice \(lines 1 and 4\)"),
     "undeclared input": ("inputs: [q]\nsteps:\n  a: {generate: \"{{ inputs.x }}\"}\n",
                          r"chain bad, step 'a': reads inputs.x, which the chain does not declare; its inputs: q"),
 }
@@ -283,3 +291,21 @@ def test_chain_as_a_pipeline_step(workspace, tmp_path) -> None:
     pipe.write_text("steps:\n  a: {chain: nope}\n")
     with pytest.raises(NotFoundError, match=r"pipe.yaml: step 'a': no chain named 'nope'; available: base, ext"):
         load_chain(pipe)
+
+
+def test_yamlsafe_rejects_duplicate_keys_at_any_level_but_allows_merge_overrides() -> None:
+    import yaml
+
+    from cellops.kernels_lib.yamlsafe import DuplicateKeyError, safe_load
+
+    assert safe_load("a: 1\nb: {c: 2}\n") == {"a": 1, "b": {"c": 2}}
+    assert safe_load("base: &b {x: 1, y: 2}\nitem:\n  <<: *b\n  y: 3\n")["item"] == {"x": 1, "y": 3}
+    for text, key, lines in [("a: 1\na: 2\n", "a", (1, 2)), ("- {x: 1, x: 2}\n", "x", (1, 1)),
+                             ("top:\n  deep:\n    k: 1\n    k: 2\n", "k", (3, 4)),
+                             ("yes: 1\ntrue: 2\n", True, (1, 2))]:  # YAML 1.1: both are True
+        with pytest.raises(DuplicateKeyError) as err:
+            safe_load(text)
+        assert (err.value.key, err.value.first_line, err.value.line) == (key, *lines)
+        assert isinstance(err.value, yaml.YAMLError)  # callers' YAMLError handling still applies
+    with pytest.raises(yaml.constructor.ConstructorError):  # still safe: no Python objects
+        safe_load("!!python/object/apply:os.system ['true']\n")

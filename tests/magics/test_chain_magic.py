@@ -58,7 +58,11 @@ def test_bad_input_is_one_usage_line_and_saves_nothing(ip, workspace) -> None:
     with pytest.raises(UsageError, match=r"chain bad, step 'a': refers to steps.b, which comes later"):
         ip.run_cell_magic("chain", "bad", "steps:\n  a: {python: t_split, args: {s: '{{ steps.b.output }}'}}\n"
                                           "  b: {python: t_up}\n")
+    with pytest.raises(UsageError, match=r"^chain dup, step 'a': defined twice \(lines 2 and 3\); keep one$"):
+        ip.run_cell_magic("chain", "dup", 'steps:\n  a: {generate: "first"}\n  a: {generate: "second"}\n')
     assert workspace.names("chain") == []
+    with pytest.raises(UsageError, match=r"^no saved chain named 'nosuch'; %chain list shows"):
+        ip.run_line_magic("chain", "history nosuch")
     ip.run_cell("def t_fail(s):\n    raise KeyError(s)\n")
     ip.run_cell_magic("chain", "boom", "steps:\n  f: {python: t_fail, args: {s: oops}}\n")
     with pytest.raises(UsageError, match=r"chain boom@1 stopped at step 'f' \(python t_fail\): KeyError: 'oops'"):

@@ -119,7 +119,10 @@ def line_command(ctx: MagicContext, line: str) -> Any:
     if cmd == "list":
         return chains.ChainList(chains.list_chains(ws))
     if cmd == "history" and rest.strip():
-        return chains.ChainList(chains.history(rest.strip(), ws))
+        versions = chains.history(rest.strip(), ws)
+        if not versions:
+            raise UsageError(f"no saved chain named '{rest.strip()}'; %chain list shows the saved ones")
+        return chains.ChainList(versions)
     if cmd == "show" and rest.strip():
         c = chains.get(rest.strip(), ws)
         return TextView(f"{c.ref}  hash {c.hash[:10]}  aliases {', '.join(c.aliases) or '-'}\n\n{c.yaml}")

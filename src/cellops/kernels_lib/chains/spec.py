@@ -96,11 +96,18 @@ def _fail(where: str, problem: str) -> InvalidInputError:
 
 
 def load_yaml(text: str, chain: str) -> dict[str, Any]:
-    """Parse the YAML body; a syntax error names its line and the step/key it sits in."""
+    """Parse the YAML body; a syntax error or a key given twice names its line and the step/key."""
     import yaml
 
+    from ..yamlsafe import DuplicateKeyError, safe_load
+
     try:
-        doc = yaml.safe_load(text)
+        doc = safe_load(text)
+    except DuplicateKeyError as e:  # safe_load would keep the last one and drop a step silently
+        place = _yaml_place(text, e.line - 1)
+        what = "" if place.endswith(f"'{e.key}'") else f"key '{e.key}' is "
+        raise _fail(f"chain {chain}{place}",
+                    f"{what}defined twice (lines {e.first_line} and {e.line}); keep one") from None
     except yaml.YAMLError as e:
         problem_mark = getattr(e, "problem_mark", None)
         context_mark = getattr(e, "context_mark", None)
