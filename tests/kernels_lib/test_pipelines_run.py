@@ -178,3 +178,31 @@ def test_report_charts_metrics_and_parameter_diffs(tmp_path: Path) -> None:
     assert page.count("<svg") == 2 and page.count("<polyline") == 2 and "<script" not in page
     assert "Parameters" in page and "<td>k</td><td>1</td><td>2</td><td>4</td>" in page
     assert json.dumps(0.4) in page or "0.4" in page
+    first, second = pipelines.report(ids[:1]), pipelines.report(ids[:1])  # the same second
+    assert first.path != second.path and first.path.is_file() and second.path.is_file()
+
+
+def test_an_output_path_that_cannot_be_used_is_refused_before_the_run(tmp_path: Path, workspace) -> None:
+    nb = write_nb(tmp_path / "ok.ipynb", ["n = 3", "import cellops\ncellops.pipelines.record(score=n)"])
+    taken = tmp_path / "afile"
+    taken.write_text("hi")
+    with pytest.raises(InvalidInputError, match="is a file, not a folder"):
+        pipelines.run(nb, out_dir=taken)
+    (tmp_path / "valuesdir").mkdir()
+    p = cli("run", str(nb), "--values-out", str(tmp_path / "valuesdir"), cwd=tmp_path)
+    assert p.returncode == 2 and "is a folder" in p.stderr and "Traceback" not in p.stderr
+    assert pipelines.runs() == [] and taken.read_text() == "hi"  # nothing ran, nothing recorded
+
+
+def test_a_copy_that_fails_after_the_run_still_records_it(tmp_path: Path, workspace, monkeypatch) -> None:
+    from cellops.kernels_lib.pipelines import execute
+
+    def broken(record, out_dir):
+        raise PermissionError(13, "Permission denied", str(out_dir))
+
+    monkeypatch.setattr(execute, "_copy_out", broken)
+    nb = write_nb(tmp_path / "ok.ipynb", ["n = 3", "import cellops\ncellops.pipelines.record(score=n)"])
+    r = pipelines.run(nb, out_dir=tmp_path / "out")
+    stored = workspace.get_run(r.id)
+    assert stored["status"] == "ok" and stored["record"]["values"] == {"score": 3}
+    assert any("Permission denied" in w for w in stored["record"]["warnings"])

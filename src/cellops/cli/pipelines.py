@@ -112,6 +112,10 @@ def _run(args: argparse.Namespace) -> int:
         from ..kernels_lib import trust
 
         trust.require_code(Path(args.target), args.expect_code)
+    from ..kernels_lib.errors import InvalidInputError
+
+    if args.values_out and Path(args.values_out).is_dir():
+        raise InvalidInputError(f"--values-out {args.values_out} is a folder; give a file path for the values JSON")
     extra = {"schedule": args.schedule} if args.schedule else None
     r = pipelines.run(args.target, _params(args), out_dir=args.out, timeout=args.timeout,
                       retries=args.retries, kernel_name=args.kernel, run_id=args.run_id, extra=extra,

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..workspace import Workspace
 from .chain import run_chain
-from .execute import run_notebook
+from .execute import check_out_dir, run_notebook
 from .kernel import DEFAULT_KERNEL
 from .replays import Replay, replay
 from .result import KIND, PipelineRun
@@ -37,6 +37,7 @@ def run(notebook_or_pipeline: str | Path, params: dict[str, Any] | None = None, 
     ``kernel_env`` variables added to the kernels' environment; ``name`` the run's name
     (default: the notebook's stem or the pipeline's name); ``progress`` papermill's per-cell bar
     on stderr; ``run_id`` / ``extra`` set the record's id and add keys to it."""
+    check_out_dir(out_dir)
     options = dict(out_dir=out_dir, timeout=timeout, retries=retries, kernel_name=kernel_name,
                    workspace=workspace, run_id=run_id, extra=extra, name=name, kernel_env=kernel_env,
                    progress=progress)

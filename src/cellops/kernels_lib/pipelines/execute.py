@@ -43,6 +43,7 @@ def run_notebook(
     """
     if retries < 0 or (timeout is not None and timeout <= 0):
         raise InvalidInputError("retries must be >= 0 and timeout > 0 seconds")
+    check_out_dir(out_dir)
     ws = workspace or get_workspace()
     src = notebook.notebook_path(notebook_or_pipeline)
     given = notebook.check_parameters(src, dict(params or {}))
@@ -215,12 +216,21 @@ def _finish(ws: Workspace, run_id: str, record: dict[str, Any], status: str, out
         except Exception as e:  # noqa: BLE001 -- an HTML copy must never fail the run itself
             record["warnings"].append(f"HTML export failed: {type(e).__name__}: {e}")
     if out_dir is not None:
-        _copy_out(record, Path(out_dir))
+        try:
+            _copy_out(record, Path(out_dir))
+        except OSError as e:  # the run happened: its record must still be written
+            record["warnings"].append(f"copy to {out_dir} failed: {e}")
     record |= _log_tracker(ws, run_id, record, status)
     ws.update_run(run_id, status=status, **record)
     trace.end(status="error" if status != "ok" else None)
     traces.save(ws, trace, run_id)
     return PipelineRun(run_id, status, record)
+
+
+def check_out_dir(out_dir: str | Path | None) -> None:
+    """Refuse, before anything runs, an output folder that is a file."""
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InvalidInputError(f"--out {out_dir} is a file, not a folder; give a folder for the executed notebook")
 
 
 def _copy_out(record: dict[str, Any], out_dir: Path) -> None:

@@ -9,7 +9,7 @@ when the user is logged in, else offline files for ``wandb sync``).
 from __future__ import annotations
 
 import json
-import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
@@ -163,10 +163,16 @@ def report(run_ids: list[str], *, html_path: str | Path | None = None,
     body = build_html(runs, metrics)
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>cellops run report</title>"
             "<style>body{margin:24px}h2{margin-top:28px}</style></head><body>" + body + "</body></html>")
-    path = Path(html_path) if html_path else ws.artifacts / "reports" / f"report-{int(time.time())}.html"
+    path = Path(html_path) if html_path else _new_report_path(ws)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, page)  # a report of the same second is replaced, never rewritten in place
+    write_atomic(path, page)  # a given --html path is replaced whole, never rewritten in place
     return Report(path.resolve(), [r["id"] for r in runs], metrics, _log_tracker(ws, runs, metrics, path), body)
+
+
+def _new_report_path(ws: Workspace) -> Path:
+    """A name no other report takes, also one made in the same second by another process."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return ws.artifacts / "reports" / f"report-{stamp}-{uuid.uuid4().hex[:8]}.html"
 
 
 def _log_tracker(ws: Workspace, runs: list[dict[str, Any]], metrics: dict[str, dict[str, float]],
