@@ -169,3 +169,25 @@ def test_saving_costs_no_fsync_and_works_from_any_thread(workspace) -> None:
     th.join()
     assert len(traces.get(done[0], workspace).spans) == 21
     assert len(traces.search(workspace=workspace, limit=100)) == 12
+
+
+def test_an_interrupted_prompt_run_keeps_an_error_trace_and_reraises(workspace) -> None:
+    from cellops.kernels_lib import prompts
+
+    prompts.save("p", "Count from one to twenty.", params={"max_tokens": 32})
+    seen: list[str] = []
+
+    def interrupt(token: str) -> None:  # Ctrl-C in the notebook arrives mid-generation
+        seen.append(token)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prompts.run("p", on_token=interrupt, cache=False, policy=None)
+    (found,) = traces.search(status="error", workspace=workspace)
+    stored = traces.get(found.trace_id, workspace)
+    assert found.name == "prompt p@1" and stored.root.attrs["error"].startswith("KeyboardInterrupt")
+    assert stored.root.events[-1]["attributes"]["exception.type"] == "KeyboardInterrupt"
+    statuses = {s.name: s.status for s in stored.spans}
+    assert statuses["render"] == "ok" and statuses["generate"] == "error" and len(seen) == 2
+    assert workspace.list_runs("prompt") == []

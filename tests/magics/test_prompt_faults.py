@@ -40,6 +40,40 @@ def test_a_cell_that_works_saves_then_records(ip, workspace) -> None:
     assert r.trace and workspace.resolve("prompt", "ok").content["params"] == {"max_tokens": 2}
 
 
+@pytest.mark.parametrize(("line", "body", "problem"), [
+    ("p --model llamacpp:/nonexistent.gguf", "Hello", "GGUF file not found: /nonexistent.gguf"),
+    ("p", "{{ range(10**12) | list }}", "p@1 failed to render: OverflowError"),
+])
+def test_a_failed_cell_leaves_a_searchable_error_trace(ip, workspace, line: str, body: str, problem: str) -> None:
+    from cellops.kernels_lib.tracking import traces
+
+    with pytest.raises(UsageError, match=problem):
+        ip.run_cell_magic("prompt", line, body)
+    (found,) = traces.search(status="error", workspace=workspace)
+    assert found.name == "prompt p@1" and found.kind == "chain"
+    root = traces.get(found.trace_id, workspace).root
+    assert root.status == "error" and problem.split(":")[0] in root.attrs["error"]
+    assert [e["name"] for e in root.events] == ["exception"]
+    listed = ip.run_line_magic("trace", "list --status error")._repr_mimebundle_()["text/plain"]
+    assert found.trace_id[:12] in listed and "prompt p@1" in listed
+    assert workspace.list_versions("prompt", "p") == []  # the failure still saves no version
+
+
+def test_run_of_a_saved_prompt_that_fails_leaves_an_error_trace(ip, workspace) -> None:
+    from cellops.kernels_lib.tracking import traces
+
+    ip.run_cell_magic("prompt", "q --no-run", "Hello")
+    with pytest.raises(UsageError, match="GGUF file not found"):
+        ip.run_line_magic("prompt", "run q --model llamacpp:/nonexistent.gguf")
+    assert [t.name for t in traces.search(status="error", workspace=workspace)] == ["prompt q@1"]
+
+
+def test_history_of_an_unknown_prompt_says_so(ip) -> None:
+    ip.run_cell_magic("prompt", "q --no-run", "Hello")
+    with pytest.raises(UsageError, match=r"^no saved prompt named 'nosuch'; %prompt list shows"):
+        ip.run_line_magic("prompt", "history nosuch")
+
+
 def _corrupt_active_policy(workspace) -> None:
     guard.save("mine", "extends: default\ndescription: mine", workspace)
     guard.on("mine", workspace)

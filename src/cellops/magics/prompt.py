@@ -174,7 +174,10 @@ def line_command(ctx: MagicContext, line: str) -> Any:
         head = f"{p.ref}  hash {p.hash[:10]}  aliases {', '.join(p.aliases) or '-'}  params {p.params}"
         return TextView(head + (f"\nsystem: {p.system}" if p.system else "") + "\n\n" + p.template)
     if cmd == "history":
-        return PromptListView(prompts.history(rest.strip(), ws))
+        versions = prompts.history(rest.strip(), ws)
+        if not versions and rest.strip():
+            raise UsageError(f"no saved prompt named '{rest.strip()}'; %prompt list shows the saved ones")
+        return PromptListView(versions)
     if cmd == "diff":
         refs = rest.split()
         if len(refs) != 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +109,21 @@ def call(
     trace = Trace(f"prompt {prompt.ref}", **{"cellops.prompt": prompt.ref})
     if on_trace is not None:
         on_trace(trace)
+    try:
+        return _call(trace, prompt, variables, model, params, on_token, ws, cache, stats, history, policy)
+    except BaseException as e:  # a failed or interrupted run keeps its trace: status error, the exception
+        trace.end_span(trace.root, e)
+        try:
+            traces.save(ws, trace)
+        except Exception as save_error:  # the call's own error is the one to raise
+            logging.getLogger(__name__).warning("prompt %s: its error trace was not saved (%s)",
+                                                prompt.ref, save_error)
+        raise
+
+
+def _call(trace: Trace, prompt: store.Prompt, variables: dict[str, Any], model: str | None,
+          params: dict[str, Any] | None, on_token: OnToken | None, ws: Workspace, cache: bool,
+          stats: CacheStats | None, history: list[dict[str, str]] | None, policy: Any) -> Call:
     with trace.span("render"):
         messages, model_uri, gp = resolve_call(prompt, dict(variables or {}), model, params, history)
     if isinstance(policy, str) and policy == "active":
