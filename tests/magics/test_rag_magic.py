@@ -53,6 +53,9 @@ def test_build_search_list_show(ip, docs: Path, workspace) -> None:
     assert "kb@1" in listing and "brute" in listing
     shown = ip.run_line_magic("rag", "show kb@1")._repr_mimebundle_()["text/plain"]
     assert "skip.bin" in shown and "auto size 128 overlap 16" in shown
+    assert "kb@1" in ip.run_line_magic("rag", "history kb@1")._repr_mimebundle_()["text/plain"]
+    with pytest.raises(UsageError, match=r"^no saved index named 'nosuch'; %rag list shows"):
+        ip.run_line_magic("rag", "history nosuch")
 
 
 def test_eval_and_map(ip, docs: Path, tmp_path: Path) -> None:

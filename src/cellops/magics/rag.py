@@ -173,7 +173,11 @@ def listing(ctx: MagicContext, cmd: str, rest: str) -> Any:
     if not rest.strip():
         raise UsageError(f"usage: %rag {cmd} NAME")
     if cmd == "history":
-        return IndexListView(rag.history(rest.strip().split("@")[0], ws))
+        name = rest.strip().split("@")[0]
+        versions = rag.history(name, ws)
+        if not versions:
+            raise UsageError(f"no saved index named '{name}'; %rag list shows the saved ones")
+        return IndexListView(versions)
     return show_index(ws, rest.strip())
 
 
