@@ -46,3 +46,17 @@ def test_alias_resolution() -> None:
     assert prompts.get("a@prod").template == "one"
     with pytest.raises(NotFoundError, match="no version, alias or hash 'staging'"):
         prompts.get("a@staging")
+
+
+def test_a_cases_file_with_a_key_given_twice_is_one_line(tmp_path) -> None:
+    from cellops.kernels_lib.prompts.cases import load_cases
+
+    path = tmp_path / "cases.yaml"
+    path.write_text("- vars: {w: hi}\n  assert: [{type: contains, value: hi}]\n"
+                    "  assert: [{type: contains, value: bye}]\n")
+    with pytest.raises(InvalidInputError, match=r"^cases.yaml is not valid YAML: key 'assert' is defined "
+                                                r"twice \(lines 2 and 3\); keep one$"):
+        load_cases(str(path))
+    path.write_text("- vars: {w: hi\n")
+    with pytest.raises(InvalidInputError, match=r"^cases.yaml is not valid YAML: line 2: [^\n]*$"):
+        load_cases(str(path))

@@ -114,3 +114,12 @@ def test_cell_parses_into_a_frozen_dataclass_without_running(ip) -> None:
     assert a.params == {"max_tokens": 4} and a.tests == [{"vars": {"t_country": "Chile"}, "assert": []}]
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.name = "other"  # type: ignore[misc]
+
+
+def test_inline_cases_with_a_key_given_twice_are_one_line_and_save_nothing(ip, workspace) -> None:
+    body = ("Say {{ w }}\n---\n- vars: {w: hi}\n  assert: [{type: contains, value: hi}]\n"
+            "  assert: [{type: contains, value: bye}]\n")
+    with pytest.raises(UsageError, match=r"^test cases after '---' are not valid YAML: key 'assert' is "
+                                         r"defined twice \(lines 2 and 3\); keep one$"):
+        ip.run_cell_magic("prompt", "dupcase --no-run", body)
+    assert workspace.list_versions("prompt", "dupcase") == []

@@ -49,3 +49,12 @@ class UniqueKeyLoader(yaml.SafeLoader):
 def safe_load(stream: Any) -> Any:
     """Like ``yaml.safe_load`` (no Python objects, no pickle), but a duplicate key raises."""
     return yaml.load(stream, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def one_line(e: Exception) -> str:
+    """A YAML error as one line: what is wrong and its line ("line 3: key 'a' is defined twice ...")."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if isinstance(e, DuplicateKeyError) or mark is None:
+        return problem
+    return f"line {mark.line + 1}: {problem}"

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from IPython.core.error import UsageError
 
-from ..kernels_lib import prompts
+from ..kernels_lib import prompts, yamlsafe
 from ..kernels_lib.prompts import template as tpl
 from .context import MagicArgumentParser, MagicContext, check_template, parse_kv
 from .prompt_loop import COMMANDS as LOOP_COMMANDS  # compare / test / alias / feedback
@@ -131,9 +131,9 @@ def _cell_tests(ctx: MagicContext, inline: str, option: str | None) -> list[dict
     tests = None
     if inline.strip():
         try:
-            tests = yaml.safe_load(inline)
+            tests = yamlsafe.safe_load(inline)  # a key given twice would silently drop an assertion
         except yaml.YAMLError as e:
-            raise UsageError(f"test cases after '---' are not valid YAML: {e}") from None
+            raise UsageError(f"test cases after '---' are not valid YAML: {yamlsafe.one_line(e)}") from None
         if not isinstance(tests, list):
             raise UsageError("test cases after '---' must be a YAML list of {vars, assert} items")
         tests = check_tests(tests)  # a malformed assertion is named before anything is saved

@@ -84,10 +84,14 @@ def _read_file(path: Path) -> tuple[str, list[tuple[str, Any]]]:
     if suffix in (".json", ".yaml", ".yml"):
         import yaml
 
+        from ..yamlsafe import one_line, safe_load
+
         try:
-            data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as e:
-            raise InvalidInputError(f"{name} is not valid {suffix[1:].upper()}: {e}") from None
+            data = json.loads(text) if suffix == ".json" else safe_load(text)
+        except json.JSONDecodeError as e:
+            raise InvalidInputError(f"{name} is not valid JSON: {e}") from None
+        except yaml.YAMLError as e:  # a key given twice too: plain YAML would drop an assertion
+            raise InvalidInputError(f"{name} is not valid YAML: {one_line(e)}") from None
         if isinstance(data, dict) and isinstance(data.get("tests"), list):  # promptfoo config style
             data = data["tests"]
         if not isinstance(data, list):
